@@ -1,0 +1,259 @@
+#include "device/testing/fake_guest.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace vgpu::testing {
+
+using gpu::wire::CtrlHdr;
+using gpu::wire::MemEntry;
+using gpu::wire::Rect;
+
+namespace {
+constexpr uint64_t kHighBase = 4ull << 30;
+}
+
+CtrlHdr Hdr(uint32_t type, uint32_t flags, uint64_t fence_id) {
+  CtrlHdr hdr{};
+  hdr.type = type;
+  hdr.flags = flags;
+  hdr.fence_id = fence_id;
+  return hdr;
+}
+
+FakeGuest::FakeGuest(FakeGuestOptions options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<FakeGuest>> FakeGuest::Create(FakeGuestOptions options) {
+  std::unique_ptr<FakeGuest> guest(new FakeGuest(std::move(options)));
+  const FakeGuestOptions& o = guest->options_;
+  VGPU_ASSIGN_OR_RETURN(auto mapping, virtio::MemoryMapping::CreateMemfd(o.ram_bytes, "guest-ram"));
+  std::vector<virtio::GuestRegion> regions;
+  uint64_t low_size = o.two_regions ? o.ram_bytes / 2 : o.ram_bytes;
+  regions.push_back({.guest_phys_addr = 0, .size = low_size, .mapping = mapping,
+                     .mapping_offset = 0, .user_addr = 0x7f0000000000});
+  if (o.two_regions) {
+    regions.push_back({.guest_phys_addr = kHighBase, .size = o.ram_bytes - low_size,
+                       .mapping = mapping, .mapping_offset = low_size,
+                       .user_addr = 0x7f0000000000 + low_size});
+    guest->high_base_ = kHighBase;
+    guest->high_allocator_ = virtio::GuestAllocator(kHighBase, o.ram_bytes - low_size);
+  }
+  VGPU_ASSIGN_OR_RETURN(guest->memory_, virtio::GuestMemory::Create(std::move(regions)));
+  // Leave page 0 unused so address 0 is never a valid allocation.
+  guest->allocator_ = virtio::GuestAllocator(4096, low_size - 4096);
+  VGPU_ASSIGN_OR_RETURN(guest->device_, gpu::GpuDevice::Create(o.device, &guest->sink_));
+  guest->device_->SetGuestMemory(guest->memory_);
+  guest->device_->SetDriverFeatures(o.driver_features);
+  uint32_t tables = o.indirect ? 4 : 0;
+  VGPU_ASSIGN_OR_RETURN(guest->control_driver_,
+                        virtio::DriverQueue::Create(guest->memory_, guest->allocator_,
+                                                    o.queue_size, o.event_idx, tables));
+  VGPU_ASSIGN_OR_RETURN(guest->cursor_driver_,
+                        virtio::DriverQueue::Create(guest->memory_, guest->allocator_, 16,
+                                                    o.event_idx, 0));
+  auto make_device_queue = [&](virtio::DriverQueue& driver)
+      -> absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> {
+    const virtio::DriverQueueLayout& l = driver.layout();
+    VGPU_ASSIGN_OR_RETURN(auto desc, guest->memory_->Translate(l.desc_gpa,
+                                                               virtio::DescTableBytes(driver.size())));
+    VGPU_ASSIGN_OR_RETURN(auto avail, guest->memory_->Translate(
+                                          l.avail_gpa, virtio::AvailRingBytes(driver.size())));
+    VGPU_ASSIGN_OR_RETURN(auto used, guest->memory_->Translate(l.used_gpa,
+                                                               virtio::UsedRingBytes(driver.size())));
+    return virtio::SplitVirtqueue::Create(driver.size(), desc, avail, used, o.event_idx,
+                                          o.indirect);
+  };
+  VGPU_ASSIGN_OR_RETURN(guest->control_queue_, make_device_queue(*guest->control_driver_));
+  VGPU_ASSIGN_OR_RETURN(guest->cursor_queue_, make_device_queue(*guest->cursor_driver_));
+  VGPU_ASSIGN_OR_RETURN(guest->scratch_gpa_, guest->allocator_.Allocate(kScratchBytes, 4096));
+  return guest;
+}
+
+absl::StatusOr<uint64_t> FakeGuest::Alloc(uint64_t size, uint64_t alignment, bool high) {
+  if (high) {
+    if (!options_.two_regions) return absl::FailedPreconditionError("no high region");
+    return high_allocator_.Allocate(size, alignment);
+  }
+  return allocator_.Allocate(size, alignment);
+}
+
+absl::Status FakeGuest::WriteGuest(uint64_t gpa, absl::Span<const uint8_t> bytes) {
+  return memory_->Write(gpa, bytes);
+}
+
+absl::Status FakeGuest::ReadGuest(uint64_t gpa, absl::Span<uint8_t> out) {
+  return memory_->Read(gpa, out);
+}
+
+absl::Status FakeGuest::Process(uint32_t queue_index) {
+  virtio::SplitVirtqueue& queue = queue_index == gpu::kControlQueue ? *control_queue_ : *cursor_queue_;
+  absl::StatusOr<bool> notify = device_->ProcessQueue(queue_index, queue);
+  return notify.status();
+}
+
+absl::StatusOr<std::vector<uint8_t>> FakeGuest::Submit(absl::Span<const uint8_t> command,
+                                                       absl::Span<const uint8_t> payload,
+                                                       uint32_t response_size) {
+  if (command.size() + payload.size() + response_size + 64 > kScratchBytes) {
+    return absl::InvalidArgumentError("command too large for the scratch area");
+  }
+  uint64_t command_gpa = scratch_gpa_;
+  uint64_t payload_gpa = command_gpa + ((command.size() + 15) & ~uint64_t{15});
+  uint64_t response_gpa = payload_gpa + ((payload.size() + 15) & ~uint64_t{15});
+  VGPU_RETURN_IF_ERROR(memory_->Write(command_gpa, command));
+  if (!payload.empty()) VGPU_RETURN_IF_ERROR(memory_->Write(payload_gpa, payload));
+  std::vector<uint8_t> poison(response_size, 0xAB);
+  VGPU_RETURN_IF_ERROR(memory_->Write(response_gpa, poison));
+  std::vector<virtio::GuestBuffer> readable = {
+      {command_gpa, static_cast<uint32_t>(command.size())}};
+  if (!payload.empty()) readable.push_back({payload_gpa, static_cast<uint32_t>(payload.size())});
+  std::vector<virtio::GuestBuffer> writable;
+  if (response_size > 0) writable.push_back({response_gpa, response_size});
+  VGPU_ASSIGN_OR_RETURN(uint16_t head, control_driver_->Add(readable, writable, options_.indirect));
+  VGPU_RETURN_IF_ERROR(Process(gpu::kControlQueue));
+  std::optional<virtio::UsedEntry> used = control_driver_->PopUsed();
+  if (!used) return absl::InternalError("the device returned no used entry");
+  if (used->head != head) {
+    return absl::InternalError(absl::StrCat("used head ", used->head, " != posted ", head));
+  }
+  if (used->written > response_size) {
+    return absl::InternalError(absl::StrCat("device claims ", used->written, " bytes written"));
+  }
+  std::vector<uint8_t> response(used->written);
+  VGPU_RETURN_IF_ERROR(memory_->Read(response_gpa, absl::MakeSpan(response)));
+  return response;
+}
+
+absl::StatusOr<uint32_t> FakeGuest::SubmitForType(absl::Span<const uint8_t> command,
+                                                  absl::Span<const uint8_t> payload,
+                                                  uint32_t response_size) {
+  VGPU_ASSIGN_OR_RETURN(std::vector<uint8_t> response, Submit(command, payload, response_size));
+  if (response.size() < sizeof(CtrlHdr)) return 0u;
+  CtrlHdr hdr;
+  std::memcpy(&hdr, response.data(), sizeof(hdr));
+  return hdr.type;
+}
+
+absl::Status FakeGuest::SubmitCursor(const gpu::wire::UpdateCursor& command) {
+  uint64_t gpa = scratch_gpa_ + kScratchBytes - 4096;
+  VGPU_RETURN_IF_ERROR(memory_->Write(gpa, Bytes(command)));
+  virtio::GuestBuffer buffer{gpa, sizeof(command)};
+  VGPU_ASSIGN_OR_RETURN(uint16_t head, cursor_driver_->Add({&buffer, 1}, {}));
+  VGPU_RETURN_IF_ERROR(Process(gpu::kCursorQueue));
+  std::optional<virtio::UsedEntry> used = cursor_driver_->PopUsed();
+  if (!used || used->head != head || used->written != 0) {
+    return absl::InternalError("cursor chain not returned with length 0");
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+uint32_t TypeOr(absl::StatusOr<uint32_t> type) { return type.ok() ? *type : 0; }
+}  // namespace
+
+uint32_t FakeGuest::Create2d(uint32_t id, uint32_t width, uint32_t height, uint32_t format) {
+  gpu::wire::ResourceCreate2d cmd{Hdr(gpu::wire::kCmdResourceCreate2d), id, format, width, height};
+  return TypeOr(SubmitForType(Bytes(cmd)));
+}
+
+uint32_t FakeGuest::AttachEntries(uint32_t id, absl::Span<const MemEntry> entries) {
+  gpu::wire::ResourceAttachBacking cmd{Hdr(gpu::wire::kCmdResourceAttachBacking), id,
+                                       static_cast<uint32_t>(entries.size())};
+  return TypeOr(SubmitForType(
+      Bytes(cmd), absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(entries.data()),
+                                      entries.size() * sizeof(MemEntry))));
+}
+
+uint32_t FakeGuest::AttachNewBacking(uint32_t id, uint64_t bytes, uint64_t* gpa,
+                                     uint32_t chunks) {
+  // Chunks are allocated with a page gap between them, so they are truly
+  // scattered in guest-physical space.
+  uint64_t chunk = (bytes + chunks - 1) / chunks;
+  std::vector<MemEntry> entries;
+  uint64_t left = bytes;
+  for (uint32_t i = 0; i < chunks && left > 0; ++i) {
+    uint64_t size = std::min(chunk, left);
+    absl::StatusOr<uint64_t> addr = Alloc(size + 4096, 4096);
+    if (!addr.ok()) return 0;
+    if (i == 0 && gpa != nullptr) *gpa = *addr;
+    entries.push_back(MemEntry{*addr, static_cast<uint32_t>(size), 0});
+    left -= size;
+  }
+  return AttachEntries(id, entries);
+}
+
+uint32_t FakeGuest::CreateBlob(uint32_t id, uint64_t size, absl::Span<const MemEntry> entries) {
+  gpu::wire::ResourceCreateBlob cmd{};
+  cmd.hdr = Hdr(gpu::wire::kCmdResourceCreateBlob);
+  cmd.resource_id = id;
+  cmd.blob_mem = gpu::wire::kBlobMemGuest;
+  cmd.blob_flags = gpu::wire::kBlobFlagUseShareable;
+  cmd.nr_entries = static_cast<uint32_t>(entries.size());
+  cmd.size = size;
+  return TypeOr(SubmitForType(
+      Bytes(cmd), absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(entries.data()),
+                                      entries.size() * sizeof(MemEntry))));
+}
+
+uint32_t FakeGuest::SetScanout(uint32_t scanout, uint32_t id, Rect rect) {
+  gpu::wire::SetScanout cmd{Hdr(gpu::wire::kCmdSetScanout), rect, scanout, id};
+  return TypeOr(SubmitForType(Bytes(cmd)));
+}
+
+uint32_t FakeGuest::SetScanoutBlob(uint32_t scanout, uint32_t id, uint32_t width, uint32_t height,
+                                   uint32_t stride, uint32_t offset, Rect rect, uint32_t format) {
+  gpu::wire::SetScanoutBlob cmd{};
+  cmd.hdr = Hdr(gpu::wire::kCmdSetScanoutBlob);
+  cmd.r = rect;
+  cmd.scanout_id = scanout;
+  cmd.resource_id = id;
+  cmd.width = width;
+  cmd.height = height;
+  cmd.format = format;
+  cmd.strides[0] = stride;
+  cmd.offsets[0] = offset;
+  return TypeOr(SubmitForType(Bytes(cmd)));
+}
+
+uint32_t FakeGuest::Transfer(uint32_t id, Rect rect, uint64_t offset) {
+  gpu::wire::TransferToHost2d cmd{Hdr(gpu::wire::kCmdTransferToHost2d), rect, offset, id, 0};
+  return TypeOr(SubmitForType(Bytes(cmd)));
+}
+
+uint32_t FakeGuest::Flush(uint32_t id, Rect rect, bool fenced, uint64_t fence_id) {
+  gpu::wire::ResourceFlush cmd{
+      Hdr(gpu::wire::kCmdResourceFlush, fenced ? gpu::wire::kFlagFence : 0, fence_id), rect, id,
+      0};
+  return TypeOr(SubmitForType(Bytes(cmd)));
+}
+
+uint32_t FakeGuest::Unref(uint32_t id) {
+  gpu::wire::ResourceUnref cmd{Hdr(gpu::wire::kCmdResourceUnref), id, 0};
+  return TypeOr(SubmitForType(Bytes(cmd)));
+}
+
+uint32_t FakeGuest::Detach(uint32_t id) {
+  gpu::wire::ResourceDetachBacking cmd{Hdr(gpu::wire::kCmdResourceDetachBacking), id, 0};
+  return TypeOr(SubmitForType(Bytes(cmd)));
+}
+
+absl::StatusOr<uint64_t> FakeGuest::MakeScanoutResource(uint32_t id, uint32_t width,
+                                                        uint32_t height, uint32_t scanout) {
+  uint64_t gpa = 0;
+  if (uint32_t t = Create2d(id, width, height); t != gpu::wire::kRespOkNodata) {
+    return absl::InternalError(absl::StrCat("create failed: 0x", absl::Hex(t)));
+  }
+  if (uint32_t t = AttachNewBacking(id, uint64_t{width} * height * 4, &gpa);
+      t != gpu::wire::kRespOkNodata) {
+    return absl::InternalError(absl::StrCat("attach failed: 0x", absl::Hex(t)));
+  }
+  if (uint32_t t = SetScanout(scanout, id, Rect{0, 0, width, height});
+      t != gpu::wire::kRespOkNodata) {
+    return absl::InternalError(absl::StrCat("set scanout failed: 0x", absl::Hex(t)));
+  }
+  return gpa;
+}
+
+}  // namespace vgpu::testing
