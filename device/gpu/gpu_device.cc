@@ -19,11 +19,14 @@ namespace {
 constexpr uint32_t kMinScanoutSize = 16;  // QEMU's rule for scanout rects
 constexpr uint64_t kCursorBytes = uint64_t{kCursorSize} * kCursorSize * kBytesPerPixel;
 
-// Host bytes a width x height grid can hold: whole tiles.
+// Host bytes a width x height grid can hold: whole tiles. UINT64_MAX when it
+// overflows (always over budget).
 uint64_t GridBytes(uint32_t width, uint32_t height) {
   uint64_t columns = (uint64_t{width} + kTileSize - 1) / kTileSize;
   uint64_t rows = (uint64_t{height} + kTileSize - 1) / kTileSize;
-  return columns * rows * kTileBytes;
+  std::optional<uint64_t> tiles = CheckedMul64(columns, rows);
+  std::optional<uint64_t> bytes = tiles ? CheckedMul64(*tiles, kTileBytes) : std::nullopt;
+  return bytes.value_or(~uint64_t{0});
 }
 
 // QEMU's six-term check, in 64 bits so x + width cannot wrap.
