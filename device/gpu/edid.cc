@@ -101,14 +101,14 @@ std::array<uint8_t, 128> MakeEdid(uint32_t width, uint32_t height, uint32_t seri
 }
 
 EdidMode DecodePreferredMode(const std::array<uint8_t, 128>& edid) {
-  const uint8_t* d = &edid[54];
+  auto byte = [&edid](size_t i) -> uint32_t { return edid[54 + i]; };
   EdidMode mode;
-  uint32_t clock = d[0] | (d[1] << 8);
+  uint32_t clock = byte(0) | (byte(1) << 8);
   mode.pixel_clock_khz = clock * 10;
-  mode.width = d[2] | ((d[4] >> 4) << 8);
-  uint32_t h_blank = d[3] | ((d[4] & 0xF) << 8);
-  mode.height = d[5] | ((d[7] >> 4) << 8);
-  uint32_t v_blank = d[6] | ((d[7] & 0xF) << 8);
+  mode.width = byte(2) | ((byte(4) >> 4) << 8);
+  uint32_t h_blank = byte(3) | ((byte(4) & 0xF) << 8);
+  mode.height = byte(5) | ((byte(7) >> 4) << 8);
+  uint32_t v_blank = byte(6) | ((byte(7) & 0xF) << 8);
   uint64_t total = uint64_t{mode.width + h_blank} * (mode.height + v_blank);
   if (total > 0) mode.refresh_hz = static_cast<uint32_t>((uint64_t{clock} * 10000 + total / 2) / total);
   return mode;

@@ -9,23 +9,65 @@ namespace {
 
 std::atomic<uint64_t> next_tile_version{1};
 
-std::shared_ptr<Tile> NewTile() {
-  auto tile = std::make_shared<Tile>();
-  tile->version = next_tile_version.fetch_add(1, std::memory_order_relaxed);
-  return tile;
-}
+// Up to 64 MiB of free tiles stay pooled.
+constexpr size_t kMaxPooledTiles = (64u << 20) / kTileBytes;
 
 // A pointer held only here may be written in place. Other threads only ever
 // drop references (never add), so a count of 1 seen on the device thread is
 // stable; the fence orders their last reads before our writes.
-template <typename T>
-bool Exclusive(const std::shared_ptr<T>& p) {
+bool Exclusive(const std::shared_ptr<TileRow>& p) {
   if (p.use_count() != 1) return false;
   std::atomic_thread_fence(std::memory_order_acquire);
   return true;
 }
 
 }  // namespace
+
+TilePool& TilePool::Default() {
+  static TilePool* pool = new TilePool(kMaxPooledTiles);
+  return *pool;
+}
+
+TilePool::~TilePool() {
+  for (Tile* tile : free_) delete tile;
+}
+
+void TileRef::Reset() {
+  if (tile_ == nullptr) return;
+  if (tile_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) tile_->pool->Release(tile_);
+  tile_ = nullptr;
+}
+
+TileRef TilePool::Allocate() {
+  Tile* tile = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_.empty()) {
+      tile = free_.back();
+      free_.pop_back();
+    }
+  }
+  if (tile == nullptr) tile = new Tile;
+  tile->pool = this;
+  tile->version = next_tile_version.fetch_add(1, std::memory_order_relaxed);
+  return TileRef(tile);
+}
+
+void TilePool::Release(Tile* tile) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < max_free_) {
+      free_.push_back(tile);
+      return;
+    }
+  }
+  delete tile;
+}
+
+size_t TilePool::free_tiles() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return free_.size();
+}
 
 PixelRect Intersect(const PixelRect& a, const PixelRect& b) {
   uint64_t x0 = std::max<uint64_t>(a.x, b.x);
@@ -46,32 +88,100 @@ TileGrid::TileGrid(uint32_t width, uint32_t height)
     row->tiles.resize(columns_);
     rows_.push_back(std::move(row));
   }
+  back_.resize(size_t{row_count} * columns_);
+  max_back_tiles_ = std::max<size_t>(16, back_.size() / 4);
 }
 
-uint8_t* TileGrid::MutableTile(uint32_t column, uint32_t row, bool overwrite_all,
+namespace {
+
+// Bounding box of two rects (either may be empty).
+PixelRect Union(const PixelRect& a, const PixelRect& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  uint32_t x0 = std::min(a.x, b.x), y0 = std::min(a.y, b.y);
+  uint32_t x1 = std::max(a.x + a.width, b.x + b.width);
+  uint32_t y1 = std::max(a.y + a.height, b.y + b.height);
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
+// Copies `region` of `from` into `to` (or zeroes it when `from` is null),
+// except the pixels inside `skip`, which the caller is about to overwrite.
+uint64_t CopyRegionExcept(uint8_t* to, const uint8_t* from, const PixelRect& region,
+                          const PixelRect& skip) {
+  if (Intersect(region, skip) == region) return 0;  // all of it is overwritten
+  uint64_t copied = 0;
+  auto copy = [&](uint32_t y, uint32_t x0, uint32_t x1) {
+    if (x1 <= x0) return;
+    size_t offset = size_t{y} * kTileStride + size_t{x0} * kBytesPerPixel;
+    size_t bytes = size_t{x1 - x0} * kBytesPerPixel;
+    if (from != nullptr) {
+      std::memcpy(to + offset, from + offset, bytes);
+      copied += bytes;
+    } else {
+      std::memset(to + offset, 0, bytes);
+    }
+  };
+  const uint32_t right = region.x + region.width;
+  for (uint32_t y = region.y; y < region.y + region.height; ++y) {
+    if (y < skip.y || y >= skip.y + skip.height || skip.empty()) {
+      copy(y, region.x, right);
+    } else {
+      copy(y, region.x, std::min(right, skip.x));
+      copy(y, std::max(region.x, skip.x + skip.width), right);
+    }
+  }
+  return copied;
+}
+
+}  // namespace
+
+uint8_t* TileGrid::MutableTile(uint32_t column, uint32_t row, const PixelRect& covered,
                                GridStats* stats) {
   std::shared_ptr<TileRow>& row_ptr = rows_[row];
   if (!Exclusive(row_ptr)) {
     row_ptr = std::make_shared<TileRow>(*row_ptr);
     ++stats->rows_cloned;
   }
-  std::shared_ptr<Tile>& tile = row_ptr->tiles[column];
-  if (tile && Exclusive(tile)) {
+  TileRef& tile = row_ptr->tiles[column];
+  BackTile& back = back_[size_t{row} * columns_ + column];
+  constexpr PixelRect kWhole{0, 0, kTileSize, kTileSize};
+  if (tile && tile.Exclusive()) {
+    // Nobody else sees this tile: write in place.
     tile->version = next_tile_version.fetch_add(1, std::memory_order_relaxed);
+    back.changed = Union(back.changed, covered);
     return tile->pixels;
   }
-  std::shared_ptr<Tile> fresh = NewTile();
-  ++stats->tiles_allocated;
-  if (overwrite_all) {
-    // Contents are about to be replaced whole.
-  } else if (tile) {
-    std::memcpy(fresh->pixels, tile->pixels, kTileBytes);
-    ++stats->tiles_cloned;
-    stats->clone_bytes += kTileBytes;
+  TileRef target;
+  if (tile && back.previous && back.previous.Exclusive()) {
+    // Reuse the version before the current one: it differs from the
+    // current tile only inside back.changed.
+    target = std::move(back.previous);
+    --back_tiles_held_;
+    target->version = next_tile_version.fetch_add(1, std::memory_order_relaxed);
+    stats->clone_bytes += CopyRegionExcept(target->pixels, tile->pixels, back.changed, covered);
+    ++stats->back_tiles_reused;
   } else {
-    std::memset(fresh->pixels, 0, kTileBytes);
+    target = TilePool::Default().Allocate();
+    ++stats->tiles_allocated;
+    uint64_t copied = CopyRegionExcept(target->pixels, tile ? tile->pixels : nullptr, kWhole,
+                                       covered);
+    if (tile && copied > 0) {
+      stats->clone_bytes += copied;
+      ++stats->tiles_cloned;
+    }
   }
-  tile = std::move(fresh);
+  // The current tile becomes the previous version (kept only while under the
+  // bound; otherwise it goes back to the pool when frames drop it).
+  if (back.previous) {
+    back.previous.Reset();
+    --back_tiles_held_;
+  }
+  if (tile && back_tiles_held_ < max_back_tiles_) {
+    back.previous = std::move(tile);
+    ++back_tiles_held_;
+  }
+  back.changed = covered;
+  tile = std::move(target);
   return tile->pixels;
 }
 

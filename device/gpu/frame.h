@@ -9,7 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -33,15 +36,70 @@ struct PixelRect {
 // Intersection of two rects (computed in 64 bits; empty if disjoint).
 PixelRect Intersect(const PixelRect& a, const PixelRect& b);
 
+class TilePool;
+
 struct Tile {
   // Unique across the process; a new version for every content change, so
   // encoders can cache per (version, profile).
   uint64_t version = 0;
+  // References held by TileRefs; the last one returns the tile to its pool.
+  std::atomic<uint32_t> refs{0};
+  TilePool* pool = nullptr;
   alignas(64) uint8_t pixels[kTileBytes];
 };
 
+// A counted reference to a pooled Tile (intrusive: no separate control
+// block, one atomic per copy). Thread-safe like std::shared_ptr.
+class TileRef {
+ public:
+  TileRef() = default;
+  explicit TileRef(Tile* tile) : tile_(tile) {
+    if (tile_) tile_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  TileRef(const TileRef& other) : TileRef(other.tile_) {}
+  TileRef(TileRef&& other) noexcept : tile_(other.tile_) { other.tile_ = nullptr; }
+  TileRef& operator=(TileRef other) noexcept {
+    std::swap(tile_, other.tile_);
+    return *this;
+  }
+  ~TileRef() { Reset(); }
+
+  Tile* get() const { return tile_; }
+  Tile* operator->() const { return tile_; }
+  explicit operator bool() const { return tile_ != nullptr; }
+  // True when this is the only reference. Other threads only ever drop
+  // references to published tiles, so a true answer on the device thread
+  // stays true, and the acquire orders their last reads before our writes.
+  bool Exclusive() const { return tile_->refs.load(std::memory_order_acquire) == 1; }
+  void Reset();
+
+ private:
+  Tile* tile_ = nullptr;
+};
+
+// Recycles tile memory: tiles freed by any thread (a viewer dropping the
+// last frame that held them) go back to a bounded free list, so the device
+// thread's next allocation reuses warm, already-faulted memory.
+// Thread-safe.
+class TilePool {
+ public:
+  static TilePool& Default();
+  explicit TilePool(size_t max_free_tiles) : max_free_(max_free_tiles) {}
+  ~TilePool();
+  // A tile with a fresh version and unspecified pixels.
+  TileRef Allocate();
+  size_t free_tiles() const;
+
+ private:
+  friend class TileRef;
+  void Release(Tile* tile);
+  const size_t max_free_;
+  mutable std::mutex mu_;
+  std::vector<Tile*> free_;
+};
+
 struct TileRow {
-  std::vector<std::shared_ptr<Tile>> tiles;
+  std::vector<TileRef> tiles;
 };
 
 struct GridStats {
@@ -49,6 +107,7 @@ struct GridStats {
   uint64_t tiles_cloned = 0;       // copy-on-write of a tile a frame still held
   uint64_t clone_bytes = 0;        // bytes copied by those clones
   uint64_t rows_cloned = 0;
+  uint64_t back_tiles_reused = 0;  // copy-on-write served by a previous version
 };
 
 // A mutable tile grid. Thread-compatible; lives on the device thread.
@@ -63,9 +122,9 @@ class TileGrid {
   uint32_t rows() const { return static_cast<uint32_t>(rows_.size()); }
 
   // A writable pointer to tile (column, row), cloning it (or its row) if a
-  // published frame shares it. When `overwrite_all` is true the caller will
-  // write every pixel, so old contents are not copied.
-  uint8_t* MutableTile(uint32_t column, uint32_t row, bool overwrite_all, GridStats* stats);
+  // published frame shares it. The caller will overwrite `covered` (tile
+  // coordinates), so a clone copies only the pixels outside it.
+  uint8_t* MutableTile(uint32_t column, uint32_t row, const PixelRect& covered, GridStats* stats);
 
   // Shares the current rows with a new immutable snapshot.
   std::vector<std::shared_ptr<const TileRow>> Snapshot() const;
@@ -75,6 +134,18 @@ class TileGrid {
   uint32_t height_ = 0;
   uint32_t columns_ = 0;
   std::vector<std::shared_ptr<TileRow>> rows_;
+  // Per tile slot, the version before the current one and the part of the
+  // tile where they differ. When a published frame pins the current tile,
+  // the previous one (once viewers have let go of it) is brought up to date
+  // by copying only that part, instead of cloning the whole tile: small
+  // repeated updates (typing, a blinking cursor) then cost almost nothing.
+  struct BackTile {
+    TileRef previous;
+    PixelRect changed;
+  };
+  std::vector<BackTile> back_;
+  size_t back_tiles_held_ = 0;
+  size_t max_back_tiles_ = 0;  // bounds the extra memory to 1/4 of the grid
 };
 
 // An immutable picture of one scanout. Thread-safe.

@@ -19,14 +19,14 @@ TEST(FrameTest, IntersectClipsAndHandlesWrap) {
 TEST(FrameTest, CopyOnWriteNeverChangesAPublishedFrame) {
   TileGrid grid(130, 70);
   GridStats stats;
-  grid.MutableTile(0, 0, false, &stats)[0] = 1;
+  grid.MutableTile(0, 0, PixelRect{0, 0, 1, 1}, &stats)[0] = 1;
   Frame old_frame(130, 70, 0, 0, grid.Snapshot(), grid.columns(), 1);
-  grid.MutableTile(0, 0, false, &stats)[0] = 2;
+  grid.MutableTile(0, 0, PixelRect{0, 0, 1, 1}, &stats)[0] = 2;
   Frame new_frame(130, 70, 0, 0, grid.Snapshot(), grid.columns(), 2);
   EXPECT_EQ(old_frame.PixelAt(0, 0) & 0xFF, 1u);
   EXPECT_EQ(new_frame.PixelAt(0, 0) & 0xFF, 2u);
   EXPECT_EQ(stats.tiles_cloned, 1u);
-  EXPECT_EQ(stats.clone_bytes, kTileBytes);
+  EXPECT_EQ(stats.clone_bytes, kTileBytes - 4);  // all but the covered pixel
   EXPECT_EQ(old_frame.GridTile(2, 1), nullptr);  // never written: reads as zero
   EXPECT_EQ(new_frame.PixelAt(129, 69), 0u);
 }
@@ -34,8 +34,8 @@ TEST(FrameTest, CopyOnWriteNeverChangesAPublishedFrame) {
 TEST(FrameTest, ExclusiveTilesAreWrittenInPlace) {
   TileGrid grid(64, 64);
   GridStats stats;
-  uint8_t* first = grid.MutableTile(0, 0, false, &stats);
-  uint8_t* second = grid.MutableTile(0, 0, false, &stats);
+  uint8_t* first = grid.MutableTile(0, 0, PixelRect{}, &stats);
+  uint8_t* second = grid.MutableTile(0, 0, PixelRect{}, &stats);
   EXPECT_EQ(first, second);
   EXPECT_EQ(stats.tiles_allocated, 1u);
 }
@@ -45,7 +45,7 @@ TEST(FrameTest, ReadPixelsAtAnOriginAcrossTiles) {
   GridStats stats;
   for (uint32_t c = 0; c < grid.columns(); ++c)
     for (uint32_t r = 0; r < grid.rows(); ++r) {
-      uint8_t* tile = grid.MutableTile(c, r, true, &stats);
+      uint8_t* tile = grid.MutableTile(c, r, PixelRect{0, 0, kTileSize, kTileSize}, &stats);
       for (uint32_t i = 0; i < kTileSize * kTileSize; ++i) {
         uint32_t x = c * kTileSize + i % kTileSize, y = r * kTileSize + i / kTileSize;
         uint32_t v = x | (y << 16);
@@ -81,6 +81,70 @@ TEST(PixelCopyTest, SourceEndOverflowIsReported) {
   EXPECT_FALSE(SourceEnd(source, 1, 4).has_value());
   source = GuestPixels{nullptr, 100, 400, 2};
   EXPECT_EQ(SourceEnd(source, 100, 2), 100u + 400 + 400);
+}
+
+}  // namespace
+}  // namespace vgpu::gpu
+
+namespace vgpu::gpu {
+namespace {
+
+// Random partial writes with frames kept and dropped at random: every frame
+// must keep showing exactly the pixels it had when published, whatever
+// copy-on-write path (clone, back-tile reuse, in place) served later writes.
+TEST(FrameTest, PublishedFramesNeverChangeUnderRandomWrites) {
+  constexpr uint32_t kW = 200, kH = 150;
+  TileGrid grid(kW, kH);
+  GridStats stats;
+  std::vector<uint32_t> model(kW * kH, 0);
+  struct Kept {
+    std::shared_ptr<Frame> frame;
+    std::vector<uint32_t> expected;
+  };
+  std::vector<Kept> kept;
+  uint32_t seed = 12345;
+  auto next = [&seed](uint32_t bound) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % bound;
+  };
+  for (int step = 0; step < 3000; ++step) {
+    PixelRect r{next(kW), next(kH), 0, 0};
+    r.width = 1 + next(std::min<uint32_t>(kW - r.x, 90));
+    r.height = 1 + next(std::min<uint32_t>(kH - r.y, 90));
+    uint32_t value = 0xFF000000u | static_cast<uint32_t>(step);
+    for (uint32_t row = r.y / kTileSize; row <= (r.y + r.height - 1) / kTileSize; ++row)
+      for (uint32_t col = r.x / kTileSize; col <= (r.x + r.width - 1) / kTileSize; ++col) {
+        PixelRect tile_rect{col * kTileSize, row * kTileSize, kTileSize, kTileSize};
+        PixelRect part = Intersect(r, tile_rect);
+        PixelRect covered{part.x - tile_rect.x, part.y - tile_rect.y, part.width, part.height};
+        uint8_t* pixels = grid.MutableTile(col, row, covered, &stats);
+        for (uint32_t y = part.y; y < part.y + part.height; ++y)
+          for (uint32_t x = part.x; x < part.x + part.width; ++x)
+            std::memcpy(pixels + (y - tile_rect.y) * kTileStride + (x - tile_rect.x) * 4, &value, 4);
+      }
+    for (uint32_t y = r.y; y < r.y + r.height; ++y)
+      for (uint32_t x = r.x; x < r.x + r.width; ++x) model[y * kW + x] = value;
+    if (next(3) == 0) {
+      kept.push_back({std::make_shared<Frame>(kW, kH, 0, 0, grid.Snapshot(), grid.columns(), 0),
+                      model});
+    }
+    if (!kept.empty() && next(2) == 0) kept.erase(kept.begin() + next(kept.size()));
+    for (const Kept& k : kept) {
+      uint32_t x = next(kW), y = next(kH);
+      ASSERT_EQ(k.frame->PixelAt(x, y), k.expected[y * kW + x]) << "step " << step;
+    }
+  }
+  for (const Kept& k : kept) {
+    std::vector<uint32_t> pixels(kW * kH);
+    k.frame->ReadPixels({0, 0, kW, kH}, reinterpret_cast<uint8_t*>(pixels.data()), kW * 4);
+    EXPECT_EQ(pixels, k.expected);
+  }
+  Frame current(kW, kH, 0, 0, grid.Snapshot(), grid.columns(), 0);
+  std::vector<uint32_t> pixels(kW * kH);
+  current.ReadPixels({0, 0, kW, kH}, reinterpret_cast<uint8_t*>(pixels.data()), kW * 4);
+  EXPECT_EQ(pixels, model);
+  EXPECT_GT(stats.back_tiles_reused, 0u);
+  EXPECT_GT(stats.tiles_cloned, 0u);
 }
 
 }  // namespace

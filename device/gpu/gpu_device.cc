@@ -126,8 +126,6 @@ GpuDevice::GpuDevice(GpuDeviceOptions options, DisplaySink* sink)
     scanout->display = display;
     scanouts_.push_back(std::move(scanout));
   }
-  std::random_device random;
-  uuid_seed_ = (uint64_t{random()} << 32) | random();
 }
 
 GpuDevice::~GpuDevice() = default;
@@ -678,6 +676,10 @@ absl::Status GpuDevice::AssignUuid(const wire::ResourceAssignUuid& cmd) {
   VGPU_ASSIGN_OR_RETURN(Resource * resource, FindResource(cmd.resource_id));
   if (!resource->uuid) {
     // A version-4 style UUID: device-random high half, resource id below.
+    if (uuid_seed_ == 0) {
+      std::random_device random;
+      uuid_seed_ = (uint64_t{random()} << 32) | random() | 1;
+    }
     std::array<uint8_t, 16> uuid{};
     std::memcpy(uuid.data(), &uuid_seed_, 8);
     std::memcpy(uuid.data() + 12, &cmd.resource_id, 4);

@@ -46,7 +46,7 @@ struct DisplayConfig {
 
 struct GpuDeviceOptions {
   // One entry per scanout, 1..16. Modes are 16..4095 pixels per side.
-  std::vector<DisplayConfig> displays = {DisplayConfig{}};
+  std::vector<DisplayConfig> displays = std::vector<DisplayConfig>(1);
   ResourcePolicy policy = ResourcePolicy::kCopy;
   uint64_t auto_shared_min_bytes = 4ull << 20;
   // Host bytes resources and scanout tiles may hold (QEMU's default).
@@ -170,7 +170,7 @@ class GpuDevice {
   std::function<void()> config_changed_;
   bool needs_reset_ = false;
   std::shared_ptr<const CursorImage> cursor_image_;
-  uint64_t uuid_seed_;
+  uint64_t uuid_seed_ = 0;  // drawn on first use
   DeviceStats stats_;
   // Response being built for the current command.
   uint32_t response_type_ = 0;

@@ -189,14 +189,15 @@ TEST(GpuDeviceTest, UnchangedTilesAreSharedBetweenFrames) {
   ASSERT_EQ(guest->Transfer(2, Rect{0, 0, 256, 256}, 0), kOk);
   ASSERT_EQ(guest->Flush(2, Rect{0, 0, 256, 256}), kOk);
   FramePtr before = guest->device().LastFrame(0);
-  ASSERT_EQ(guest->Transfer(2, Rect{64, 64, 64, 64}, 64 * 256 * 4 + 64 * 4), kOk);
-  ASSERT_EQ(guest->Flush(2, Rect{64, 64, 64, 64}), kOk);
+  constexpr uint32_t t = kTileSize;  // update exactly tile (1, 1)
+  ASSERT_EQ(guest->Transfer(2, Rect{t, t, t, t}, t * 256 * 4 + t * 4), kOk);
+  ASSERT_EQ(guest->Flush(2, Rect{t, t, t, t}), kOk);
   FramePtr after = guest->device().LastFrame(0);
   EXPECT_EQ(before->GridTile(0, 0), after->GridTile(0, 0));
   EXPECT_EQ(before->GridTile(3, 3), after->GridTile(3, 3));
   EXPECT_NE(before->GridTile(1, 1), after->GridTile(1, 1));
   // A frame never changes after it is published.
-  EXPECT_EQ(before->PixelAt(70, 70), Pattern(70, 70));
+  EXPECT_EQ(before->PixelAt(t + 6, t + 6), Pattern(t + 6, t + 6));
 }
 
 TEST(GpuDeviceTest, EachChangedPixelIsCopiedOnceForCopiedResources) {

@@ -30,12 +30,15 @@ class RecordingSink : public gpu::DisplaySink {
   };
   void OnScanoutMode(const gpu::ScanoutMode& mode) override { modes.push_back(mode); }
   void OnFrame(uint32_t scanout_id, gpu::FramePtr frame, const gpu::PixelRect& damage) override {
-    if (keep_frames) frames.push_back({scanout_id, std::move(frame), damage});
+    if (keep_frames) frames.push_back({scanout_id, frame, damage});
+    latest = std::move(frame);  // what a display server always holds
     ++frame_count;
   }
   void OnCursor(const gpu::CursorUpdate& update) override { cursors.push_back(update); }
 
+  // Keep every frame (tests) or only the latest (benchmarks, soak tests).
   bool keep_frames = true;
+  gpu::FramePtr latest;
   uint64_t frame_count = 0;
   std::vector<gpu::ScanoutMode> modes;
   std::vector<FrameEvent> frames;

@@ -55,6 +55,16 @@ size_t GuestBacking::FindSegment(uint64_t offset) const {
   return static_cast<size_t>(it - segments_.begin()) - 1;
 }
 
+const uint8_t* GuestBacking::ContiguousAt(uint64_t offset, uint64_t length) const {
+  if (offset >= size_ || length > size_ - offset) return nullptr;
+  size_t index = FindSegment(offset);
+  const Segment& segment = segments_[index];
+  hint_ = index;
+  uint64_t within = offset - segment.start;
+  if (length > segment.size - within) return nullptr;
+  return segment.data + within;
+}
+
 uint64_t GuestBacking::CopyOut(uint64_t offset, absl::Span<uint8_t> out) const {
   uint8_t* cursor = out.data();
   return ForEachPiece(offset, out.size(), [&cursor](const uint8_t* data, uint64_t size) {

@@ -46,6 +46,10 @@ class GuestBacking {
   template <typename Fn>
   uint64_t ForEachPiece(uint64_t offset, uint64_t length, Fn&& fn) const;
 
+  // Host pointer to [offset, offset + length) if it lies inside one segment,
+  // else nullptr.
+  const uint8_t* ContiguousAt(uint64_t offset, uint64_t length) const;
+
   // Whether the backing is one contiguous host range (then Contiguous()
   // returns it).
   bool contiguous() const { return segments_.size() == 1; }

@@ -31,6 +31,8 @@ struct Env {
           .mapping_offset = kRamBytes / 2}});
     if (!memory.ok()) std::abort();
     memory_ = *memory;
+    // The device only reads guest RAM through this target, so fill it once.
+    for (uint64_t i = 0; i < kRamBytes; ++i) mapping_->data()[i] = static_cast<uint8_t>(i * 31);
   }
   std::shared_ptr<vgpu::virtio::MemoryMapping> mapping_;
   std::shared_ptr<const vgpu::virtio::GuestMemory> memory_;
@@ -41,7 +43,6 @@ struct Env {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Env* env = new Env();
-  for (uint64_t i = 0; i < kRamBytes; ++i) env->mapping_->data()[i] = static_cast<uint8_t>(i * 31);
   vgpu::gpu::GpuDeviceOptions options;
   options.displays = {{640, 480, true}, {320, 240, true}};
   options.max_host_memory = 8 << 20;
