@@ -5,29 +5,29 @@
 #include <vector>
 
 #include "device/gpu/edid.h"
-#include "device/testing/fake_guest.h"
+#include "device/guest_sim/simulated_guest.h"
 #include "gtest/gtest.h"
 
 namespace vgpu::gpu {
 namespace {
 
-using testing::Bytes;
-using testing::FakeGuest;
-using testing::FakeGuestOptions;
-using testing::Hdr;
+using guest_sim::Bytes;
+using guest_sim::SimulatedGuest;
+using guest_sim::SimulatedGuestOptions;
+using guest_sim::Hdr;
 using wire::Rect;
 
 constexpr uint32_t kOk = wire::kRespOkNodata;
 
-std::unique_ptr<FakeGuest> MakeGuest(FakeGuestOptions options = {}) {
-  auto guest = FakeGuest::Create(std::move(options));
+std::unique_ptr<SimulatedGuest> MakeGuest(SimulatedGuestOptions options = {}) {
+  auto guest = SimulatedGuest::Create(std::move(options));
   EXPECT_TRUE(guest.ok()) << guest.status();
   return std::move(*guest);
 }
 
 // Fills a width x height B8G8R8X8 image at `gpa` with pixel(x, y) = f(x, y).
 template <typename F>
-void Paint(FakeGuest& guest, uint64_t gpa, uint32_t width, uint32_t height, F f) {
+void Paint(SimulatedGuest& guest, uint64_t gpa, uint32_t width, uint32_t height, F f) {
   std::vector<uint32_t> pixels(size_t{width} * height);
   for (uint32_t y = 0; y < height; ++y)
     for (uint32_t x = 0; x < width; ++x) pixels[size_t{y} * width + x] = f(x, y);
@@ -38,7 +38,7 @@ void Paint(FakeGuest& guest, uint64_t gpa, uint32_t width, uint32_t height, F f)
 uint32_t Pattern(uint32_t x, uint32_t y) { return (x * 7 + y * 13) | (y << 16) | 0xFF000000u; }
 
 TEST(GpuDeviceTest, GetDisplayInfoReportsConfiguredModes) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.device.displays = {{1920, 1080, true}, {800, 600, false}};
   auto guest = MakeGuest(options);
   auto response = guest->Submit(Bytes(Hdr(wire::kCmdGetDisplayInfo)), {},
@@ -57,7 +57,7 @@ TEST(GpuDeviceTest, GetDisplayInfoReportsConfiguredModes) {
 }
 
 TEST(GpuDeviceTest, GetEdidReturnsAValidBlockForThePreferredMode) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.device.displays = {{1280, 800, true}, {3840, 2160, true}};
   auto guest = MakeGuest(options);
   for (uint32_t scanout = 0; scanout < 2; ++scanout) {
@@ -146,7 +146,7 @@ TEST(GpuDeviceTest, FullWidthTransferCopiesContiguousRows) {
 }
 
 TEST(GpuDeviceTest, FlushDamageIsInScanoutCoordinatesAndClipped) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.device.displays = {{640, 480, true}, {640, 480, true}};
   auto guest = MakeGuest(options);
   ASSERT_EQ(guest->Create2d(2, 1280, 480), kOk);
@@ -213,7 +213,7 @@ TEST(GpuDeviceTest, EachChangedPixelIsCopiedOnceForCopiedResources) {
 }
 
 TEST(GpuDeviceTest, SharedPolicyCopiesAtFlushAndTransferCopiesNothing) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.device.policy = ResourcePolicy::kShared;
   auto guest = MakeGuest(options);
   auto gpa = guest->MakeScanoutResource(2, 640, 480);
@@ -230,7 +230,7 @@ TEST(GpuDeviceTest, SharedPolicyCopiesAtFlushAndTransferCopiesNothing) {
 }
 
 TEST(GpuDeviceTest, AutoPolicyCopiesSmallResourcesAndSharesLargeOnes) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.device.policy = ResourcePolicy::kAuto;
   options.device.auto_shared_min_bytes = 1 << 20;
   auto guest = MakeGuest(options);
@@ -349,7 +349,7 @@ TEST(GpuDeviceTest, CursorUpdateCarriesImageHotspotAndMoveOnlyPosition) {
 }
 
 TEST(GpuDeviceTest, ConfigSpaceAndDisplayEvent) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.device.displays = {{1280, 800, true}, {1024, 768, true}, {640, 480, false}};
   auto guest = MakeGuest(options);
   int interrupts = 0;
@@ -376,7 +376,7 @@ TEST(GpuDeviceTest, ConfigSpaceAndDisplayEvent) {
 }
 
 TEST(GpuDeviceTest, SixteenScanoutsAreSupported) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.device.displays.assign(16, DisplayConfig{640, 480, true});
   auto guest = MakeGuest(options);
   for (uint32_t s = 0; s < 16; ++s) ASSERT_TRUE(guest->MakeScanoutResource(100 + s, 64, 64, s).ok());
@@ -405,7 +405,7 @@ TEST(GpuDeviceTest, AssignUuidIsStablePerResource) {
 }
 
 TEST(GpuDeviceTest, TwoRegionGuestWorksAcrossTheHole) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.two_regions = true;
   auto guest = MakeGuest(options);
   ASSERT_EQ(guest->Create2d(2, 128, 128), kOk);

@@ -5,16 +5,16 @@
 #include <vector>
 
 #include "device/gpu/gpu_device.h"
-#include "device/testing/fake_guest.h"
+#include "device/guest_sim/simulated_guest.h"
 #include "gtest/gtest.h"
 
 namespace vgpu::gpu {
 namespace {
 
-using testing::Bytes;
-using testing::FakeGuest;
-using testing::FakeGuestOptions;
-using testing::Hdr;
+using guest_sim::Bytes;
+using guest_sim::SimulatedGuest;
+using guest_sim::SimulatedGuestOptions;
+using guest_sim::Hdr;
 using wire::MemEntry;
 using wire::Rect;
 
@@ -28,8 +28,8 @@ constexpr uint32_t kOom = wire::kRespErrOutOfMemory;
 class HostileGuestTest : public ::testing::Test {
  protected:
   void SetUp() override { Make({}); }
-  void Make(FakeGuestOptions options) {
-    auto guest = FakeGuest::Create(std::move(options));
+  void Make(SimulatedGuestOptions options) {
+    auto guest = SimulatedGuest::Create(std::move(options));
     ASSERT_TRUE(guest.ok()) << guest.status();
     guest_ = std::move(*guest);
   }
@@ -41,7 +41,7 @@ class HostileGuestTest : public ::testing::Test {
     ASSERT_TRUE(type.ok());
     EXPECT_EQ(*type, wire::kRespOkDisplayInfo);
   }
-  std::unique_ptr<FakeGuest> guest_;
+  std::unique_ptr<SimulatedGuest> guest_;
 };
 
 // CVE-2016-10029: scanout_id >= num_scanouts on every command that takes one.
@@ -227,7 +227,7 @@ TEST_F(HostileGuestTest, HugeResourcesGetOutOfMemory) {
 }
 
 TEST_F(HostileGuestTest, ResourceCountBudget) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.device.max_resources = 4;
   Make(options);
   for (uint32_t id = 1; id <= 4; ++id) ASSERT_EQ(guest_->Create2d(id, 16, 16), kOk);
@@ -388,7 +388,7 @@ TEST_F(HostileGuestTest, FlushOfResourceOnNoScanoutIsOk) {
 }
 
 TEST_F(HostileGuestTest, UnrefOfMirroredResourceDisablesBothScanouts) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.device.displays = {{640, 480, true}, {640, 480, true}};
   Make(options);
   ASSERT_TRUE(guest_->MakeScanoutResource(2, 640, 480, 0).ok());
@@ -451,7 +451,7 @@ TEST_F(HostileGuestTest, BlobSizeAgainstItsBacking) {
 }
 
 TEST_F(HostileGuestTest, BlobCommandsNeedTheFeature) {
-  FakeGuestOptions options;
+  SimulatedGuestOptions options;
   options.driver_features = 1ull << wire::kFeatureEdid;
   Make(options);
   EXPECT_EQ(guest_->CreateBlob(5, 4096, {}), kBadParameter);

@@ -15,15 +15,15 @@
 
 #include "benchmark/benchmark.h"
 #include "common/log.h"
-#include "device/testing/fake_guest.h"
+#include "device/guest_sim/simulated_guest.h"
 
 namespace vgpu {
 namespace {
 
 using gpu::wire::Rect;
-using testing::Bytes;
-using testing::FakeGuest;
-using testing::Hdr;
+using guest_sim::Bytes;
+using guest_sim::SimulatedGuest;
+using guest_sim::Hdr;
 
 enum class Kind { kCopied, kShared };
 
@@ -33,11 +33,11 @@ enum class Kind { kCopied, kShared };
 class UpdateLoop {
  public:
   UpdateLoop(Kind kind, uint32_t width, uint32_t height, Rect damage) : damage_(damage) {
-    testing::FakeGuestOptions options;
+    guest_sim::SimulatedGuestOptions options;
     options.ram_bytes = uint64_t{width} * height * 4 + (64ull << 20);
     options.device.displays = {{std::min(width, 4095u), std::min(height, 4095u), true}};
     options.device.policy = gpu::ResourcePolicy::kCopy;
-    guest_ = std::move(*FakeGuest::Create(options));
+    guest_ = std::move(*SimulatedGuest::Create(options));
     guest_->sink().keep_frames = false;  // hold only the latest, as the server does
     uint64_t bytes = uint64_t{width} * height * 4;
     if (kind == Kind::kCopied) {
@@ -79,7 +79,7 @@ class UpdateLoop {
 
  private:
   static constexpr uint32_t kId = 2;
-  std::unique_ptr<FakeGuest> guest_;
+  std::unique_ptr<SimulatedGuest> guest_;
   Rect damage_;
   uint64_t gpa_ = 0, transfer_gpa_ = 0, flush_gpa_ = 0;
 };

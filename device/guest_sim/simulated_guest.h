@@ -1,4 +1,4 @@
-// A guest in a box for tests, fuzzers and benchmarks: memfd-backed guest RAM
+// A guest in a box for tests, benchmarks and the demo: memfd-backed guest RAM
 // (optionally split into two regions with a hole, as QEMU lays out >3 GiB
 // guests), a control and a cursor queue driven through real descriptor
 // rings, and a GpuDevice processing them. Commands are posted the way the
@@ -18,7 +18,7 @@
 #include "device/virtio/guest_memory.h"
 #include "device/virtio/virtqueue.h"
 
-namespace vgpu::testing {
+namespace vgpu::guest_sim {
 
 // Records what the device told the display server.
 class RecordingSink : public gpu::DisplaySink {
@@ -45,7 +45,7 @@ class RecordingSink : public gpu::DisplaySink {
   std::vector<gpu::CursorUpdate> cursors;
 };
 
-struct FakeGuestOptions {
+struct SimulatedGuestOptions {
   uint64_t ram_bytes = 64ull << 20;
   // Split RAM into two regions, the second at 4 GiB (QEMU's high RAM).
   bool two_regions = false;
@@ -58,9 +58,9 @@ struct FakeGuestOptions {
 
 
 // Thread-compatible.
-class FakeGuest {
+class SimulatedGuest {
  public:
-  static absl::StatusOr<std::unique_ptr<FakeGuest>> Create(FakeGuestOptions options = {});
+  static absl::StatusOr<std::unique_ptr<SimulatedGuest>> Create(SimulatedGuestOptions options = {});
 
   gpu::GpuDevice& device() { return *device_; }
   RecordingSink& sink() { return sink_; }
@@ -111,10 +111,10 @@ class FakeGuest {
                                                uint32_t scanout = 0);
 
  private:
-  explicit FakeGuest(FakeGuestOptions options);
+  explicit SimulatedGuest(SimulatedGuestOptions options);
   absl::Status Process(uint32_t queue_index);
 
-  FakeGuestOptions options_;
+  SimulatedGuestOptions options_;
   RecordingSink sink_;
   std::shared_ptr<const virtio::GuestMemory> memory_;
   virtio::GuestAllocator allocator_{0, 0};
@@ -135,4 +135,4 @@ absl::Span<const uint8_t> Bytes(const T& value) {
 
 gpu::wire::CtrlHdr Hdr(uint32_t type, uint32_t flags = 0, uint64_t fence_id = 0);
 
-}  // namespace vgpu::testing
+}  // namespace vgpu::guest_sim

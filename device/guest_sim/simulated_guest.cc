@@ -1,11 +1,11 @@
-#include "device/testing/fake_guest.h"
+#include "device/guest_sim/simulated_guest.h"
 
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
-namespace vgpu::testing {
+namespace vgpu::guest_sim {
 
 using gpu::wire::CtrlHdr;
 using gpu::wire::MemEntry;
@@ -23,11 +23,11 @@ CtrlHdr Hdr(uint32_t type, uint32_t flags, uint64_t fence_id) {
   return hdr;
 }
 
-FakeGuest::FakeGuest(FakeGuestOptions options) : options_(std::move(options)) {}
+SimulatedGuest::SimulatedGuest(SimulatedGuestOptions options) : options_(std::move(options)) {}
 
-absl::StatusOr<std::unique_ptr<FakeGuest>> FakeGuest::Create(FakeGuestOptions options) {
-  std::unique_ptr<FakeGuest> guest(new FakeGuest(std::move(options)));
-  const FakeGuestOptions& o = guest->options_;
+absl::StatusOr<std::unique_ptr<SimulatedGuest>> SimulatedGuest::Create(SimulatedGuestOptions options) {
+  std::unique_ptr<SimulatedGuest> guest(new SimulatedGuest(std::move(options)));
+  const SimulatedGuestOptions& o = guest->options_;
   VGPU_ASSIGN_OR_RETURN(auto mapping, virtio::MemoryMapping::CreateMemfd(o.ram_bytes, "guest-ram"));
   std::vector<virtio::GuestRegion> regions;
   uint64_t low_size = o.two_regions ? o.ram_bytes / 2 : o.ram_bytes;
@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<FakeGuest>> FakeGuest::Create(FakeGuestOptions op
   return guest;
 }
 
-absl::StatusOr<uint64_t> FakeGuest::Alloc(uint64_t size, uint64_t alignment, bool high) {
+absl::StatusOr<uint64_t> SimulatedGuest::Alloc(uint64_t size, uint64_t alignment, bool high) {
   if (high) {
     if (!options_.two_regions) return absl::FailedPreconditionError("no high region");
     return high_allocator_.Allocate(size, alignment);
@@ -79,21 +79,21 @@ absl::StatusOr<uint64_t> FakeGuest::Alloc(uint64_t size, uint64_t alignment, boo
   return allocator_.Allocate(size, alignment);
 }
 
-absl::Status FakeGuest::WriteGuest(uint64_t gpa, absl::Span<const uint8_t> bytes) {
+absl::Status SimulatedGuest::WriteGuest(uint64_t gpa, absl::Span<const uint8_t> bytes) {
   return memory_->Write(gpa, bytes);
 }
 
-absl::Status FakeGuest::ReadGuest(uint64_t gpa, absl::Span<uint8_t> out) {
+absl::Status SimulatedGuest::ReadGuest(uint64_t gpa, absl::Span<uint8_t> out) {
   return memory_->Read(gpa, out);
 }
 
-absl::Status FakeGuest::Process(uint32_t queue_index) {
+absl::Status SimulatedGuest::Process(uint32_t queue_index) {
   virtio::SplitVirtqueue& queue = queue_index == gpu::kControlQueue ? *control_queue_ : *cursor_queue_;
   absl::StatusOr<bool> notify = device_->ProcessQueue(queue_index, queue);
   return notify.status();
 }
 
-absl::StatusOr<std::vector<uint8_t>> FakeGuest::Submit(absl::Span<const uint8_t> command,
+absl::StatusOr<std::vector<uint8_t>> SimulatedGuest::Submit(absl::Span<const uint8_t> command,
                                                        absl::Span<const uint8_t> payload,
                                                        uint32_t response_size) {
   if (command.size() + payload.size() + response_size + 64 > kScratchBytes) {
@@ -126,7 +126,7 @@ absl::StatusOr<std::vector<uint8_t>> FakeGuest::Submit(absl::Span<const uint8_t>
   return response;
 }
 
-absl::StatusOr<uint32_t> FakeGuest::SubmitForType(absl::Span<const uint8_t> command,
+absl::StatusOr<uint32_t> SimulatedGuest::SubmitForType(absl::Span<const uint8_t> command,
                                                   absl::Span<const uint8_t> payload,
                                                   uint32_t response_size) {
   VGPU_ASSIGN_OR_RETURN(std::vector<uint8_t> response, Submit(command, payload, response_size));
@@ -136,7 +136,7 @@ absl::StatusOr<uint32_t> FakeGuest::SubmitForType(absl::Span<const uint8_t> comm
   return hdr.type;
 }
 
-absl::Status FakeGuest::SubmitCursor(const gpu::wire::UpdateCursor& command) {
+absl::Status SimulatedGuest::SubmitCursor(const gpu::wire::UpdateCursor& command) {
   uint64_t gpa = scratch_gpa_ + kScratchBytes - 4096;
   VGPU_RETURN_IF_ERROR(memory_->Write(gpa, Bytes(command)));
   virtio::GuestBuffer buffer{gpa, sizeof(command)};
@@ -153,12 +153,12 @@ namespace {
 uint32_t TypeOr(absl::StatusOr<uint32_t> type) { return type.ok() ? *type : 0; }
 }  // namespace
 
-uint32_t FakeGuest::Create2d(uint32_t id, uint32_t width, uint32_t height, uint32_t format) {
+uint32_t SimulatedGuest::Create2d(uint32_t id, uint32_t width, uint32_t height, uint32_t format) {
   gpu::wire::ResourceCreate2d cmd{Hdr(gpu::wire::kCmdResourceCreate2d), id, format, width, height};
   return TypeOr(SubmitForType(Bytes(cmd)));
 }
 
-uint32_t FakeGuest::AttachEntries(uint32_t id, absl::Span<const MemEntry> entries) {
+uint32_t SimulatedGuest::AttachEntries(uint32_t id, absl::Span<const MemEntry> entries) {
   gpu::wire::ResourceAttachBacking cmd{Hdr(gpu::wire::kCmdResourceAttachBacking), id,
                                        static_cast<uint32_t>(entries.size())};
   return TypeOr(SubmitForType(
@@ -166,7 +166,7 @@ uint32_t FakeGuest::AttachEntries(uint32_t id, absl::Span<const MemEntry> entrie
                                       entries.size() * sizeof(MemEntry))));
 }
 
-uint32_t FakeGuest::AttachNewBacking(uint32_t id, uint64_t bytes, uint64_t* gpa,
+uint32_t SimulatedGuest::AttachNewBacking(uint32_t id, uint64_t bytes, uint64_t* gpa,
                                      uint32_t chunks) {
   // Chunks are allocated with a page gap between them, so they are truly
   // scattered in guest-physical space.
@@ -184,7 +184,7 @@ uint32_t FakeGuest::AttachNewBacking(uint32_t id, uint64_t bytes, uint64_t* gpa,
   return AttachEntries(id, entries);
 }
 
-uint32_t FakeGuest::CreateBlob(uint32_t id, uint64_t size, absl::Span<const MemEntry> entries) {
+uint32_t SimulatedGuest::CreateBlob(uint32_t id, uint64_t size, absl::Span<const MemEntry> entries) {
   gpu::wire::ResourceCreateBlob cmd{};
   cmd.hdr = Hdr(gpu::wire::kCmdResourceCreateBlob);
   cmd.resource_id = id;
@@ -197,12 +197,12 @@ uint32_t FakeGuest::CreateBlob(uint32_t id, uint64_t size, absl::Span<const MemE
                                       entries.size() * sizeof(MemEntry))));
 }
 
-uint32_t FakeGuest::SetScanout(uint32_t scanout, uint32_t id, Rect rect) {
+uint32_t SimulatedGuest::SetScanout(uint32_t scanout, uint32_t id, Rect rect) {
   gpu::wire::SetScanout cmd{Hdr(gpu::wire::kCmdSetScanout), rect, scanout, id};
   return TypeOr(SubmitForType(Bytes(cmd)));
 }
 
-uint32_t FakeGuest::SetScanoutBlob(uint32_t scanout, uint32_t id, uint32_t width, uint32_t height,
+uint32_t SimulatedGuest::SetScanoutBlob(uint32_t scanout, uint32_t id, uint32_t width, uint32_t height,
                                    uint32_t stride, uint32_t offset, Rect rect, uint32_t format) {
   gpu::wire::SetScanoutBlob cmd{};
   cmd.hdr = Hdr(gpu::wire::kCmdSetScanoutBlob);
@@ -217,29 +217,29 @@ uint32_t FakeGuest::SetScanoutBlob(uint32_t scanout, uint32_t id, uint32_t width
   return TypeOr(SubmitForType(Bytes(cmd)));
 }
 
-uint32_t FakeGuest::Transfer(uint32_t id, Rect rect, uint64_t offset) {
+uint32_t SimulatedGuest::Transfer(uint32_t id, Rect rect, uint64_t offset) {
   gpu::wire::TransferToHost2d cmd{Hdr(gpu::wire::kCmdTransferToHost2d), rect, offset, id, 0};
   return TypeOr(SubmitForType(Bytes(cmd)));
 }
 
-uint32_t FakeGuest::Flush(uint32_t id, Rect rect, bool fenced, uint64_t fence_id) {
+uint32_t SimulatedGuest::Flush(uint32_t id, Rect rect, bool fenced, uint64_t fence_id) {
   gpu::wire::ResourceFlush cmd{
       Hdr(gpu::wire::kCmdResourceFlush, fenced ? gpu::wire::kFlagFence : 0, fence_id), rect, id,
       0};
   return TypeOr(SubmitForType(Bytes(cmd)));
 }
 
-uint32_t FakeGuest::Unref(uint32_t id) {
+uint32_t SimulatedGuest::Unref(uint32_t id) {
   gpu::wire::ResourceUnref cmd{Hdr(gpu::wire::kCmdResourceUnref), id, 0};
   return TypeOr(SubmitForType(Bytes(cmd)));
 }
 
-uint32_t FakeGuest::Detach(uint32_t id) {
+uint32_t SimulatedGuest::Detach(uint32_t id) {
   gpu::wire::ResourceDetachBacking cmd{Hdr(gpu::wire::kCmdResourceDetachBacking), id, 0};
   return TypeOr(SubmitForType(Bytes(cmd)));
 }
 
-absl::StatusOr<uint64_t> FakeGuest::MakeScanoutResource(uint32_t id, uint32_t width,
+absl::StatusOr<uint64_t> SimulatedGuest::MakeScanoutResource(uint32_t id, uint32_t width,
                                                         uint32_t height, uint32_t scanout) {
   uint64_t gpa = 0;
   if (uint32_t t = Create2d(id, width, height); t != gpu::wire::kRespOkNodata) {
@@ -256,4 +256,4 @@ absl::StatusOr<uint64_t> FakeGuest::MakeScanoutResource(uint32_t id, uint32_t wi
   return gpa;
 }
 
-}  // namespace vgpu::testing
+}  // namespace vgpu::guest_sim
