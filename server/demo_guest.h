@@ -1,0 +1,49 @@
+// The built-in demo guest: a simulated guest driver (real rings, in-process)
+// that draws a synthetic scene into its framebuffer and sends what the Linux
+// driver sends for it: TRANSFER_TO_HOST_2D + RESOURCE_FLUSH per damage rect,
+// UPDATE_CURSOR / MOVE_CURSOR for the cursor.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "clients/synth_guest/scenes.h"
+#include "device/guest_sim/simulated_guest.h"
+
+namespace vgpu::server {
+
+struct DemoGuestOptions {
+  std::string scene = "console";
+  uint32_t width = 1280;
+  uint32_t height = 800;
+  gpu::GpuDeviceOptions device;
+};
+
+// Thread-compatible; runs on the device thread.
+class DemoGuest {
+ public:
+  static absl::StatusOr<std::unique_ptr<DemoGuest>> Create(DemoGuestOptions options);
+
+  // Draws and presents frame number `index`.
+  absl::Status Tick(uint64_t index);
+
+  gpu::GpuDevice& device() { return guest_->device(); }
+  guest_sim::RecordingSink& sink() { return guest_->sink(); }
+  uint64_t damage_pixels() const { return damage_pixels_; }
+
+ private:
+  DemoGuest() = default;
+
+  DemoGuestOptions options_;
+  std::unique_ptr<guest_sim::SimulatedGuest> guest_;
+  std::unique_ptr<synth::Scene> scene_;
+  std::vector<uint32_t> pixels_;  // the guest's view of its framebuffer
+  uint64_t framebuffer_gpa_ = 0;
+  bool cursor_shown_ = false;
+  uint64_t damage_pixels_ = 0;
+};
+
+}  // namespace vgpu::server

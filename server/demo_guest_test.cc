@@ -1,0 +1,54 @@
+#include "server/demo_guest.h"
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "server/snapshot.h"
+
+namespace vgpu::server {
+namespace {
+
+// The demo guest's pixels reach the device's frame unchanged, and the
+// snapshot file shows them.
+TEST(DemoGuestTest, SceneReachesTheScanoutAndSnapshot) {
+  DemoGuestOptions options;
+  options.scene = "cursor";
+  options.width = 320;
+  options.height = 200;
+  auto demo = DemoGuest::Create(options);
+  ASSERT_TRUE(demo.ok()) << demo.status();
+  for (uint64_t i = 0; i < 5; ++i) ASSERT_TRUE((*demo)->Tick(i).ok());
+  gpu::FramePtr frame = (*demo)->sink().latest;
+  ASSERT_NE(frame, nullptr);
+  EXPECT_EQ(frame->PixelAt(0, 0) & 0xFFFFFF, 0xFFFFFFu);    // first colour bar: white
+  EXPECT_EQ(frame->PixelAt(319, 0) & 0xFFFFFF, 0x000000u);  // last: black
+  EXPECT_EQ(frame->PixelAt(220, 100) & 0xFFFFFF, 0xFF0000u);  // sixth bar: red
+  ASSERT_FALSE((*demo)->sink().cursors.empty());
+  EXPECT_NE((*demo)->sink().cursors.front().image, nullptr);
+
+  std::string path = ::testing::TempDir() + "/demo.ppm";
+  ASSERT_TRUE(WritePpm(*frame, path).ok());
+  std::ifstream in(path, std::ios::binary);
+  std::string magic;
+  uint32_t w = 0, h = 0, max = 0;
+  in >> magic >> w >> h >> max;
+  in.get();
+  EXPECT_EQ(magic, "P6");
+  EXPECT_EQ(w, 320u);
+  EXPECT_EQ(h, 200u);
+  char rgb[3];
+  in.read(rgb, 3);
+  EXPECT_EQ(static_cast<uint8_t>(rgb[0]), 0xFF);
+  std::remove(path.c_str());
+}
+
+TEST(DemoGuestTest, UnknownSceneIsRefused) {
+  DemoGuestOptions options;
+  options.scene = "teapot";
+  EXPECT_FALSE(DemoGuest::Create(options).ok());
+}
+
+}  // namespace
+}  // namespace vgpu::server
