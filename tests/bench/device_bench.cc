@@ -32,7 +32,9 @@ enum class Kind { kCopied, kShared };
 // kick once, reap.
 class UpdateLoop {
  public:
-  UpdateLoop(Kind kind, uint32_t width, uint32_t height, Rect damage) : damage_(damage) {
+  // Each Update() presents the next rect of `damage`, cycling.
+  UpdateLoop(Kind kind, uint32_t width, uint32_t height, std::vector<Rect> damage)
+      : damage_(std::move(damage)) {
     guest_sim::SimulatedGuestOptions options;
     options.ram_bytes = uint64_t{width} * height * 4 + (64ull << 20);
     options.device.displays = {{std::min(width, 4095u), std::min(height, 4095u), true}};
@@ -52,21 +54,26 @@ class UpdateLoop {
     std::vector<uint8_t> pixels(bytes);
     for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 13);
     (void)guest_->WriteGuest(gpa_, pixels);
-    gpu::wire::TransferToHost2d transfer{Hdr(gpu::wire::kCmdTransferToHost2d), damage,
-                                         uint64_t{damage.y} * width * 4 + damage.x * 4, kId, 0};
-    gpu::wire::ResourceFlush flush{Hdr(gpu::wire::kCmdResourceFlush), damage, kId, 0};
-    transfer_gpa_ = *guest_->Alloc(256, 64);
-    flush_gpa_ = *guest_->Alloc(256, 64);
-    (void)guest_->WriteGuest(transfer_gpa_, Bytes(transfer));
-    (void)guest_->WriteGuest(flush_gpa_, Bytes(flush));
+    for (const Rect& r : damage_) {
+      gpu::wire::TransferToHost2d transfer{Hdr(gpu::wire::kCmdTransferToHost2d), r,
+                                           uint64_t{r.y} * width * 4 + r.x * 4, kId, 0};
+      gpu::wire::ResourceFlush flush{Hdr(gpu::wire::kCmdResourceFlush), r, kId, 0};
+      uint64_t transfer_gpa = *guest_->Alloc(256, 64);
+      uint64_t flush_gpa = *guest_->Alloc(256, 64);
+      (void)guest_->WriteGuest(transfer_gpa, Bytes(transfer));
+      (void)guest_->WriteGuest(flush_gpa, Bytes(flush));
+      commands_.push_back({transfer_gpa, flush_gpa});
+    }
   }
 
   // Posts TRANSFER + FLUSH, kicks once, reaps both.
   void Update() {
-    virtio::GuestBuffer t_out{transfer_gpa_, sizeof(gpu::wire::TransferToHost2d)};
-    virtio::GuestBuffer t_in{transfer_gpa_ + 128, 24};
-    virtio::GuestBuffer f_out{flush_gpa_, sizeof(gpu::wire::ResourceFlush)};
-    virtio::GuestBuffer f_in{flush_gpa_ + 128, 24};
+    const auto [transfer_gpa, flush_gpa] = commands_[next_];
+    next_ = (next_ + 1) % commands_.size();
+    virtio::GuestBuffer t_out{transfer_gpa, sizeof(gpu::wire::TransferToHost2d)};
+    virtio::GuestBuffer t_in{transfer_gpa + 128, 24};
+    virtio::GuestBuffer f_out{flush_gpa, sizeof(gpu::wire::ResourceFlush)};
+    virtio::GuestBuffer f_in{flush_gpa + 128, 24};
     (void)guest_->control().Add({&t_out, 1}, {&t_in, 1}, true);
     (void)guest_->control().Add({&f_out, 1}, {&f_in, 1}, true);
     (void)guest_->device().ProcessQueue(gpu::kControlQueue, guest_->control_device_queue());
@@ -75,13 +82,20 @@ class UpdateLoop {
   }
 
   const gpu::DeviceStats& stats() { return guest_->device().stats(); }
-  uint64_t pixel_bytes() const { return uint64_t{damage_.width} * damage_.height * 4; }
+  // Average bytes per update.
+  uint64_t pixel_bytes() const {
+    uint64_t total = 0;
+    for (const Rect& r : damage_) total += uint64_t{r.width} * r.height * 4;
+    return total / damage_.size();
+  }
 
  private:
   static constexpr uint32_t kId = 2;
   std::unique_ptr<SimulatedGuest> guest_;
-  Rect damage_;
-  uint64_t gpa_ = 0, transfer_gpa_ = 0, flush_gpa_ = 0;
+  std::vector<Rect> damage_;
+  std::vector<std::pair<uint64_t, uint64_t>> commands_;  // (transfer, flush) guest addresses
+  size_t next_ = 0;
+  uint64_t gpa_ = 0;
 };
 
 void ReportCopies(benchmark::State& state, UpdateLoop& loop, uint64_t transfer_before,
@@ -94,8 +108,9 @@ void ReportCopies(benchmark::State& state, UpdateLoop& loop, uint64_t transfer_b
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * loop.pixel_bytes()));
 }
 
-void BM_Update(benchmark::State& state, Kind kind, uint32_t width, uint32_t height, Rect damage) {
-  UpdateLoop loop(kind, width, height, damage);
+void BM_Update(benchmark::State& state, Kind kind, uint32_t width, uint32_t height,
+               std::vector<Rect> damage) {
+  UpdateLoop loop(kind, width, height, std::move(damage));
   uint64_t t0 = loop.stats().transfer_bytes_copied, f0 = loop.stats().flush_bytes_copied,
            c0 = loop.stats().grid.clone_bytes;
   for (auto _ : state) loop.Update();
@@ -116,10 +131,20 @@ void BM_Memcpy(benchmark::State& state, uint32_t width, uint32_t height) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
 }
 
-constexpr Rect k1080{0, 0, 1920, 1080};
-constexpr Rect k2160{0, 0, 3840, 2160};
-constexpr Rect kSmallAligned{640, 320, 64, 64};
-constexpr Rect kSmallUnaligned{650, 330, 64, 64};
+const std::vector<Rect> k1080 = {{0, 0, 1920, 1080}};
+const std::vector<Rect> k2160 = {{0, 0, 3840, 2160}};
+const std::vector<Rect> kSmallAligned = {{640, 320, 64, 64}};
+const std::vector<Rect> kSmallUnaligned = {{650, 330, 64, 64}};
+
+// A 64x64 box moving right 8 pixels per update; console typing: one 8x16
+// cell after the other along a line.
+std::vector<Rect> Moving(uint32_t width, uint32_t height, uint32_t step, uint32_t count) {
+  std::vector<Rect> rects;
+  for (uint32_t i = 0; i < count; ++i) rects.push_back({8 + i * step, 330, width, height});
+  return rects;
+}
+const std::vector<Rect> kSmallMoving = Moving(64, 64, 8, 200);
+const std::vector<Rect> kTyping = Moving(8, 16, 8, 200);
 
 BENCHMARK_CAPTURE(BM_Memcpy, 1080p, 1920, 1080)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Update, copied_full_1080p, Kind::kCopied, 1920, 1080, k1080)
@@ -138,6 +163,9 @@ BENCHMARK_CAPTURE(BM_Update, copied_64x64_unaligned_1080p, Kind::kCopied, 1920, 
 BENCHMARK_CAPTURE(BM_Update, shared_64x64_aligned_1080p, Kind::kShared, 1920, 1080, kSmallAligned);
 BENCHMARK_CAPTURE(BM_Update, shared_64x64_unaligned_1080p, Kind::kShared, 1920, 1080,
                   kSmallUnaligned);
+BENCHMARK_CAPTURE(BM_Update, copied_64x64_moving_1080p, Kind::kCopied, 1920, 1080, kSmallMoving);
+BENCHMARK_CAPTURE(BM_Update, shared_64x64_moving_1080p, Kind::kShared, 1920, 1080, kSmallMoving);
+BENCHMARK_CAPTURE(BM_Update, copied_8x16_typing_1080p, Kind::kCopied, 1920, 1080, kTyping);
 
 // Collects results to print the side-by-side summary after the normal output.
 class SummaryReporter : public benchmark::ConsoleReporter {
@@ -172,9 +200,11 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     }
     for (const char* name :
          {"copied_64x64_aligned_1080p", "copied_64x64_unaligned_1080p",
-          "shared_64x64_aligned_1080p", "shared_64x64_unaligned_1080p"}) {
+          "copied_64x64_moving_1080p", "shared_64x64_aligned_1080p",
+          "shared_64x64_unaligned_1080p", "shared_64x64_moving_1080p",
+          "copied_8x16_typing_1080p"}) {
       const Result& r = results_[std::string("BM_Update/") + name];
-      std::printf("  64x64 update %-30s %6.2f us CPU (target <= 2 us)  copy-on-write %.0f B/op\n",
+      std::printf("  small update %-30s %6.2f us CPU (64x64 target <= 2 us)  copy-on-write %.0f B/op\n",
                   name, r.cpu_ns / 1000.0, r.cow_bytes);
     }
   }
