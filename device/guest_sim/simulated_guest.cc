@@ -25,7 +25,8 @@ CtrlHdr Hdr(uint32_t type, uint32_t flags, uint64_t fence_id) {
 
 SimulatedGuest::SimulatedGuest(SimulatedGuestOptions options) : options_(std::move(options)) {}
 
-absl::StatusOr<std::unique_ptr<SimulatedGuest>> SimulatedGuest::Create(SimulatedGuestOptions options) {
+absl::StatusOr<std::unique_ptr<SimulatedGuest>> SimulatedGuest::CreateMemoryAndRings(
+    SimulatedGuestOptions options) {
   std::unique_ptr<SimulatedGuest> guest(new SimulatedGuest(std::move(options)));
   const SimulatedGuestOptions& o = guest->options_;
   VGPU_ASSIGN_OR_RETURN(auto mapping, virtio::MemoryMapping::CreateMemfd(o.ram_bytes, "guest-ram"));
@@ -43,9 +44,6 @@ absl::StatusOr<std::unique_ptr<SimulatedGuest>> SimulatedGuest::Create(Simulated
   VGPU_ASSIGN_OR_RETURN(guest->memory_, virtio::GuestMemory::Create(std::move(regions)));
   // Leave page 0 unused so address 0 is never a valid allocation.
   guest->allocator_ = virtio::GuestAllocator(4096, low_size - 4096);
-  VGPU_ASSIGN_OR_RETURN(guest->device_, gpu::GpuDevice::Create(o.device, &guest->sink_));
-  guest->device_->SetGuestMemory(guest->memory_);
-  guest->device_->SetDriverFeatures(o.driver_features);
   uint32_t tables = o.indirect ? 4 : 0;
   VGPU_ASSIGN_OR_RETURN(guest->control_driver_,
                         virtio::DriverQueue::Create(guest->memory_, guest->allocator_,
@@ -53,6 +51,22 @@ absl::StatusOr<std::unique_ptr<SimulatedGuest>> SimulatedGuest::Create(Simulated
   VGPU_ASSIGN_OR_RETURN(guest->cursor_driver_,
                         virtio::DriverQueue::Create(guest->memory_, guest->allocator_, 16,
                                                     o.event_idx, 0));
+  VGPU_ASSIGN_OR_RETURN(guest->scratch_gpa_, guest->allocator_.Allocate(kScratchBytes, 4096));
+  return guest;
+}
+
+absl::StatusOr<std::unique_ptr<SimulatedGuest>> SimulatedGuest::CreateDriverOnly(
+    SimulatedGuestOptions options) {
+  return CreateMemoryAndRings(std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<SimulatedGuest>> SimulatedGuest::Create(SimulatedGuestOptions options) {
+  VGPU_ASSIGN_OR_RETURN(std::unique_ptr<SimulatedGuest> guest,
+                        CreateMemoryAndRings(std::move(options)));
+  VGPU_ASSIGN_OR_RETURN(guest->device_,
+                        gpu::GpuDevice::Create(guest->options_.device, &guest->sink_));
+  guest->device_->SetGuestMemory(guest->memory_);
+  guest->device_->SetDriverFeatures(guest->options_.driver_features);
   auto make_device_queue = [&](virtio::DriverQueue& driver)
       -> absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> {
     const virtio::DriverQueueLayout& l = driver.layout();
@@ -62,12 +76,11 @@ absl::StatusOr<std::unique_ptr<SimulatedGuest>> SimulatedGuest::Create(Simulated
                                           l.avail_gpa, virtio::AvailRingBytes(driver.size())));
     VGPU_ASSIGN_OR_RETURN(auto used, guest->memory_->Translate(l.used_gpa,
                                                                virtio::UsedRingBytes(driver.size())));
-    return virtio::SplitVirtqueue::Create(driver.size(), desc, avail, used, o.event_idx,
-                                          o.indirect);
+    return virtio::SplitVirtqueue::Create(driver.size(), desc, avail, used, guest->options_.event_idx,
+                                          guest->options_.indirect);
   };
   VGPU_ASSIGN_OR_RETURN(guest->control_queue_, make_device_queue(*guest->control_driver_));
   VGPU_ASSIGN_OR_RETURN(guest->cursor_queue_, make_device_queue(*guest->cursor_driver_));
-  VGPU_ASSIGN_OR_RETURN(guest->scratch_gpa_, guest->allocator_.Allocate(kScratchBytes, 4096));
   return guest;
 }
 
@@ -88,6 +101,11 @@ absl::Status SimulatedGuest::ReadGuest(uint64_t gpa, absl::Span<uint8_t> out) {
 }
 
 absl::Status SimulatedGuest::Process(uint32_t queue_index) {
+  if (link_) {
+    virtio::DriverQueue& driver = queue_index == gpu::kControlQueue ? *control_driver_ : *cursor_driver_;
+    driver.RequestInterrupt();
+    return link_(queue_index, driver);
+  }
   virtio::SplitVirtqueue& queue = queue_index == gpu::kControlQueue ? *control_queue_ : *cursor_queue_;
   absl::StatusOr<bool> notify = device_->ProcessQueue(queue_index, queue);
   return notify.status();

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -62,6 +63,18 @@ class SimulatedGuest {
  public:
   static absl::StatusOr<std::unique_ptr<SimulatedGuest>> Create(SimulatedGuestOptions options = {});
 
+  // Tells the device about new buffers on `queue` and returns once `driver`
+  // has a used entry to reap (or fails after a timeout).
+  using DeviceLink = std::function<absl::Status(uint32_t queue, virtio::DriverQueue& driver)>;
+  // Guest RAM and rings only, for a device in another process (vhost-user):
+  // the caller hands the layout to the device and then calls set_link().
+  static absl::StatusOr<std::unique_ptr<SimulatedGuest>> CreateDriverOnly(
+      SimulatedGuestOptions options);
+  void set_link(DeviceLink link) { link_ = std::move(link); }
+  const std::shared_ptr<const virtio::GuestMemory>& memory_ptr() const { return memory_; }
+  virtio::DriverQueue& cursor() { return *cursor_driver_; }
+
+  // The in-process device (Create() only).
   gpu::GpuDevice& device() { return *device_; }
   RecordingSink& sink() { return sink_; }
   const virtio::GuestMemory& memory() const { return *memory_; }
@@ -112,6 +125,8 @@ class SimulatedGuest {
 
  private:
   explicit SimulatedGuest(SimulatedGuestOptions options);
+  static absl::StatusOr<std::unique_ptr<SimulatedGuest>> CreateMemoryAndRings(
+      SimulatedGuestOptions options);
   absl::Status Process(uint32_t queue_index);
 
   SimulatedGuestOptions options_;
@@ -123,6 +138,7 @@ class SimulatedGuest {
   std::unique_ptr<gpu::GpuDevice> device_;
   std::unique_ptr<virtio::DriverQueue> control_driver_, cursor_driver_;
   std::unique_ptr<virtio::SplitVirtqueue> control_queue_, cursor_queue_;
+  DeviceLink link_;
   uint64_t scratch_gpa_ = 0;  // command and response staging
   static constexpr uint64_t kScratchBytes = 1 << 20;
 };

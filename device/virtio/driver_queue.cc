@@ -125,6 +125,11 @@ void DriverQueue::PublishAvailIndex(uint16_t index) {
   __atomic_store_n(reinterpret_cast<uint16_t*>(avail_.data() + 2), index, __ATOMIC_RELEASE);
 }
 
+bool DriverQueue::HasUsed() const {
+  return __atomic_load_n(reinterpret_cast<const uint16_t*>(used_.data() + 2), __ATOMIC_ACQUIRE) !=
+         last_used_;
+}
+
 std::optional<UsedEntry> DriverQueue::PopUsed() {
   uint16_t used_idx =
       __atomic_load_n(reinterpret_cast<const uint16_t*>(used_.data() + 2), __ATOMIC_ACQUIRE);

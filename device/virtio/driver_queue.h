@@ -64,6 +64,8 @@ class DriverQueue {
   // chain is written to an indirect table and uses one ring descriptor.
   absl::StatusOr<uint16_t> Add(absl::Span<const GuestBuffer> readable,
                                absl::Span<const GuestBuffer> writable, bool indirect = false);
+  // Whether the device has returned an entry not yet reaped.
+  bool HasUsed() const;
   // Reaps the next used entry, freeing its descriptors.
   std::optional<UsedEntry> PopUsed();
   // Whether the device asked to be kicked for what was added since the last

@@ -1,0 +1,85 @@
+// The vhost-user back-end of the virtio-gpu device: one front-end
+// connection (QEMU, or our synthetic guest) driving a GpuDevice. Handles the
+// control messages, maps the guest memory table, runs the two queues off
+// their kick eventfds and signals their call eventfds.
+//
+// Lives on the device thread; the EventLoop delivers socket and kick events.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "device/gpu/gpu_device.h"
+#include "device/vhost_user/event_loop.h"
+#include "device/vhost_user/message.h"
+
+namespace vgpu::vhost_user {
+
+struct BackendStats {
+  uint64_t messages = 0;
+  uint64_t kicks = 0;
+  uint64_t calls = 0;
+  uint64_t device_resets = 0;
+};
+
+class GpuBackend {
+ public:
+  // `device` outlives the backend. `on_close` runs (once) when the
+  // connection must be dropped: peer gone or malformed message.
+  GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket);
+  ~GpuBackend();
+  GpuBackend(const GpuBackend&) = delete;
+  GpuBackend& operator=(const GpuBackend&) = delete;
+
+  // Starts watching the socket. `on_close(reason)` is called when the
+  // connection ends; the owner then destroys the backend.
+  absl::Status Start(std::function<void(const absl::Status&)> on_close);
+
+  // The display channel QEMU gave us with GPU_SET_SOCKET (-1 if none).
+  int display_socket() const { return display_.get(); }
+  const BackendStats& stats() const { return stats_; }
+
+ private:
+  static constexpr uint32_t kNumQueues = 2;
+  struct Queue {
+    uint16_t size = 0;
+    VringAddr addr{};
+    bool has_addr = false;
+    uint16_t base = 0;
+    bool enabled = false;
+    Fd kick, call, err;
+    std::unique_ptr<virtio::SplitVirtqueue> ring;  // non-null while started
+  };
+
+  void OnSocket(uint32_t events);
+  absl::Status Handle(Message& message);
+  absl::Status Reply(const Message& request, absl::Span<const uint8_t> payload);
+  template <typename T>
+  absl::Status ReplyWith(const Message& request, const T& body) {
+    return Reply(request, absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&body), sizeof(T)));
+  }
+  absl::Status SetMemTable(Message& message);
+  absl::Status StartQueue(uint32_t index);
+  void StopQueue(uint32_t index);
+  absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> MapRing(const Queue& queue) const;
+  void OnKick(uint32_t index);
+  void ProcessQueue(uint32_t index);
+  void Close(const absl::Status& reason);
+  bool protocol_negotiated() const { return features_ & kFeatureProtocolFeatures; }
+
+  gpu::GpuDevice* device_;
+  EventLoop* loop_;
+  Fd socket_;
+  Fd display_;
+  std::function<void(const absl::Status&)> on_close_;
+  bool closed_ = false;
+  uint64_t features_ = 0;
+  uint64_t protocol_features_ = 0;
+  std::array<Queue, kNumQueues> queues_;
+  BackendStats stats_;
+};
+
+}  // namespace vgpu::vhost_user

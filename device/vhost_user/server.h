@@ -1,0 +1,51 @@
+// The vhost-user listening socket of vgpu-displayd: accepts one front-end
+// at a time (QEMU's -chardev socket, or our synthetic guest) and runs a
+// GpuBackend for it on the device thread. When the front-end goes away the
+// device is reset and the next one can connect; the daemon lives on.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "device/gpu/gpu_device.h"
+#include "device/vhost_user/event_loop.h"
+#include "device/vhost_user/gpu_backend.h"
+
+namespace vgpu::vhost_user {
+
+struct ServerStats {
+  uint64_t connections = 0;
+  uint64_t rejected = 0;  // a second front-end while one is connected
+  uint64_t dropped = 0;   // connections closed on a malformed message
+};
+
+// Lives on the device thread, except Stop(), which is thread-safe.
+class VhostUserServer {
+ public:
+  // Binds `socket_path` (an existing socket file is replaced).
+  static absl::StatusOr<std::unique_ptr<VhostUserServer>> Create(const std::string& socket_path,
+                                                                 gpu::GpuDevice* device);
+  ~VhostUserServer();
+
+  // Serves until Stop().
+  void Run();
+  void Stop() { loop_->Stop(); }
+  EventLoop& loop() { return *loop_; }
+  const ServerStats& stats() const { return stats_; }
+  bool connected() const { return backend_ != nullptr; }
+
+ private:
+  VhostUserServer(std::string path, gpu::GpuDevice* device, std::unique_ptr<EventLoop> loop, Fd listener)
+      : path_(std::move(path)), device_(device), loop_(std::move(loop)), listener_(std::move(listener)) {}
+  void OnAccept();
+
+  std::string path_;
+  gpu::GpuDevice* device_;
+  std::unique_ptr<EventLoop> loop_;
+  Fd listener_;
+  std::unique_ptr<GpuBackend> backend_;
+  ServerStats stats_;
+};
+
+}  // namespace vgpu::vhost_user
