@@ -11,15 +11,11 @@ constexpr uint32_t kCursorId = 3;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<DemoGuest>> DemoGuest::Create(DemoGuestOptions options) {
+absl::StatusOr<std::unique_ptr<DemoGuest>> DemoGuest::Create(DemoGuestOptions options,
+                                                             guest_sim::SimulatedGuest* guest) {
   std::unique_ptr<DemoGuest> demo(new DemoGuest());
   VGPU_ASSIGN_OR_RETURN(demo->scene_, synth::MakeScene(options.scene, options.width, options.height));
-  guest_sim::SimulatedGuestOptions sim;
-  sim.ram_bytes = uint64_t{options.width} * options.height * 4 + (32ull << 20);
-  sim.device = options.device;
-  sim.device.displays = {{options.width, options.height, true}};
-  VGPU_ASSIGN_OR_RETURN(demo->guest_, guest_sim::SimulatedGuest::Create(sim));
-  demo->guest_->sink().keep_frames = false;
+  demo->guest_ = guest;
   VGPU_ASSIGN_OR_RETURN(demo->framebuffer_gpa_,
                         demo->guest_->MakeScanoutResource(kFramebufferId, options.width,
                                                           options.height));

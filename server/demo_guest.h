@@ -19,26 +19,26 @@ struct DemoGuestOptions {
   std::string scene = "console";
   uint32_t width = 1280;
   uint32_t height = 800;
-  gpu::GpuDeviceOptions device;
 };
 
-// Thread-compatible; runs on the device thread.
+// Thread-compatible.
 class DemoGuest {
  public:
-  static absl::StatusOr<std::unique_ptr<DemoGuest>> Create(DemoGuestOptions options);
+  // Drives `guest` (in-process or over vhost-user), which must outlive it.
+  // Creates the framebuffer resource and puts it on scanout 0.
+  static absl::StatusOr<std::unique_ptr<DemoGuest>> Create(DemoGuestOptions options,
+                                                           guest_sim::SimulatedGuest* guest);
 
   // Draws and presents frame number `index`.
   absl::Status Tick(uint64_t index);
 
-  gpu::GpuDevice& device() { return guest_->device(); }
-  guest_sim::RecordingSink& sink() { return guest_->sink(); }
   uint64_t damage_pixels() const { return damage_pixels_; }
 
  private:
   DemoGuest() = default;
 
   DemoGuestOptions options_;
-  std::unique_ptr<guest_sim::SimulatedGuest> guest_;
+  guest_sim::SimulatedGuest* guest_ = nullptr;
   std::unique_ptr<synth::Scene> scene_;
   std::vector<uint32_t> pixels_;  // the guest's view of its framebuffer
   uint64_t framebuffer_gpa_ = 0;

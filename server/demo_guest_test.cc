@@ -17,16 +17,20 @@ TEST(DemoGuestTest, SceneReachesTheScanoutAndSnapshot) {
   options.scene = "cursor";
   options.width = 320;
   options.height = 200;
-  auto demo = DemoGuest::Create(options);
+  guest_sim::SimulatedGuestOptions sim;
+  sim.device.displays = {{320, 200, true}};
+  auto guest = guest_sim::SimulatedGuest::Create(sim);
+  ASSERT_TRUE(guest.ok());
+  auto demo = DemoGuest::Create(options, guest->get());
   ASSERT_TRUE(demo.ok()) << demo.status();
   for (uint64_t i = 0; i < 5; ++i) ASSERT_TRUE((*demo)->Tick(i).ok());
-  gpu::FramePtr frame = (*demo)->sink().latest;
+  gpu::FramePtr frame = (*guest)->sink().latest;
   ASSERT_NE(frame, nullptr);
   EXPECT_EQ(frame->PixelAt(0, 0) & 0xFFFFFF, 0xFFFFFFu);    // first colour bar: white
   EXPECT_EQ(frame->PixelAt(319, 0) & 0xFFFFFF, 0x000000u);  // last: black
   EXPECT_EQ(frame->PixelAt(220, 100) & 0xFFFFFF, 0xFF0000u);  // sixth bar: red
-  ASSERT_FALSE((*demo)->sink().cursors.empty());
-  EXPECT_NE((*demo)->sink().cursors.front().image, nullptr);
+  ASSERT_FALSE((*guest)->sink().cursors.empty());
+  EXPECT_NE((*guest)->sink().cursors.front().image, nullptr);
 
   std::string path = ::testing::TempDir() + "/demo.ppm";
   ASSERT_TRUE(WritePpm(*frame, path).ok());
@@ -47,7 +51,9 @@ TEST(DemoGuestTest, SceneReachesTheScanoutAndSnapshot) {
 TEST(DemoGuestTest, UnknownSceneIsRefused) {
   DemoGuestOptions options;
   options.scene = "teapot";
-  EXPECT_FALSE(DemoGuest::Create(options).ok());
+  auto guest = guest_sim::SimulatedGuest::Create({});
+  ASSERT_TRUE(guest.ok());
+  EXPECT_FALSE(DemoGuest::Create(options, guest->get()).ok());
 }
 
 }  // namespace

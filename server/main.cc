@@ -1,6 +1,12 @@
-// vgpu-displayd: the display server daemon. With --demo it serves a
-// built-in synthetic guest, so it shows something without a VM.
-#include <csignal>
+// vgpu-displayd: the display server daemon. It serves a virtio-gpu device on
+// a vhost-user socket (QEMU: -device vhost-user-gpu-pci), or with --demo a
+// built-in synthetic guest that connects to that same socket, so it shows
+// something without a VM.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -8,117 +14,199 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/str_join.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "clients/synth_guest/frontend.h"
 #include "common/log.h"
+#include "device/vhost_user/server.h"
 #include "server/demo_guest.h"
+#include "server/frame_store.h"
 #include "server/snapshot.h"
 
-ABSL_FLAG(bool, demo, false, "Serve the built-in synthetic demo guest.");
+ABSL_FLAG(std::string, vhost_user_socket, "",
+          "Listen on this unix socket for a vhost-user front-end (QEMU's "
+          "-chardev socket,path=... -device vhost-user-gpu-pci,chardev=...).");
+ABSL_FLAG(bool, demo, false,
+          "Run the built-in synthetic guest against our own socket (a temporary one when "
+          "--vhost_user_socket is not given).");
 ABSL_FLAG(std::string, demo_scene, "console", "Demo scene: console, scroll, video or cursor.");
-ABSL_FLAG(uint32_t, width, 1280, "Demo display width in pixels.");
-ABSL_FLAG(uint32_t, height, 800, "Demo display height in pixels.");
-ABSL_FLAG(double, fps, 30, "Demo frames per second.");
+ABSL_FLAG(double, demo_fps, 30, "Demo frames per second.");
+ABSL_FLAG(uint32_t, width, 1280, "Display width in pixels reported to the guest (16..4095).");
+ABSL_FLAG(uint32_t, height, 800, "Display height in pixels reported to the guest (16..4095).");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
           "Stop after this long (e.g. 10s); 0 runs until SIGINT/SIGTERM.");
-ABSL_FLAG(std::string, snapshot, "",
-          "Write the scanout to this PPM file once a second (empty: off).");
+ABSL_FLAG(std::string, snapshot, "", "Write scanout 0 to this PPM file when it changes.");
+ABSL_FLAG(absl::Duration, snapshot_interval, absl::Seconds(1),
+          "How often the snapshot file may be rewritten.");
 ABSL_FLAG(std::string, resource_policy, "copy",
-          "2D resources: copy (host copy filled by TRANSFER), shared (read guest pages at "
-          "FLUSH) or auto.");
+          "2D resources: copy (host copy filled by TRANSFER), shared (guest pages read at "
+          "FLUSH) or auto (copy below --auto_shared_min_kib).");
+ABSL_FLAG(uint64_t, auto_shared_min_kib, 4096, "Size from which --resource_policy=auto shares.");
 ABSL_FLAG(uint64_t, max_host_memory_mib, 256, "Host memory budget for guest resources, MiB.");
+ABSL_FLAG(uint32_t, max_resources, 16384, "Most resources a guest may hold.");
 
+namespace vgpu {
 namespace {
 
-volatile std::sig_atomic_t stop_requested = 0;
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "vgpu-displayd: %s\n", message.c_str());
+  return 2;
+}
 
-void RequestStop(int) { stop_requested = 1; }
+// Rewrites the snapshot file whenever scanout 0 shows a new frame.
+void SnapshotLoop(const server::FrameStore& store, const std::string& path,
+                  absl::Duration interval, const std::atomic<bool>& stop) {
+  const gpu::Frame* written = nullptr;
+  uint64_t written_sequence = 0;
+  while (!stop) {
+    gpu::FramePtr frame = store.Latest(0);
+    if (frame && (frame.get() != written || frame->sequence() != written_sequence)) {
+      if (absl::Status status = server::WritePpm(*frame, path); !status.ok()) {
+        VGPU_LOG(WARNING) << status.message();
+      }
+      written = frame.get();
+      written_sequence = frame->sequence();
+    }
+    absl::SleepFor(interval);
+  }
+}
+
+// The built-in guest: a vhost-user front-end on our own socket.
+void DemoLoop(const std::string& socket_path, const server::DemoGuestOptions& options, double fps,
+              const std::atomic<bool>& stop) {
+  synth::FrontendOptions frontend_options;
+  frontend_options.socket_path = socket_path;
+  frontend_options.display_width = options.width;
+  frontend_options.display_height = options.height;
+  frontend_options.guest.ram_bytes = uint64_t{options.width} * options.height * 4 + (32ull << 20);
+  auto frontend = synth::VhostUserFrontend::Connect(frontend_options);
+  if (!frontend.ok()) {
+    VGPU_LOG(ERROR) << "demo guest cannot connect: " << frontend.status().message();
+    return;
+  }
+  auto demo = server::DemoGuest::Create(options, &(*frontend)->guest());
+  if (!demo.ok()) {
+    VGPU_LOG(ERROR) << "demo guest: " << demo.status().message();
+    return;
+  }
+  VGPU_LOG(INFO) << "demo guest: scene " << options.scene << ", " << options.width << "x"
+                 << options.height << " at " << fps << " fps";
+  const absl::Duration period = absl::Seconds(1.0 / fps);
+  absl::Time next = absl::Now();
+  for (uint64_t index = 0; !stop; ++index) {
+    if (absl::Status status = (*demo)->Tick(index); !status.ok()) {
+      VGPU_LOG(ERROR) << "demo guest stopped: " << status.message();
+      return;
+    }
+    next += period;
+    absl::SleepFor(next - absl::Now());
+  }
+}
 
 int Run() {
-  using vgpu::server::DemoGuest;
-  if (!absl::GetFlag(FLAGS_demo)) {
-    std::fprintf(stderr,
-                 "vgpu-displayd: no guest to serve. Pass --demo for the built-in synthetic "
-                 "guest (the vhost-user socket for QEMU is not implemented yet).\n");
-    return 2;
+  std::string socket_path = absl::GetFlag(FLAGS_vhost_user_socket);
+  const bool demo = absl::GetFlag(FLAGS_demo);
+  if (socket_path.empty() && !demo) {
+    return Fail("nothing to serve: pass --vhost_user_socket=PATH (for QEMU) and/or --demo");
   }
-  vgpu::server::DemoGuestOptions options;
-  options.scene = absl::GetFlag(FLAGS_demo_scene);
-  options.width = absl::GetFlag(FLAGS_width);
-  options.height = absl::GetFlag(FLAGS_height);
+  gpu::GpuDeviceOptions options;
+  options.displays = {{absl::GetFlag(FLAGS_width), absl::GetFlag(FLAGS_height), true}};
   std::string policy = absl::GetFlag(FLAGS_resource_policy);
   if (policy == "copy") {
-    options.device.policy = vgpu::gpu::ResourcePolicy::kCopy;
+    options.policy = gpu::ResourcePolicy::kCopy;
   } else if (policy == "shared") {
-    options.device.policy = vgpu::gpu::ResourcePolicy::kShared;
+    options.policy = gpu::ResourcePolicy::kShared;
   } else if (policy == "auto") {
-    options.device.policy = vgpu::gpu::ResourcePolicy::kAuto;
+    options.policy = gpu::ResourcePolicy::kAuto;
   } else {
-    std::fprintf(stderr, "vgpu-displayd: --resource_policy must be copy, shared or auto\n");
-    return 2;
+    return Fail("--resource_policy must be copy, shared or auto");
   }
-  options.device.max_host_memory = absl::GetFlag(FLAGS_max_host_memory_mib) << 20;
-  double fps = absl::GetFlag(FLAGS_fps);
-  if (!(fps > 0 && fps <= 1000)) {
-    std::fprintf(stderr, "vgpu-displayd: --fps must be in (0, 1000]\n");
-    return 2;
+  options.auto_shared_min_bytes = absl::GetFlag(FLAGS_auto_shared_min_kib) << 10;
+  options.max_host_memory = absl::GetFlag(FLAGS_max_host_memory_mib) << 20;
+  options.max_resources = absl::GetFlag(FLAGS_max_resources);
+  double fps = absl::GetFlag(FLAGS_demo_fps);
+  if (!(fps > 0 && fps <= 1000)) return Fail("--demo_fps must be in (0, 1000]");
+
+  server::FrameStore store;
+  auto device = gpu::GpuDevice::Create(options, &store);
+  if (!device.ok()) return Fail(std::string(device.status().message()));
+
+  std::string temp_dir;
+  if (socket_path.empty()) {
+    char pattern[] = "/tmp/vgpu-displayd-XXXXXX";
+    if (mkdtemp(pattern) == nullptr) return Fail("cannot make a temporary directory");
+    temp_dir = pattern;
+    socket_path = temp_dir + "/vhost-user.sock";
   }
-  auto demo = DemoGuest::Create(options);
-  if (!demo.ok()) {
-    std::fprintf(stderr, "vgpu-displayd: %s\n", std::string(demo.status().message()).c_str());
-    return 1;
-  }
-  std::string snapshot = absl::GetFlag(FLAGS_snapshot);
-  if (!snapshot.empty()) {
+  auto server = vhost_user::VhostUserServer::Create(socket_path, device->get());
+  if (!server.ok()) return Fail(std::string(server.status().message()));
+  VGPU_LOG(INFO) << "vgpu-displayd: vhost-user-gpu device on " << socket_path << " ("
+                 << options.displays[0].width << "x" << options.displays[0].height << ", policy "
+                 << policy << ")";
+
+  // Signals go to one thread that stops the device loop; every other thread
+  // (the device thread included) has them blocked.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::atomic<bool> stop{false};
+  std::thread signal_thread([&] {
+    int received = 0;
+    sigwait(&signals, &received);
+    if (received == SIGINT || received == SIGTERM) {
+      VGPU_LOG(INFO) << "signal " << received << ": shutting down";
+    }
+    stop = true;
+    (*server)->Stop();
+  });
+
+  std::thread snapshot_thread;
+  if (std::string path = absl::GetFlag(FLAGS_snapshot); !path.empty()) {
     std::error_code error;
-    std::filesystem::path parent = std::filesystem::path(snapshot).parent_path();
+    std::filesystem::path parent = std::filesystem::path(path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, error);
+    snapshot_thread = std::thread(SnapshotLoop, std::cref(store), path,
+                                  absl::GetFlag(FLAGS_snapshot_interval), std::cref(stop));
   }
-  std::signal(SIGINT, RequestStop);
-  std::signal(SIGTERM, RequestStop);
-  VGPU_LOG(INFO) << "demo guest: scene " << options.scene << ", " << options.width << "x"
-                 << options.height << " at " << fps << " fps"
-                 << (snapshot.empty() ? "" : ", snapshots to " + snapshot);
-  const absl::Duration period = absl::Seconds(1.0 / fps);
-  const absl::Duration duration = absl::GetFlag(FLAGS_duration);
-  const absl::Time start = absl::Now();
-  absl::Time next_report = start + absl::Seconds(1);
-  absl::Time next_tick = start;
-  uint64_t index = 0, frames_at_report = 0;
-  while (!stop_requested && (duration == absl::ZeroDuration() || absl::Now() - start < duration)) {
-    if (absl::Status status = (*demo)->Tick(index++); !status.ok()) {
-      VGPU_LOG(ERROR) << "demo guest stopped: " << status.message();
-      return 1;
-    }
-    absl::Time now = absl::Now();
-    if (now >= next_report) {
-      const vgpu::guest_sim::RecordingSink& sink = (*demo)->sink();
-      VGPU_LOG(INFO) << "frames " << sink.frame_count << " (+" << sink.frame_count - frames_at_report
-                     << "/s), damage pixels " << (*demo)->damage_pixels() << ", host memory "
-                     << ((*demo)->device().host_memory_used() >> 10) << " KiB";
-      frames_at_report = sink.frame_count;
-      if (!snapshot.empty() && sink.latest) {
-        if (absl::Status written = vgpu::server::WritePpm(*sink.latest, snapshot); !written.ok()) {
-          VGPU_LOG(WARNING) << written.message();
-        }
-      }
-      next_report += absl::Seconds(1);
-    }
-    next_tick += period;
-    absl::SleepFor(next_tick - absl::Now());
+  std::thread demo_thread;
+  if (demo) {
+    server::DemoGuestOptions demo_options{absl::GetFlag(FLAGS_demo_scene), options.displays[0].width,
+                                          options.displays[0].height};
+    demo_thread = std::thread(DemoLoop, socket_path, demo_options, fps, std::cref(stop));
   }
-  if (!snapshot.empty() && (*demo)->sink().latest) {
-    (void)vgpu::server::WritePpm(*(*demo)->sink().latest, snapshot);
+  std::thread timer;
+  if (absl::Duration duration = absl::GetFlag(FLAGS_duration); duration > absl::ZeroDuration()) {
+    timer = std::thread([duration] {
+      absl::SleepFor(duration);
+      kill(getpid(), SIGTERM);
+    });
+    timer.detach();
   }
-  VGPU_LOG(INFO) << "stopped after " << index << " guest frames";
+
+  (*server)->Run();  // the device thread
+
+  stop = true;
+  if (demo_thread.joinable()) demo_thread.join();
+  if (snapshot_thread.joinable()) snapshot_thread.join();
+  kill(getpid(), SIGTERM);  // release the signal thread if it is still waiting
+  signal_thread.join();
+  server->reset();
+  if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
+  VGPU_LOG(INFO) << "vgpu-displayd: stopped after " << store.frame_count() << " frames";
   return 0;
 }
 
 }  // namespace
+}  // namespace vgpu
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("vgpu-displayd: remote display server for virtual machines");
+  absl::SetProgramUsageMessage(
+      "vgpu-displayd: remote display server for virtual machines.\n"
+      "  vgpu-displayd --vhost_user_socket=/run/vgpu.sock   # serve QEMU\n"
+      "  vgpu-displayd --demo --snapshot=screen.ppm          # built-in guest");
   absl::ParseCommandLine(argc, argv);
-  return Run();
+  return vgpu::Run();
 }
