@@ -20,7 +20,7 @@
 #include "clients/synth_guest/frontend.h"
 #include "common/log.h"
 #include "device/vhost_user/server.h"
-#include "server/demo_guest.h"
+#include "clients/synth_guest/scene_player.h"
 #include "server/frame_store.h"
 #include "server/snapshot.h"
 
@@ -73,7 +73,7 @@ void SnapshotLoop(const server::FrameStore& store, const std::string& path,
 }
 
 // The built-in guest: a vhost-user front-end on our own socket.
-void DemoLoop(const std::string& socket_path, const server::DemoGuestOptions& options, double fps,
+void DemoLoop(const std::string& socket_path, const synth::ScenePlayerOptions& options, double fps,
               const std::atomic<bool>& stop) {
   synth::FrontendOptions frontend_options;
   frontend_options.socket_path = socket_path;
@@ -85,7 +85,7 @@ void DemoLoop(const std::string& socket_path, const server::DemoGuestOptions& op
     VGPU_LOG(ERROR) << "demo guest cannot connect: " << frontend.status().message();
     return;
   }
-  auto demo = server::DemoGuest::Create(options, &(*frontend)->guest());
+  auto demo = synth::ScenePlayer::Create(options, &(*frontend)->guest());
   if (!demo.ok()) {
     VGPU_LOG(ERROR) << "demo guest: " << demo.status().message();
     return;
@@ -173,7 +173,7 @@ int Run() {
   }
   std::thread demo_thread;
   if (demo) {
-    server::DemoGuestOptions demo_options{absl::GetFlag(FLAGS_demo_scene), options.displays[0].width,
+    synth::ScenePlayerOptions demo_options{absl::GetFlag(FLAGS_demo_scene), options.displays[0].width,
                                           options.displays[0].height};
     demo_thread = std::thread(DemoLoop, socket_path, demo_options, fps, std::cref(stop));
   }

@@ -1,9 +1,9 @@
-#include "server/demo_guest.h"
+#include "clients/synth_guest/scene_player.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
-namespace vgpu::server {
+namespace vgpu::synth {
 namespace {
 
 constexpr uint32_t kFramebufferId = 2;  // Linux's first resource id
@@ -11,10 +11,10 @@ constexpr uint32_t kCursorId = 3;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<DemoGuest>> DemoGuest::Create(DemoGuestOptions options,
+absl::StatusOr<std::unique_ptr<ScenePlayer>> ScenePlayer::Create(ScenePlayerOptions options,
                                                              guest_sim::SimulatedGuest* guest) {
-  std::unique_ptr<DemoGuest> demo(new DemoGuest());
-  VGPU_ASSIGN_OR_RETURN(demo->scene_, synth::MakeScene(options.scene, options.width, options.height));
+  std::unique_ptr<ScenePlayer> demo(new ScenePlayer());
+  VGPU_ASSIGN_OR_RETURN(demo->scene_, MakeScene(options.scene, options.width, options.height));
   demo->guest_ = guest;
   VGPU_ASSIGN_OR_RETURN(demo->framebuffer_gpa_,
                         demo->guest_->MakeScanoutResource(kFramebufferId, options.width,
@@ -24,11 +24,11 @@ absl::StatusOr<std::unique_ptr<DemoGuest>> DemoGuest::Create(DemoGuestOptions op
   return demo;
 }
 
-absl::Status DemoGuest::Tick(uint64_t index) {
-  std::vector<synth::Damage> damage;
+absl::Status ScenePlayer::Tick(uint64_t index) {
+  std::vector<Damage> damage;
   scene_->Render(index, pixels_.data(), &damage);
   const uint32_t width = options_.width;
-  for (const synth::Damage& d : damage) {
+  for (const Damage& d : damage) {
     // The guest's writes land in its own RAM, row by row...
     for (uint32_t y = d.y; y < d.y + d.height; ++y) {
       size_t first = size_t{y} * width + d.x;
@@ -47,7 +47,7 @@ absl::Status DemoGuest::Tick(uint64_t index) {
     }
     damage_pixels_ += uint64_t{d.width} * d.height;
   }
-  std::optional<synth::CursorPoint> cursor = scene_->CursorAt(index);
+  std::optional<CursorPoint> cursor = scene_->CursorAt(index);
   if (cursor) {
     gpu::wire::UpdateCursor command{};
     command.pos = {0, cursor->x, cursor->y, 0};
@@ -58,7 +58,7 @@ absl::Status DemoGuest::Tick(uint64_t index) {
       }
       uint64_t gpa = 0;
       guest_->AttachNewBacking(kCursorId, 64 * 64 * 4, &gpa);
-      std::vector<uint32_t> arrow = synth::CursorArrow();
+      std::vector<uint32_t> arrow = CursorArrow();
       VGPU_RETURN_IF_ERROR(guest_->WriteGuest(
           gpa, absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(arrow.data()), arrow.size() * 4)));
       guest_->Transfer(kCursorId, gpu::wire::Rect{0, 0, 64, 64}, 0);
@@ -72,4 +72,4 @@ absl::Status DemoGuest::Tick(uint64_t index) {
   return absl::OkStatus();
 }
 
-}  // namespace vgpu::server
+}  // namespace vgpu::synth

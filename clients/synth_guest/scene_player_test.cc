@@ -1,4 +1,4 @@
-#include "server/demo_guest.h"
+#include "clients/synth_guest/scene_player.h"
 
 #include <cstdio>
 #include <fstream>
@@ -7,13 +7,13 @@
 #include "gtest/gtest.h"
 #include "server/snapshot.h"
 
-namespace vgpu::server {
+namespace vgpu::synth {
 namespace {
 
 // The demo guest's pixels reach the device's frame unchanged, and the
 // snapshot file shows them.
-TEST(DemoGuestTest, SceneReachesTheScanoutAndSnapshot) {
-  DemoGuestOptions options;
+TEST(ScenePlayerTest, SceneReachesTheScanoutAndSnapshot) {
+  ScenePlayerOptions options;
   options.scene = "cursor";
   options.width = 320;
   options.height = 200;
@@ -21,7 +21,7 @@ TEST(DemoGuestTest, SceneReachesTheScanoutAndSnapshot) {
   sim.device.displays = {{320, 200, true}};
   auto guest = guest_sim::SimulatedGuest::Create(sim);
   ASSERT_TRUE(guest.ok());
-  auto demo = DemoGuest::Create(options, guest->get());
+  auto demo = ScenePlayer::Create(options, guest->get());
   ASSERT_TRUE(demo.ok()) << demo.status();
   for (uint64_t i = 0; i < 5; ++i) ASSERT_TRUE((*demo)->Tick(i).ok());
   gpu::FramePtr frame = (*guest)->sink().latest;
@@ -33,7 +33,7 @@ TEST(DemoGuestTest, SceneReachesTheScanoutAndSnapshot) {
   EXPECT_NE((*guest)->sink().cursors.front().image, nullptr);
 
   std::string path = ::testing::TempDir() + "/demo.ppm";
-  ASSERT_TRUE(WritePpm(*frame, path).ok());
+  ASSERT_TRUE(server::WritePpm(*frame, path).ok());
   std::ifstream in(path, std::ios::binary);
   std::string magic;
   uint32_t w = 0, h = 0, max = 0;
@@ -48,13 +48,13 @@ TEST(DemoGuestTest, SceneReachesTheScanoutAndSnapshot) {
   std::remove(path.c_str());
 }
 
-TEST(DemoGuestTest, UnknownSceneIsRefused) {
-  DemoGuestOptions options;
+TEST(ScenePlayerTest, UnknownSceneIsRefused) {
+  ScenePlayerOptions options;
   options.scene = "teapot";
   auto guest = guest_sim::SimulatedGuest::Create({});
   ASSERT_TRUE(guest.ok());
-  EXPECT_FALSE(DemoGuest::Create(options, guest->get()).ok());
+  EXPECT_FALSE(ScenePlayer::Create(options, guest->get()).ok());
 }
 
 }  // namespace
-}  // namespace vgpu::server
+}  // namespace vgpu::synth

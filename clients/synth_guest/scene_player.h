@@ -1,7 +1,8 @@
-// The built-in demo guest: a simulated guest driver (real rings, in-process)
-// that draws a synthetic scene into its framebuffer and sends what the Linux
-// driver sends for it: TRANSFER_TO_HOST_2D + RESOURCE_FLUSH per damage rect,
-// UPDATE_CURSOR / MOVE_CURSOR for the cursor.
+// Plays a synthetic scene as the Linux driver would present it: draws into
+// the guest framebuffer, then TRANSFER_TO_HOST_2D + RESOURCE_FLUSH per damage
+// rect, and UPDATE_CURSOR / MOVE_CURSOR for the cursor. Drives any
+// SimulatedGuest: in-process, or over vhost-user (the daemon's --demo,
+// vgpu-synth-guest).
 #pragma once
 
 #include <cstdint>
@@ -13,20 +14,20 @@
 #include "clients/synth_guest/scenes.h"
 #include "device/guest_sim/simulated_guest.h"
 
-namespace vgpu::server {
+namespace vgpu::synth {
 
-struct DemoGuestOptions {
+struct ScenePlayerOptions {
   std::string scene = "console";
   uint32_t width = 1280;
   uint32_t height = 800;
 };
 
 // Thread-compatible.
-class DemoGuest {
+class ScenePlayer {
  public:
   // Drives `guest` (in-process or over vhost-user), which must outlive it.
   // Creates the framebuffer resource and puts it on scanout 0.
-  static absl::StatusOr<std::unique_ptr<DemoGuest>> Create(DemoGuestOptions options,
+  static absl::StatusOr<std::unique_ptr<ScenePlayer>> Create(ScenePlayerOptions options,
                                                            guest_sim::SimulatedGuest* guest);
 
   // Draws and presents frame number `index`.
@@ -35,15 +36,15 @@ class DemoGuest {
   uint64_t damage_pixels() const { return damage_pixels_; }
 
  private:
-  DemoGuest() = default;
+  ScenePlayer() = default;
 
-  DemoGuestOptions options_;
+  ScenePlayerOptions options_;
   guest_sim::SimulatedGuest* guest_ = nullptr;
-  std::unique_ptr<synth::Scene> scene_;
+  std::unique_ptr<Scene> scene_;
   std::vector<uint32_t> pixels_;  // the guest's view of its framebuffer
   uint64_t framebuffer_gpa_ = 0;
   bool cursor_shown_ = false;
   uint64_t damage_pixels_ = 0;
 };
 
-}  // namespace vgpu::server
+}  // namespace vgpu::synth
