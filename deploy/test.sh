@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): installs dependencies, builds the release and
-# the sanitizer (ASan+UBSan) configurations, runs every test in both, then
+# the sanitizer (ASan+UBSan) configurations, runs every test in both, boots a
+# real Linux guest under real QEMU against vgpu-displayd (tests/e2e), then
 # builds the libFuzzer targets and runs each for a bounded time.
 #   FUZZ_SECONDS=N  seconds per fuzz target (default 60)
 set -euo pipefail
@@ -11,6 +12,9 @@ fuzz_seconds="${FUZZ_SECONDS:-60}"
 
 echo "== release build and tests"
 cmake --workflow --preset release
+
+echo "== real QEMU + real Linux guest against vgpu-displayd (tests/e2e)"
+tests/e2e/run.sh build/release
 
 echo "== asan+ubsan build and tests"
 cmake --workflow --preset asan

@@ -254,9 +254,10 @@ void VhostUserFrontend::ServeDisplay() {
     Header reply{message->header.request, vhost_user::kFlagReply, 0};
     switch (message->header.request) {
       case vhost_user::kGpuGetProtocolFeatures: {
-        uint64_t none = 0;
-        reply.size = sizeof(none);
-        (void)vhost_user::WriteMessage(fd, reply, absl::MakeConstSpan(reinterpret_cast<uint8_t*>(&none), 8));
+        uint64_t features = 1;  // VHOST_USER_GPU_PROTOCOL_F_EDID, as QEMU (no dmabuf)
+        reply.size = sizeof(features);
+        (void)vhost_user::WriteMessage(
+            fd, reply, absl::MakeConstSpan(reinterpret_cast<uint8_t*>(&features), 8));
         break;
       }
       case vhost_user::kGpuGetDisplayInfo: {

@@ -134,6 +134,7 @@ absl::Status GpuBackend::Handle(Message& message) {
       break;
     case kResetOwner:
     case kResetDevice:
+      VGPU_LOG(INFO) << RequestName(request) << ": guest reset, dropping device state";
       for (uint32_t i = 0; i < kNumQueues; ++i) StopQueue(i);
       device_->Reset();
       ++stats_.device_resets;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the guest's initramfs: busybox, the virtio-gpu module closure from
+# the fetched kernel, test patterns and an /init that shows them.
+# Usage: build_initramfs.sh CACHE_DIR E2E_TOOL WIDTH HEIGHT OUT.cpio.gz
+set -euo pipefail
+cache="$1"; tool="$2"; width="$3"; height="$4"; out="$5"
+root="$cache/root"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+kver="$(ls "$root/lib/modules" | head -n 1)"
+moddir="$root/lib/modules/$kver"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work"/{bin,dev,proc,sys,modules,patterns}
+touch "$work/modules/order"
+cp "$root/bin/busybox" "$work/bin/busybox"
+
+# virtio-gpu and everything it depends on, in load order. Dependencies come
+# from each module's own .modinfo "depends=" line (the package ships no
+# modules.dep; that is made at install time).
+find_module() {
+  local found
+  found="$(find "$moddir/kernel" \( -name "$1.ko" -o -name "${1//_/-}.ko" \) | head -n 1)"
+  [ -n "$found" ] || { echo "module $1 not in $kver" >&2; exit 1; }
+  echo "$found"
+}
+resolve() {
+  local file deps
+  file="$(find_module "$1")"
+  deps="$(grep -a -o -m 1 'depends=[A-Za-z0-9_,-]*' "$file" | head -n 1 | cut -d= -f2 | tr ',' ' ')"
+  for dep in $deps; do
+    grep -qx "$dep" "$work/modules/order" || resolve "$dep"
+  done
+  grep -qx "$1" "$work/modules/order" || {
+    cp "$file" "$work/modules/$1.ko"
+    echo "$1" >> "$work/modules/order"
+  }
+}
+resolve virtio_pci
+resolve virtio-gpu
+
+"$tool" pattern A "$width" "$height" "$work/patterns/a.raw" "$cache/expected-a.ppm"
+"$tool" pattern B "$width" "$height" "$work/patterns/b.raw" "$cache/expected-b.ppm"
+cp "$here/init.sh" "$work/init"
+chmod +x "$work/init"
+(cd "$work" && find . | cpio -o -H newc --quiet | gzip -1 > "$out")
+echo "initramfs: $(tr '\n' ' ' < "$work/modules/order")from $kver, $(du -h "$out" | cut -f1)"

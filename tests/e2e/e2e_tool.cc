@@ -1,0 +1,165 @@
+// Helpers for the real-guest end-to-end test (tests/e2e/run.sh):
+//   e2e_tool pattern A|B WIDTH HEIGHT OUT.raw OUT.ppm
+//       the test pattern as the guest writes it to /dev/fb0 (XRGB8888) and
+//       as vgpu-displayd's snapshot must show it (PPM)
+//   e2e_tool diff EXPECTED.ppm ACTUAL.ppm     prints differing pixels; exit 0 if none
+//   e2e_tool text ACTUAL.ppm ROWS             exit 0 if the top ROWS rows hold text
+//   e2e_tool monitor SOCKET COMMAND...        one HMP command to QEMU's monitor
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Image {
+  uint32_t width = 0, height = 0;
+  std::vector<uint8_t> rgb;
+};
+
+bool ReadPpm(const std::string& path, Image* image) {
+  std::ifstream in(path, std::ios::binary);
+  std::string magic;
+  uint32_t max = 0;
+  if (!(in >> magic >> image->width >> image->height >> max) || magic != "P6" || max != 255) {
+    return false;
+  }
+  in.get();
+  image->rgb.resize(size_t{image->width} * image->height * 3);
+  in.read(reinterpret_cast<char*>(image->rgb.data()), static_cast<std::streamsize>(image->rgb.size()));
+  return static_cast<size_t>(in.gcount()) == image->rgb.size();
+}
+
+// 0xRRGGBB of pattern `name` at (x, y).
+uint32_t PatternPixel(char name, uint32_t x, uint32_t y, uint32_t width, uint32_t height) {
+  if (name == 'A') {
+    // Eight colour bars on the top half, a grey ramp below, a 64 px grid.
+    static const uint32_t kBars[8] = {0xFFFFFF, 0xFFFF00, 0x00FFFF, 0x00FF00,
+                                      0xFF00FF, 0xFF0000, 0x0000FF, 0x000000};
+    if (x % 64 == 0 || y % 64 == 0) return 0x808080;
+    if (y < height / 2) return kBars[x * 8 / width];
+    uint32_t grey = x * 255 / (width - 1);
+    return grey << 16 | grey << 8 | grey;
+  }
+  // B: red/blue 32 px checkerboard with an 8 px green border.
+  if (x < 8 || y < 8 || x >= width - 8 || y >= height - 8) return 0x00FF00;
+  return ((x / 32) + (y / 32)) % 2 ? 0xFF0000 : 0x0000FF;
+}
+
+int Pattern(int argc, char** argv) {
+  if (argc != 7) return 2;
+  char name = argv[2][0];
+  uint32_t width = static_cast<uint32_t>(std::atoi(argv[3]));
+  uint32_t height = static_cast<uint32_t>(std::atoi(argv[4]));
+  std::vector<uint8_t> raw(size_t{width} * height * 4), rgb(size_t{width} * height * 3);
+  for (uint32_t y = 0; y < height; ++y) {
+    for (uint32_t x = 0; x < width; ++x) {
+      uint32_t p = PatternPixel(name, x, y, width, height);
+      size_t i = size_t{y} * width + x;
+      raw[i * 4] = static_cast<uint8_t>(p);  // B,G,R,X in memory
+      raw[i * 4 + 1] = static_cast<uint8_t>(p >> 8);
+      raw[i * 4 + 2] = static_cast<uint8_t>(p >> 16);
+      raw[i * 4 + 3] = 0;
+      rgb[i * 3] = static_cast<uint8_t>(p >> 16);
+      rgb[i * 3 + 1] = static_cast<uint8_t>(p >> 8);
+      rgb[i * 3 + 2] = static_cast<uint8_t>(p);
+    }
+  }
+  std::ofstream(argv[5], std::ios::binary).write(reinterpret_cast<char*>(raw.data()), raw.size());
+  std::ofstream ppm(argv[6], std::ios::binary);
+  ppm << "P6\n" << width << " " << height << "\n255\n";
+  ppm.write(reinterpret_cast<char*>(rgb.data()), static_cast<std::streamsize>(rgb.size()));
+  return 0;
+}
+
+int Diff(int argc, char** argv) {
+  if (argc != 4) return 2;
+  Image expected, actual;
+  if (!ReadPpm(argv[2], &expected) || !ReadPpm(argv[3], &actual)) {
+    std::printf("unreadable image\n");
+    return 1;
+  }
+  if (expected.width != actual.width || expected.height != actual.height) {
+    std::printf("size %ux%u, expected %ux%u\n", actual.width, actual.height, expected.width,
+                expected.height);
+    return 1;
+  }
+  size_t differing = 0, first = 0;
+  for (size_t i = 0; i < expected.rgb.size(); i += 3) {
+    if (std::memcmp(&expected.rgb[i], &actual.rgb[i], 3) != 0) {
+      if (differing++ == 0) first = i / 3;
+    }
+  }
+  std::printf("%zu differing pixels", differing);
+  if (differing) std::printf(" (first at %zu,%zu)", first % expected.width, first / expected.width);
+  std::printf("\n");
+  return differing == 0 ? 0 : 1;
+}
+
+int Text(int argc, char** argv) {
+  if (argc != 4) return 2;
+  Image image;
+  if (!ReadPpm(argv[2], &image)) return 1;
+  uint32_t rows = std::min<uint32_t>(static_cast<uint32_t>(std::atoi(argv[3])), image.height);
+  // Console text: some bright glyph pixels on a dark background, in the top
+  // rows, and the rest of the screen dark.
+  size_t bright = 0, dark = 0, below_bright = 0;
+  for (uint32_t y = 0; y < image.height; ++y) {
+    for (uint32_t x = 0; x < image.width; ++x) {
+      const uint8_t* p = &image.rgb[(size_t{y} * image.width + x) * 3];
+      bool is_bright = p[0] + p[1] + p[2] > 300;
+      if (y < rows) {
+        (is_bright ? bright : dark)++;
+      } else if (is_bright) {
+        ++below_bright;
+      }
+    }
+  }
+  std::printf("top %u rows: %zu bright, %zu dark pixels; %zu bright below\n", rows, bright, dark,
+              below_bright);
+  size_t below_total = size_t{image.width} * (image.height - rows);
+  return bright >= 200 && dark > bright && below_bright < below_total / 20 ? 0 : 1;
+}
+
+int Monitor(int argc, char** argv) {
+  if (argc < 4) return 2;
+  std::string command;
+  for (int i = 3; i < argc; ++i) command += std::string(i > 3 ? " " : "") + argv[i];
+  command += "\n";
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, argv[2], sizeof(address.sun_path) - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    std::perror("connect");
+    return 1;
+  }
+  char buffer[4096];
+  usleep(200000);  // let the greeting arrive
+  [[maybe_unused]] ssize_t greeting = read(fd, buffer, sizeof(buffer));
+  if (write(fd, command.data(), command.size()) != static_cast<ssize_t>(command.size())) return 1;
+  usleep(500000);
+  close(fd);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string verb = argc > 1 ? argv[1] : "";
+  int result = 2;
+  if (verb == "pattern") result = Pattern(argc, argv);
+  if (verb == "diff") result = Diff(argc, argv);
+  if (verb == "text") result = Text(argc, argv);
+  if (verb == "monitor") result = Monitor(argc, argv);
+  if (result == 2) std::fprintf(stderr, "usage: see the comment at the top of e2e_tool.cc\n");
+  return result;
+}
