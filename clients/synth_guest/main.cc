@@ -23,6 +23,9 @@ ABSL_FLAG(double, fps, 0, "Frames per second to aim for; 0 = as fast as the back
 ABSL_FLAG(uint64_t, frames, 300, "Frames to present (0 = until --duration).");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(), "Stop after this long (0 = off).");
 ABSL_FLAG(bool, blob, false, "Use guest blob resources if the back-end offers them.");
+ABSL_FLAG(absl::Duration, linger, absl::ZeroDuration(),
+          "Keep the connection open this long after reporting (lets a harness sample the "
+          "back-end before it sees the VMM go away).");
 
 namespace vgpu {
 namespace {
@@ -87,6 +90,8 @@ int Run() {
       static_cast<unsigned long long>(presented), seconds, presented / seconds,
       (*demo)->damage_pixels() / 1e6, static_cast<unsigned long long>(display.updates.load()),
       display.update_bytes.load() / 1048576.0);
+  std::fflush(stdout);
+  absl::SleepFor(absl::GetFlag(FLAGS_linger));
   return 0;
 }
 

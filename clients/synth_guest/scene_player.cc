@@ -19,34 +19,27 @@ absl::StatusOr<std::unique_ptr<ScenePlayer>> ScenePlayer::Create(ScenePlayerOpti
   VGPU_ASSIGN_OR_RETURN(demo->framebuffer_gpa_,
                         demo->guest_->MakeScanoutResource(kFramebufferId, options.width,
                                                           options.height));
-  demo->pixels_.assign(size_t{options.width} * options.height, 0);
+  // The scene draws straight into the guest's framebuffer pages, as a guest
+  // program drawing into its mmap()ed framebuffer does.
+  VGPU_ASSIGN_OR_RETURN(absl::Span<uint8_t> framebuffer,
+                        guest->memory_ptr()->Translate(demo->framebuffer_gpa_,
+                                                       uint64_t{options.width} * options.height * 4));
+  demo->pixels_ = reinterpret_cast<uint32_t*>(framebuffer.data());
   demo->options_ = std::move(options);
   return demo;
 }
 
 absl::Status ScenePlayer::Tick(uint64_t index) {
   std::vector<Damage> damage;
-  scene_->Render(index, pixels_.data(), &damage);
-  const uint32_t width = options_.width;
+  scene_->Render(index, pixels_, &damage);
+  std::vector<gpu::wire::Rect> rects;
+  rects.reserve(damage.size());
   for (const Damage& d : damage) {
-    // The guest's writes land in its own RAM, row by row...
-    for (uint32_t y = d.y; y < d.y + d.height; ++y) {
-      size_t first = size_t{y} * width + d.x;
-      VGPU_RETURN_IF_ERROR(guest_->WriteGuest(
-          framebuffer_gpa_ + first * 4,
-          absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&pixels_[first]), d.width * 4)));
-    }
-    // ...then the driver tells the device, as Linux does for a dirty rect.
-    gpu::wire::Rect rect{d.x, d.y, d.width, d.height};
-    uint64_t offset = (uint64_t{d.y} * width + d.x) * 4;
-    if (uint32_t t = guest_->Transfer(kFramebufferId, rect, offset); t != gpu::wire::kRespOkNodata) {
-      return absl::InternalError(absl::StrCat("TRANSFER_TO_HOST_2D answered 0x", absl::Hex(t)));
-    }
-    if (uint32_t t = guest_->Flush(kFramebufferId, rect); t != gpu::wire::kRespOkNodata) {
-      return absl::InternalError(absl::StrCat("RESOURCE_FLUSH answered 0x", absl::Hex(t)));
-    }
+    rects.push_back({d.x, d.y, d.width, d.height});
     damage_pixels_ += uint64_t{d.width} * d.height;
   }
+  // One kick per update, as the Linux driver batches it.
+  VGPU_RETURN_IF_ERROR(guest_->Present(kFramebufferId, rects, options_.width * 4));
   std::optional<CursorPoint> cursor = scene_->CursorAt(index);
   if (cursor) {
     gpu::wire::UpdateCursor command{};

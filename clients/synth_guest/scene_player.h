@@ -41,7 +41,7 @@ class ScenePlayer {
   ScenePlayerOptions options_;
   guest_sim::SimulatedGuest* guest_ = nullptr;
   std::unique_ptr<Scene> scene_;
-  std::vector<uint32_t> pixels_;  // the guest's view of its framebuffer
+  uint32_t* pixels_ = nullptr;  // the framebuffer, in guest RAM
   uint64_t framebuffer_gpa_ = 0;
   bool cursor_shown_ = false;
   uint64_t damage_pixels_ = 0;

@@ -76,25 +76,34 @@ class ScrollScene : public Scene {
   uint32_t width_, height_, columns_;
 };
 
-// Every pixel changes every frame: moving colour bands over a gradient.
+// Every pixel changes every frame: moving colour bands over a gradient. The
+// scene cycles through kVideoFrames frames drawn once, so presenting a frame
+// costs the guest one framebuffer-sized copy, as playing decoded video does.
 class VideoScene : public Scene {
  public:
+  static constexpr uint32_t kVideoFrames = 8;
   VideoScene(uint32_t width, uint32_t height) : width_(width), height_(height) {}
   void Render(uint64_t index, uint32_t* pixels, std::vector<Damage>* damage) override {
-    uint32_t t = static_cast<uint32_t>(index * 4);
-    for (uint32_t y = 0; y < height_; ++y) {
-      uint32_t* row = pixels + size_t{y} * width_;
-      uint32_t g = (y + t) & 0xFF;
-      for (uint32_t x = 0; x < width_; ++x) {
-        uint32_t r = (x + t) & 0xFF, b = ((x ^ y) + 2 * t) & 0xFF;
-        row[x] = 0xFF000000u | (r << 16) | (g << 8) | b;
+    std::vector<uint32_t>& frame = frames_[index % kVideoFrames];
+    if (frame.empty()) {
+      frame.resize(size_t{width_} * height_);
+      uint32_t t = static_cast<uint32_t>(index % kVideoFrames * 32);
+      for (uint32_t y = 0; y < height_; ++y) {
+        uint32_t* row = frame.data() + size_t{y} * width_;
+        uint32_t g = (y + t) & 0xFF;
+        for (uint32_t x = 0; x < width_; ++x) {
+          uint32_t r = (x + t) & 0xFF, b = ((x ^ y) + 2 * t) & 0xFF;
+          row[x] = 0xFF000000u | (r << 16) | (g << 8) | b;
+        }
       }
     }
+    std::memcpy(pixels, frame.data(), frame.size() * sizeof(uint32_t));
     damage->push_back({0, 0, width_, height_});
   }
 
  private:
   uint32_t width_, height_;
+  std::vector<uint32_t> frames_[kVideoFrames];
 };
 
 // A still picture (colour bars) with the cursor moving on a circle.

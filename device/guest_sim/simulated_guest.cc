@@ -44,7 +44,8 @@ absl::StatusOr<std::unique_ptr<SimulatedGuest>> SimulatedGuest::CreateMemoryAndR
   VGPU_ASSIGN_OR_RETURN(guest->memory_, virtio::GuestMemory::Create(std::move(regions)));
   // Leave page 0 unused so address 0 is never a valid allocation.
   guest->allocator_ = virtio::GuestAllocator(4096, low_size - 4096);
-  uint32_t tables = o.indirect ? 4 : 0;
+  // One indirect table per descriptor: a whole ring of chains can be in flight.
+  uint32_t tables = o.indirect ? o.queue_size : 0;
   VGPU_ASSIGN_OR_RETURN(guest->control_driver_,
                         virtio::DriverQueue::Create(guest->memory_, guest->allocator_,
                                                     o.queue_size, o.event_idx, tables));
@@ -142,6 +143,51 @@ absl::StatusOr<std::vector<uint8_t>> SimulatedGuest::Submit(absl::Span<const uin
   std::vector<uint8_t> response(used->written);
   VGPU_RETURN_IF_ERROR(memory_->Read(response_gpa, absl::MakeSpan(response)));
   return response;
+}
+
+absl::Status SimulatedGuest::Present(uint32_t id, absl::Span<const gpu::wire::Rect> rects,
+                                     uint32_t pitch) {
+  // Each rect takes two chains; each chain a 128-byte command slot and a
+  // 64-byte response slot in the scratch area.
+  constexpr uint64_t kSlot = 256;
+  const size_t chains_per_kick = std::min<size_t>(kScratchBytes / kSlot,
+                                                  options_.indirect ? options_.queue_size
+                                                                    : options_.queue_size / 2);
+  size_t next = 0;
+  while (next < rects.size()) {
+    size_t count = std::min(rects.size() - next, chains_per_kick / 2);
+    for (size_t i = 0; i < count; ++i) {
+      const Rect& r = rects[next + i];
+      gpu::wire::TransferToHost2d transfer{Hdr(gpu::wire::kCmdTransferToHost2d), r,
+                                           uint64_t{r.y} * pitch + uint64_t{r.x} * 4, id, 0};
+      gpu::wire::ResourceFlush flush{Hdr(gpu::wire::kCmdResourceFlush), r, id, 0};
+      uint64_t slot = scratch_gpa_ + 2 * i * kSlot;
+      VGPU_RETURN_IF_ERROR(memory_->Write(slot, Bytes(transfer)));
+      VGPU_RETURN_IF_ERROR(memory_->Write(slot + kSlot, Bytes(flush)));
+      for (uint64_t chain = slot; chain <= slot + kSlot; chain += kSlot) {
+        virtio::GuestBuffer out{chain, chain == slot ? uint32_t{sizeof(transfer)}
+                                                     : uint32_t{sizeof(flush)}};
+        virtio::GuestBuffer in{chain + 128, sizeof(CtrlHdr)};
+        VGPU_RETURN_IF_ERROR(control_driver_->Add({&out, 1}, {&in, 1}, options_.indirect).status());
+      }
+    }
+    size_t reaped = 0;
+    while (reaped < 2 * count) {
+      VGPU_RETURN_IF_ERROR(Process(gpu::kControlQueue));
+      while (control_driver_->PopUsed()) ++reaped;
+    }
+    for (size_t i = 0; i < 2 * count; ++i) {
+      CtrlHdr reply;
+      VGPU_RETURN_IF_ERROR(memory_->Read(scratch_gpa_ + i * kSlot + 128,
+                                         absl::MakeSpan(reinterpret_cast<uint8_t*>(&reply), sizeof(reply))));
+      if (reply.type != gpu::wire::kRespOkNodata) {
+        return absl::InternalError(absl::StrCat(i % 2 ? "RESOURCE_FLUSH" : "TRANSFER_TO_HOST_2D",
+                                                " answered 0x", absl::Hex(reply.type)));
+      }
+    }
+    next += count;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint32_t> SimulatedGuest::SubmitForType(absl::Span<const uint8_t> command,

@@ -102,6 +102,11 @@ class SimulatedGuest {
   // Posts a cursor command (out-only chain, as Linux does) and processes it.
   absl::Status SubmitCursor(const gpu::wire::UpdateCursor& command);
 
+  // One display update as Linux sends it: TRANSFER_TO_HOST_2D + RESOURCE_FLUSH
+  // for every rect (offsets for a framebuffer `pitch` bytes per row), posted
+  // together with one kick. Fails unless every reply is OK_NODATA.
+  absl::Status Present(uint32_t id, absl::Span<const gpu::wire::Rect> rects, uint32_t pitch);
+
   // Typical driver sequences; each returns the response type.
   uint32_t Create2d(uint32_t id, uint32_t width, uint32_t height,
                     uint32_t format = gpu::wire::kFormatB8G8R8X8);
