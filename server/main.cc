@@ -45,6 +45,9 @@ ABSL_FLAG(std::string, resource_policy, "copy",
 ABSL_FLAG(uint64_t, auto_shared_min_kib, 4096, "Size from which --resource_policy=auto shares.");
 ABSL_FLAG(uint64_t, max_host_memory_mib, 256, "Host memory budget for guest resources, MiB.");
 ABSL_FLAG(uint32_t, max_resources, 16384, "Most resources a guest may hold.");
+ABSL_FLAG(bool, mirror_to_qemu, false,
+          "Also send the screen to QEMU over the vhost-user-gpu display socket (QEMU's "
+          "screendump and UI then show it). Never blocks the device.");
 
 namespace vgpu {
 namespace {
@@ -129,7 +132,9 @@ int Run() {
   if (!(fps > 0 && fps <= 1000)) return Fail("--demo_fps must be in (0, 1000]");
 
   server::FrameStore store;
-  auto device = gpu::GpuDevice::Create(options, &store);
+  vhost_user::DisplayMirror mirror(&store);
+  mirror.set_enabled(absl::GetFlag(FLAGS_mirror_to_qemu));
+  auto device = gpu::GpuDevice::Create(options, &mirror);
   if (!device.ok()) return Fail(std::string(device.status().message()));
 
   std::string temp_dir;
@@ -139,7 +144,7 @@ int Run() {
     temp_dir = pattern;
     socket_path = temp_dir + "/vhost-user.sock";
   }
-  auto server = vhost_user::VhostUserServer::Create(socket_path, device->get());
+  auto server = vhost_user::VhostUserServer::Create(socket_path, device->get(), &mirror);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   VGPU_LOG(INFO) << "vgpu-displayd: vhost-user-gpu device on " << socket_path << " ("
                  << options.displays[0].width << "x" << options.displays[0].height << ", policy "
@@ -194,6 +199,7 @@ int Run() {
   kill(getpid(), SIGTERM);  // release the signal thread if it is still waiting
   signal_thread.join();
   server->reset();
+  device->reset();
   if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
   VGPU_LOG(INFO) << "vgpu-displayd: stopped after " << store.frame_count() << " frames";
   return 0;

@@ -50,6 +50,14 @@ absl::StatusOr<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
 
 VhostUserFrontend::~VhostUserFrontend() { Disconnect(); }
 
+void VhostUserFrontend::CloseDisplayChannel() {
+  stopping_ = true;
+  if (display_peer_.valid()) shutdown(display_peer_.get(), SHUT_RDWR);
+  if (display_thread_.joinable()) display_thread_.join();
+  display_peer_.Reset();
+  stopping_ = false;
+}
+
 void VhostUserFrontend::Disconnect() {
   stopping_ = true;
   if (display_peer_.valid()) shutdown(display_peer_.get(), SHUT_RDWR);
@@ -163,7 +171,7 @@ absl::Status VhostUserFrontend::StartDevice() {
   Fd theirs(pair[1]);
   int their_fd = theirs.get();
   VGPU_RETURN_IF_ERROR(Request(vhost_user::kGpuSetSocket, {}, {&their_fd, 1}));
-  display_thread_ = std::thread([this] { ServeDisplay(); });
+  if (options_.serve_display) display_thread_ = std::thread([this] { ServeDisplay(); });
 
   guest_->set_link([this](uint32_t queue, virtio::DriverQueue& driver) {
     return KickAndWait(queue, driver);
@@ -218,11 +226,7 @@ absl::Status VhostUserFrontend::KickAndWait(uint32_t queue, virtio::DriverQueue&
 absl::Status VhostUserFrontend::Reboot() {
   VGPU_RETURN_IF_ERROR(StopRings().status());
   // QEMU closes the display socket on reset and makes a new one at DRIVER_OK.
-  stopping_ = true;
-  if (display_peer_.valid()) shutdown(display_peer_.get(), SHUT_RDWR);
-  if (display_thread_.joinable()) display_thread_.join();
-  display_peer_.Reset();
-  stopping_ = false;
+  CloseDisplayChannel();
   return StartDevice();
 }
 

@@ -25,6 +25,9 @@ struct FrontendOptions {
   absl::Duration timeout = absl::Seconds(10);
   // Offer blob resources to the "guest" if the back-end has them.
   bool use_blob = false;
+  // Play QEMU's side of the display socket (false: never read it, like a
+  // stuck VMM, so the back-end's writes pile up).
+  bool serve_display = true;
   // The display's mode as QEMU would report it over the display socket.
   uint32_t display_width = 1280;
   uint32_t display_height = 800;
@@ -59,6 +62,8 @@ class VhostUserFrontend {
   absl::Status Reboot();
   // Closes the connection (the back-end sees the VMM go away).
   void Disconnect();
+  // Closes only our end of the display socket (the back-end gets EPIPE).
+  void CloseDisplayChannel();
 
  private:
   explicit VhostUserFrontend(FrontendOptions options) : options_(std::move(options)) {}

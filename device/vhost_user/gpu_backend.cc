@@ -50,13 +50,13 @@ absl::Status Malformed(const Message& message, absl::string_view why) {
 
 }  // namespace
 
-GpuBackend::GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket)
-    : device_(device), loop_(loop), socket_(std::move(socket)) {}
+GpuBackend::GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket, DisplayMirror* mirror)
+    : device_(device), loop_(loop), mirror_(mirror), socket_(std::move(socket)) {}
 
 GpuBackend::~GpuBackend() {
   for (uint32_t i = 0; i < kNumQueues; ++i) StopQueue(i);
   if (socket_.valid()) loop_->Unwatch(socket_.get());
-  if (display_.valid()) loop_->Unwatch(display_.get());
+  if (mirror_) mirror_->SetChannel(-1);
 }
 
 absl::Status GpuBackend::Start(std::function<void(const absl::Status&)> on_close) {
@@ -69,7 +69,7 @@ void GpuBackend::Close(const absl::Status& reason) {
   closed_ = true;
   for (uint32_t i = 0; i < kNumQueues; ++i) StopQueue(i);
   loop_->Unwatch(socket_.get());
-  if (display_.valid()) loop_->Unwatch(display_.get());
+  if (mirror_) mirror_->SetChannel(-1);
   // The guest that owned this state is gone: a new one starts from scratch.
   device_->Reset();
   device_->SetGuestMemory(nullptr);
@@ -231,17 +231,13 @@ absl::Status GpuBackend::Handle(Message& message) {
     }
     case kGpuSetSocket: {
       if (message.fds.size() != 1) return Malformed(message, "expected one fd");
-      if (display_.valid()) loop_->Unwatch(display_.get());
+      // QEMU makes a new channel at every DRIVER_OK. We never read from it
+      // (we send no request that wants a reply), and write to it only when
+      // mirroring, without blocking.
+      if (mirror_) mirror_->SetChannel(-1);
       display_ = std::move(message.fds[0]);
       fcntl(display_.get(), F_SETFL, fcntl(display_.get(), F_GETFL) | O_NONBLOCK);
-      // We send nothing unless mirroring; watch only for the hang-up that
-      // comes with a guest reset, and drop the channel then.
-      int fd = display_.get();
-      VGPU_RETURN_IF_ERROR(loop_->Watch(fd, EPOLLRDHUP, [this, fd](uint32_t) {
-        if (display_.get() != fd) return;
-        loop_->Unwatch(fd);
-        display_.Reset();
-      }));
+      if (mirror_) mirror_->SetChannel(display_.get());
       break;
     }
     case kSetLogBase:

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "device/gpu/gpu_device.h"
+#include "device/vhost_user/display_mirror.h"
 #include "device/vhost_user/event_loop.h"
 #include "device/vhost_user/message.h"
 
@@ -29,7 +30,7 @@ class GpuBackend {
  public:
   // `device` outlives the backend. `on_close` runs (once) when the
   // connection must be dropped: peer gone or malformed message.
-  GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket);
+  GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket, DisplayMirror* mirror = nullptr);
   ~GpuBackend();
   GpuBackend(const GpuBackend&) = delete;
   GpuBackend& operator=(const GpuBackend&) = delete;
@@ -72,6 +73,7 @@ class GpuBackend {
 
   gpu::GpuDevice* device_;
   EventLoop* loop_;
+  DisplayMirror* mirror_;
   Fd socket_;
   Fd display_;
   std::function<void(const absl::Status&)> on_close_;

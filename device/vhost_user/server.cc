@@ -15,7 +15,7 @@
 namespace vgpu::vhost_user {
 
 absl::StatusOr<std::unique_ptr<VhostUserServer>> VhostUserServer::Create(
-    const std::string& socket_path, gpu::GpuDevice* device) {
+    const std::string& socket_path, gpu::GpuDevice* device, DisplayMirror* mirror) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof(address.sun_path)) {
@@ -39,7 +39,8 @@ absl::StatusOr<std::unique_ptr<VhostUserServer>> VhostUserServer::Create(
   auto loop = EventLoop::Create();
   if (!loop.ok()) return loop.status();
   std::unique_ptr<VhostUserServer> server(
-      new VhostUserServer(socket_path, device, *std::move(loop), std::move(listener)));
+      new VhostUserServer(socket_path, device, mirror, *std::move(loop), std::move(listener)));
+  if (mirror != nullptr) mirror->set_loop(server->loop_.get());
   absl::Status watched = server->loop_->Watch(server->listener_.get(), EPOLLIN,
                                               [s = server.get()](uint32_t) { s->OnAccept(); });
   if (!watched.ok()) return watched;
@@ -65,7 +66,7 @@ void VhostUserServer::OnAccept() {
   }
   ++stats_.connections;
   VGPU_LOG(INFO) << "front-end connected on " << path_;
-  backend_ = std::make_unique<GpuBackend>(device_, loop_.get(), std::move(connection));
+  backend_ = std::make_unique<GpuBackend>(device_, loop_.get(), std::move(connection), mirror_);
   absl::Status started = backend_->Start([this](const absl::Status& reason) {
     if (absl::IsUnavailable(reason)) {
       VGPU_LOG(INFO) << "front-end disconnected; device reset, waiting for the next one";

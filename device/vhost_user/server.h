@@ -24,8 +24,11 @@ struct ServerStats {
 class VhostUserServer {
  public:
   // Binds `socket_path` (an existing socket file is replaced).
+  // `mirror`, if given, is the device's sink and mirrors to QEMU's display
+  // socket when enabled.
   static absl::StatusOr<std::unique_ptr<VhostUserServer>> Create(const std::string& socket_path,
-                                                                 gpu::GpuDevice* device);
+                                                                 gpu::GpuDevice* device,
+                                                                 DisplayMirror* mirror = nullptr);
   ~VhostUserServer();
 
   // Serves until Stop().
@@ -36,12 +39,18 @@ class VhostUserServer {
   bool connected() const { return backend_ != nullptr; }
 
  private:
-  VhostUserServer(std::string path, gpu::GpuDevice* device, std::unique_ptr<EventLoop> loop, Fd listener)
-      : path_(std::move(path)), device_(device), loop_(std::move(loop)), listener_(std::move(listener)) {}
+  VhostUserServer(std::string path, gpu::GpuDevice* device, DisplayMirror* mirror,
+                  std::unique_ptr<EventLoop> loop, Fd listener)
+      : path_(std::move(path)),
+        device_(device),
+        mirror_(mirror),
+        loop_(std::move(loop)),
+        listener_(std::move(listener)) {}
   void OnAccept();
 
   std::string path_;
   gpu::GpuDevice* device_;
+  DisplayMirror* mirror_;
   std::unique_ptr<EventLoop> loop_;
   Fd listener_;
   std::unique_ptr<GpuBackend> backend_;

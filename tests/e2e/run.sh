@@ -67,7 +67,7 @@ wait_text() {
 }
 
 "$daemon" --vhost_user_socket="$run/vgpu.sock" --width=$width --height=$height \
-  --snapshot="$run/screen.ppm" --snapshot_interval=100ms > "$run/daemon.log" 2>&1 &
+  --snapshot="$run/screen.ppm" --snapshot_interval=100ms --mirror_to_qemu > "$run/daemon.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do [ -S "$run/vgpu.sock" ] && break; sleep 0.1; done
 [ -S "$run/vgpu.sock" ] || fail "vgpu-displayd did not create its socket"
@@ -89,6 +89,13 @@ for boot in 1 2; do
   wait_serial PATTERN-a $boot
   echo "  pattern A on /dev/fb0 after $((SECONDS - boot_started)) s"
   wait_pixels "$cache/expected-a.ppm"
+  if [ $boot -eq 1 ]; then
+    # What the daemon mirrored to QEMU's console, as QEMU's own screendump sees it.
+    "$tool" monitor "$run/monitor.sock" screendump "$run/qemu-screen.ppm"
+    result="$("$tool" diff "$cache/expected-a.ppm" "$run/qemu-screen.ppm")" ||
+      fail "QEMU's screendump differs from pattern A: $result"
+    echo "  QEMU screendump (display socket mirror): $result"
+  fi
   wait_serial PATTERN-b $boot
   wait_pixels "$cache/expected-b.ppm"
   wait_serial TEXT $boot

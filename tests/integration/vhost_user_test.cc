@@ -27,22 +27,28 @@ class VhostUserTest : public ::testing::Test {
     path_ = ::testing::TempDir() + "/vgpu-test-" + std::to_string(getpid()) + ".sock";
     gpu::GpuDeviceOptions options;
     options.displays = {{640, 480, true}};
-    auto device = gpu::GpuDevice::Create(options, &store_);
+    mirror_.set_enabled(MirrorEnabled());
+    auto device = gpu::GpuDevice::Create(options, &mirror_);
     ASSERT_TRUE(device.ok());
     device_ = std::move(*device);
-    auto server = vhost_user::VhostUserServer::Create(path_, device_.get());
+    auto server = vhost_user::VhostUserServer::Create(path_, device_.get(), &mirror_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     thread_ = std::thread([this] { server_->Run(); });
   }
-  void TearDown() override {
+  void TearDown() override { StopServer(); }
+  void StopServer() {
     server_->Stop();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
 
+  virtual bool MirrorEnabled() const { return false; }
+
   absl::StatusOr<std::unique_ptr<synth::VhostUserFrontend>> Connect(bool blob = false,
-                                                                   bool two_regions = false) {
+                                                                   bool two_regions = false,
+                                                                   bool serve_display = true) {
     synth::FrontendOptions options;
+    options.serve_display = serve_display;
     options.socket_path = path_;
     options.use_blob = blob;
     options.guest.two_regions = two_regions;
@@ -74,6 +80,7 @@ class VhostUserTest : public ::testing::Test {
 
   std::string path_;
   server::FrameStore store_;
+  vhost_user::DisplayMirror mirror_{&store_, 8u << 20};
   std::unique_ptr<gpu::GpuDevice> device_;
   std::unique_ptr<vhost_user::VhostUserServer> server_;
   std::thread thread_;
@@ -214,6 +221,59 @@ TEST_F(VhostUserTest, MalformedMessagesCloseTheConnectionOnly) {
   DrawAndPresent((*frontend)->guest(), 2, 6);
   EXPECT_TRUE(ShowsSeed(6));
   EXPECT_GE(server_->stats().dropped, 5u);
+}
+
+class MirrorTest : public VhostUserTest {
+ protected:
+  bool MirrorEnabled() const override { return true; }
+};
+
+TEST_F(MirrorTest, ScanoutAndUpdatesReachQemusDisplaySocket) {
+  auto frontend = Connect();
+  ASSERT_TRUE(frontend.ok()) << frontend.status();
+  DrawAndPresent((*frontend)->guest(), 2, 8);
+  ASSERT_TRUE(ShowsSeed(8));
+  const synth::DisplayChannelStats& display = (*frontend)->display_stats();
+  auto deadline = absl::Now() + absl::Seconds(5);
+  while (display.update_bytes < 640u * 480 * 4 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_GE(display.scanouts.load(), 1u);
+  EXPECT_GE(display.update_bytes.load(), 640u * 480 * 4);
+}
+
+TEST_F(MirrorTest, AStuckDisplaySocketNeverBlocksTheDevice) {
+  // The VMM never reads its display socket: the mirror's queue fills up and
+  // updates are dropped, while every guest command still completes.
+  auto frontend = Connect(false, false, /*serve_display=*/false);
+  ASSERT_TRUE(frontend.ok()) << frontend.status();
+  for (uint32_t seed = 100; seed < 140; ++seed) {
+    guest_sim::SimulatedGuest& guest = (*frontend)->guest();
+    if (seed == 100) {
+      ASSERT_TRUE(guest.MakeScanoutResource(2, 640, 480).ok());
+    }
+    ASSERT_EQ(guest.Transfer(2, Rect{0, 0, 640, 480}, 0), kOk);
+    ASSERT_EQ(guest.Flush(2, Rect{0, 0, 640, 480}), kOk);
+  }
+  EXPECT_TRUE(store_.WaitForFrameCount(40, absl::Seconds(5)));
+  StopServer();
+  EXPECT_GT(mirror_.stats().updates_dropped, 0u);
+}
+
+TEST_F(MirrorTest, EpipeOnTheDisplaySocketIsSurvived) {
+  auto frontend = Connect();
+  ASSERT_TRUE(frontend.ok()) << frontend.status();
+  DrawAndPresent((*frontend)->guest(), 2, 9);
+  ASSERT_TRUE(ShowsSeed(9));
+  (*frontend)->CloseDisplayChannel();
+  guest_sim::SimulatedGuest& guest = (*frontend)->guest();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(guest.Transfer(2, Rect{0, 0, 640, 480}, 0), kOk);
+    ASSERT_EQ(guest.Flush(2, Rect{0, 0, 640, 480}), kOk);
+  }
+  EXPECT_TRUE(server_->connected());
+  StopServer();
+  EXPECT_EQ(mirror_.stats().channels_lost, 1u);
 }
 
 }  // namespace
