@@ -13,7 +13,8 @@ namespace vgpu {
 
 template <typename T, typename A, typename B>
 constexpr std::optional<T> CheckedAdd(A a, B b) {
-  static_assert(std::is_integral_v<T> && std::is_integral_v<A> && std::is_integral_v<B>);
+  static_assert(std::is_integral_v<T> && std::is_integral_v<A> &&
+                std::is_integral_v<B>);
   T result;
   if (__builtin_add_overflow(a, b, &result)) return std::nullopt;
   return result;
@@ -21,7 +22,8 @@ constexpr std::optional<T> CheckedAdd(A a, B b) {
 
 template <typename T, typename A, typename B>
 constexpr std::optional<T> CheckedSub(A a, B b) {
-  static_assert(std::is_integral_v<T> && std::is_integral_v<A> && std::is_integral_v<B>);
+  static_assert(std::is_integral_v<T> && std::is_integral_v<A> &&
+                std::is_integral_v<B>);
   T result;
   if (__builtin_sub_overflow(a, b, &result)) return std::nullopt;
   return result;
@@ -29,7 +31,8 @@ constexpr std::optional<T> CheckedSub(A a, B b) {
 
 template <typename T, typename A, typename B>
 constexpr std::optional<T> CheckedMul(A a, B b) {
-  static_assert(std::is_integral_v<T> && std::is_integral_v<A> && std::is_integral_v<B>);
+  static_assert(std::is_integral_v<T> && std::is_integral_v<A> &&
+                std::is_integral_v<B>);
   T result;
   if (__builtin_mul_overflow(a, b, &result)) return std::nullopt;
   return result;

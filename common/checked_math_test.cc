@@ -22,7 +22,8 @@ TEST(CheckedMathTest, AddOfUint32IntoUint64DoesNotWrap) {
 }
 
 TEST(CheckedMathTest, MulOverflowingUint64ReturnsNullopt) {
-  EXPECT_EQ(CheckedMul64(std::numeric_limits<uint64_t>::max() / 2 + 1, 2), std::nullopt);
+  EXPECT_EQ(CheckedMul64(std::numeric_limits<uint64_t>::max() / 2 + 1, 2),
+            std::nullopt);
 }
 
 TEST(CheckedMathTest, MulResourceSizeOverflowingUint32IsCaught) {

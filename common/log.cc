@@ -56,7 +56,9 @@ LogSeverity MinLogSeverity() {
   return static_cast<LogSeverity>(min_severity.load(std::memory_order_relaxed));
 }
 
-uint64_t GuestErrorCount() { return guest_errors.load(std::memory_order_relaxed); }
+uint64_t GuestErrorCount() {
+  return guest_errors.load(std::memory_order_relaxed);
+}
 
 uint64_t SuppressedGuestErrorLines() {
   return suppressed_guest_lines.load(std::memory_order_relaxed);
@@ -91,11 +93,11 @@ LogMessage::LogMessage(LogSeverity severity, const char* file, int line,
   tm utc{};
   gmtime_r(&ts.tv_sec, &utc);
   char stamp[32];
-  std::snprintf(stamp, sizeof(stamp), "%02d:%02d:%02d.%03ld", utc.tm_hour, utc.tm_min,
-                utc.tm_sec, ts.tv_nsec / 1000000);
+  std::snprintf(stamp, sizeof(stamp), "%02d:%02d:%02d.%03ld", utc.tm_hour,
+                utc.tm_min, utc.tm_sec, ts.tv_nsec / 1000000);
   const char* base = std::strrchr(file, '/');
-  stream_ << SeverityLetter(severity) << ' ' << stamp << ' ' << (base ? base + 1 : file)
-          << ':' << line << "] ";
+  stream_ << SeverityLetter(severity) << ' ' << stamp << ' '
+          << (base ? base + 1 : file) << ':' << line << "] ";
   if (!category.empty()) stream_ << '[' << category << "] ";
 }
 

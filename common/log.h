@@ -14,7 +14,13 @@
 
 namespace vgpu {
 
-enum class LogSeverity { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kFatal = 4 };
+enum class LogSeverity {
+  kDebug = 0,
+  kInfo = 1,
+  kWarning = 2,
+  kError = 3,
+  kFatal = 4
+};
 
 // Lines below this severity are dropped. Default kInfo; VGPU_LOG_LEVEL=debug
 // in the environment lowers it at start-up.
@@ -34,7 +40,8 @@ bool TakeGuestErrorToken();
 
 class LogMessage {
  public:
-  LogMessage(LogSeverity severity, const char* file, int line, std::string_view category = {});
+  LogMessage(LogSeverity severity, const char* file, int line,
+             std::string_view category = {});
   ~LogMessage();
   LogMessage(const LogMessage&) = delete;
   LogMessage& operator=(const LogMessage&) = delete;
@@ -59,29 +66,29 @@ struct Voidify {
 #define VGPU_LOG_SEVERITY_ERROR ::vgpu::LogSeverity::kError
 #define VGPU_LOG_SEVERITY_FATAL ::vgpu::LogSeverity::kFatal
 
-#define VGPU_LOG(severity)                                                   \
-  (VGPU_LOG_SEVERITY_##severity < ::vgpu::MinLogSeverity())                  \
-      ? (void)0                                                              \
-      : ::vgpu::log_internal::Voidify() &                                    \
-            ::vgpu::log_internal::LogMessage(VGPU_LOG_SEVERITY_##severity,   \
-                                             __FILE__, __LINE__)             \
+#define VGPU_LOG(severity)                                                 \
+  (VGPU_LOG_SEVERITY_##severity < ::vgpu::MinLogSeverity())                \
+      ? (void)0                                                            \
+      : ::vgpu::log_internal::Voidify() &                                  \
+            ::vgpu::log_internal::LogMessage(VGPU_LOG_SEVERITY_##severity, \
+                                             __FILE__, __LINE__)           \
                 .stream()
 
-#define VGPU_LOG_GUEST_ERROR()                                               \
-  !::vgpu::log_internal::TakeGuestErrorToken()                               \
-      ? (void)0                                                              \
-      : ::vgpu::log_internal::Voidify() &                                    \
-            ::vgpu::log_internal::LogMessage(::vgpu::LogSeverity::kWarning,  \
-                                             __FILE__, __LINE__, "guest")    \
+#define VGPU_LOG_GUEST_ERROR()                                              \
+  !::vgpu::log_internal::TakeGuestErrorToken()                              \
+      ? (void)0                                                             \
+      : ::vgpu::log_internal::Voidify() &                                   \
+            ::vgpu::log_internal::LogMessage(::vgpu::LogSeverity::kWarning, \
+                                             __FILE__, __LINE__, "guest")   \
                 .stream()
 
 // Always on. Only for states where continuing would corrupt memory.
-#define VGPU_CHECK(condition)                                                \
-  (condition) ? (void)0                                                      \
-              : ::vgpu::log_internal::Voidify() &                            \
-                    ::vgpu::log_internal::LogMessage(                        \
-                        ::vgpu::LogSeverity::kFatal, __FILE__, __LINE__)     \
-                        .stream()                                            \
+#define VGPU_CHECK(condition)                                            \
+  (condition) ? (void)0                                                  \
+              : ::vgpu::log_internal::Voidify() &                        \
+                    ::vgpu::log_internal::LogMessage(                    \
+                        ::vgpu::LogSeverity::kFatal, __FILE__, __LINE__) \
+                            .stream()                                    \
                         << "Check failed: " #condition " "
 
 #ifdef NDEBUG

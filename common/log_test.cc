@@ -27,7 +27,8 @@ TEST(LogTest, LinesBelowMinimumSeverityAreNotEvaluated) {
 }
 
 TEST(LogDeathTest, CheckFailureAborts) {
-  EXPECT_DEATH(VGPU_CHECK(1 + 1 == 3) << "math", "Check failed: 1 \\+ 1 == 3 math");
+  EXPECT_DEATH(VGPU_CHECK(1 + 1 == 3) << "math",
+               "Check failed: 1 \\+ 1 == 3 math");
 }
 
 }  // namespace

@@ -19,7 +19,9 @@ class ABSL_LOCKABLE Mutex {
 
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) { return mu_.try_lock(); }
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    return mu_.try_lock();
+  }
 
   // Blocks until `done()` is true; the lock is held while `done` runs.
   template <typename Predicate>
@@ -30,7 +32,8 @@ class ABSL_LOCKABLE Mutex {
   }
   // As Await, but gives up at `deadline`. Returns done().
   template <typename Predicate, typename TimePoint>
-  bool AwaitUntil(Predicate done, TimePoint deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+  bool AwaitUntil(Predicate done, TimePoint deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
     std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
     bool result = cv_.wait_until(lock, deadline, done);
     lock.release();
@@ -47,7 +50,9 @@ class ABSL_LOCKABLE Mutex {
 
 class ABSL_SCOPED_LOCKABLE MutexLock {
  public:
-  explicit MutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_->Lock(); }
+  explicit MutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
+    mu_->Lock();
+  }
   ~MutexLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;

@@ -11,16 +11,17 @@
 #define VGPU_STATUS_CONCAT_INNER(a, b) a##b
 #define VGPU_STATUS_CONCAT(a, b) VGPU_STATUS_CONCAT_INNER(a, b)
 
-#define VGPU_RETURN_IF_ERROR(expr)                          \
-  do {                                                      \
+#define VGPU_RETURN_IF_ERROR(expr)                              \
+  do {                                                          \
     if (absl::Status vgpu_status_ = (expr); !vgpu_status_.ok()) \
-      return vgpu_status_;                                  \
+      return vgpu_status_;                                      \
   } while (false)
 
-#define VGPU_ASSIGN_OR_RETURN(lhs, expr) \
-  VGPU_ASSIGN_OR_RETURN_IMPL(VGPU_STATUS_CONCAT(vgpu_statusor_, __LINE__), lhs, expr)
+#define VGPU_ASSIGN_OR_RETURN(lhs, expr)                                   \
+  VGPU_ASSIGN_OR_RETURN_IMPL(VGPU_STATUS_CONCAT(vgpu_statusor_, __LINE__), \
+                             lhs, expr)
 
-#define VGPU_ASSIGN_OR_RETURN_IMPL(statusor, lhs, expr) \
-  auto statusor = (expr);                               \
+#define VGPU_ASSIGN_OR_RETURN_IMPL(statusor, lhs, expr)    \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()

@@ -15,7 +15,8 @@ void FrameStore::OnScanoutMode(const gpu::ScanoutMode& mode) {
   mu_.NotifyAll();
 }
 
-void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame, const gpu::PixelRect&) {
+void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
+                         const gpu::PixelRect&) {
   gpu::FramePtr previous;  // dropped outside the lock
   {
     MutexLock lock(&mu_);
@@ -61,17 +62,21 @@ uint64_t FrameStore::mode_changes() const {
   return mode_changes_;
 }
 
-bool FrameStore::WaitForFrameCount(uint64_t count, absl::Duration timeout) const {
-  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+bool FrameStore::WaitForFrameCount(uint64_t count,
+                                   absl::Duration timeout) const {
+  auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
   MutexLock lock(&mu_);
-  return mu_.AwaitUntil([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return frame_count_ >= count; },
-                        deadline);
+  return mu_.AwaitUntil(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return frame_count_ >= count; },
+      deadline);
 }
 
-bool FrameStore::WaitForFrame(uint32_t scanout_id,
-                              const std::function<bool(const gpu::Frame&)>& accept,
-                              absl::Duration timeout) const {
-  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+bool FrameStore::WaitForFrame(
+    uint32_t scanout_id, const std::function<bool(const gpu::Frame&)>& accept,
+    absl::Duration timeout) const {
+  auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
   MutexLock lock(&mu_);
   return mu_.AwaitUntil(
       [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {

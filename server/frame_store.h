@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "absl/time/time.h"
+
 #include "common/mutex.h"
 #include "device/gpu/display_sink.h"
 
@@ -18,19 +19,22 @@ namespace vgpu::server {
 class FrameStore : public gpu::DisplaySink {
  public:
   void OnScanoutMode(const gpu::ScanoutMode& mode) override;
-  void OnFrame(uint32_t scanout_id, gpu::FramePtr frame, const gpu::PixelRect& damage) override;
+  void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
+               const gpu::PixelRect& damage) override;
   void OnCursor(const gpu::CursorUpdate& update) override;
 
   gpu::FramePtr Latest(uint32_t scanout_id) const;
   std::optional<gpu::ScanoutMode> Mode(uint32_t scanout_id) const;
-  std::optional<gpu::CursorUpdate> Cursor() const;  // last update, image = last shape
+  std::optional<gpu::CursorUpdate> Cursor()
+      const;  // last update, image = last shape
   uint64_t frame_count() const;
   uint64_t mode_changes() const;
 
   // Waits until at least `count` frames were published in total.
   bool WaitForFrameCount(uint64_t count, absl::Duration timeout) const;
   // Waits until scanout `id`'s latest frame satisfies `accept`.
-  bool WaitForFrame(uint32_t scanout_id, const std::function<bool(const gpu::Frame&)>& accept,
+  bool WaitForFrame(uint32_t scanout_id,
+                    const std::function<bool(const gpu::Frame&)>& accept,
                     absl::Duration timeout) const;
 
  private:

@@ -17,10 +17,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+
 #include "clients/synth_guest/frontend.h"
+#include "clients/synth_guest/scene_player.h"
 #include "common/log.h"
 #include "device/vhost_user/server.h"
-#include "clients/synth_guest/scene_player.h"
 #include "server/frame_store.h"
 #include "server/snapshot.h"
 
@@ -28,25 +29,34 @@ ABSL_FLAG(std::string, vhost_user_socket, "",
           "Listen on this unix socket for a vhost-user front-end (QEMU's "
           "-chardev socket,path=... -device vhost-user-gpu-pci,chardev=...).");
 ABSL_FLAG(bool, demo, false,
-          "Run the built-in synthetic guest against our own socket (a temporary one when "
+          "Run the built-in synthetic guest against our own socket (a "
+          "temporary one when "
           "--vhost_user_socket is not given).");
-ABSL_FLAG(std::string, demo_scene, "console", "Demo scene: console, scroll, video or cursor.");
+ABSL_FLAG(std::string, demo_scene, "console",
+          "Demo scene: console, scroll, video or cursor.");
 ABSL_FLAG(double, demo_fps, 30, "Demo frames per second.");
-ABSL_FLAG(uint32_t, width, 1280, "Display width in pixels reported to the guest (16..4095).");
-ABSL_FLAG(uint32_t, height, 800, "Display height in pixels reported to the guest (16..4095).");
+ABSL_FLAG(uint32_t, width, 1280,
+          "Display width in pixels reported to the guest (16..4095).");
+ABSL_FLAG(uint32_t, height, 800,
+          "Display height in pixels reported to the guest (16..4095).");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
           "Stop after this long (e.g. 10s); 0 runs until SIGINT/SIGTERM.");
-ABSL_FLAG(std::string, snapshot, "", "Write scanout 0 to this PPM file when it changes.");
+ABSL_FLAG(std::string, snapshot, "",
+          "Write scanout 0 to this PPM file when it changes.");
 ABSL_FLAG(absl::Duration, snapshot_interval, absl::Seconds(1),
           "How often the snapshot file may be rewritten.");
 ABSL_FLAG(std::string, resource_policy, "copy",
-          "2D resources: copy (host copy filled by TRANSFER), shared (guest pages read at "
+          "2D resources: copy (host copy filled by TRANSFER), shared (guest "
+          "pages read at "
           "FLUSH) or auto (copy below --auto_shared_min_kib).");
-ABSL_FLAG(uint64_t, auto_shared_min_kib, 4096, "Size from which --resource_policy=auto shares.");
-ABSL_FLAG(uint64_t, max_host_memory_mib, 256, "Host memory budget for guest resources, MiB.");
+ABSL_FLAG(uint64_t, auto_shared_min_kib, 4096,
+          "Size from which --resource_policy=auto shares.");
+ABSL_FLAG(uint64_t, max_host_memory_mib, 256,
+          "Host memory budget for guest resources, MiB.");
 ABSL_FLAG(uint32_t, max_resources, 16384, "Most resources a guest may hold.");
 ABSL_FLAG(bool, mirror_to_qemu, false,
-          "Also send the screen to QEMU over the vhost-user-gpu display socket (QEMU's "
+          "Also send the screen to QEMU over the vhost-user-gpu display socket "
+          "(QEMU's "
           "screendump and UI then show it). Never blocks the device.");
 
 namespace vgpu {
@@ -64,7 +74,8 @@ void SnapshotLoop(const server::FrameStore& store, const std::string& path,
   uint64_t written_sequence = 0;
   while (!stop) {
     gpu::FramePtr frame = store.Latest(0);
-    if (frame && (frame.get() != written || frame->sequence() != written_sequence)) {
+    if (frame &&
+        (frame.get() != written || frame->sequence() != written_sequence)) {
       if (absl::Status status = server::WritePpm(*frame, path); !status.ok()) {
         VGPU_LOG(WARNING) << status.message();
       }
@@ -76,16 +87,19 @@ void SnapshotLoop(const server::FrameStore& store, const std::string& path,
 }
 
 // The built-in guest: a vhost-user front-end on our own socket.
-void DemoLoop(const std::string& socket_path, const synth::ScenePlayerOptions& options, double fps,
+void DemoLoop(const std::string& socket_path,
+              const synth::ScenePlayerOptions& options, double fps,
               const std::atomic<bool>& stop) {
   synth::FrontendOptions frontend_options;
   frontend_options.socket_path = socket_path;
   frontend_options.display_width = options.width;
   frontend_options.display_height = options.height;
-  frontend_options.guest.ram_bytes = uint64_t{options.width} * options.height * 4 + (32ull << 20);
+  frontend_options.guest.ram_bytes =
+      uint64_t{options.width} * options.height * 4 + (32ull << 20);
   auto frontend = synth::VhostUserFrontend::Connect(frontend_options);
   if (!frontend.ok()) {
-    VGPU_LOG(ERROR) << "demo guest cannot connect: " << frontend.status().message();
+    VGPU_LOG(ERROR) << "demo guest cannot connect: "
+                    << frontend.status().message();
     return;
   }
   auto demo = synth::ScenePlayer::Create(options, &(*frontend)->guest());
@@ -93,8 +107,9 @@ void DemoLoop(const std::string& socket_path, const synth::ScenePlayerOptions& o
     VGPU_LOG(ERROR) << "demo guest: " << demo.status().message();
     return;
   }
-  VGPU_LOG(INFO) << "demo guest: scene " << options.scene << ", " << options.width << "x"
-                 << options.height << " at " << fps << " fps";
+  VGPU_LOG(INFO) << "demo guest: scene " << options.scene << ", "
+                 << options.width << "x" << options.height << " at " << fps
+                 << " fps";
   const absl::Duration period = absl::Seconds(1.0 / fps);
   absl::Time next = absl::Now();
   for (uint64_t index = 0; !stop; ++index) {
@@ -111,10 +126,13 @@ int Run() {
   std::string socket_path = absl::GetFlag(FLAGS_vhost_user_socket);
   const bool demo = absl::GetFlag(FLAGS_demo);
   if (socket_path.empty() && !demo) {
-    return Fail("nothing to serve: pass --vhost_user_socket=PATH (for QEMU) and/or --demo");
+    return Fail(
+        "nothing to serve: pass --vhost_user_socket=PATH (for QEMU) and/or "
+        "--demo");
   }
   gpu::GpuDeviceOptions options;
-  options.displays = {{absl::GetFlag(FLAGS_width), absl::GetFlag(FLAGS_height), true}};
+  options.displays = {
+      {absl::GetFlag(FLAGS_width), absl::GetFlag(FLAGS_height), true}};
   std::string policy = absl::GetFlag(FLAGS_resource_policy);
   if (policy == "copy") {
     options.policy = gpu::ResourcePolicy::kCopy;
@@ -125,7 +143,8 @@ int Run() {
   } else {
     return Fail("--resource_policy must be copy, shared or auto");
   }
-  options.auto_shared_min_bytes = absl::GetFlag(FLAGS_auto_shared_min_kib) << 10;
+  options.auto_shared_min_bytes = absl::GetFlag(FLAGS_auto_shared_min_kib)
+                                  << 10;
   options.max_host_memory = absl::GetFlag(FLAGS_max_host_memory_mib) << 20;
   options.max_resources = absl::GetFlag(FLAGS_max_resources);
   double fps = absl::GetFlag(FLAGS_demo_fps);
@@ -140,15 +159,17 @@ int Run() {
   std::string temp_dir;
   if (socket_path.empty()) {
     char pattern[] = "/tmp/vgpu-displayd-XXXXXX";
-    if (mkdtemp(pattern) == nullptr) return Fail("cannot make a temporary directory");
+    if (mkdtemp(pattern) == nullptr)
+      return Fail("cannot make a temporary directory");
     temp_dir = pattern;
     socket_path = temp_dir + "/vhost-user.sock";
   }
-  auto server = vhost_user::VhostUserServer::Create(socket_path, device->get(), &mirror);
+  auto server =
+      vhost_user::VhostUserServer::Create(socket_path, device->get(), &mirror);
   if (!server.ok()) return Fail(std::string(server.status().message()));
-  VGPU_LOG(INFO) << "vgpu-displayd: vhost-user-gpu device on " << socket_path << " ("
-                 << options.displays[0].width << "x" << options.displays[0].height << ", policy "
-                 << policy << ")";
+  VGPU_LOG(INFO) << "vgpu-displayd: vhost-user-gpu device on " << socket_path
+                 << " (" << options.displays[0].width << "x"
+                 << options.displays[0].height << ", policy " << policy << ")";
 
   // Signals go to one thread that stops the device loop; every other thread
   // (the device thread included) has them blocked.
@@ -173,17 +194,21 @@ int Run() {
     std::error_code error;
     std::filesystem::path parent = std::filesystem::path(path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, error);
-    snapshot_thread = std::thread(SnapshotLoop, std::cref(store), path,
-                                  absl::GetFlag(FLAGS_snapshot_interval), std::cref(stop));
+    snapshot_thread =
+        std::thread(SnapshotLoop, std::cref(store), path,
+                    absl::GetFlag(FLAGS_snapshot_interval), std::cref(stop));
   }
   std::thread demo_thread;
   if (demo) {
-    synth::ScenePlayerOptions demo_options{absl::GetFlag(FLAGS_demo_scene), options.displays[0].width,
-                                          options.displays[0].height};
-    demo_thread = std::thread(DemoLoop, socket_path, demo_options, fps, std::cref(stop));
+    synth::ScenePlayerOptions demo_options{absl::GetFlag(FLAGS_demo_scene),
+                                           options.displays[0].width,
+                                           options.displays[0].height};
+    demo_thread =
+        std::thread(DemoLoop, socket_path, demo_options, fps, std::cref(stop));
   }
   std::thread timer;
-  if (absl::Duration duration = absl::GetFlag(FLAGS_duration); duration > absl::ZeroDuration()) {
+  if (absl::Duration duration = absl::GetFlag(FLAGS_duration);
+      duration > absl::ZeroDuration()) {
     timer = std::thread([duration] {
       absl::SleepFor(duration);
       kill(getpid(), SIGTERM);
@@ -201,7 +226,8 @@ int Run() {
   server->reset();
   device->reset();
   if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
-  VGPU_LOG(INFO) << "vgpu-displayd: stopped after " << store.frame_count() << " frames";
+  VGPU_LOG(INFO) << "vgpu-displayd: stopped after " << store.frame_count()
+                 << " frames";
   return 0;
 }
 

@@ -14,7 +14,8 @@ absl::Status WritePpm(const gpu::Frame& frame, const std::string& path) {
   std::vector<uint8_t> rgb(size_t{width} * 3);
   std::string temp = path + ".tmp";
   std::FILE* file = std::fopen(temp.c_str(), "wb");
-  if (file == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", temp));
+  if (file == nullptr)
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", temp));
   std::fprintf(file, "P6\n%u %u\n255\n", width, height);
   bool ok = true;
   for (uint32_t y = 0; y < height && ok; ++y) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+
 #include "device/gpu/frame.h"
 
 namespace vgpu::server {

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+
 #include "device/guest_sim/simulated_guest.h"
 #include "device/vhost_user/message.h"
 
@@ -45,7 +46,8 @@ struct DisplayChannelStats {
 // Thread-compatible, except the display-socket thread it runs internally.
 class VhostUserFrontend {
  public:
-  static absl::StatusOr<std::unique_ptr<VhostUserFrontend>> Connect(FrontendOptions options);
+  static absl::StatusOr<std::unique_ptr<VhostUserFrontend>> Connect(
+      FrontendOptions options);
   ~VhostUserFrontend();
 
   guest_sim::SimulatedGuest& guest() { return *guest_; }
@@ -66,18 +68,23 @@ class VhostUserFrontend {
   void CloseDisplayChannel();
 
  private:
-  explicit VhostUserFrontend(FrontendOptions options) : options_(std::move(options)) {}
+  explicit VhostUserFrontend(FrontendOptions options)
+      : options_(std::move(options)) {}
   absl::Status Handshake();
   absl::Status StartDevice();
   absl::Status SetupRing(uint32_t index, virtio::DriverQueue& queue);
   absl::Status Request(uint32_t request, absl::Span<const uint8_t> payload,
                        absl::Span<const int> fds = {}, bool need_reply = false);
   template <typename T>
-  absl::Status RequestWith(uint32_t request, const T& body, absl::Span<const int> fds = {}) {
-    return Request(request,
-                   absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&body), sizeof(T)), fds);
+  absl::Status RequestWith(uint32_t request, const T& body,
+                           absl::Span<const int> fds = {}) {
+    return Request(
+        request,
+        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&body), sizeof(T)),
+        fds);
   }
-  absl::StatusOr<vhost_user::Message> Call(uint32_t request, absl::Span<const uint8_t> payload);
+  absl::StatusOr<vhost_user::Message> Call(uint32_t request,
+                                           absl::Span<const uint8_t> payload);
   absl::Status KickAndWait(uint32_t queue, virtio::DriverQueue& driver);
   void ServeDisplay();
   uint64_t UserAddr(uint64_t gpa) const;

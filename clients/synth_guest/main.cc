@@ -11,20 +11,25 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+
 #include "clients/synth_guest/frontend.h"
-#include "common/log.h"
 #include "clients/synth_guest/scene_player.h"
+#include "common/log.h"
 
 ABSL_FLAG(std::string, socket, "", "vhost-user socket of the GPU back-end.");
 ABSL_FLAG(std::string, scene, "console", "console, scroll, video or cursor.");
 ABSL_FLAG(uint32_t, width, 1920, "Framebuffer width in pixels.");
 ABSL_FLAG(uint32_t, height, 1080, "Framebuffer height in pixels.");
-ABSL_FLAG(double, fps, 0, "Frames per second to aim for; 0 = as fast as the back-end allows.");
+ABSL_FLAG(double, fps, 0,
+          "Frames per second to aim for; 0 = as fast as the back-end allows.");
 ABSL_FLAG(uint64_t, frames, 300, "Frames to present (0 = until --duration).");
-ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(), "Stop after this long (0 = off).");
-ABSL_FLAG(bool, blob, false, "Use guest blob resources if the back-end offers them.");
+ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
+          "Stop after this long (0 = off).");
+ABSL_FLAG(bool, blob, false,
+          "Use guest blob resources if the back-end offers them.");
 ABSL_FLAG(absl::Duration, linger, absl::ZeroDuration(),
-          "Keep the connection open this long after reporting (lets a harness sample the "
+          "Keep the connection open this long after reporting (lets a harness "
+          "sample the "
           "back-end before it sees the VMM go away).");
 
 namespace vgpu {
@@ -36,22 +41,26 @@ int Run() {
     std::fprintf(stderr, "vgpu-synth-guest: --socket is required\n");
     return 2;
   }
-  synth::ScenePlayerOptions options{absl::GetFlag(FLAGS_scene), absl::GetFlag(FLAGS_width),
-                                   absl::GetFlag(FLAGS_height)};
+  synth::ScenePlayerOptions options{absl::GetFlag(FLAGS_scene),
+                                    absl::GetFlag(FLAGS_width),
+                                    absl::GetFlag(FLAGS_height)};
   synth::FrontendOptions frontend_options;
   frontend_options.socket_path = socket;
   frontend_options.use_blob = absl::GetFlag(FLAGS_blob);
   frontend_options.display_width = options.width;
   frontend_options.display_height = options.height;
-  frontend_options.guest.ram_bytes = uint64_t{options.width} * options.height * 4 + (64ull << 20);
+  frontend_options.guest.ram_bytes =
+      uint64_t{options.width} * options.height * 4 + (64ull << 20);
   auto frontend = synth::VhostUserFrontend::Connect(frontend_options);
   if (!frontend.ok()) {
-    std::fprintf(stderr, "vgpu-synth-guest: %s\n", std::string(frontend.status().message()).c_str());
+    std::fprintf(stderr, "vgpu-synth-guest: %s\n",
+                 std::string(frontend.status().message()).c_str());
     return 1;
   }
   auto demo = synth::ScenePlayer::Create(options, &(*frontend)->guest());
   if (!demo.ok()) {
-    std::fprintf(stderr, "vgpu-synth-guest: %s\n", std::string(demo.status().message()).c_str());
+    std::fprintf(stderr, "vgpu-synth-guest: %s\n",
+                 std::string(demo.status().message()).c_str());
     return 1;
   }
   const uint64_t frames = absl::GetFlag(FLAGS_frames);
@@ -63,7 +72,8 @@ int Run() {
   }
   // Frame 0 draws the whole scene; timing starts after it.
   if (absl::Status status = (*demo)->Tick(0); !status.ok()) {
-    std::fprintf(stderr, "vgpu-synth-guest: %s\n", std::string(status.message()).c_str());
+    std::fprintf(stderr, "vgpu-synth-guest: %s\n",
+                 std::string(status.message()).c_str());
     return 1;
   }
   const absl::Time start = absl::Now();
@@ -72,7 +82,8 @@ int Run() {
   while ((frames == 0 || presented < frames) &&
          (duration == absl::ZeroDuration() || absl::Now() - start < duration)) {
     if (absl::Status status = (*demo)->Tick(presented + 1); !status.ok()) {
-      std::fprintf(stderr, "vgpu-synth-guest: %s\n", std::string(status.message()).c_str());
+      std::fprintf(stderr, "vgpu-synth-guest: %s\n",
+                   std::string(status.message()).c_str());
       return 1;
     }
     ++presented;
@@ -88,7 +99,8 @@ int Run() {
       "display_updates=%llu display_mib=%.1f\n",
       options.scene.c_str(), options.width, options.height,
       static_cast<unsigned long long>(presented), seconds, presented / seconds,
-      (*demo)->damage_pixels() / 1e6, static_cast<unsigned long long>(display.updates.load()),
+      (*demo)->damage_pixels() / 1e6,
+      static_cast<unsigned long long>(display.updates.load()),
       display.update_bytes.load() / 1048576.0);
   std::fflush(stdout);
   absl::SleepFor(absl::GetFlag(FLAGS_linger));
@@ -99,7 +111,8 @@ int Run() {
 }  // namespace vgpu
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("vgpu-synth-guest: a synthetic guest for vhost-user GPU back-ends");
+  absl::SetProgramUsageMessage(
+      "vgpu-synth-guest: a synthetic guest for vhost-user GPU back-ends");
   absl::ParseCommandLine(argc, argv);
   vgpu::SetMinLogSeverity(vgpu::LogSeverity::kWarning);
   return vgpu::Run();

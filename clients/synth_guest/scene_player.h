@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "clients/synth_guest/scenes.h"
 #include "device/guest_sim/simulated_guest.h"
 
@@ -27,8 +28,8 @@ class ScenePlayer {
  public:
   // Drives `guest` (in-process or over vhost-user), which must outlive it.
   // Creates the framebuffer resource and puts it on scanout 0.
-  static absl::StatusOr<std::unique_ptr<ScenePlayer>> Create(ScenePlayerOptions options,
-                                                           guest_sim::SimulatedGuest* guest);
+  static absl::StatusOr<std::unique_ptr<ScenePlayer>> Create(
+      ScenePlayerOptions options, guest_sim::SimulatedGuest* guest);
 
   // Draws and presents frame number `index`.
   absl::Status Tick(uint64_t index);

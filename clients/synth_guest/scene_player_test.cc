@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+
 #include "server/snapshot.h"
 
 namespace vgpu::synth {
@@ -26,8 +27,9 @@ TEST(ScenePlayerTest, SceneReachesTheScanoutAndSnapshot) {
   for (uint64_t i = 0; i < 5; ++i) ASSERT_TRUE((*demo)->Tick(i).ok());
   gpu::FramePtr frame = (*guest)->sink().latest;
   ASSERT_NE(frame, nullptr);
-  EXPECT_EQ(frame->PixelAt(0, 0) & 0xFFFFFF, 0xFFFFFFu);    // first colour bar: white
-  EXPECT_EQ(frame->PixelAt(319, 0) & 0xFFFFFF, 0x000000u);  // last: black
+  EXPECT_EQ(frame->PixelAt(0, 0) & 0xFFFFFF,
+            0xFFFFFFu);  // first colour bar: white
+  EXPECT_EQ(frame->PixelAt(319, 0) & 0xFFFFFF, 0x000000u);    // last: black
   EXPECT_EQ(frame->PixelAt(220, 100) & 0xFFFFFF, 0xFF0000u);  // sixth bar: red
   ASSERT_FALSE((*guest)->sink().cursors.empty());
   EXPECT_NE((*guest)->sink().cursors.front().image, nullptr);

@@ -18,12 +18,15 @@ bool GlyphBit(uint32_t ch, uint32_t gx, uint32_t gy) {
   if (ch == ' ' || gy < 3 || gy > 13 || gx == 7) return false;
   uint32_t h = (ch * 2654435761u) ^ (gy * 40503u);
   h ^= h >> 13;
-  return ((h >> (gx * 3 % 29)) & 3) == 0 || (gx == 1 && (ch & 1)) || (gy == 12 && (ch & 2));
+  return ((h >> (gx * 3 % 29)) & 3) == 0 || (gx == 1 && (ch & 1)) ||
+         (gy == 12 && (ch & 2));
 }
 
-void DrawCell(uint32_t* pixels, uint32_t width, uint32_t cx, uint32_t cy, uint32_t ch) {
+void DrawCell(uint32_t* pixels, uint32_t width, uint32_t cx, uint32_t cy,
+              uint32_t ch) {
   for (uint32_t gy = 0; gy < kCellHeight; ++gy) {
-    uint32_t* row = pixels + size_t{cy * kCellHeight + gy} * width + cx * kCellWidth;
+    uint32_t* row =
+        pixels + size_t{cy * kCellHeight + gy} * width + cx * kCellWidth;
     for (uint32_t gx = 0; gx < kCellWidth; ++gx) {
       row[gx] = GlyphBit(ch, gx, gy) ? kForeground : kBackground;
     }
@@ -32,7 +35,8 @@ void DrawCell(uint32_t* pixels, uint32_t width, uint32_t cx, uint32_t cy, uint32
 
 uint32_t TextAt(uint64_t n) {
   static const char kText[] =
-      "vgpu-display demo guest: the quick brown fox jumps over the lazy dog 0123456789 ";
+      "vgpu-display demo guest: the quick brown fox jumps over the lazy dog "
+      "0123456789 ";
   return static_cast<uint8_t>(kText[n % (sizeof(kText) - 1)]);
 }
 
@@ -40,17 +44,23 @@ uint32_t TextAt(uint64_t n) {
 class ConsoleScene : public Scene {
  public:
   ConsoleScene(uint32_t width, uint32_t height)
-      : width_(width), height_(height), columns_(width / kCellWidth), rows_(height / kCellHeight) {}
-  void Render(uint64_t index, uint32_t* pixels, std::vector<Damage>* damage) override {
+      : width_(width),
+        height_(height),
+        columns_(width / kCellWidth),
+        rows_(height / kCellHeight) {}
+  void Render(uint64_t index, uint32_t* pixels,
+              std::vector<Damage>* damage) override {
     if (index == 0 || columns_ == 0 || rows_ == 0) {
       std::fill(pixels, pixels + size_t{width_} * height_, kBackground);
       damage->push_back({0, 0, width_, height_});
       return;
     }
     uint64_t cell = (index - 1) % (uint64_t{columns_} * rows_);
-    uint32_t cx = static_cast<uint32_t>(cell % columns_), cy = static_cast<uint32_t>(cell / columns_);
+    uint32_t cx = static_cast<uint32_t>(cell % columns_),
+             cy = static_cast<uint32_t>(cell / columns_);
     DrawCell(pixels, width_, cx, cy, TextAt(index));
-    damage->push_back({cx * kCellWidth, cy * kCellHeight, kCellWidth, kCellHeight});
+    damage->push_back(
+        {cx * kCellWidth, cy * kCellHeight, kCellWidth, kCellHeight});
   }
 
  private:
@@ -62,13 +72,16 @@ class ScrollScene : public Scene {
  public:
   ScrollScene(uint32_t width, uint32_t height)
       : width_(width), height_(height), columns_(width / kCellWidth) {}
-  void Render(uint64_t index, uint32_t* pixels, std::vector<Damage>* damage) override {
+  void Render(uint64_t index, uint32_t* pixels,
+              std::vector<Damage>* damage) override {
     size_t line_pixels = size_t{width_} * kCellHeight;
     if (height_ > kCellHeight) {
-      std::memmove(pixels, pixels + line_pixels, (size_t{width_} * height_ - line_pixels) * 4);
+      std::memmove(pixels, pixels + line_pixels,
+                   (size_t{width_} * height_ - line_pixels) * 4);
     }
     uint32_t bottom = height_ / kCellHeight - 1;
-    for (uint32_t cx = 0; cx < columns_; ++cx) DrawCell(pixels, width_, cx, bottom, TextAt(index * 7 + cx));
+    for (uint32_t cx = 0; cx < columns_; ++cx)
+      DrawCell(pixels, width_, cx, bottom, TextAt(index * 7 + cx));
     damage->push_back({0, 0, width_, height_});
   }
 
@@ -82,8 +95,10 @@ class ScrollScene : public Scene {
 class VideoScene : public Scene {
  public:
   static constexpr uint32_t kVideoFrames = 8;
-  VideoScene(uint32_t width, uint32_t height) : width_(width), height_(height) {}
-  void Render(uint64_t index, uint32_t* pixels, std::vector<Damage>* damage) override {
+  VideoScene(uint32_t width, uint32_t height)
+      : width_(width), height_(height) {}
+  void Render(uint64_t index, uint32_t* pixels,
+              std::vector<Damage>* damage) override {
     std::vector<uint32_t>& frame = frames_[index % kVideoFrames];
     if (frame.empty()) {
       frame.resize(size_t{width_} * height_);
@@ -109,20 +124,25 @@ class VideoScene : public Scene {
 // A still picture (colour bars) with the cursor moving on a circle.
 class CursorScene : public Scene {
  public:
-  CursorScene(uint32_t width, uint32_t height) : width_(width), height_(height) {}
-  void Render(uint64_t index, uint32_t* pixels, std::vector<Damage>* damage) override {
+  CursorScene(uint32_t width, uint32_t height)
+      : width_(width), height_(height) {}
+  void Render(uint64_t index, uint32_t* pixels,
+              std::vector<Damage>* damage) override {
     if (index != 0) return;
-    static const uint32_t kBars[8] = {0xFFFFFFFF, 0xFFFFFF00, 0xFF00FFFF, 0xFF00FF00,
-                                      0xFFFF00FF, 0xFFFF0000, 0xFF0000FF, 0xFF000000};
+    static const uint32_t kBars[8] = {0xFFFFFFFF, 0xFFFFFF00, 0xFF00FFFF,
+                                      0xFF00FF00, 0xFFFF00FF, 0xFFFF0000,
+                                      0xFF0000FF, 0xFF000000};
     for (uint32_t y = 0; y < height_; ++y)
-      for (uint32_t x = 0; x < width_; ++x) pixels[size_t{y} * width_ + x] = kBars[x * 8 / width_];
+      for (uint32_t x = 0; x < width_; ++x)
+        pixels[size_t{y} * width_ + x] = kBars[x * 8 / width_];
     damage->push_back({0, 0, width_, height_});
   }
   std::optional<CursorPoint> CursorAt(uint64_t index) const override {
     double angle = static_cast<double>(index) * 0.05;
     double radius = std::min(width_, height_) * 0.35;
-    return CursorPoint{static_cast<uint32_t>(width_ / 2.0 + radius * std::cos(angle)),
-                       static_cast<uint32_t>(height_ / 2.0 + radius * std::sin(angle))};
+    return CursorPoint{
+        static_cast<uint32_t>(width_ / 2.0 + radius * std::cos(angle)),
+        static_cast<uint32_t>(height_ / 2.0 + radius * std::sin(angle))};
   }
 
  private:
@@ -132,21 +152,24 @@ class CursorScene : public Scene {
 }  // namespace
 
 const std::vector<std::string>& SceneNames() {
-  static const std::vector<std::string> names = {"console", "scroll", "video", "cursor"};
+  static const std::vector<std::string> names = {"console", "scroll", "video",
+                                                 "cursor"};
   return names;
 }
 
-absl::StatusOr<std::unique_ptr<Scene>> MakeScene(const std::string& name, uint32_t width,
+absl::StatusOr<std::unique_ptr<Scene>> MakeScene(const std::string& name,
+                                                 uint32_t width,
                                                  uint32_t height) {
   if (width < kCellWidth || height < kCellHeight) {
-    return absl::InvalidArgumentError(absl::StrCat("screen ", width, "x", height, " too small"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("screen ", width, "x", height, " too small"));
   }
   if (name == "console") return std::make_unique<ConsoleScene>(width, height);
   if (name == "scroll") return std::make_unique<ScrollScene>(width, height);
   if (name == "video") return std::make_unique<VideoScene>(width, height);
   if (name == "cursor") return std::make_unique<CursorScene>(width, height);
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown scene '", name, "' (console, scroll, video, cursor)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown scene '", name, "' (console, scroll, video, cursor)"));
 }
 
 std::vector<uint32_t> CursorArrow() {

@@ -31,13 +31,17 @@ class Scene {
   virtual ~Scene() = default;
   // Draws frame `index` into `pixels` (width * height, rows width apart) and
   // appends the rects that changed since frame index - 1.
-  virtual void Render(uint64_t index, uint32_t* pixels, std::vector<Damage>* damage) = 0;
+  virtual void Render(uint64_t index, uint32_t* pixels,
+                      std::vector<Damage>* damage) = 0;
   // Where the cursor is in frame `index`, for scenes that move one.
-  virtual std::optional<CursorPoint> CursorAt(uint64_t) const { return std::nullopt; }
+  virtual std::optional<CursorPoint> CursorAt(uint64_t) const {
+    return std::nullopt;
+  }
 };
 
 // "console", "scroll", "video" or "cursor".
-absl::StatusOr<std::unique_ptr<Scene>> MakeScene(const std::string& name, uint32_t width,
+absl::StatusOr<std::unique_ptr<Scene>> MakeScene(const std::string& name,
+                                                 uint32_t width,
                                                  uint32_t height);
 const std::vector<std::string>& SceneNames();
 

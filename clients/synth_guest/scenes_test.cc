@@ -23,7 +23,8 @@ TEST(ScenesTest, DamageCoversEveryChangedPixel) {
         ASSERT_LE(d.x + d.width, kW);
         ASSERT_LE(d.y + d.height, kH);
         for (uint32_t y = d.y; y < d.y + d.height; ++y) {
-          for (uint32_t x = d.x; x < d.x + d.width; ++x) covered[y * kW + x] = true;
+          for (uint32_t x = d.x; x < d.x + d.width; ++x)
+            covered[y * kW + x] = true;
         }
       }
       for (uint32_t i = 0; i < kW * kH; ++i) {

@@ -46,7 +46,8 @@ class DisplaySink {
   virtual void OnScanoutMode(const ScanoutMode& mode) = 0;
   // A new picture of `scanout_id`; `damage` (frame coordinates) is what
   // changed since the previous frame of that scanout.
-  virtual void OnFrame(uint32_t scanout_id, FramePtr frame, const PixelRect& damage) = 0;
+  virtual void OnFrame(uint32_t scanout_id, FramePtr frame,
+                       const PixelRect& damage) = 0;
   virtual void OnCursor(const CursorUpdate& update) = 0;
 };
 

@@ -24,43 +24,50 @@ void WriteDescriptorText(uint8_t* d, uint8_t tag, const char* text) {
 
 }  // namespace
 
-std::array<uint8_t, 128> MakeEdid(uint32_t width, uint32_t height, uint32_t serial) {
+std::array<uint8_t, 128> MakeEdid(uint32_t width, uint32_t height,
+                                  uint32_t serial) {
   width = std::clamp<uint32_t>(width, 1, kEdidMaxDimension);
   height = std::clamp<uint32_t>(height, 1, kEdidMaxDimension);
   std::array<uint8_t, 128> e{};
   const uint8_t header[8] = {0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00};
   std::memcpy(e.data(), header, 8);
   // Manufacturer "VGD": three 5-bit letters, big-endian.
-  uint16_t maker = static_cast<uint16_t>((('V' - '@') << 10) | (('G' - '@') << 5) | ('D' - '@'));
+  uint16_t maker = static_cast<uint16_t>((('V' - '@') << 10) |
+                                         (('G' - '@') << 5) | ('D' - '@'));
   e[8] = static_cast<uint8_t>(maker >> 8);
   e[9] = static_cast<uint8_t>(maker);
   e[10] = 0x01;  // product code
   e[11] = 0x00;
   std::memcpy(&e[12], &serial, 4);
-  e[16] = 1;     // week
-  e[17] = 35;    // 1990 + 35 = 2025
-  e[18] = 1;     // EDID 1.4
+  e[16] = 1;   // week
+  e[17] = 35;  // 1990 + 35 = 2025
+  e[18] = 1;   // EDID 1.4
   e[19] = 4;
   e[20] = 0xA5;  // digital, 8 bits per colour, DisplayPort
   // Physical size in cm for a ~96 dpi panel.
-  e[21] = static_cast<uint8_t>(std::clamp<uint32_t>(width * 254 / 9600, 1, 255));
-  e[22] = static_cast<uint8_t>(std::clamp<uint32_t>(height * 254 / 9600, 1, 255));
+  e[21] =
+      static_cast<uint8_t>(std::clamp<uint32_t>(width * 254 / 9600, 1, 255));
+  e[22] =
+      static_cast<uint8_t>(std::clamp<uint32_t>(height * 254 / 9600, 1, 255));
   e[23] = 120;   // gamma 2.2
   e[24] = 0x06;  // RGB 4:4:4, sRGB default, preferred timing is native
   // sRGB chromaticity.
-  const uint8_t chroma[10] = {0xEE, 0x91, 0xA3, 0x54, 0x4C, 0x99, 0x26, 0x0F, 0x50, 0x54};
+  const uint8_t chroma[10] = {0xEE, 0x91, 0xA3, 0x54, 0x4C,
+                              0x99, 0x26, 0x0F, 0x50, 0x54};
   std::memcpy(&e[25], chroma, 10);
   // No established timings; standard timings unused (0x0101).
   for (size_t i = 38; i < 54; ++i) e[i] = 0x01;
 
   // Detailed timing descriptor 1: the preferred mode.
   uint32_t h_blank = kHFront + kHSync + kHBack;
-  uint32_t v_blank = std::max<uint32_t>(kVFront + kVSync + 6, (height * 28 + 999) / 1000 + 8);
+  uint32_t v_blank =
+      std::max<uint32_t>(kVFront + kVSync + 6, (height * 28 + 999) / 1000 + 8);
   uint64_t total = uint64_t{width + h_blank} * (height + v_blank);
   uint32_t refresh = 60;
   // The clock field is 16 bits of 10 kHz: lower the refresh for huge modes.
   while (refresh > 1 && total * refresh / 10000 > 0xFFFF) --refresh;
-  uint32_t clock = static_cast<uint32_t>(std::max<uint64_t>(1, total * refresh / 10000));
+  uint32_t clock =
+      static_cast<uint32_t>(std::max<uint64_t>(1, total * refresh / 10000));
   uint8_t* d = &e[54];
   d[0] = static_cast<uint8_t>(clock);
   d[1] = static_cast<uint8_t>(clock >> 8);
@@ -110,7 +117,9 @@ EdidMode DecodePreferredMode(const std::array<uint8_t, 128>& edid) {
   mode.height = byte(5) | ((byte(7) >> 4) << 8);
   uint32_t v_blank = byte(6) | ((byte(7) & 0xF) << 8);
   uint64_t total = uint64_t{mode.width + h_blank} * (mode.height + v_blank);
-  if (total > 0) mode.refresh_hz = static_cast<uint32_t>((uint64_t{clock} * 10000 + total / 2) / total);
+  if (total > 0)
+    mode.refresh_hz =
+        static_cast<uint32_t>((uint64_t{clock} * 10000 + total / 2) / total);
   return mode;
 }
 

@@ -7,11 +7,13 @@
 
 namespace vgpu::gpu {
 
-inline constexpr uint32_t kEdidMaxDimension = 4095;  // 12-bit fields in a detailed timing
+inline constexpr uint32_t kEdidMaxDimension =
+    4095;  // 12-bit fields in a detailed timing
 
 // `width` and `height` in pixels, each in [1, kEdidMaxDimension] (clamped).
 // `serial` distinguishes scanouts.
-std::array<uint8_t, 128> MakeEdid(uint32_t width, uint32_t height, uint32_t serial);
+std::array<uint8_t, 128> MakeEdid(uint32_t width, uint32_t height,
+                                  uint32_t serial);
 
 // Decodes the preferred mode of an EDID block (for tests and tools).
 struct EdidMode {

@@ -34,7 +34,8 @@ TilePool::~TilePool() {
 
 void TileRef::Reset() {
   if (tile_ == nullptr) return;
-  if (tile_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) tile_->pool->Release(tile_);
+  if (tile_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    tile_->pool->Release(tile_);
   tile_ = nullptr;
 }
 
@@ -72,15 +73,19 @@ size_t TilePool::free_tiles() const {
 PixelRect Intersect(const PixelRect& a, const PixelRect& b) {
   uint64_t x0 = std::max<uint64_t>(a.x, b.x);
   uint64_t y0 = std::max<uint64_t>(a.y, b.y);
-  uint64_t x1 = std::min<uint64_t>(uint64_t{a.x} + a.width, uint64_t{b.x} + b.width);
-  uint64_t y1 = std::min<uint64_t>(uint64_t{a.y} + a.height, uint64_t{b.y} + b.height);
+  uint64_t x1 =
+      std::min<uint64_t>(uint64_t{a.x} + a.width, uint64_t{b.x} + b.width);
+  uint64_t y1 =
+      std::min<uint64_t>(uint64_t{a.y} + a.height, uint64_t{b.y} + b.height);
   if (x1 <= x0 || y1 <= y0) return {};
-  return {static_cast<uint32_t>(x0), static_cast<uint32_t>(y0), static_cast<uint32_t>(x1 - x0),
-          static_cast<uint32_t>(y1 - y0)};
+  return {static_cast<uint32_t>(x0), static_cast<uint32_t>(y0),
+          static_cast<uint32_t>(x1 - x0), static_cast<uint32_t>(y1 - y0)};
 }
 
 TileGrid::TileGrid(uint32_t width, uint32_t height)
-    : width_(width), height_(height), columns_((width + kTileSize - 1) / kTileSize) {
+    : width_(width),
+      height_(height),
+      columns_((width + kTileSize - 1) / kTileSize) {
   uint32_t row_count = (height + kTileSize - 1) / kTileSize;
   rows_.reserve(row_count);
   for (uint32_t r = 0; r < row_count; ++r) {
@@ -106,8 +111,8 @@ PixelRect Union(const PixelRect& a, const PixelRect& b) {
 
 // Copies `region` of `from` into `to` (or zeroes it when `from` is null),
 // except the pixels inside `skip`, which the caller is about to overwrite.
-uint64_t CopyRegionExcept(uint8_t* to, const uint8_t* from, const PixelRect& region,
-                          const PixelRect& skip) {
+uint64_t CopyRegionExcept(uint8_t* to, const uint8_t* from,
+                          const PixelRect& region, const PixelRect& skip) {
   if (Intersect(region, skip) == region) return 0;  // all of it is overwritten
   uint64_t copied = 0;
   auto copy = [&](uint32_t y, uint32_t x0, uint32_t x1) {
@@ -135,8 +140,8 @@ uint64_t CopyRegionExcept(uint8_t* to, const uint8_t* from, const PixelRect& reg
 
 }  // namespace
 
-uint8_t* TileGrid::MutableTile(uint32_t column, uint32_t row, const PixelRect& covered,
-                               GridStats* stats) {
+uint8_t* TileGrid::MutableTile(uint32_t column, uint32_t row,
+                               const PixelRect& covered, GridStats* stats) {
   std::shared_ptr<TileRow>& row_ptr = rows_[row];
   if (!Exclusive(row_ptr)) {
     row_ptr = std::make_shared<TileRow>(*row_ptr);
@@ -158,13 +163,14 @@ uint8_t* TileGrid::MutableTile(uint32_t column, uint32_t row, const PixelRect& c
     target = std::move(back.previous);
     --back_tiles_held_;
     target->version = next_tile_version.fetch_add(1, std::memory_order_relaxed);
-    stats->clone_bytes += CopyRegionExcept(target->pixels, tile->pixels, back.changed, covered);
+    stats->clone_bytes +=
+        CopyRegionExcept(target->pixels, tile->pixels, back.changed, covered);
     ++stats->back_tiles_reused;
   } else {
     target = TilePool::Default().Allocate();
     ++stats->tiles_allocated;
-    uint64_t copied = CopyRegionExcept(target->pixels, tile ? tile->pixels : nullptr, kWhole,
-                                       covered);
+    uint64_t copied = CopyRegionExcept(
+        target->pixels, tile ? tile->pixels : nullptr, kWhole, covered);
     if (tile && copied > 0) {
       stats->clone_bytes += copied;
       ++stats->tiles_cloned;
@@ -189,9 +195,10 @@ std::vector<std::shared_ptr<const TileRow>> TileGrid::Snapshot() const {
   return {rows_.begin(), rows_.end()};
 }
 
-Frame::Frame(uint32_t width, uint32_t height, uint32_t origin_x, uint32_t origin_y,
-             std::vector<std::shared_ptr<const TileRow>> rows, uint32_t grid_columns,
-             uint64_t sequence)
+Frame::Frame(uint32_t width, uint32_t height, uint32_t origin_x,
+             uint32_t origin_y,
+             std::vector<std::shared_ptr<const TileRow>> rows,
+             uint32_t grid_columns, uint64_t sequence)
     : width_(width),
       height_(height),
       origin_x_(origin_x),
@@ -205,11 +212,13 @@ const Tile* Frame::GridTile(uint32_t column, uint32_t row) const {
   return rows_[row]->tiles[column].get();
 }
 
-void Frame::ReadPixels(const PixelRect& rect, uint8_t* out, size_t out_stride) const {
+void Frame::ReadPixels(const PixelRect& rect, uint8_t* out,
+                       size_t out_stride) const {
   PixelRect r = Intersect(rect, PixelRect{0, 0, width_, height_});
   for (uint32_t y = 0; y < r.height; ++y) {
     uint64_t grid_y = uint64_t{origin_y_} + r.y + y;
-    uint8_t* dst = out + (y + (r.y - rect.y)) * out_stride + (r.x - rect.x) * kBytesPerPixel;
+    uint8_t* dst = out + (y + (r.y - rect.y)) * out_stride +
+                   (r.x - rect.x) * kBytesPerPixel;
     uint32_t x = 0;
     while (x < r.width) {
       uint64_t grid_x = uint64_t{origin_x_} + r.x + x;
@@ -221,7 +230,8 @@ void Frame::ReadPixels(const PixelRect& rect, uint8_t* out, size_t out_stride) c
         std::memset(dst, 0, span * kBytesPerPixel);
       } else {
         std::memcpy(dst,
-                    tile->pixels + (grid_y % kTileSize) * kTileStride + in_tile_x * kBytesPerPixel,
+                    tile->pixels + (grid_y % kTileSize) * kTileStride +
+                        in_tile_x * kBytesPerPixel,
                     span * kBytesPerPixel);
       }
       dst += span * kBytesPerPixel;
@@ -233,7 +243,8 @@ void Frame::ReadPixels(const PixelRect& rect, uint8_t* out, size_t out_stride) c
 uint32_t Frame::PixelAt(uint32_t x, uint32_t y) const {
   uint32_t pixel = 0;
   if (x < width_ && y < height_) {
-    ReadPixels(PixelRect{x, y, 1, 1}, reinterpret_cast<uint8_t*>(&pixel), kBytesPerPixel);
+    ReadPixels(PixelRect{x, y, 1, 1}, reinterpret_cast<uint8_t*>(&pixel),
+               kBytesPerPixel);
   }
   return pixel;
 }

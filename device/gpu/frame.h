@@ -8,8 +8,8 @@
 // readers never see a tile change. Null tiles read as zero (black).
 #pragma once
 
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -19,9 +19,10 @@
 
 namespace vgpu::gpu {
 
-inline constexpr uint32_t kTileSize = 64;                       // pixels per side
+inline constexpr uint32_t kTileSize = 64;  // pixels per side
 inline constexpr uint32_t kBytesPerPixel = 4;
-inline constexpr uint32_t kTileStride = kTileSize * kBytesPerPixel;  // bytes per tile row
+inline constexpr uint32_t kTileStride =
+    kTileSize * kBytesPerPixel;  // bytes per tile row
 inline constexpr uint32_t kTileBytes = kTileStride * kTileSize;
 
 struct PixelRect {
@@ -57,7 +58,9 @@ class TileRef {
     if (tile_) tile_->refs.fetch_add(1, std::memory_order_relaxed);
   }
   TileRef(const TileRef& other) : TileRef(other.tile_) {}
-  TileRef(TileRef&& other) noexcept : tile_(other.tile_) { other.tile_ = nullptr; }
+  TileRef(TileRef&& other) noexcept : tile_(other.tile_) {
+    other.tile_ = nullptr;
+  }
   TileRef& operator=(TileRef other) noexcept {
     std::swap(tile_, other.tile_);
     return *this;
@@ -70,7 +73,9 @@ class TileRef {
   // True when this is the only reference. Other threads only ever drop
   // references to published tiles, so a true answer on the device thread
   // stays true, and the acquire orders their last reads before our writes.
-  bool Exclusive() const { return tile_->refs.load(std::memory_order_acquire) == 1; }
+  bool Exclusive() const {
+    return tile_->refs.load(std::memory_order_acquire) == 1;
+  }
   void Reset();
 
  private:
@@ -104,8 +109,8 @@ struct TileRow {
 
 struct GridStats {
   uint64_t tiles_allocated = 0;
-  uint64_t tiles_cloned = 0;       // copy-on-write of a tile a frame still held
-  uint64_t clone_bytes = 0;        // bytes copied by those clones
+  uint64_t tiles_cloned = 0;  // copy-on-write of a tile a frame still held
+  uint64_t clone_bytes = 0;   // bytes copied by those clones
   uint64_t rows_cloned = 0;
   uint64_t back_tiles_reused = 0;  // copy-on-write served by a previous version
 };
@@ -124,7 +129,8 @@ class TileGrid {
   // A writable pointer to tile (column, row), cloning it (or its row) if a
   // published frame shares it. The caller will overwrite `covered` (tile
   // coordinates), so a clone copies only the pixels outside it.
-  uint8_t* MutableTile(uint32_t column, uint32_t row, const PixelRect& covered, GridStats* stats);
+  uint8_t* MutableTile(uint32_t column, uint32_t row, const PixelRect& covered,
+                       GridStats* stats);
 
   // Shares the current rows with a new immutable snapshot.
   std::vector<std::shared_ptr<const TileRow>> Snapshot() const;

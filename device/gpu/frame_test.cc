@@ -2,15 +2,17 @@
 
 #include <vector>
 
+#include "gtest/gtest.h"
+
 #include "device/gpu/edid.h"
 #include "device/gpu/pixel_copy.h"
-#include "gtest/gtest.h"
 
 namespace vgpu::gpu {
 namespace {
 
 TEST(FrameTest, IntersectClipsAndHandlesWrap) {
-  EXPECT_EQ(Intersect({0, 0, 100, 100}, {50, 50, 100, 100}), (PixelRect{50, 50, 50, 50}));
+  EXPECT_EQ(Intersect({0, 0, 100, 100}, {50, 50, 100, 100}),
+            (PixelRect{50, 50, 50, 50}));
   EXPECT_TRUE(Intersect({0, 0, 10, 10}, {10, 0, 10, 10}).empty());
   EXPECT_EQ(Intersect({0xFFFFFFF0, 0, 0x20, 1}, {0, 0, 0xFFFFFFFF, 1}),
             (PixelRect{0xFFFFFFF0, 0, 0xF, 1}));
@@ -45,9 +47,11 @@ TEST(FrameTest, ReadPixelsAtAnOriginAcrossTiles) {
   GridStats stats;
   for (uint32_t c = 0; c < grid.columns(); ++c)
     for (uint32_t r = 0; r < grid.rows(); ++r) {
-      uint8_t* tile = grid.MutableTile(c, r, PixelRect{0, 0, kTileSize, kTileSize}, &stats);
+      uint8_t* tile =
+          grid.MutableTile(c, r, PixelRect{0, 0, kTileSize, kTileSize}, &stats);
       for (uint32_t i = 0; i < kTileSize * kTileSize; ++i) {
-        uint32_t x = c * kTileSize + i % kTileSize, y = r * kTileSize + i / kTileSize;
+        uint32_t x = c * kTileSize + i % kTileSize,
+                 y = r * kTileSize + i / kTileSize;
         uint32_t v = x | (y << 16);
         std::memcpy(tile + i * 4, &v, 4);
       }
@@ -112,36 +116,47 @@ TEST(FrameTest, PublishedFramesNeverChangeUnderRandomWrites) {
     r.width = 1 + next(std::min<uint32_t>(kW - r.x, 90));
     r.height = 1 + next(std::min<uint32_t>(kH - r.y, 90));
     uint32_t value = 0xFF000000u | static_cast<uint32_t>(step);
-    for (uint32_t row = r.y / kTileSize; row <= (r.y + r.height - 1) / kTileSize; ++row)
-      for (uint32_t col = r.x / kTileSize; col <= (r.x + r.width - 1) / kTileSize; ++col) {
-        PixelRect tile_rect{col * kTileSize, row * kTileSize, kTileSize, kTileSize};
+    for (uint32_t row = r.y / kTileSize;
+         row <= (r.y + r.height - 1) / kTileSize; ++row)
+      for (uint32_t col = r.x / kTileSize;
+           col <= (r.x + r.width - 1) / kTileSize; ++col) {
+        PixelRect tile_rect{col * kTileSize, row * kTileSize, kTileSize,
+                            kTileSize};
         PixelRect part = Intersect(r, tile_rect);
-        PixelRect covered{part.x - tile_rect.x, part.y - tile_rect.y, part.width, part.height};
+        PixelRect covered{part.x - tile_rect.x, part.y - tile_rect.y,
+                          part.width, part.height};
         uint8_t* pixels = grid.MutableTile(col, row, covered, &stats);
         for (uint32_t y = part.y; y < part.y + part.height; ++y)
           for (uint32_t x = part.x; x < part.x + part.width; ++x)
-            std::memcpy(pixels + (y - tile_rect.y) * kTileStride + (x - tile_rect.x) * 4, &value, 4);
+            std::memcpy(pixels + (y - tile_rect.y) * kTileStride +
+                            (x - tile_rect.x) * 4,
+                        &value, 4);
       }
     for (uint32_t y = r.y; y < r.y + r.height; ++y)
       for (uint32_t x = r.x; x < r.x + r.width; ++x) model[y * kW + x] = value;
     if (next(3) == 0) {
-      kept.push_back({std::make_shared<Frame>(kW, kH, 0, 0, grid.Snapshot(), grid.columns(), 0),
+      kept.push_back({std::make_shared<Frame>(kW, kH, 0, 0, grid.Snapshot(),
+                                              grid.columns(), 0),
                       model});
     }
-    if (!kept.empty() && next(2) == 0) kept.erase(kept.begin() + next(kept.size()));
+    if (!kept.empty() && next(2) == 0)
+      kept.erase(kept.begin() + next(kept.size()));
     for (const Kept& k : kept) {
       uint32_t x = next(kW), y = next(kH);
-      ASSERT_EQ(k.frame->PixelAt(x, y), k.expected[y * kW + x]) << "step " << step;
+      ASSERT_EQ(k.frame->PixelAt(x, y), k.expected[y * kW + x])
+          << "step " << step;
     }
   }
   for (const Kept& k : kept) {
     std::vector<uint32_t> pixels(kW * kH);
-    k.frame->ReadPixels({0, 0, kW, kH}, reinterpret_cast<uint8_t*>(pixels.data()), kW * 4);
+    k.frame->ReadPixels({0, 0, kW, kH},
+                        reinterpret_cast<uint8_t*>(pixels.data()), kW * 4);
     EXPECT_EQ(pixels, k.expected);
   }
   Frame current(kW, kH, 0, 0, grid.Snapshot(), grid.columns(), 0);
   std::vector<uint32_t> pixels(kW * kH);
-  current.ReadPixels({0, 0, kW, kH}, reinterpret_cast<uint8_t*>(pixels.data()), kW * 4);
+  current.ReadPixels({0, 0, kW, kH}, reinterpret_cast<uint8_t*>(pixels.data()),
+                     kW * 4);
   EXPECT_EQ(pixels, model);
   EXPECT_GT(stats.back_tiles_reused, 0u);
   EXPECT_GT(stats.tiles_cloned, 0u);

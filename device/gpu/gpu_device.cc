@@ -6,6 +6,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+
 #include "common/checked_math.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -17,7 +18,8 @@ namespace vgpu::gpu {
 namespace {
 
 constexpr uint32_t kMinScanoutSize = 16;  // QEMU's rule for scanout rects
-constexpr uint64_t kCursorBytes = uint64_t{kCursorSize} * kCursorSize * kBytesPerPixel;
+constexpr uint64_t kCursorBytes =
+    uint64_t{kCursorSize} * kCursorSize * kBytesPerPixel;
 
 // Host bytes a width x height grid can hold: whole tiles. UINT64_MAX when it
 // overflows (always over budget).
@@ -25,7 +27,8 @@ uint64_t GridBytes(uint32_t width, uint32_t height) {
   uint64_t columns = (uint64_t{width} + kTileSize - 1) / kTileSize;
   uint64_t rows = (uint64_t{height} + kTileSize - 1) / kTileSize;
   std::optional<uint64_t> tiles = CheckedMul64(columns, rows);
-  std::optional<uint64_t> bytes = tiles ? CheckedMul64(*tiles, kTileBytes) : std::nullopt;
+  std::optional<uint64_t> bytes =
+      tiles ? CheckedMul64(*tiles, kTileBytes) : std::nullopt;
   return bytes.value_or(~uint64_t{0});
 }
 
@@ -34,16 +37,20 @@ bool RectInside(const wire::Rect& r, uint32_t width, uint32_t height) {
   return uint64_t{r.x} + r.width <= width && uint64_t{r.y} + r.height <= height;
 }
 
-PixelRect ToPixelRect(const wire::Rect& r) { return {r.x, r.y, r.width, r.height}; }
+PixelRect ToPixelRect(const wire::Rect& r) {
+  return {r.x, r.y, r.width, r.height};
+}
 
 // Reads the rest of command struct T after its already-read header.
 template <typename T>
-std::optional<T> ReadBody(const wire::CtrlHdr& hdr, virtio::ChainReader& reader) {
+std::optional<T> ReadBody(const wire::CtrlHdr& hdr,
+                          virtio::ChainReader& reader) {
   static_assert(sizeof(T) > sizeof(wire::CtrlHdr));
   T cmd;
   cmd.hdr = hdr;
   auto* body = reinterpret_cast<uint8_t*>(&cmd) + sizeof(wire::CtrlHdr);
-  if (!reader.ReadBytes(absl::MakeSpan(body, sizeof(T) - sizeof(wire::CtrlHdr)))) {
+  if (!reader.ReadBytes(
+          absl::MakeSpan(body, sizeof(T) - sizeof(wire::CtrlHdr)))) {
     return std::nullopt;
   }
   return cmd;
@@ -51,19 +58,32 @@ std::optional<T> ReadBody(const wire::CtrlHdr& hdr, virtio::ChainReader& reader)
 
 const char* CommandName(uint32_t type) {
   switch (type) {
-    case wire::kCmdGetDisplayInfo: return "GET_DISPLAY_INFO";
-    case wire::kCmdResourceCreate2d: return "RESOURCE_CREATE_2D";
-    case wire::kCmdResourceUnref: return "RESOURCE_UNREF";
-    case wire::kCmdSetScanout: return "SET_SCANOUT";
-    case wire::kCmdResourceFlush: return "RESOURCE_FLUSH";
-    case wire::kCmdTransferToHost2d: return "TRANSFER_TO_HOST_2D";
-    case wire::kCmdResourceAttachBacking: return "RESOURCE_ATTACH_BACKING";
-    case wire::kCmdResourceDetachBacking: return "RESOURCE_DETACH_BACKING";
-    case wire::kCmdGetEdid: return "GET_EDID";
-    case wire::kCmdResourceAssignUuid: return "RESOURCE_ASSIGN_UUID";
-    case wire::kCmdResourceCreateBlob: return "RESOURCE_CREATE_BLOB";
-    case wire::kCmdSetScanoutBlob: return "SET_SCANOUT_BLOB";
-    default: return "unsupported command";
+    case wire::kCmdGetDisplayInfo:
+      return "GET_DISPLAY_INFO";
+    case wire::kCmdResourceCreate2d:
+      return "RESOURCE_CREATE_2D";
+    case wire::kCmdResourceUnref:
+      return "RESOURCE_UNREF";
+    case wire::kCmdSetScanout:
+      return "SET_SCANOUT";
+    case wire::kCmdResourceFlush:
+      return "RESOURCE_FLUSH";
+    case wire::kCmdTransferToHost2d:
+      return "TRANSFER_TO_HOST_2D";
+    case wire::kCmdResourceAttachBacking:
+      return "RESOURCE_ATTACH_BACKING";
+    case wire::kCmdResourceDetachBacking:
+      return "RESOURCE_DETACH_BACKING";
+    case wire::kCmdGetEdid:
+      return "GET_EDID";
+    case wire::kCmdResourceAssignUuid:
+      return "RESOURCE_ASSIGN_UUID";
+    case wire::kCmdResourceCreateBlob:
+      return "RESOURCE_CREATE_BLOB";
+    case wire::kCmdSetScanoutBlob:
+      return "SET_SCANOUT_BLOB";
+    default:
+      return "unsupported command";
   }
 }
 
@@ -102,20 +122,25 @@ struct GpuDevice::Scanout {
   FramePtr last_frame;
 };
 
-absl::StatusOr<std::unique_ptr<GpuDevice>> GpuDevice::Create(GpuDeviceOptions options,
-                                                             DisplaySink* sink) {
-  if (options.displays.empty() || options.displays.size() > wire::kMaxScanouts) {
+absl::StatusOr<std::unique_ptr<GpuDevice>> GpuDevice::Create(
+    GpuDeviceOptions options, DisplaySink* sink) {
+  if (options.displays.empty() ||
+      options.displays.size() > wire::kMaxScanouts) {
     return absl::InvalidArgumentError(
-        absl::StrCat("need 1 to ", wire::kMaxScanouts, " scanouts, got ", options.displays.size()));
+        absl::StrCat("need 1 to ", wire::kMaxScanouts, " scanouts, got ",
+                     options.displays.size()));
   }
   for (const DisplayConfig& display : options.displays) {
     if (display.width < kMinScanoutSize || display.height < kMinScanoutSize ||
-        display.width > kEdidMaxDimension || display.height > kEdidMaxDimension) {
-      return absl::InvalidArgumentError(absl::StrCat("display mode ", display.width, "x",
-                                                     display.height, " outside 16..4095"));
+        display.width > kEdidMaxDimension ||
+        display.height > kEdidMaxDimension) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("display mode ", display.width, "x", display.height,
+                       " outside 16..4095"));
     }
   }
-  if (sink == nullptr) return absl::InvalidArgumentError("a display sink is required");
+  if (sink == nullptr)
+    return absl::InvalidArgumentError("a display sink is required");
   return std::unique_ptr<GpuDevice>(new GpuDevice(std::move(options), sink));
 }
 
@@ -133,7 +158,8 @@ GpuDevice::~GpuDevice() = default;
 uint64_t GpuDevice::OfferedFeatures() const {
   uint64_t features = 0;
   if (options_.offer_edid) features |= 1ull << wire::kFeatureEdid;
-  if (options_.offer_resource_uuid) features |= 1ull << wire::kFeatureResourceUuid;
+  if (options_.offer_resource_uuid)
+    features |= 1ull << wire::kFeatureResourceUuid;
   if (options_.offer_blob) features |= 1ull << wire::kFeatureResourceBlob;
   return features;
 }
@@ -142,15 +168,15 @@ void GpuDevice::SetDriverFeatures(uint64_t features) {
   driver_features_ = features & OfferedFeatures();
 }
 
-void GpuDevice::SetGuestMemory(std::shared_ptr<const virtio::GuestMemory> memory) {
+void GpuDevice::SetGuestMemory(
+    std::shared_ptr<const virtio::GuestMemory> memory) {
   memory_ = std::move(memory);
 }
 
 size_t GpuDevice::backings_held() const {
-  return static_cast<size_t>(std::count_if(resources_.begin(), resources_.end(),
-                                           [](const auto& entry) {
-                                             return entry.second->backing.has_value();
-                                           }));
+  return static_cast<size_t>(std::count_if(
+      resources_.begin(), resources_.end(),
+      [](const auto& entry) { return entry.second->backing.has_value(); }));
 }
 
 FramePtr GpuDevice::LastFrame(uint32_t scanout_id) const {
@@ -161,16 +187,19 @@ FramePtr GpuDevice::LastFrame(uint32_t scanout_id) const {
 absl::StatusOr<bool> GpuDevice::ProcessQueue(uint32_t queue_index,
                                              virtio::SplitVirtqueue& queue) {
   if (needs_reset_) return absl::FailedPreconditionError("device needs reset");
-  if (memory_ == nullptr) return absl::FailedPreconditionError("no guest memory");
+  if (memory_ == nullptr)
+    return absl::FailedPreconditionError("no guest memory");
   do {
     queue.DisableNotifications();
     while (true) {
-      absl::StatusOr<std::optional<virtio::DescriptorChain>> chain = queue.Pop(*memory_);
+      absl::StatusOr<std::optional<virtio::DescriptorChain>> chain =
+          queue.Pop(*memory_);
       if (!chain.ok()) {
         needs_reset_ = true;
         ++stats_.queue_errors;
-        VGPU_LOG_GUEST_ERROR() << "queue " << queue_index
-                               << " is corrupt, device needs reset: " << chain.status().message();
+        VGPU_LOG_GUEST_ERROR()
+            << "queue " << queue_index
+            << " is corrupt, device needs reset: " << chain.status().message();
         return chain.status();
       }
       if (!chain->has_value()) break;
@@ -195,9 +224,9 @@ void GpuDevice::SetResponse(uint32_t type, const void* payload, size_t size) {
   std::memcpy(response_.data(), payload, size);
 }
 
-uint32_t GpuDevice::HandleControl(absl::Span<const absl::Span<uint8_t>> readable,
-                                  absl::Span<const absl::Span<uint8_t>> writable,
-                                  bool bad_buffer) {
+uint32_t GpuDevice::HandleControl(
+    absl::Span<const absl::Span<uint8_t>> readable,
+    absl::Span<const absl::Span<uint8_t>> writable, bool bad_buffer) {
   virtio::ChainReader reader(readable);
   virtio::ChainWriter writer(writable);
   wire::CtrlHdr request{};
@@ -207,8 +236,9 @@ uint32_t GpuDevice::HandleControl(absl::Span<const absl::Span<uint8_t>> readable
   std::optional<wire::CtrlHdr> hdr = reader.Read<wire::CtrlHdr>();
   if (!hdr) {
     // Released QEMU stalls the queue here; we reply so the guest moves on.
-    status = InvalidParameter(absl::StrCat("command of ", reader.remaining(),
-                                           " bytes is shorter than its header"));
+    status =
+        InvalidParameter(absl::StrCat("command of ", reader.remaining(),
+                                      " bytes is shorter than its header"));
   } else {
     request = *hdr;
     ++stats_.commands[request.type];
@@ -218,7 +248,8 @@ uint32_t GpuDevice::HandleControl(absl::Span<const absl::Span<uint8_t>> readable
   if (!status.ok()) {
     uint32_t code = ToVirtioResp(status);
     ++stats_.errors[code];
-    VGPU_LOG_GUEST_ERROR() << CommandName(request.type) << " (" << absl::StrCat("0x", absl::Hex(request.type))
+    VGPU_LOG_GUEST_ERROR() << CommandName(request.type) << " ("
+                           << absl::StrCat("0x", absl::Hex(request.type))
                            << "): " << status.message();
     response_type_ = code;
     response_size_ = sizeof(wire::CtrlHdr);
@@ -231,16 +262,19 @@ uint32_t GpuDevice::HandleControl(absl::Span<const absl::Span<uint8_t>> readable
   if (request.flags & wire::kFlagInfoRingIdx) reply.ring_idx = request.ring_idx;
   if (response_size_ > sizeof(reply)) {
     std::memcpy(response_.data(), &reply, sizeof(reply));
-    return static_cast<uint32_t>(writer.Write(absl::MakeConstSpan(response_.data(), response_size_)));
+    return static_cast<uint32_t>(
+        writer.Write(absl::MakeConstSpan(response_.data(), response_size_)));
   }
   return static_cast<uint32_t>(writer.WriteObject(reply));
 }
 
-absl::Status GpuDevice::Dispatch(const wire::CtrlHdr& hdr, virtio::ChainReader& reader) {
+absl::Status GpuDevice::Dispatch(const wire::CtrlHdr& hdr,
+                                 virtio::ChainReader& reader) {
   auto too_short = [&hdr] {
-    return InvalidParameter(absl::StrCat(CommandName(hdr.type), " is shorter than its struct"));
+    return InvalidParameter(
+        absl::StrCat(CommandName(hdr.type), " is shorter than its struct"));
   };
-#define VGPU_BODY(Type, var)                                      \
+#define VGPU_BODY(Type, var)                                         \
   std::optional<wire::Type> var = ReadBody<wire::Type>(hdr, reader); \
   if (!var) return too_short()
 
@@ -299,7 +333,8 @@ absl::Status GpuDevice::Dispatch(const wire::CtrlHdr& hdr, virtio::ChainReader& 
     }
     default:
       // 3D, capsets, MAP/UNMAP_BLOB and unknown codes: a 2D device has none.
-      return Unspec(absl::StrCat("command 0x", absl::Hex(hdr.type), " is not supported"));
+      return Unspec(
+          absl::StrCat("command 0x", absl::Hex(hdr.type), " is not supported"));
   }
 #undef VGPU_BODY
 }
@@ -320,7 +355,8 @@ absl::Status GpuDevice::GetEdid(const wire::GetEdid& cmd) {
     return InvalidParameter(absl::StrCat("GET_EDID for scanout ", cmd.scanout));
   }
   const DisplayConfig& display = scanouts_[cmd.scanout]->display;
-  std::array<uint8_t, 128> block = MakeEdid(display.width, display.height, cmd.scanout + 1);
+  std::array<uint8_t, 128> block =
+      MakeEdid(display.width, display.height, cmd.scanout + 1);
   wire::RespEdid edid{};
   edid.size = static_cast<uint32_t>(block.size());
   std::memcpy(edid.edid, block.data(), block.size());
@@ -328,7 +364,8 @@ absl::Status GpuDevice::GetEdid(const wire::GetEdid& cmd) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<GpuDevice::Resource*> GpuDevice::FindResource(uint32_t resource_id) {
+absl::StatusOr<GpuDevice::Resource*> GpuDevice::FindResource(
+    uint32_t resource_id) {
   auto it = resources_.find(resource_id);
   if (it == resources_.end()) return InvalidResourceId(resource_id);
   return it->second.get();
@@ -338,9 +375,9 @@ absl::Status GpuDevice::Charge(uint64_t bytes) {
   // QEMU's rule: the total must stay strictly below the limit.
   auto total = CheckedAdd64(host_memory_used_, bytes);
   if (!total || *total >= options_.max_host_memory) {
-    return OutOfMemory(absl::StrCat(bytes, " bytes would exceed the host memory budget of ",
-                                    options_.max_host_memory, " (", host_memory_used_,
-                                    " in use)"));
+    return OutOfMemory(absl::StrCat(
+        bytes, " bytes would exceed the host memory budget of ",
+        options_.max_host_memory, " (", host_memory_used_, " in use)"));
   }
   host_memory_used_ = *total;
   return absl::OkStatus();
@@ -350,15 +387,18 @@ void GpuDevice::Credit(uint64_t bytes) { host_memory_used_ -= bytes; }
 
 absl::Status GpuDevice::ResourceCreate2d(const wire::ResourceCreate2d& cmd) {
   if (cmd.resource_id == 0) return InvalidResourceId(0);
-  if (resources_.contains(cmd.resource_id)) return InvalidResourceId(cmd.resource_id);
+  if (resources_.contains(cmd.resource_id))
+    return InvalidResourceId(cmd.resource_id);
   if (!IsSupportedFormat(cmd.format)) {
     return InvalidParameter(absl::StrCat("unknown format ", cmd.format));
   }
   if (cmd.width == 0 || cmd.height == 0) {
-    return InvalidParameter(absl::StrCat("empty resource ", cmd.width, "x", cmd.height));
+    return InvalidParameter(
+        absl::StrCat("empty resource ", cmd.width, "x", cmd.height));
   }
   if (resources_.size() >= options_.max_resources) {
-    return OutOfMemory(absl::StrCat("resource limit of ", options_.max_resources, " reached"));
+    return OutOfMemory(
+        absl::StrCat("resource limit of ", options_.max_resources, " reached"));
   }
   uint64_t bytes = GridBytes(cmd.width, cmd.height);
   VGPU_RETURN_IF_ERROR(Charge(bytes));
@@ -409,28 +449,35 @@ absl::Status GpuDevice::ResourceUnref(const wire::ResourceUnref& cmd) {
 }
 
 absl::Status GpuDevice::SetScanout(const wire::SetScanout& cmd) {
-  if (cmd.scanout_id >= scanouts_.size()) return InvalidScanoutId(cmd.scanout_id);
+  if (cmd.scanout_id >= scanouts_.size())
+    return InvalidScanoutId(cmd.scanout_id);
   if (cmd.resource_id == 0) {
     DisableScanout(cmd.scanout_id);
     return absl::OkStatus();
   }
   VGPU_ASSIGN_OR_RETURN(Resource * resource, FindResource(cmd.resource_id));
-  if (resource->blob) return InvalidParameter("blob resources are shown with SET_SCANOUT_BLOB");
-  if (!resource->backing) return Unspec(absl::StrCat("resource ", cmd.resource_id, " has no backing"));
+  if (resource->blob)
+    return InvalidParameter("blob resources are shown with SET_SCANOUT_BLOB");
+  if (!resource->backing)
+    return Unspec(
+        absl::StrCat("resource ", cmd.resource_id, " has no backing"));
   if (cmd.r.width < kMinScanoutSize || cmd.r.height < kMinScanoutSize ||
       !RectInside(cmd.r, resource->width, resource->height)) {
-    return InvalidParameter(absl::StrCat("scanout rect ", cmd.r.width, "x", cmd.r.height, "+",
-                                         cmd.r.x, "+", cmd.r.y, " not inside resource ",
-                                         resource->width, "x", resource->height));
+    return InvalidParameter(
+        absl::StrCat("scanout rect ", cmd.r.width, "x", cmd.r.height, "+",
+                     cmd.r.x, "+", cmd.r.y, " not inside resource ",
+                     resource->width, "x", resource->height));
   }
   Scanout& scanout = *scanouts_[cmd.scanout_id];
   PixelRect rect = ToPixelRect(cmd.r);
-  if (scanout.resource_id == cmd.resource_id && scanout.rect == rect) return absl::OkStatus();
+  if (scanout.resource_id == cmd.resource_id && scanout.rect == rect)
+    return absl::OkStatus();
   bool resized = scanout.resource_id == 0 || scanout.rect.width != rect.width ||
                  scanout.rect.height != rect.height;
   if (scanout.resource_id != 0 && scanout.resource_id != cmd.resource_id) {
     auto old = resources_.find(scanout.resource_id);
-    if (old != resources_.end()) old->second->scanout_mask &= ~(1u << cmd.scanout_id);
+    if (old != resources_.end())
+      old->second->scanout_mask &= ~(1u << cmd.scanout_id);
   }
   Credit(scanout.blob_grid_charge);
   scanout.blob_grid_charge = 0;
@@ -438,7 +485,9 @@ absl::Status GpuDevice::SetScanout(const wire::SetScanout& cmd) {
   scanout.resource_id = cmd.resource_id;
   scanout.rect = rect;
   resource->scanout_mask |= 1u << cmd.scanout_id;
-  if (resized) sink_->OnScanoutMode(ScanoutMode{cmd.scanout_id, true, rect.width, rect.height});
+  if (resized)
+    sink_->OnScanoutMode(
+        ScanoutMode{cmd.scanout_id, true, rect.width, rect.height});
   if (resource->shared) {
     scanout.needs_full_capture = true;
   } else {
@@ -449,19 +498,23 @@ absl::Status GpuDevice::SetScanout(const wire::SetScanout& cmd) {
 }
 
 absl::Status GpuDevice::SetScanoutBlob(const wire::SetScanoutBlob& cmd) {
-  if (cmd.scanout_id >= scanouts_.size()) return InvalidScanoutId(cmd.scanout_id);
+  if (cmd.scanout_id >= scanouts_.size())
+    return InvalidScanoutId(cmd.scanout_id);
   if (cmd.resource_id == 0) {
     DisableScanout(cmd.scanout_id);
     return absl::OkStatus();
   }
   VGPU_ASSIGN_OR_RETURN(Resource * resource, FindResource(cmd.resource_id));
-  if (!resource->blob) return InvalidParameter("SET_SCANOUT_BLOB needs a blob resource");
-  if (!resource->backing) return Unspec(absl::StrCat("blob ", cmd.resource_id, " has no backing"));
+  if (!resource->blob)
+    return InvalidParameter("SET_SCANOUT_BLOB needs a blob resource");
+  if (!resource->backing)
+    return Unspec(absl::StrCat("blob ", cmd.resource_id, " has no backing"));
   if (!IsSupportedFormat(cmd.format)) {
     return InvalidParameter(absl::StrCat("unknown format ", cmd.format));
   }
   if (uint64_t{cmd.strides[0]} < uint64_t{cmd.width} * kBytesPerPixel) {
-    return InvalidParameter(absl::StrCat("stride ", cmd.strides[0], " below width ", cmd.width));
+    return InvalidParameter(
+        absl::StrCat("stride ", cmd.strides[0], " below width ", cmd.width));
   }
   if (cmd.r.width < kMinScanoutSize || cmd.r.height < kMinScanoutSize ||
       !RectInside(cmd.r, cmd.width, cmd.height)) {
@@ -470,19 +523,21 @@ absl::Status GpuDevice::SetScanoutBlob(const wire::SetScanoutBlob& cmd) {
   // First shown byte: offsets[0] + r.y * stride + r.x * 4, all in 64 bits.
   virtio::GuestBacking& backing = *resource->backing;
   GuestPixels source{&backing, 0, cmd.strides[0], cmd.format};
-  auto first = CheckedAdd64(uint64_t{cmd.offsets[0]} + uint64_t{cmd.r.x} * kBytesPerPixel,
-                            uint64_t{cmd.r.y} * cmd.strides[0]);
+  auto first = CheckedAdd64(
+      uint64_t{cmd.offsets[0]} + uint64_t{cmd.r.x} * kBytesPerPixel,
+      uint64_t{cmd.r.y} * cmd.strides[0]);
   if (!first) return InvalidParameter("framebuffer offset overflows");
   source.offset = *first;
   std::optional<uint64_t> end = SourceEnd(source, cmd.r.width, cmd.r.height);
   if (!end || *end > resource->blob_size || *end > backing.size()) {
-    return InvalidParameter(absl::StrCat("framebuffer runs past the blob (", resource->blob_size,
-                                         " bytes)"));
+    return InvalidParameter(absl::StrCat("framebuffer runs past the blob (",
+                                         resource->blob_size, " bytes)"));
   }
   Scanout& scanout = *scanouts_[cmd.scanout_id];
   PixelRect rect = ToPixelRect(cmd.r);
   bool same_geometry = scanout.resource_id == cmd.resource_id &&
-                       scanout.rect.width == rect.width && scanout.rect.height == rect.height &&
+                       scanout.rect.width == rect.width &&
+                       scanout.rect.height == rect.height &&
                        scanout.blob_grid_charge != 0;
   if (!same_geometry) {
     uint64_t bytes = GridBytes(rect.width, rect.height);
@@ -499,7 +554,8 @@ absl::Status GpuDevice::SetScanoutBlob(const wire::SetScanoutBlob& cmd) {
                  scanout.rect.height != rect.height;
   if (scanout.resource_id != 0 && scanout.resource_id != cmd.resource_id) {
     auto old = resources_.find(scanout.resource_id);
-    if (old != resources_.end()) old->second->scanout_mask &= ~(1u << cmd.scanout_id);
+    if (old != resources_.end())
+      old->second->scanout_mask &= ~(1u << cmd.scanout_id);
   }
   scanout.resource_id = cmd.resource_id;
   scanout.rect = rect;
@@ -508,11 +564,14 @@ absl::Status GpuDevice::SetScanoutBlob(const wire::SetScanoutBlob& cmd) {
   scanout.blob_stride = cmd.strides[0];
   scanout.needs_full_capture = true;
   resource->scanout_mask |= 1u << cmd.scanout_id;
-  if (resized) sink_->OnScanoutMode(ScanoutMode{cmd.scanout_id, true, rect.width, rect.height});
+  if (resized)
+    sink_->OnScanoutMode(
+        ScanoutMode{cmd.scanout_id, true, rect.width, rect.height});
   return absl::OkStatus();
 }
 
-void GpuDevice::CaptureShared(Resource& resource, uint32_t scanout_id, const PixelRect& rect) {
+void GpuDevice::CaptureShared(Resource& resource, uint32_t scanout_id,
+                              const PixelRect& rect) {
   // `rect` is in resource (2D) or blob framebuffer coordinates and lies
   // inside the scanout rect, whose bounds were validated against the backing
   // when the scanout was set (blob) or are checked here (2D).
@@ -527,14 +586,16 @@ void GpuDevice::CaptureShared(Resource& resource, uint32_t scanout_id, const Pix
                        scanout.blob_stride, scanout.blob_format};
     std::optional<uint64_t> end = SourceEnd(source, rect.width, rect.height);
     if (!end || *end > backing.size()) return;
-    PixelRect dest{rect.x - scanout.rect.x, rect.y - scanout.rect.y, rect.width, rect.height};
+    PixelRect dest{rect.x - scanout.rect.x, rect.y - scanout.rect.y, rect.width,
+                   rect.height};
     copied = CopyIntoGrid(source, dest, scanout.blob_grid, &stats_.grid);
   } else {
     // A 2D resource read in place: the backing has the image layout
     // (what Linux's TRANSFER offsets y * pitch + x * 4 imply).
     uint64_t stride = uint64_t{resource.width} * kBytesPerPixel;
-    GuestPixels source{&backing, uint64_t{rect.y} * stride + uint64_t{rect.x} * kBytesPerPixel,
-                       stride, resource.format};
+    GuestPixels source{
+        &backing, uint64_t{rect.y} * stride + uint64_t{rect.x} * kBytesPerPixel,
+        stride, resource.format};
     std::optional<uint64_t> end = SourceEnd(source, rect.width, rect.height);
     if (!end || *end > backing.size()) {
       VGPU_LOG_GUEST_ERROR() << "backing of resource " << resource.id
@@ -551,13 +612,14 @@ void GpuDevice::PublishFrame(uint32_t scanout_id, const PixelRect& damage) {
   Resource& resource = *resources_.at(scanout.resource_id);
   FramePtr frame;
   if (resource.blob) {
-    frame = std::make_shared<const Frame>(scanout.rect.width, scanout.rect.height, 0, 0,
-                                          scanout.blob_grid.Snapshot(),
-                                          scanout.blob_grid.columns(), ++scanout.sequence);
+    frame = std::make_shared<const Frame>(
+        scanout.rect.width, scanout.rect.height, 0, 0,
+        scanout.blob_grid.Snapshot(), scanout.blob_grid.columns(),
+        ++scanout.sequence);
   } else {
-    frame = std::make_shared<const Frame>(scanout.rect.width, scanout.rect.height, scanout.rect.x,
-                                          scanout.rect.y, resource.grid.Snapshot(),
-                                          resource.grid.columns(), ++scanout.sequence);
+    frame = std::make_shared<const Frame>(
+        scanout.rect.width, scanout.rect.height, scanout.rect.x, scanout.rect.y,
+        resource.grid.Snapshot(), resource.grid.columns(), ++scanout.sequence);
   }
   scanout.last_frame = frame;
   ++stats_.frames_published;
@@ -567,7 +629,8 @@ void GpuDevice::PublishFrame(uint32_t scanout_id, const PixelRect& damage) {
 absl::Status GpuDevice::ResourceFlush(const wire::ResourceFlush& cmd) {
   VGPU_ASSIGN_OR_RETURN(Resource * resource, FindResource(cmd.resource_id));
   PixelRect flushed = ToPixelRect(cmd.r);
-  if (!resource->blob && !RectInside(cmd.r, resource->width, resource->height)) {
+  if (!resource->blob &&
+      !RectInside(cmd.r, resource->width, resource->height)) {
     return InvalidParameter("flush rect not inside the resource");
   }
   bool overlapped = false;
@@ -577,8 +640,8 @@ absl::Status GpuDevice::ResourceFlush(const wire::ResourceFlush& cmd) {
     PixelRect visible = Intersect(flushed, scanout.rect);
     if (!visible.empty()) overlapped = true;
     if (visible.empty() && !scanout.needs_full_capture) continue;
-    PixelRect damage{visible.x - scanout.rect.x, visible.y - scanout.rect.y, visible.width,
-                     visible.height};
+    PixelRect damage{visible.x - scanout.rect.x, visible.y - scanout.rect.y,
+                     visible.width, visible.height};
     if (resource->shared) {
       // Capture before replying: a fenced flush completes only after its
       // pixels are in host tiles.
@@ -592,15 +655,19 @@ absl::Status GpuDevice::ResourceFlush(const wire::ResourceFlush& cmd) {
     PublishFrame(i, damage);
   }
   if (resource->blob && !overlapped) {
-    return InvalidParameter("flush rect does not overlap a scanout showing the blob");
+    return InvalidParameter(
+        "flush rect does not overlap a scanout showing the blob");
   }
   return absl::OkStatus();
 }
 
 absl::Status GpuDevice::TransferToHost2d(const wire::TransferToHost2d& cmd) {
   VGPU_ASSIGN_OR_RETURN(Resource * resource, FindResource(cmd.resource_id));
-  if (resource->blob) return absl::OkStatus();  // a cache-flush hint for guest blobs
-  if (!resource->backing) return Unspec(absl::StrCat("resource ", cmd.resource_id, " has no backing"));
+  if (resource->blob)
+    return absl::OkStatus();  // a cache-flush hint for guest blobs
+  if (!resource->backing)
+    return Unspec(
+        absl::StrCat("resource ", cmd.resource_id, " has no backing"));
   if (!RectInside(cmd.r, resource->width, resource->height)) {
     return InvalidParameter("transfer rect not inside the resource");
   }
@@ -608,7 +675,8 @@ absl::Status GpuDevice::TransferToHost2d(const wire::TransferToHost2d& cmd) {
   // QEMU's semantics: `offset` is where pixel (r.x, r.y) sits in the
   // backing; rows are one resource stride apart.
   GuestPixels source{&*resource->backing, cmd.offset,
-                     uint64_t{resource->width} * kBytesPerPixel, resource->format};
+                     uint64_t{resource->width} * kBytesPerPixel,
+                     resource->format};
   std::optional<uint64_t> end = SourceEnd(source, cmd.r.width, cmd.r.height);
   if (!end || *end > resource->backing->size()) {
     // QEMU copies what it can and says OK; a short copy would show stale
@@ -621,14 +689,16 @@ absl::Status GpuDevice::TransferToHost2d(const wire::TransferToHost2d& cmd) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<virtio::GuestBacking> GpuDevice::ReadBacking(uint32_t nr_entries,
-                                                            virtio::ChainReader& reader) {
+absl::StatusOr<virtio::GuestBacking> GpuDevice::ReadBacking(
+    uint32_t nr_entries, virtio::ChainReader& reader) {
   if (nr_entries > options_.max_backing_entries) {
-    return InvalidParameter(absl::StrCat(nr_entries, " backing entries exceed the limit of ",
-                                         options_.max_backing_entries));
+    return InvalidParameter(
+        absl::StrCat(nr_entries, " backing entries exceed the limit of ",
+                     options_.max_backing_entries));
   }
   if (reader.remaining() < uint64_t{nr_entries} * sizeof(wire::MemEntry)) {
-    return Unspec(absl::StrCat("command carries fewer than ", nr_entries, " entries"));
+    return Unspec(
+        absl::StrCat("command carries fewer than ", nr_entries, " entries"));
   }
   // Copy the whole entry array out before using any of it.
   std::vector<wire::MemEntry> entries(nr_entries);
@@ -636,9 +706,11 @@ absl::StatusOr<virtio::GuestBacking> GpuDevice::ReadBacking(uint32_t nr_entries,
                                   entries.size() * sizeof(wire::MemEntry)));
   std::vector<virtio::GuestRange> ranges;
   ranges.reserve(entries.size());
-  for (const wire::MemEntry& entry : entries) ranges.push_back({entry.addr, entry.length});
+  for (const wire::MemEntry& entry : entries)
+    ranges.push_back({entry.addr, entry.length});
   if (memory_ == nullptr) return Unspec("no guest memory");
-  absl::StatusOr<virtio::GuestBacking> backing = virtio::GuestBacking::Create(*memory_, ranges);
+  absl::StatusOr<virtio::GuestBacking> backing =
+      virtio::GuestBacking::Create(*memory_, ranges);
   if (!backing.ok()) return Unspec(backing.status().message());
   return backing;
 }
@@ -647,11 +719,14 @@ absl::Status GpuDevice::AttachBacking(const wire::ResourceAttachBacking& cmd,
                                       virtio::ChainReader& reader) {
   VGPU_ASSIGN_OR_RETURN(Resource * resource, FindResource(cmd.resource_id));
   if (resource->backing) {
-    return Unspec(absl::StrCat("resource ", cmd.resource_id, " already has backing"));
+    return Unspec(
+        absl::StrCat("resource ", cmd.resource_id, " already has backing"));
   }
-  VGPU_ASSIGN_OR_RETURN(virtio::GuestBacking backing, ReadBacking(cmd.nr_entries, reader));
+  VGPU_ASSIGN_OR_RETURN(virtio::GuestBacking backing,
+                        ReadBacking(cmd.nr_entries, reader));
   if (resource->blob && backing.size() < resource->blob_size) {
-    return InvalidParameter(absl::StrCat("backing of ", backing.size(), " bytes is smaller than blob size ",
+    return InvalidParameter(absl::StrCat("backing of ", backing.size(),
+                                         " bytes is smaller than blob size ",
                                          resource->blob_size));
   }
   resource->backing = std::move(backing);
@@ -661,7 +736,8 @@ absl::Status GpuDevice::AttachBacking(const wire::ResourceAttachBacking& cmd,
 absl::Status GpuDevice::DetachBacking(const wire::ResourceDetachBacking& cmd) {
   VGPU_ASSIGN_OR_RETURN(Resource * resource, FindResource(cmd.resource_id));
   if (!resource->backing) {
-    return Unspec(absl::StrCat("resource ", cmd.resource_id, " has no backing"));
+    return Unspec(
+        absl::StrCat("resource ", cmd.resource_id, " has no backing"));
   }
   // Scanouts showing it keep their last published frame: frames hold host
   // tiles only, never guest pages.
@@ -697,20 +773,24 @@ absl::Status GpuDevice::CreateBlob(const wire::ResourceCreateBlob& cmd,
                                    virtio::ChainReader& reader) {
   if (cmd.resource_id == 0) return InvalidResourceId(0);
   if (cmd.blob_mem != wire::kBlobMemGuest) {
-    return InvalidParameter(absl::StrCat("blob_mem ", cmd.blob_mem, " needs a 3D renderer"));
+    return InvalidParameter(
+        absl::StrCat("blob_mem ", cmd.blob_mem, " needs a 3D renderer"));
   }
-  if (resources_.contains(cmd.resource_id)) return InvalidResourceId(cmd.resource_id);
+  if (resources_.contains(cmd.resource_id))
+    return InvalidResourceId(cmd.resource_id);
   if (cmd.size == 0) return InvalidParameter("blob size 0");
   if (resources_.size() >= options_.max_resources) {
-    return OutOfMemory(absl::StrCat("resource limit of ", options_.max_resources, " reached"));
+    return OutOfMemory(
+        absl::StrCat("resource limit of ", options_.max_resources, " reached"));
   }
   std::optional<virtio::GuestBacking> backing;
   if (cmd.nr_entries > 0) {
     VGPU_ASSIGN_OR_RETURN(backing, ReadBacking(cmd.nr_entries, reader));
     // QEMU trusts `size`; we insist the pages are really there.
     if (backing->size() < cmd.size) {
-      return InvalidParameter(absl::StrCat("blob size ", cmd.size, " exceeds its ",
-                                           backing->size(), " backing bytes"));
+      return InvalidParameter(absl::StrCat("blob size ", cmd.size,
+                                           " exceeds its ", backing->size(),
+                                           " backing bytes"));
     }
   }
   auto resource = std::make_unique<Resource>();
@@ -732,9 +812,12 @@ void GpuDevice::HandleCursor(absl::Span<const absl::Span<uint8_t>> readable) {
     return;
   }
   ++stats_.commands[cmd->hdr.type];
-  if (cmd->hdr.type != wire::kCmdUpdateCursor && cmd->hdr.type != wire::kCmdMoveCursor) {
+  if (cmd->hdr.type != wire::kCmdUpdateCursor &&
+      cmd->hdr.type != wire::kCmdMoveCursor) {
     ++stats_.cursor_ignored;
-    VGPU_LOG_GUEST_ERROR() << absl::StrCat("command 0x", absl::Hex(cmd->hdr.type)) << " on the cursor queue";
+    VGPU_LOG_GUEST_ERROR() << absl::StrCat("command 0x",
+                                           absl::Hex(cmd->hdr.type))
+                           << " on the cursor queue";
     return;
   }
   if (cmd->pos.scanout_id >= scanouts_.size()) {
@@ -755,18 +838,22 @@ void GpuDevice::HandleCursor(absl::Span<const absl::Span<uint8_t>> readable) {
     bool ok = false;
     if (it != resources_.end()) {
       Resource& resource = *it->second;
-      if (!resource.blob && resource.width == kCursorSize && resource.height == kCursorSize) {
+      if (!resource.blob && resource.width == kCursorSize &&
+          resource.height == kCursorSize) {
         if (resource.shared && resource.backing) {
-          ok = resource.backing->CopyOut(0, absl::MakeSpan(image->pixels)) == kCursorBytes;
+          ok = resource.backing->CopyOut(0, absl::MakeSpan(image->pixels)) ==
+               kCursorBytes;
         } else if (!resource.shared) {
           Frame view(kCursorSize, kCursorSize, 0, 0, resource.grid.Snapshot(),
                      resource.grid.columns(), 0);
-          view.ReadPixels(PixelRect{0, 0, kCursorSize, kCursorSize}, image->pixels.data(),
-                          kCursorSize * kBytesPerPixel);
+          view.ReadPixels(PixelRect{0, 0, kCursorSize, kCursorSize},
+                          image->pixels.data(), kCursorSize * kBytesPerPixel);
           ok = true;
         }
-      } else if (resource.blob && resource.backing && resource.blob_size >= kCursorBytes) {
-        ok = resource.backing->CopyOut(0, absl::MakeSpan(image->pixels)) == kCursorBytes;
+      } else if (resource.blob && resource.backing &&
+                 resource.blob_size >= kCursorBytes) {
+        ok = resource.backing->CopyOut(0, absl::MakeSpan(image->pixels)) ==
+             kCursorBytes;
       }
     }
     if (ok) {
@@ -799,8 +886,8 @@ void GpuDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t> in) {
   // Only events_clear (write 1 to clear) is writable.
   constexpr uint32_t kEventsClear = offsetof(wire::Config, events_clear);
   if (offset != kEventsClear || in.size() != sizeof(uint32_t)) {
-    VGPU_LOG_GUEST_ERROR() << "config write of " << in.size() << " bytes at " << offset
-                           << " ignored";
+    VGPU_LOG_GUEST_ERROR() << "config write of " << in.size() << " bytes at "
+                           << offset << " ignored";
     return;
   }
   uint32_t clear;
@@ -808,15 +895,17 @@ void GpuDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t> in) {
   events_read_ &= ~clear;
 }
 
-absl::Status GpuDevice::SetDisplay(uint32_t scanout_id, const DisplayConfig& display) {
+absl::Status GpuDevice::SetDisplay(uint32_t scanout_id,
+                                   const DisplayConfig& display) {
   if (scanout_id >= scanouts_.size()) {
     return absl::OutOfRangeError(absl::StrCat("no scanout ", scanout_id));
   }
   if (display.enabled &&
       (display.width < kMinScanoutSize || display.height < kMinScanoutSize ||
-       display.width > kEdidMaxDimension || display.height > kEdidMaxDimension)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("mode ", display.width, "x", display.height, " outside 16..4095"));
+       display.width > kEdidMaxDimension ||
+       display.height > kEdidMaxDimension)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mode ", display.width, "x", display.height, " outside 16..4095"));
   }
   scanouts_[scanout_id]->display = display;
   events_read_ |= wire::kEventDisplay;

@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+
 #include "device/gpu/display_sink.h"
 #include "device/gpu/frame.h"
 #include "device/gpu/wire.h"
@@ -64,21 +65,23 @@ inline constexpr uint32_t kCursorQueue = 1;
 struct DeviceStats {
   absl::flat_hash_map<uint32_t, uint64_t> commands;  // by command type
   absl::flat_hash_map<uint32_t, uint64_t> errors;    // by response code
-  uint64_t transfer_bytes_copied = 0;  // guest -> tiles during TRANSFER_TO_HOST_2D
-  uint64_t flush_bytes_copied = 0;     // guest -> tiles during FLUSH (shared resources)
+  uint64_t transfer_bytes_copied =
+      0;  // guest -> tiles during TRANSFER_TO_HOST_2D
+  uint64_t flush_bytes_copied =
+      0;  // guest -> tiles during FLUSH (shared resources)
   uint64_t cursor_bytes_copied = 0;
   uint64_t frames_published = 0;
-  uint64_t bad_chains = 0;        // a buffer was not guest RAM
-  uint64_t cursor_ignored = 0;    // cursor commands dropped as malformed
-  uint64_t queue_errors = 0;      // corrupt queues (device needs reset)
+  uint64_t bad_chains = 0;      // a buffer was not guest RAM
+  uint64_t cursor_ignored = 0;  // cursor commands dropped as malformed
+  uint64_t queue_errors = 0;    // corrupt queues (device needs reset)
   GridStats grid;
 };
 
 // Lives on the device thread.
 class GpuDevice {
  public:
-  static absl::StatusOr<std::unique_ptr<GpuDevice>> Create(GpuDeviceOptions options,
-                                                           DisplaySink* sink);
+  static absl::StatusOr<std::unique_ptr<GpuDevice>> Create(
+      GpuDeviceOptions options, DisplaySink* sink);
   ~GpuDevice();
 
   // Virtio feature bits this device offers (device-specific bits only).
@@ -88,17 +91,21 @@ class GpuDevice {
   // The guest RAM the queues and backings refer to. Existing backings keep
   // the mappings they use alive.
   void SetGuestMemory(std::shared_ptr<const virtio::GuestMemory> memory);
-  const std::shared_ptr<const virtio::GuestMemory>& guest_memory() const { return memory_; }
+  const std::shared_ptr<const virtio::GuestMemory>& guest_memory() const {
+    return memory_;
+  }
 
   // Drains `queue` (kControlQueue or kCursorQueue). Returns whether the
   // driver wants an interrupt. A corrupt queue returns an error and sets
   // needs_reset().
-  absl::StatusOr<bool> ProcessQueue(uint32_t queue_index, virtio::SplitVirtqueue& queue);
+  absl::StatusOr<bool> ProcessQueue(uint32_t queue_index,
+                                    virtio::SplitVirtqueue& queue);
 
   // Handles one control chain; returns the bytes written to its writable
   // part. Exposed for fuzzing and tests that bypass rings.
   uint32_t HandleControl(absl::Span<const absl::Span<uint8_t>> readable,
-                         absl::Span<const absl::Span<uint8_t>> writable, bool bad_buffer = false);
+                         absl::Span<const absl::Span<uint8_t>> writable,
+                         bool bad_buffer = false);
   void HandleCursor(absl::Span<const absl::Span<uint8_t>> readable);
 
   // Device configuration space (struct virtio_gpu_config).
@@ -123,7 +130,9 @@ class GpuDevice {
   size_t resource_count() const { return resources_.size(); }
   // Whether any resource still references guest pages.
   size_t backings_held() const;
-  uint32_t num_scanouts() const { return static_cast<uint32_t>(scanouts_.size()); }
+  uint32_t num_scanouts() const {
+    return static_cast<uint32_t>(scanouts_.size());
+  }
   // The last frame published for a scanout (nullptr if none or disabled).
   FramePtr LastFrame(uint32_t scanout_id) const;
 
@@ -143,10 +152,12 @@ class GpuDevice {
   absl::Status SetScanoutBlob(const wire::SetScanoutBlob& cmd);
   absl::Status ResourceFlush(const wire::ResourceFlush& cmd);
   absl::Status TransferToHost2d(const wire::TransferToHost2d& cmd);
-  absl::Status AttachBacking(const wire::ResourceAttachBacking& cmd, virtio::ChainReader& reader);
+  absl::Status AttachBacking(const wire::ResourceAttachBacking& cmd,
+                             virtio::ChainReader& reader);
   absl::Status DetachBacking(const wire::ResourceDetachBacking& cmd);
   absl::Status AssignUuid(const wire::ResourceAssignUuid& cmd);
-  absl::Status CreateBlob(const wire::ResourceCreateBlob& cmd, virtio::ChainReader& reader);
+  absl::Status CreateBlob(const wire::ResourceCreateBlob& cmd,
+                          virtio::ChainReader& reader);
 
   absl::StatusOr<virtio::GuestBacking> ReadBacking(uint32_t nr_entries,
                                                    virtio::ChainReader& reader);
@@ -155,9 +166,12 @@ class GpuDevice {
   void Credit(uint64_t bytes);
   void DisableScanout(uint32_t scanout_id);
   void PublishFrame(uint32_t scanout_id, const PixelRect& damage);
-  void CaptureShared(Resource& resource, uint32_t scanout_id, const PixelRect& rect);
+  void CaptureShared(Resource& resource, uint32_t scanout_id,
+                     const PixelRect& rect);
   void SetResponse(uint32_t type, const void* payload, size_t size);
-  bool Negotiated(uint32_t feature) const { return (driver_features_ >> feature) & 1; }
+  bool Negotiated(uint32_t feature) const {
+    return (driver_features_ >> feature) & 1;
+  }
 
   GpuDeviceOptions options_;
   DisplaySink* sink_;

@@ -4,17 +4,18 @@
 #include <cstring>
 #include <vector>
 
+#include "gtest/gtest.h"
+
 #include "device/gpu/edid.h"
 #include "device/guest_sim/simulated_guest.h"
-#include "gtest/gtest.h"
 
 namespace vgpu::gpu {
 namespace {
 
 using guest_sim::Bytes;
+using guest_sim::Hdr;
 using guest_sim::SimulatedGuest;
 using guest_sim::SimulatedGuestOptions;
-using guest_sim::Hdr;
 using wire::Rect;
 
 constexpr uint32_t kOk = wire::kRespOkNodata;
@@ -27,15 +28,23 @@ std::unique_ptr<SimulatedGuest> MakeGuest(SimulatedGuestOptions options = {}) {
 
 // Fills a width x height B8G8R8X8 image at `gpa` with pixel(x, y) = f(x, y).
 template <typename F>
-void Paint(SimulatedGuest& guest, uint64_t gpa, uint32_t width, uint32_t height, F f) {
+void Paint(SimulatedGuest& guest, uint64_t gpa, uint32_t width, uint32_t height,
+           F f) {
   std::vector<uint32_t> pixels(size_t{width} * height);
   for (uint32_t y = 0; y < height; ++y)
-    for (uint32_t x = 0; x < width; ++x) pixels[size_t{y} * width + x] = f(x, y);
-  ASSERT_TRUE(guest.WriteGuest(gpa, absl::MakeConstSpan(reinterpret_cast<uint8_t*>(pixels.data()),
-                                                        pixels.size() * 4)).ok());
+    for (uint32_t x = 0; x < width; ++x)
+      pixels[size_t{y} * width + x] = f(x, y);
+  ASSERT_TRUE(
+      guest
+          .WriteGuest(gpa, absl::MakeConstSpan(
+                               reinterpret_cast<uint8_t*>(pixels.data()),
+                               pixels.size() * 4))
+          .ok());
 }
 
-uint32_t Pattern(uint32_t x, uint32_t y) { return (x * 7 + y * 13) | (y << 16) | 0xFF000000u; }
+uint32_t Pattern(uint32_t x, uint32_t y) {
+  return (x * 7 + y * 13) | (y << 16) | 0xFF000000u;
+}
 
 TEST(GpuDeviceTest, GetDisplayInfoReportsConfiguredModes) {
   SimulatedGuestOptions options;
@@ -90,10 +99,11 @@ TEST(GpuDeviceTest, CreateAcceptsAllEightFormatsAndConvertsToCanonical) {
                               wire::kFormatR8G8B8A8, wire::kFormatX8B8G8R8,
                               wire::kFormatA8B8G8R8, wire::kFormatR8G8B8X8};
   // Memory bytes of one pixel with B=0x11 G=0x22 R=0x33 A=0x44, per format.
-  const uint8_t bytes[][4] = {{0x11, 0x22, 0x33, 0x44}, {0x11, 0x22, 0x33, 0x44},
-                              {0x44, 0x33, 0x22, 0x11}, {0x44, 0x33, 0x22, 0x11},
-                              {0x33, 0x22, 0x11, 0x44}, {0x44, 0x11, 0x22, 0x33},
-                              {0x44, 0x11, 0x22, 0x33}, {0x33, 0x22, 0x11, 0x44}};
+  const uint8_t bytes[][4] = {
+      {0x11, 0x22, 0x33, 0x44}, {0x11, 0x22, 0x33, 0x44},
+      {0x44, 0x33, 0x22, 0x11}, {0x44, 0x33, 0x22, 0x11},
+      {0x33, 0x22, 0x11, 0x44}, {0x44, 0x11, 0x22, 0x33},
+      {0x44, 0x11, 0x22, 0x33}, {0x33, 0x22, 0x11, 0x44}};
   auto guest = MakeGuest();
   for (uint32_t i = 0; i < 8; ++i) {
     uint32_t id = 10 + i;
@@ -107,10 +117,12 @@ TEST(GpuDeviceTest, CreateAcceptsAllEightFormatsAndConvertsToCanonical) {
     ASSERT_EQ(guest->SetScanout(0, id, Rect{0, 0, 16, 16}), kOk);
     FramePtr frame = guest->device().LastFrame(0);
     ASSERT_NE(frame, nullptr);
-    EXPECT_EQ(frame->PixelAt(5, 5) & 0x00FFFFFFu, 0x00332211u) << "format " << formats[i];
+    EXPECT_EQ(frame->PixelAt(5, 5) & 0x00FFFFFFu, 0x00332211u)
+        << "format " << formats[i];
   }
   for (uint32_t bad : {0u, 5u, 0xFFFFFFFFu}) {
-    EXPECT_EQ(guest->Create2d(99, 16, 16, bad), wire::kRespErrInvalidParameter) << bad;
+    EXPECT_EQ(guest->Create2d(99, 16, 16, bad), wire::kRespErrInvalidParameter)
+        << bad;
   }
 }
 
@@ -128,7 +140,7 @@ TEST(GpuDeviceTest, TransferUsesQemuOffsetSemantics) {
   ASSERT_NE(frame, nullptr);
   EXPECT_EQ(frame->PixelAt(40, 30), Pattern(40, 30));
   EXPECT_EQ(frame->PixelAt(103, 49), Pattern(103, 49));
-  EXPECT_EQ(frame->PixelAt(39, 30), 0u);   // outside the transfer: still zero
+  EXPECT_EQ(frame->PixelAt(39, 30), 0u);  // outside the transfer: still zero
   EXPECT_EQ(frame->PixelAt(104, 49), 0u);
   EXPECT_EQ(guest->device().stats().transfer_bytes_copied, 64u * 20 * 4);
 }
@@ -164,7 +176,8 @@ TEST(GpuDeviceTest, FlushDamageIsInScanoutCoordinatesAndClipped) {
   EXPECT_EQ(guest->sink().frames[0].damage, (PixelRect{600, 100, 40, 10}));
   EXPECT_EQ(guest->sink().frames[1].damage, (PixelRect{0, 100, 40, 10}));
   EXPECT_EQ(guest->sink().frames[1].frame->PixelAt(0, 100), Pattern(640, 100));
-  EXPECT_EQ(guest->sink().frames[0].frame->PixelAt(639, 109), Pattern(639, 109));
+  EXPECT_EQ(guest->sink().frames[0].frame->PixelAt(639, 109),
+            Pattern(639, 109));
 }
 
 TEST(GpuDeviceTest, SetScanoutReportsModeAndPublishesTheHostCopy) {
@@ -204,7 +217,8 @@ TEST(GpuDeviceTest, EachChangedPixelIsCopiedOnceForCopiedResources) {
   auto guest = MakeGuest();
   auto gpa = guest->MakeScanoutResource(2, 640, 480);
   ASSERT_TRUE(gpa.ok());
-  ASSERT_EQ(guest->Transfer(2, Rect{128, 64, 64, 64}, 64 * 640 * 4 + 128 * 4), kOk);
+  ASSERT_EQ(guest->Transfer(2, Rect{128, 64, 64, 64}, 64 * 640 * 4 + 128 * 4),
+            kOk);
   ASSERT_EQ(guest->Flush(2, Rect{128, 64, 64, 64}), kOk);
   const DeviceStats& stats = guest->device().stats();
   EXPECT_EQ(stats.transfer_bytes_copied, 64u * 64 * 4);
@@ -219,13 +233,16 @@ TEST(GpuDeviceTest, SharedPolicyCopiesAtFlushAndTransferCopiesNothing) {
   auto gpa = guest->MakeScanoutResource(2, 640, 480);
   ASSERT_TRUE(gpa.ok());
   Paint(*guest, *gpa, 640, 480, Pattern);
-  ASSERT_EQ(guest->Flush(2, Rect{0, 0, 640, 480}), kOk);  // first flush captures everything
+  ASSERT_EQ(guest->Flush(2, Rect{0, 0, 640, 480}),
+            kOk);  // first flush captures everything
   uint64_t after_first = guest->device().stats().flush_bytes_copied;
   EXPECT_EQ(after_first, 640u * 480 * 4);
-  ASSERT_EQ(guest->Transfer(2, Rect{128, 64, 64, 64}, 64 * 640 * 4 + 128 * 4), kOk);
+  ASSERT_EQ(guest->Transfer(2, Rect{128, 64, 64, 64}, 64 * 640 * 4 + 128 * 4),
+            kOk);
   EXPECT_EQ(guest->device().stats().transfer_bytes_copied, 0u);
   ASSERT_EQ(guest->Flush(2, Rect{128, 64, 64, 64}), kOk);
-  EXPECT_EQ(guest->device().stats().flush_bytes_copied - after_first, 64u * 64 * 4);
+  EXPECT_EQ(guest->device().stats().flush_bytes_copied - after_first,
+            64u * 64 * 4);
   EXPECT_EQ(guest->device().LastFrame(0)->PixelAt(191, 127), Pattern(191, 127));
 }
 
@@ -234,7 +251,7 @@ TEST(GpuDeviceTest, AutoPolicyCopiesSmallResourcesAndSharesLargeOnes) {
   options.device.policy = ResourcePolicy::kAuto;
   options.device.auto_shared_min_bytes = 1 << 20;
   auto guest = MakeGuest(options);
-  ASSERT_TRUE(guest->MakeScanoutResource(2, 256, 256).ok());   // 256 KiB: copied
+  ASSERT_TRUE(guest->MakeScanoutResource(2, 256, 256).ok());  // 256 KiB: copied
   ASSERT_EQ(guest->Transfer(2, Rect{0, 0, 64, 64}, 0), kOk);
   EXPECT_EQ(guest->device().stats().transfer_bytes_copied, 64u * 64 * 4);
   ASSERT_TRUE(guest->MakeScanoutResource(3, 1024, 1024).ok());  // 4 MiB: shared
@@ -249,9 +266,11 @@ TEST(GpuDeviceTest, BlobScanoutReadsGuestPagesAtFlush) {
   auto gpa = guest->Alloc(size + 8192);
   ASSERT_TRUE(gpa.ok());
   // Two entries, so the framebuffer crosses a segment boundary mid-row.
-  wire::MemEntry entries[] = {{*gpa, 5000, 0}, {*gpa + 8192, static_cast<uint32_t>(size - 5000), 0}};
+  wire::MemEntry entries[] = {
+      {*gpa, 5000, 0}, {*gpa + 8192, static_cast<uint32_t>(size - 5000), 0}};
   ASSERT_EQ(guest->CreateBlob(5, size, entries), kOk);
-  ASSERT_EQ(guest->SetScanoutBlob(0, 5, kW, kH, kStride, 0, Rect{0, 0, kW, kH}), kOk);
+  ASSERT_EQ(guest->SetScanoutBlob(0, 5, kW, kH, kStride, 0, Rect{0, 0, kW, kH}),
+            kOk);
   // Pixel (x, y) lives at y * stride + x * 4 of the blob's linear bytes.
   std::vector<uint8_t> linear(size);
   for (uint32_t y = 0; y < kH; ++y)
@@ -259,15 +278,21 @@ TEST(GpuDeviceTest, BlobScanoutReadsGuestPagesAtFlush) {
       uint32_t v = Pattern(x, y);
       std::memcpy(&linear[size_t{y} * kStride + x * 4], &v, 4);
     }
-  ASSERT_TRUE(guest->WriteGuest(*gpa, absl::MakeConstSpan(linear).subspan(0, 5000)).ok());
-  ASSERT_TRUE(guest->WriteGuest(*gpa + 8192, absl::MakeConstSpan(linear).subspan(5000)).ok());
-  ASSERT_EQ(guest->Transfer(5, Rect{0, 0, kW, kH}, 0), kOk);  // a no-op hint for blobs
+  ASSERT_TRUE(
+      guest->WriteGuest(*gpa, absl::MakeConstSpan(linear).subspan(0, 5000))
+          .ok());
+  ASSERT_TRUE(
+      guest->WriteGuest(*gpa + 8192, absl::MakeConstSpan(linear).subspan(5000))
+          .ok());
+  ASSERT_EQ(guest->Transfer(5, Rect{0, 0, kW, kH}, 0),
+            kOk);  // a no-op hint for blobs
   EXPECT_EQ(guest->device().stats().transfer_bytes_copied, 0u);
   ASSERT_EQ(guest->Flush(5, Rect{0, 0, kW, kH}, /*fenced=*/true, 7), kOk);
   FramePtr frame = guest->device().LastFrame(0);
   ASSERT_NE(frame, nullptr);
   for (uint32_t y : {0u, 3u, 199u})
-    for (uint32_t x : {0u, 226u, 319u}) EXPECT_EQ(frame->PixelAt(x, y), Pattern(x, y)) << x << "," << y;
+    for (uint32_t x : {0u, 226u, 319u})
+      EXPECT_EQ(frame->PixelAt(x, y), Pattern(x, y)) << x << "," << y;
   EXPECT_EQ(guest->device().stats().flush_bytes_copied, uint64_t{kW} * kH * 4);
 }
 
@@ -277,9 +302,11 @@ TEST(GpuDeviceTest, FencedFlushOfSharedResourceCapturesBeforeReplying) {
   auto gpa = guest->Alloc(size);
   wire::MemEntry entry{*gpa, static_cast<uint32_t>(size), 0};
   ASSERT_EQ(guest->CreateBlob(5, size, {&entry, 1}), kOk);
-  ASSERT_EQ(guest->SetScanoutBlob(0, 5, 64, 64, 256, 0, Rect{0, 0, 64, 64}), kOk);
+  ASSERT_EQ(guest->SetScanoutBlob(0, 5, 64, 64, 256, 0, Rect{0, 0, 64, 64}),
+            kOk);
   Paint(*guest, *gpa, 64, 64, [](uint32_t, uint32_t) { return 0xFF00FF00u; });
-  wire::ResourceFlush flush{Hdr(wire::kCmdResourceFlush, wire::kFlagFence, 42), Rect{0, 0, 64, 64}, 5, 0};
+  wire::ResourceFlush flush{Hdr(wire::kCmdResourceFlush, wire::kFlagFence, 42),
+                            Rect{0, 0, 64, 64}, 5, 0};
   auto response = guest->Submit(Bytes(flush));
   ASSERT_TRUE(response.ok());
   wire::CtrlHdr hdr;
@@ -287,7 +314,8 @@ TEST(GpuDeviceTest, FencedFlushOfSharedResourceCapturesBeforeReplying) {
   EXPECT_EQ(hdr.type, kOk);
   EXPECT_EQ(hdr.flags & wire::kFlagFence, wire::kFlagFence);
   EXPECT_EQ(hdr.fence_id, 42u);
-  // The guest reuses the buffer right after the fence: the frame must not see it.
+  // The guest reuses the buffer right after the fence: the frame must not see
+  // it.
   Paint(*guest, *gpa, 64, 64, [](uint32_t, uint32_t) { return 0xFFFF0000u; });
   EXPECT_EQ(guest->device().LastFrame(0)->PixelAt(10, 10), 0xFF00FF00u);
 }
@@ -295,8 +323,9 @@ TEST(GpuDeviceTest, FencedFlushOfSharedResourceCapturesBeforeReplying) {
 TEST(GpuDeviceTest, FencedRepliesEchoFenceIdsInOrder) {
   auto guest = MakeGuest();
   for (uint64_t fence = 1; fence <= 5; ++fence) {
-    auto response = guest->Submit(Bytes(Hdr(wire::kCmdGetDisplayInfo, wire::kFlagFence, fence)),
-                                  {}, sizeof(wire::RespDisplayInfo));
+    auto response = guest->Submit(
+        Bytes(Hdr(wire::kCmdGetDisplayInfo, wire::kFlagFence, fence)), {},
+        sizeof(wire::RespDisplayInfo));
     ASSERT_TRUE(response.ok());
     wire::CtrlHdr hdr;
     std::memcpy(&hdr, response->data(), sizeof(hdr));
@@ -316,7 +345,8 @@ TEST(GpuDeviceTest, CursorUpdateCarriesImageHotspotAndMoveOnlyPosition) {
   ASSERT_EQ(guest->Create2d(7, 64, 64, wire::kFormatB8G8R8A8), kOk);
   uint64_t gpa;
   ASSERT_EQ(guest->AttachNewBacking(7, 64 * 64 * 4, &gpa), kOk);
-  Paint(*guest, gpa, 64, 64, [](uint32_t x, uint32_t) { return x < 32 ? 0x80FF0000u : 0u; });
+  Paint(*guest, gpa, 64, 64,
+        [](uint32_t x, uint32_t) { return x < 32 ? 0x80FF0000u : 0u; });
   ASSERT_EQ(guest->Transfer(7, Rect{0, 0, 64, 64}, 0), kOk);
   wire::UpdateCursor update{};
   update.hdr = Hdr(wire::kCmdUpdateCursor);
@@ -350,26 +380,32 @@ TEST(GpuDeviceTest, CursorUpdateCarriesImageHotspotAndMoveOnlyPosition) {
 
 TEST(GpuDeviceTest, ConfigSpaceAndDisplayEvent) {
   SimulatedGuestOptions options;
-  options.device.displays = {{1280, 800, true}, {1024, 768, true}, {640, 480, false}};
+  options.device.displays = {
+      {1280, 800, true}, {1024, 768, true}, {640, 480, false}};
   auto guest = MakeGuest(options);
   int interrupts = 0;
   guest->device().SetConfigChangedCallback([&interrupts] { ++interrupts; });
   wire::Config config;
-  guest->device().ReadConfig(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), sizeof(config)));
+  guest->device().ReadConfig(
+      0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), sizeof(config)));
   EXPECT_EQ(config.num_scanouts, 3u);
   EXPECT_EQ(config.num_capsets, 0u);
   EXPECT_EQ(config.events_read, 0u);
   ASSERT_TRUE(guest->device().SetDisplay(1, {1920, 1080, true}).ok());
   EXPECT_EQ(interrupts, 1);
-  guest->device().ReadConfig(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), 4));
+  guest->device().ReadConfig(
+      0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), 4));
   EXPECT_EQ(config.events_read, wire::kEventDisplay);
-  auto response = guest->Submit(Bytes(Hdr(wire::kCmdGetDisplayInfo)), {}, sizeof(wire::RespDisplayInfo));
+  auto response = guest->Submit(Bytes(Hdr(wire::kCmdGetDisplayInfo)), {},
+                                sizeof(wire::RespDisplayInfo));
   wire::RespDisplayInfo info;
   std::memcpy(&info, response->data(), sizeof(info));
   EXPECT_EQ(info.pmodes[1].r.width, 1920u);
   uint32_t clear = wire::kEventDisplay;
-  guest->device().WriteConfig(4, absl::MakeConstSpan(reinterpret_cast<uint8_t*>(&clear), 4));
-  guest->device().ReadConfig(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), 4));
+  guest->device().WriteConfig(
+      4, absl::MakeConstSpan(reinterpret_cast<uint8_t*>(&clear), 4));
+  guest->device().ReadConfig(
+      0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), 4));
   EXPECT_EQ(config.events_read, 0u);
   EXPECT_FALSE(guest->device().SetDisplay(0, {8, 8, true}).ok());
   EXPECT_FALSE(guest->device().SetDisplay(3, {800, 600, true}).ok());
@@ -379,7 +415,8 @@ TEST(GpuDeviceTest, SixteenScanoutsAreSupported) {
   SimulatedGuestOptions options;
   options.device.displays.assign(16, DisplayConfig{640, 480, true});
   auto guest = MakeGuest(options);
-  for (uint32_t s = 0; s < 16; ++s) ASSERT_TRUE(guest->MakeScanoutResource(100 + s, 64, 64, s).ok());
+  for (uint32_t s = 0; s < 16; ++s)
+    ASSERT_TRUE(guest->MakeScanoutResource(100 + s, 64, 64, s).ok());
   EXPECT_EQ(guest->sink().modes.size(), 16u);
   GpuDeviceOptions seventeen;
   seventeen.displays.assign(17, DisplayConfig{});
@@ -400,8 +437,9 @@ TEST(GpuDeviceTest, AssignUuidIsStablePerResource) {
   EXPECT_EQ(uuid.hdr.type, wire::kRespOkResourceUuid);
   EXPECT_EQ(uuid.uuid[6] >> 4, 4);
   cmd.resource_id = 3;
-  EXPECT_EQ(*guest->SubmitForType(Bytes(cmd), {}, sizeof(wire::RespResourceUuid)),
-            wire::kRespErrInvalidResourceId);
+  EXPECT_EQ(
+      *guest->SubmitForType(Bytes(cmd), {}, sizeof(wire::RespResourceUuid)),
+      wire::kRespErrInvalidResourceId);
 }
 
 TEST(GpuDeviceTest, TwoRegionGuestWorksAcrossTheHole) {
@@ -412,10 +450,12 @@ TEST(GpuDeviceTest, TwoRegionGuestWorksAcrossTheHole) {
   auto low = guest->Alloc(128 * 64 * 4);
   auto high = guest->Alloc(128 * 64 * 4, 4096, /*high=*/true);
   ASSERT_TRUE(low.ok() && high.ok());
-  wire::MemEntry entries[] = {{*low, 128 * 64 * 4, 0}, {*high, 128 * 64 * 4, 0}};
+  wire::MemEntry entries[] = {{*low, 128 * 64 * 4, 0},
+                              {*high, 128 * 64 * 4, 0}};
   ASSERT_EQ(guest->AttachEntries(2, entries), kOk);
   ASSERT_EQ(guest->SetScanout(0, 2, Rect{0, 0, 128, 128}), kOk);
-  Paint(*guest, *high, 128, 64, [](uint32_t x, uint32_t y) { return Pattern(x, y + 64); });
+  Paint(*guest, *high, 128, 64,
+        [](uint32_t x, uint32_t y) { return Pattern(x, y + 64); });
   ASSERT_EQ(guest->Transfer(2, Rect{0, 64, 128, 64}, 64 * 128 * 4), kOk);
   ASSERT_EQ(guest->Flush(2, Rect{0, 0, 128, 128}), kOk);
   EXPECT_EQ(guest->device().LastFrame(0)->PixelAt(127, 127), Pattern(127, 127));

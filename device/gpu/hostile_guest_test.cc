@@ -4,17 +4,18 @@
 #include <cstring>
 #include <vector>
 
+#include "gtest/gtest.h"
+
 #include "device/gpu/gpu_device.h"
 #include "device/guest_sim/simulated_guest.h"
-#include "gtest/gtest.h"
 
 namespace vgpu::gpu {
 namespace {
 
 using guest_sim::Bytes;
+using guest_sim::Hdr;
 using guest_sim::SimulatedGuest;
 using guest_sim::SimulatedGuestOptions;
-using guest_sim::Hdr;
 using wire::MemEntry;
 using wire::Rect;
 
@@ -51,9 +52,12 @@ TEST_F(HostileGuestTest, Cve2016_10029_ScanoutIdOutOfRange) {
   ASSERT_EQ(guest_->AttachNewBacking(2, 64 * 64 * 4, &gpa), kOk);
   for (uint32_t scanout : {1u, 16u, 0xFFFFFFFFu}) {
     EXPECT_EQ(guest_->SetScanout(scanout, 2, Rect{0, 0, 64, 64}), kBadScanout);
-    EXPECT_EQ(guest_->SetScanoutBlob(scanout, 2, 64, 64, 256, 0, Rect{0, 0, 64, 64}), kBadScanout);
+    EXPECT_EQ(
+        guest_->SetScanoutBlob(scanout, 2, 64, 64, 256, 0, Rect{0, 0, 64, 64}),
+        kBadScanout);
     wire::GetEdid edid{Hdr(wire::kCmdGetEdid), scanout, 0};
-    EXPECT_EQ(*guest_->SubmitForType(Bytes(edid), {}, sizeof(wire::RespEdid)), kBadParameter);
+    EXPECT_EQ(*guest_->SubmitForType(Bytes(edid), {}, sizeof(wire::RespEdid)),
+              kBadParameter);
     wire::UpdateCursor cursor{};
     cursor.hdr = Hdr(wire::kCmdUpdateCursor);
     cursor.pos.scanout_id = scanout;
@@ -88,7 +92,8 @@ TEST_F(HostileGuestTest, Cve2017_5578_RepeatedAndFailingAttach) {
   EXPECT_EQ(guest_->AttachEntries(2, entries), kUnspec);
   EXPECT_EQ(guest_->device().backings_held(), 0u);
   EXPECT_EQ(guest_->AttachEntries(2, {&good, 1}), kOk);
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(guest_->AttachEntries(2, {&good, 1}), kUnspec);
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(guest_->AttachEntries(2, {&good, 1}), kUnspec);
   EXPECT_EQ(guest_->device().backings_held(), 1u);
 }
 
@@ -149,12 +154,18 @@ TEST_F(HostileGuestTest, Cve2024_3446_BufferOutsideRamGetsErrorReply) {
   virtio::GuestBuffer out[] = {{cmd_gpa, 24}, {0xFEE00000ull, 64}};
   virtio::GuestBuffer in[] = {{resp_gpa, 24}};
   ASSERT_TRUE(guest_->control().Add(out, in).ok());
-  ASSERT_TRUE(guest_->device().ProcessQueue(kControlQueue, guest_->control_device_queue()).ok());
+  ASSERT_TRUE(guest_->device()
+                  .ProcessQueue(kControlQueue, guest_->control_device_queue())
+                  .ok());
   auto used = guest_->control().PopUsed();
   ASSERT_TRUE(used.has_value());
   EXPECT_EQ(used->written, 24u);
   wire::CtrlHdr reply;
-  ASSERT_TRUE(guest_->ReadGuest(resp_gpa, absl::MakeSpan(reinterpret_cast<uint8_t*>(&reply), 24)).ok());
+  ASSERT_TRUE(
+      guest_
+          ->ReadGuest(resp_gpa,
+                      absl::MakeSpan(reinterpret_cast<uint8_t*>(&reply), 24))
+          .ok());
   EXPECT_EQ(reply.type, kUnspec);
   EXPECT_EQ(guest_->device().stats().bad_chains + 1, 1u);
   ExpectAlive();
@@ -168,11 +179,14 @@ TEST_F(HostileGuestTest, TransferOffsetsAndBoxesAreBoundsChecked) {
   ASSERT_EQ(guest_->AttachNewBacking(2, 256 * 256 * 4, &gpa, 3), kOk);
   EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 256, 256}, 0), kOk);
   EXPECT_EQ(guest_->Transfer(2, Rect{255, 255, 1, 1}, 256 * 256 * 4 - 4), kOk);
-  EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 16, 16}, 0xFFFFFFF0ull), kBadParameter);
+  EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 16, 16}, 0xFFFFFFF0ull),
+            kBadParameter);
   EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 16, 16}, ~0ull - 8), kBadParameter);
-  EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 16, 16}, (1ull << 32) + 16), kBadParameter);
+  EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 16, 16}, (1ull << 32) + 16),
+            kBadParameter);
   EXPECT_EQ(guest_->Transfer(2, Rect{0, 1, 256, 256}, 0), kBadParameter);
-  EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 256, 2}, 256 * 255 * 4), kBadParameter);
+  EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 256, 2}, 256 * 255 * 4),
+            kBadParameter);
   // Backing shorter than the box: safe error, nothing copied.
   ASSERT_EQ(guest_->Create2d(3, 256, 256), kOk);
   ASSERT_EQ(guest_->AttachNewBacking(3, 4096, &gpa), kOk);
@@ -182,21 +196,25 @@ TEST_F(HostileGuestTest, TransferOffsetsAndBoxesAreBoundsChecked) {
   ExpectAlive();
 }
 
-// CVE-2022-0175: host copies start zeroed; no uninitialised memory reaches viewers.
+// CVE-2022-0175: host copies start zeroed; no uninitialised memory reaches
+// viewers.
 TEST_F(HostileGuestTest, Cve2022_0175_NewResourcesReadAsZero) {
   ASSERT_TRUE(guest_->MakeScanoutResource(2, 200, 100).ok());
   FramePtr frame = guest_->device().LastFrame(0);
   std::vector<uint8_t> pixels(200 * 100 * 4, 0xAB);
   frame->ReadPixels(PixelRect{0, 0, 200, 100}, pixels.data(), 200 * 4);
-  EXPECT_EQ(std::count(pixels.begin(), pixels.end(), 0), static_cast<long>(pixels.size()));
+  EXPECT_EQ(std::count(pixels.begin(), pixels.end(), 0),
+            static_cast<long>(pixels.size()));
   // Partially written tiles are zero outside the write, too.
   uint64_t gpa = *guest_->Alloc(0);
   (void)gpa;
 }
 
-// 3D commands and MAP/UNMAP_BLOB: rejected cleanly (libkrun PR #790 offsets included).
+// 3D commands and MAP/UNMAP_BLOB: rejected cleanly (libkrun PR #790 offsets
+// included).
 TEST_F(HostileGuestTest, ThreeDimensionalAndMapCommandsAreUnspec) {
-  for (uint32_t type : {0x0200u, 0x0201u, 0x0202u, 0x0203u, 0x0204u, 0x0205u, 0x0206u, 0x0207u}) {
+  for (uint32_t type : {0x0200u, 0x0201u, 0x0202u, 0x0203u, 0x0204u, 0x0205u,
+                        0x0206u, 0x0207u}) {
     std::vector<uint8_t> cmd(96, 0);
     wire::CtrlHdr hdr = Hdr(type);
     std::memcpy(cmd.data(), &hdr, sizeof(hdr));
@@ -219,18 +237,21 @@ TEST_F(HostileGuestTest, ThreeDimensionalAndMapCommandsAreUnspec) {
 TEST_F(HostileGuestTest, HugeResourcesGetOutOfMemory) {
   EXPECT_EQ(guest_->Create2d(2, 0x40000000, 4), kOom);
   EXPECT_EQ(guest_->Create2d(2, 0xFFFFFFFF, 0xFFFFFFFF), kOom);
-  EXPECT_EQ(guest_->Create2d(2, 1, 0x10000000), kOom);  // tall and thin: tiles counted
-  EXPECT_EQ(guest_->Create2d(2, 8192, 8192), kOom);      // exactly 256 MiB: strict <
+  EXPECT_EQ(guest_->Create2d(2, 1, 0x10000000),
+            kOom);  // tall and thin: tiles counted
+  EXPECT_EQ(guest_->Create2d(2, 8192, 8192),
+            kOom);  // exactly 256 MiB: strict <
   EXPECT_EQ(guest_->Create2d(2, 0, 16), kBadParameter);
   EXPECT_EQ(guest_->device().host_memory_used(), 0u);
-  EXPECT_EQ(guest_->Create2d(2, 4096, 4096), kOk);       // 64 MiB fits
+  EXPECT_EQ(guest_->Create2d(2, 4096, 4096), kOk);  // 64 MiB fits
 }
 
 TEST_F(HostileGuestTest, ResourceCountBudget) {
   SimulatedGuestOptions options;
   options.device.max_resources = 4;
   Make(options);
-  for (uint32_t id = 1; id <= 4; ++id) ASSERT_EQ(guest_->Create2d(id, 16, 16), kOk);
+  for (uint32_t id = 1; id <= 4; ++id)
+    ASSERT_EQ(guest_->Create2d(id, 16, 16), kOk);
   EXPECT_EQ(guest_->Create2d(5, 16, 16), kOom);
   EXPECT_EQ(guest_->CreateBlob(5, 4096, {}), kOom);
   ASSERT_EQ(guest_->Unref(1), kOk);
@@ -244,19 +265,29 @@ TEST_F(HostileGuestTest, ScanoutBlobGeometryIsChecked) {
   MemEntry entry{gpa, static_cast<uint32_t>(size), 0};
   ASSERT_EQ(guest_->CreateBlob(5, size, {&entry, 1}), kOk);
   Rect full{0, 0, 1920, 1080};
-  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 4, 0, full), kBadParameter);
-  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 1920 * 4, 0xFFFFFFFF, full), kBadParameter);
-  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 0xFFFFFFFF, 0, full), kBadParameter);
-  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 1920 * 4, 4, full), kBadParameter);
-  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 1920 * 4, 0, full, 5), kBadParameter);
-  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 1920 * 4, 0, Rect{0, 0, 15, 1080}), kBadParameter);
+  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 4, 0, full),
+            kBadParameter);
+  EXPECT_EQ(
+      guest_->SetScanoutBlob(0, 5, 1920, 1080, 1920 * 4, 0xFFFFFFFF, full),
+      kBadParameter);
+  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 0xFFFFFFFF, 0, full),
+            kBadParameter);
+  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 1920 * 4, 4, full),
+            kBadParameter);
+  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 1920 * 4, 0, full, 5),
+            kBadParameter);
+  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 1920 * 4, 0,
+                                   Rect{0, 0, 15, 1080}),
+            kBadParameter);
   EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 1920, 1080, 1920 * 4, 0, full), kOk);
-  EXPECT_EQ(guest_->SetScanoutBlob(0, 2, 1920, 1080, 1920 * 4, 0, full), kBadResource);
+  EXPECT_EQ(guest_->SetScanoutBlob(0, 2, 1920, 1080, 1920 * 4, 0, full),
+            kBadResource);
 }
 
 // [QEMU-2026] (c): headers of 0..23 bytes and bodies shorter than their struct.
 TEST_F(HostileGuestTest, TruncatedCommandsGetInvalidParameterAndNeverStall) {
-  wire::ResourceCreate2d create{Hdr(wire::kCmdResourceCreate2d), 2, wire::kFormatB8G8R8X8, 64, 64};
+  wire::ResourceCreate2d create{Hdr(wire::kCmdResourceCreate2d), 2,
+                                wire::kFormatB8G8R8X8, 64, 64};
   auto bytes = Bytes(create);
   for (size_t length = 1; length < sizeof(create); ++length) {
     auto type = guest_->SubmitForType(bytes.subspan(0, length));
@@ -274,7 +305,9 @@ TEST_F(HostileGuestTest, ZeroLengthCommandChainGetsAReply) {
   uint64_t resp = *guest_->Alloc(64);
   virtio::GuestBuffer in[] = {{resp, 24}};
   ASSERT_TRUE(guest_->control().Add({}, in).ok());
-  ASSERT_TRUE(guest_->device().ProcessQueue(kControlQueue, guest_->control_device_queue()).ok());
+  ASSERT_TRUE(guest_->device()
+                  .ProcessQueue(kControlQueue, guest_->control_device_queue())
+                  .ok());
   auto used = guest_->control().PopUsed();
   ASSERT_TRUE(used.has_value());
   EXPECT_EQ(used->written, 24u);
@@ -296,7 +329,8 @@ TEST_F(HostileGuestTest, ResourceIdZeroOnEveryCommand) {
 TEST_F(HostileGuestTest, DuplicateCreatesAreRejected) {
   ASSERT_EQ(guest_->Create2d(2, 64, 64), kOk);
   EXPECT_EQ(guest_->Create2d(2, 64, 64), kBadResource);
-  EXPECT_EQ(guest_->CreateBlob(2, 4096, {}), kBadResource);  // 2D-then-blob clash
+  EXPECT_EQ(guest_->CreateBlob(2, 4096, {}),
+            kBadResource);  // 2D-then-blob clash
   ASSERT_EQ(guest_->CreateBlob(3, 4096, {}), kOk);
   EXPECT_EQ(guest_->CreateBlob(3, 4096, {}), kBadResource);
   EXPECT_EQ(guest_->Create2d(3, 64, 64), kBadResource);
@@ -306,9 +340,10 @@ TEST_F(HostileGuestTest, EveryRectTermIsCheckedIncludingWraps) {
   ASSERT_EQ(guest_->Create2d(2, 100, 100), kOk);
   uint64_t gpa;
   ASSERT_EQ(guest_->AttachNewBacking(2, 100 * 100 * 4, &gpa), kOk);
-  const Rect bad[] = {{101, 0, 0, 0},  {0, 101, 0, 0},   {0, 0, 101, 1},  {0, 0, 1, 101},
-                      {50, 0, 51, 1},  {0, 50, 1, 51},   {0xFFFFFFF0, 0, 0x20, 1},
-                      {0, 0xFFFFFFF0, 1, 0x20}};
+  const Rect bad[] = {{101, 0, 0, 0},           {0, 101, 0, 0},
+                      {0, 0, 101, 1},           {0, 0, 1, 101},
+                      {50, 0, 51, 1},           {0, 50, 1, 51},
+                      {0xFFFFFFF0, 0, 0x20, 1}, {0, 0xFFFFFFF0, 1, 0x20}};
   for (const Rect& r : bad) {
     EXPECT_EQ(guest_->Transfer(2, r, 0), kBadParameter) << r.x << "," << r.y;
     EXPECT_EQ(guest_->Flush(2, r), kBadParameter);
@@ -321,7 +356,8 @@ TEST_F(HostileGuestTest, EveryRectTermIsCheckedIncludingWraps) {
 
 TEST_F(HostileGuestTest, BackingEntryCountLimits) {
   ASSERT_EQ(guest_->Create2d(2, 64, 64), kOk);
-  EXPECT_EQ(guest_->AttachEntries(2, {}), kOk);  // nr_entries 0: an empty backing
+  EXPECT_EQ(guest_->AttachEntries(2, {}),
+            kOk);  // nr_entries 0: an empty backing
   EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 1, 1}, 0), kBadParameter);
   ASSERT_EQ(guest_->Detach(2), kOk);
   uint64_t page = *guest_->Alloc(4096);
@@ -331,7 +367,8 @@ TEST_F(HostileGuestTest, BackingEntryCountLimits) {
   entries.push_back(entries.back());
   EXPECT_EQ(guest_->AttachEntries(2, entries), kBadParameter);
   // nr_entries claims more than the command carries.
-  wire::ResourceAttachBacking lying{Hdr(wire::kCmdResourceAttachBacking), 2, 0xFFFFFFFF};
+  wire::ResourceAttachBacking lying{Hdr(wire::kCmdResourceAttachBacking), 2,
+                                    0xFFFFFFFF};
   EXPECT_EQ(*guest_->SubmitForType(Bytes(lying)), kBadParameter);
   lying.nr_entries = 4;
   EXPECT_EQ(*guest_->SubmitForType(Bytes(lying), Bytes(entries[0])), kUnspec);
@@ -354,19 +391,25 @@ TEST_F(HostileGuestTest, EntriesSplitAcrossDescriptors) {
   MemEntry entries[] = {{gpa, 8192, 0}, {gpa + 8192, 8192, 0}};
   // Command, then the entry array cut mid-entry across two descriptors.
   wire::ResourceAttachBacking cmd{Hdr(wire::kCmdResourceAttachBacking), 2, 2};
-  uint64_t cmd_gpa = *guest_->Alloc(64), a = *guest_->Alloc(64), b = *guest_->Alloc(64),
-           resp = *guest_->Alloc(64);
+  uint64_t cmd_gpa = *guest_->Alloc(64), a = *guest_->Alloc(64),
+           b = *guest_->Alloc(64), resp = *guest_->Alloc(64);
   ASSERT_TRUE(guest_->WriteGuest(cmd_gpa, Bytes(cmd)).ok());
-  auto entry_bytes = absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(entries), 32);
+  auto entry_bytes =
+      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(entries), 32);
   ASSERT_TRUE(guest_->WriteGuest(a, entry_bytes.subspan(0, 20)).ok());
   ASSERT_TRUE(guest_->WriteGuest(b, entry_bytes.subspan(20)).ok());
   virtio::GuestBuffer out[] = {{cmd_gpa, sizeof(cmd)}, {a, 20}, {b, 12}};
   virtio::GuestBuffer in[] = {{resp, 24}};
   ASSERT_TRUE(guest_->control().Add(out, in, true).ok());
-  ASSERT_TRUE(guest_->device().ProcessQueue(kControlQueue, guest_->control_device_queue()).ok());
+  ASSERT_TRUE(guest_->device()
+                  .ProcessQueue(kControlQueue, guest_->control_device_queue())
+                  .ok());
   ASSERT_TRUE(guest_->control().PopUsed().has_value());
   wire::CtrlHdr reply;
-  ASSERT_TRUE(guest_->ReadGuest(resp, absl::MakeSpan(reinterpret_cast<uint8_t*>(&reply), 24)).ok());
+  ASSERT_TRUE(guest_
+                  ->ReadGuest(resp, absl::MakeSpan(
+                                        reinterpret_cast<uint8_t*>(&reply), 24))
+                  .ok());
   EXPECT_EQ(reply.type, kOk);
   EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 64, 64}, 0), kOk);
 }
@@ -406,7 +449,8 @@ TEST_F(HostileGuestTest, DetachThenUseTheResource) {
   EXPECT_EQ(guest_->device().backings_held(), 0u);
   EXPECT_EQ(guest_->Transfer(2, Rect{0, 0, 64, 64}, 0), kUnspec);
   EXPECT_EQ(guest_->SetScanout(0, 2, Rect{0, 0, 32, 32}), kUnspec);
-  EXPECT_EQ(guest_->Flush(2, Rect{0, 0, 64, 64}), kOk);  // host copy still shown
+  EXPECT_EQ(guest_->Flush(2, Rect{0, 0, 64, 64}),
+            kOk);  // host copy still shown
   EXPECT_NE(guest_->device().LastFrame(0), nullptr);
   EXPECT_EQ(guest_->Detach(2), kUnspec);
 }
@@ -419,7 +463,8 @@ TEST_F(HostileGuestTest, DetachOfScannedOutBlobKeepsLastFrame) {
   ASSERT_TRUE(guest_->WriteGuest(gpa, std::vector<uint8_t>(size, 0x5A)).ok());
   MemEntry entry{gpa, static_cast<uint32_t>(size), 0};
   ASSERT_EQ(guest_->CreateBlob(5, size, {&entry, 1}), kOk);
-  ASSERT_EQ(guest_->SetScanoutBlob(0, 5, 64, 64, 256, 0, Rect{0, 0, 64, 64}), kOk);
+  ASSERT_EQ(guest_->SetScanoutBlob(0, 5, 64, 64, 256, 0, Rect{0, 0, 64, 64}),
+            kOk);
   ASSERT_EQ(guest_->Flush(5, Rect{0, 0, 64, 64}), kOk);
   ASSERT_EQ(guest_->Detach(5), kOk);
   EXPECT_EQ(guest_->device().backings_held(), 0u);
@@ -435,9 +480,11 @@ TEST_F(HostileGuestTest, DetachOfScannedOutBlobKeepsLastFrame) {
 TEST_F(HostileGuestTest, BlobSizeAgainstItsBacking) {
   uint64_t gpa = *guest_->Alloc(8192);
   MemEntry entry{gpa, 4096, 0};
-  EXPECT_EQ(guest_->CreateBlob(5, 8192, {&entry, 1}), kBadParameter);  // size > Σ lengths
+  EXPECT_EQ(guest_->CreateBlob(5, 8192, {&entry, 1}),
+            kBadParameter);  // size > Σ lengths
   EXPECT_EQ(guest_->CreateBlob(5, 0, {&entry, 1}), kBadParameter);
-  ASSERT_EQ(guest_->CreateBlob(5, 8192, {}), kOk);  // nr_entries 0, attach later
+  ASSERT_EQ(guest_->CreateBlob(5, 8192, {}),
+            kOk);  // nr_entries 0, attach later
   EXPECT_EQ(guest_->AttachEntries(5, {&entry, 1}), kBadParameter);
   MemEntry whole{gpa, 8192, 0};
   EXPECT_EQ(guest_->AttachEntries(5, {&whole, 1}), kOk);
@@ -455,7 +502,8 @@ TEST_F(HostileGuestTest, BlobCommandsNeedTheFeature) {
   options.driver_features = 1ull << wire::kFeatureEdid;
   Make(options);
   EXPECT_EQ(guest_->CreateBlob(5, 4096, {}), kBadParameter);
-  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 64, 64, 256, 0, Rect{0, 0, 64, 64}), kBadParameter);
+  EXPECT_EQ(guest_->SetScanoutBlob(0, 5, 64, 64, 256, 0, Rect{0, 0, 64, 64}),
+            kBadParameter);
 }
 
 TEST_F(HostileGuestTest, CursorResourceNot64x64KeepsPreviousImage) {
@@ -475,10 +523,15 @@ TEST_F(HostileGuestTest, CorruptQueueNeedsResetAndProcessLives) {
   uint64_t gpa = *guest_->Alloc(64);
   virtio::GuestBuffer out[] = {{gpa, 24}};
   ASSERT_TRUE(guest_->control().Add(out, {}).ok());
-  guest_->control().PublishAvailIndex(static_cast<uint16_t>(guest_->control().avail_index() + 1000));
-  EXPECT_FALSE(guest_->device().ProcessQueue(kControlQueue, guest_->control_device_queue()).ok());
+  guest_->control().PublishAvailIndex(
+      static_cast<uint16_t>(guest_->control().avail_index() + 1000));
+  EXPECT_FALSE(guest_->device()
+                   .ProcessQueue(kControlQueue, guest_->control_device_queue())
+                   .ok());
   EXPECT_TRUE(guest_->device().needs_reset());
-  EXPECT_FALSE(guest_->device().ProcessQueue(kControlQueue, guest_->control_device_queue()).ok());
+  EXPECT_FALSE(guest_->device()
+                   .ProcessQueue(kControlQueue, guest_->control_device_queue())
+                   .ok());
   guest_->device().Reset();
   EXPECT_FALSE(guest_->device().needs_reset());
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/container/inlined_vector.h"
+
 #include "common/checked_math.h"
 #include "device/gpu/wire.h"
 
@@ -73,7 +74,8 @@ bool IsSupportedFormat(uint32_t format) {
   }
 }
 
-void ConvertToCanonical(uint32_t format, const uint8_t* in, uint8_t* out, uint32_t pixels) {
+void ConvertToCanonical(uint32_t format, const uint8_t* in, uint8_t* out,
+                        uint32_t pixels) {
   Swizzle swizzle = SwizzleFor(format);
   if (swizzle == Swizzle::kNone) {
     std::memcpy(out, in, size_t{pixels} * kBytesPerPixel);
@@ -99,7 +101,8 @@ void ConvertToCanonical(uint32_t format, const uint8_t* in, uint8_t* out, uint32
   }
 }
 
-std::optional<uint64_t> SourceEnd(const GuestPixels& source, uint32_t width, uint32_t height) {
+std::optional<uint64_t> SourceEnd(const GuestPixels& source, uint32_t width,
+                                  uint32_t height) {
   if (width == 0 || height == 0) return source.offset;
   auto rows_before_last = CheckedMul64(source.stride, height - 1);
   auto last_row_bytes = CheckedMul64(width, kBytesPerPixel);
@@ -109,8 +112,8 @@ std::optional<uint64_t> SourceEnd(const GuestPixels& source, uint32_t width, uin
   return CheckedAdd64(*last_row_start, *last_row_bytes);
 }
 
-uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest, TileGrid& grid,
-                      GridStats* stats) {
+uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest,
+                      TileGrid& grid, GridStats* stats) {
   if (dest.empty()) return 0;
   const bool identity = SwizzleFor(source.format) == Swizzle::kNone;
   const uint32_t first_column = dest.x / kTileSize;
@@ -121,7 +124,8 @@ uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest, TileGrid
   uint64_t copied = 0;
   uint8_t staging[kTileStride];
   const uint8_t* row_ptrs[kTileSize];
-  const bool streaming = uint64_t{dest.width} * dest.height * kBytesPerPixel >= kStreamingThreshold;
+  const bool streaming = uint64_t{dest.width} * dest.height * kBytesPerPixel >=
+                         kStreamingThreshold;
 
   for (uint32_t tile_row = first_row; tile_row <= last_row; ++tile_row) {
     const uint32_t row_top = tile_row * kTileSize;
@@ -136,26 +140,33 @@ uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest, TileGrid
       // Pixels past the grid's right or bottom edge are never read, so a
       // write reaching the edge covers the tile to its end.
       const uint32_t tile_right = std::min(col_left + kTileSize, grid.width());
-      const uint32_t covered_right = x1 == tile_right ? col_left + kTileSize : x1;
-      const uint32_t covered_bottom = y1 == tile_bottom ? row_top + kTileSize : y1;
-      PixelRect covered{x0 - col_left, y0 - row_top, covered_right - x0, covered_bottom - y0};
-      tiles[column - first_column] = grid.MutableTile(column, tile_row, covered, stats);
+      const uint32_t covered_right =
+          x1 == tile_right ? col_left + kTileSize : x1;
+      const uint32_t covered_bottom =
+          y1 == tile_bottom ? row_top + kTileSize : y1;
+      PixelRect covered{x0 - col_left, y0 - row_top, covered_right - x0,
+                        covered_bottom - y0};
+      tiles[column - first_column] =
+          grid.MutableTile(column, tile_row, covered, stats);
     }
     // Fast path: every source row of this tile row is one host range. Copy
     // tile by tile so each destination tile is written front to back.
     bool rows_contiguous = identity;
     for (uint32_t y = y0; rows_contiguous && y < y1; ++y) {
       row_ptrs[y - y0] = source.backing->ContiguousAt(
-          source.offset + uint64_t{y - dest.y} * source.stride, uint64_t{dest.width} * kBytesPerPixel);
+          source.offset + uint64_t{y - dest.y} * source.stride,
+          uint64_t{dest.width} * kBytesPerPixel);
       rows_contiguous = row_ptrs[y - y0] != nullptr;
     }
     if (rows_contiguous) {
       for (uint32_t column = first_column; column <= last_column; ++column) {
         const uint32_t col_left = column * kTileSize;
         const uint32_t x0 = std::max(dest.x, col_left);
-        const size_t bytes = size_t{std::min(dest.x + dest.width, col_left + kTileSize) - x0} *
-                             kBytesPerPixel;
-        uint8_t* dst = tiles[column - first_column] + size_t{y0 - row_top} * kTileStride +
+        const size_t bytes =
+            size_t{std::min(dest.x + dest.width, col_left + kTileSize) - x0} *
+            kBytesPerPixel;
+        uint8_t* dst = tiles[column - first_column] +
+                       size_t{y0 - row_top} * kTileStride +
                        (x0 - col_left) * kBytesPerPixel;
         const size_t src_x = size_t{x0 - dest.x} * kBytesPerPixel;
         if (bytes == kTileStride && streaming) {
@@ -184,22 +195,27 @@ uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest, TileGrid
       continue;
     }
     for (uint32_t y = y0; y < y1; ++y) {
-      const uint64_t row_offset = source.offset + uint64_t{y - dest.y} * source.stride;
+      const uint64_t row_offset =
+          source.offset + uint64_t{y - dest.y} * source.stride;
       const size_t in_tile_row = size_t{y - row_top} * kTileStride;
       for (uint32_t column = first_column; column <= last_column; ++column) {
         const uint32_t col_left = column * kTileSize;
         const uint32_t x0 = std::max(dest.x, col_left);
         const uint32_t x1 = std::min(dest.x + dest.width, col_left + kTileSize);
-        const uint64_t src = row_offset + uint64_t{x0 - dest.x} * kBytesPerPixel;
+        const uint64_t src =
+            row_offset + uint64_t{x0 - dest.x} * kBytesPerPixel;
         const uint32_t bytes = (x1 - x0) * kBytesPerPixel;
-        uint8_t* dst = tiles[column - first_column] + in_tile_row + (x0 - col_left) * kBytesPerPixel;
+        uint8_t* dst = tiles[column - first_column] + in_tile_row +
+                       (x0 - col_left) * kBytesPerPixel;
         if (identity) {
-          copied += source.backing->ForEachPiece(src, bytes, [&dst](const uint8_t* p, uint64_t n) {
-            std::memcpy(dst, p, n);
-            dst += n;
-          });
+          copied += source.backing->ForEachPiece(
+              src, bytes, [&dst](const uint8_t* p, uint64_t n) {
+                std::memcpy(dst, p, n);
+                dst += n;
+              });
         } else {
-          copied += source.backing->CopyOut(src, absl::MakeSpan(staging, bytes));
+          copied +=
+              source.backing->CopyOut(src, absl::MakeSpan(staging, bytes));
           ConvertToCanonical(source.format, staging, dst, x1 - x0);
         }
       }

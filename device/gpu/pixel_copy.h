@@ -25,14 +25,16 @@ struct GuestPixels {
 
 // Byte offset one past the last source byte of a `width` x `height` rect, or
 // nullopt on overflow. Callers check it against the backing size first.
-std::optional<uint64_t> SourceEnd(const GuestPixels& source, uint32_t width, uint32_t height);
+std::optional<uint64_t> SourceEnd(const GuestPixels& source, uint32_t width,
+                                  uint32_t height);
 
 // Copies source into `grid` at `dest` (grid coordinates, inside the grid).
 // Returns the bytes copied. The source range must lie inside the backing.
-uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest, TileGrid& grid,
-                      GridStats* stats);
+uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest,
+                      TileGrid& grid, GridStats* stats);
 
 // Converts `pixels` pixels of `format` into canonical B,G,R,A order.
-void ConvertToCanonical(uint32_t format, const uint8_t* in, uint8_t* out, uint32_t pixels);
+void ConvertToCanonical(uint32_t format, const uint8_t* in, uint8_t* out,
+                        uint32_t pixels);
 
 }  // namespace vgpu::gpu

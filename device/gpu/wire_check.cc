@@ -8,8 +8,9 @@
 
 namespace vgpu::gpu::wire {
 
-#define VGPU_SAME_OFFSET(ours, theirs, field) \
-  static_assert(offsetof(ours, field) == offsetof(::theirs, field), #ours "." #field)
+#define VGPU_SAME_OFFSET(ours, theirs, field)                       \
+  static_assert(offsetof(ours, field) == offsetof(::theirs, field), \
+                #ours "." #field)
 
 static_assert(sizeof(CtrlHdr) == sizeof(::virtio_gpu_ctrl_hdr));
 VGPU_SAME_OFFSET(CtrlHdr, virtio_gpu_ctrl_hdr, type);
@@ -30,7 +31,8 @@ VGPU_SAME_OFFSET(MemEntry, virtio_gpu_mem_entry, addr);
 VGPU_SAME_OFFSET(MemEntry, virtio_gpu_mem_entry, length);
 VGPU_SAME_OFFSET(MemEntry, virtio_gpu_mem_entry, padding);
 
-static_assert(sizeof(ResourceCreate2d) == sizeof(::virtio_gpu_resource_create_2d));
+static_assert(sizeof(ResourceCreate2d) ==
+              sizeof(::virtio_gpu_resource_create_2d));
 VGPU_SAME_OFFSET(ResourceCreate2d, virtio_gpu_resource_create_2d, hdr);
 VGPU_SAME_OFFSET(ResourceCreate2d, virtio_gpu_resource_create_2d, resource_id);
 VGPU_SAME_OFFSET(ResourceCreate2d, virtio_gpu_resource_create_2d, format);
@@ -54,29 +56,43 @@ VGPU_SAME_OFFSET(ResourceFlush, virtio_gpu_resource_flush, r);
 VGPU_SAME_OFFSET(ResourceFlush, virtio_gpu_resource_flush, resource_id);
 VGPU_SAME_OFFSET(ResourceFlush, virtio_gpu_resource_flush, padding);
 
-static_assert(sizeof(TransferToHost2d) == sizeof(::virtio_gpu_transfer_to_host_2d));
+static_assert(sizeof(TransferToHost2d) ==
+              sizeof(::virtio_gpu_transfer_to_host_2d));
 VGPU_SAME_OFFSET(TransferToHost2d, virtio_gpu_transfer_to_host_2d, hdr);
 VGPU_SAME_OFFSET(TransferToHost2d, virtio_gpu_transfer_to_host_2d, r);
 VGPU_SAME_OFFSET(TransferToHost2d, virtio_gpu_transfer_to_host_2d, offset);
 VGPU_SAME_OFFSET(TransferToHost2d, virtio_gpu_transfer_to_host_2d, resource_id);
 VGPU_SAME_OFFSET(TransferToHost2d, virtio_gpu_transfer_to_host_2d, padding);
 
-static_assert(sizeof(ResourceAttachBacking) == sizeof(::virtio_gpu_resource_attach_backing));
-VGPU_SAME_OFFSET(ResourceAttachBacking, virtio_gpu_resource_attach_backing, hdr);
-VGPU_SAME_OFFSET(ResourceAttachBacking, virtio_gpu_resource_attach_backing, resource_id);
-VGPU_SAME_OFFSET(ResourceAttachBacking, virtio_gpu_resource_attach_backing, nr_entries);
+static_assert(sizeof(ResourceAttachBacking) ==
+              sizeof(::virtio_gpu_resource_attach_backing));
+VGPU_SAME_OFFSET(ResourceAttachBacking, virtio_gpu_resource_attach_backing,
+                 hdr);
+VGPU_SAME_OFFSET(ResourceAttachBacking, virtio_gpu_resource_attach_backing,
+                 resource_id);
+VGPU_SAME_OFFSET(ResourceAttachBacking, virtio_gpu_resource_attach_backing,
+                 nr_entries);
 
-static_assert(sizeof(ResourceDetachBacking) == sizeof(::virtio_gpu_resource_detach_backing));
-VGPU_SAME_OFFSET(ResourceDetachBacking, virtio_gpu_resource_detach_backing, hdr);
-VGPU_SAME_OFFSET(ResourceDetachBacking, virtio_gpu_resource_detach_backing, resource_id);
-VGPU_SAME_OFFSET(ResourceDetachBacking, virtio_gpu_resource_detach_backing, padding);
+static_assert(sizeof(ResourceDetachBacking) ==
+              sizeof(::virtio_gpu_resource_detach_backing));
+VGPU_SAME_OFFSET(ResourceDetachBacking, virtio_gpu_resource_detach_backing,
+                 hdr);
+VGPU_SAME_OFFSET(ResourceDetachBacking, virtio_gpu_resource_detach_backing,
+                 resource_id);
+VGPU_SAME_OFFSET(ResourceDetachBacking, virtio_gpu_resource_detach_backing,
+                 padding);
 
-static_assert(sizeof(DisplayOne) == sizeof(::virtio_gpu_resp_display_info::virtio_gpu_display_one));
-VGPU_SAME_OFFSET(DisplayOne, virtio_gpu_resp_display_info::virtio_gpu_display_one, r);
-VGPU_SAME_OFFSET(DisplayOne, virtio_gpu_resp_display_info::virtio_gpu_display_one, enabled);
-VGPU_SAME_OFFSET(DisplayOne, virtio_gpu_resp_display_info::virtio_gpu_display_one, flags);
+static_assert(sizeof(DisplayOne) ==
+              sizeof(::virtio_gpu_resp_display_info::virtio_gpu_display_one));
+VGPU_SAME_OFFSET(DisplayOne,
+                 virtio_gpu_resp_display_info::virtio_gpu_display_one, r);
+VGPU_SAME_OFFSET(DisplayOne,
+                 virtio_gpu_resp_display_info::virtio_gpu_display_one, enabled);
+VGPU_SAME_OFFSET(DisplayOne,
+                 virtio_gpu_resp_display_info::virtio_gpu_display_one, flags);
 
-static_assert(sizeof(RespDisplayInfo) == sizeof(::virtio_gpu_resp_display_info));
+static_assert(sizeof(RespDisplayInfo) ==
+              sizeof(::virtio_gpu_resp_display_info));
 VGPU_SAME_OFFSET(RespDisplayInfo, virtio_gpu_resp_display_info, hdr);
 VGPU_SAME_OFFSET(RespDisplayInfo, virtio_gpu_resp_display_info, pmodes);
 
@@ -101,21 +117,28 @@ VGPU_SAME_OFFSET(RespEdid, virtio_gpu_resp_edid, size);
 VGPU_SAME_OFFSET(RespEdid, virtio_gpu_resp_edid, padding);
 VGPU_SAME_OFFSET(RespEdid, virtio_gpu_resp_edid, edid);
 
-static_assert(sizeof(ResourceAssignUuid) == sizeof(::virtio_gpu_resource_assign_uuid));
+static_assert(sizeof(ResourceAssignUuid) ==
+              sizeof(::virtio_gpu_resource_assign_uuid));
 VGPU_SAME_OFFSET(ResourceAssignUuid, virtio_gpu_resource_assign_uuid, hdr);
-VGPU_SAME_OFFSET(ResourceAssignUuid, virtio_gpu_resource_assign_uuid, resource_id);
+VGPU_SAME_OFFSET(ResourceAssignUuid, virtio_gpu_resource_assign_uuid,
+                 resource_id);
 VGPU_SAME_OFFSET(ResourceAssignUuid, virtio_gpu_resource_assign_uuid, padding);
 
-static_assert(sizeof(RespResourceUuid) == sizeof(::virtio_gpu_resp_resource_uuid));
+static_assert(sizeof(RespResourceUuid) ==
+              sizeof(::virtio_gpu_resp_resource_uuid));
 VGPU_SAME_OFFSET(RespResourceUuid, virtio_gpu_resp_resource_uuid, hdr);
 VGPU_SAME_OFFSET(RespResourceUuid, virtio_gpu_resp_resource_uuid, uuid);
 
-static_assert(sizeof(ResourceCreateBlob) == sizeof(::virtio_gpu_resource_create_blob));
+static_assert(sizeof(ResourceCreateBlob) ==
+              sizeof(::virtio_gpu_resource_create_blob));
 VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob, hdr);
-VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob, resource_id);
+VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob,
+                 resource_id);
 VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob, blob_mem);
-VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob, blob_flags);
-VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob, nr_entries);
+VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob,
+                 blob_flags);
+VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob,
+                 nr_entries);
 VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob, blob_id);
 VGPU_SAME_OFFSET(ResourceCreateBlob, virtio_gpu_resource_create_blob, size);
 
@@ -157,8 +180,10 @@ static_assert(kCmdResourceUnref == VIRTIO_GPU_CMD_RESOURCE_UNREF);
 static_assert(kCmdSetScanout == VIRTIO_GPU_CMD_SET_SCANOUT);
 static_assert(kCmdResourceFlush == VIRTIO_GPU_CMD_RESOURCE_FLUSH);
 static_assert(kCmdTransferToHost2d == VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D);
-static_assert(kCmdResourceAttachBacking == VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING);
-static_assert(kCmdResourceDetachBacking == VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING);
+static_assert(kCmdResourceAttachBacking ==
+              VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING);
+static_assert(kCmdResourceDetachBacking ==
+              VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING);
 static_assert(kCmdGetCapsetInfo == VIRTIO_GPU_CMD_GET_CAPSET_INFO);
 static_assert(kCmdGetCapset == VIRTIO_GPU_CMD_GET_CAPSET);
 static_assert(kCmdGetEdid == VIRTIO_GPU_CMD_GET_EDID);
@@ -179,10 +204,14 @@ static_assert(kRespOkResourceUuid == VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
 static_assert(kRespOkMapInfo == VIRTIO_GPU_RESP_OK_MAP_INFO);
 static_assert(kRespErrUnspec == VIRTIO_GPU_RESP_ERR_UNSPEC);
 static_assert(kRespErrOutOfMemory == VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
-static_assert(kRespErrInvalidScanoutId == VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
-static_assert(kRespErrInvalidResourceId == VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
-static_assert(kRespErrInvalidContextId == VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
-static_assert(kRespErrInvalidParameter == VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+static_assert(kRespErrInvalidScanoutId ==
+              VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
+static_assert(kRespErrInvalidResourceId ==
+              VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+static_assert(kRespErrInvalidContextId ==
+              VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+static_assert(kRespErrInvalidParameter ==
+              VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 static_assert(kFlagFence == VIRTIO_GPU_FLAG_FENCE);
 static_assert(kFlagInfoRingIdx == VIRTIO_GPU_FLAG_INFO_RING_IDX);
 static_assert(kFeatureVirgl == VIRTIO_GPU_F_VIRGL);

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+
 #include "device/gpu/display_sink.h"
 #include "device/gpu/gpu_device.h"
 #include "device/gpu/wire.h"
@@ -29,13 +30,18 @@ class RecordingSink : public gpu::DisplaySink {
     gpu::FramePtr frame;
     gpu::PixelRect damage;
   };
-  void OnScanoutMode(const gpu::ScanoutMode& mode) override { modes.push_back(mode); }
-  void OnFrame(uint32_t scanout_id, gpu::FramePtr frame, const gpu::PixelRect& damage) override {
+  void OnScanoutMode(const gpu::ScanoutMode& mode) override {
+    modes.push_back(mode);
+  }
+  void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
+               const gpu::PixelRect& damage) override {
     if (keep_frames) frames.push_back({scanout_id, frame, damage});
     latest = std::move(frame);  // what a display server always holds
     ++frame_count;
   }
-  void OnCursor(const gpu::CursorUpdate& update) override { cursors.push_back(update); }
+  void OnCursor(const gpu::CursorUpdate& update) override {
+    cursors.push_back(update);
+  }
 
   // Keep every frame (tests) or only the latest (benchmarks, soak tests).
   bool keep_frames = true;
@@ -57,21 +63,24 @@ struct SimulatedGuestOptions {
   uint64_t driver_features = ~0ull;
 };
 
-
 // Thread-compatible.
 class SimulatedGuest {
  public:
-  static absl::StatusOr<std::unique_ptr<SimulatedGuest>> Create(SimulatedGuestOptions options = {});
+  static absl::StatusOr<std::unique_ptr<SimulatedGuest>> Create(
+      SimulatedGuestOptions options = {});
 
   // Tells the device about new buffers on `queue` and returns once `driver`
   // has a used entry to reap (or fails after a timeout).
-  using DeviceLink = std::function<absl::Status(uint32_t queue, virtio::DriverQueue& driver)>;
+  using DeviceLink =
+      std::function<absl::Status(uint32_t queue, virtio::DriverQueue& driver)>;
   // Guest RAM and rings only, for a device in another process (vhost-user):
   // the caller hands the layout to the device and then calls set_link().
   static absl::StatusOr<std::unique_ptr<SimulatedGuest>> CreateDriverOnly(
       SimulatedGuestOptions options);
   void set_link(DeviceLink link) { link_ = std::move(link); }
-  const std::shared_ptr<const virtio::GuestMemory>& memory_ptr() const { return memory_; }
+  const std::shared_ptr<const virtio::GuestMemory>& memory_ptr() const {
+    return memory_;
+  }
   virtio::DriverQueue& cursor() { return *cursor_driver_; }
 
   // The in-process device (Create() only).
@@ -85,16 +94,17 @@ class SimulatedGuest {
   uint64_t high_base() const { return high_base_; }
 
   // Allocates guest memory (from the first region unless `high`).
-  absl::StatusOr<uint64_t> Alloc(uint64_t size, uint64_t alignment = 4096, bool high = false);
+  absl::StatusOr<uint64_t> Alloc(uint64_t size, uint64_t alignment = 4096,
+                                 bool high = false);
   absl::Status WriteGuest(uint64_t gpa, absl::Span<const uint8_t> bytes);
   absl::Status ReadGuest(uint64_t gpa, absl::Span<uint8_t> out);
 
   // Posts `command` (+ `payload` as a second readable descriptor) with a
   // response buffer of `response_size` bytes, kicks, lets the device process
   // the queue and returns the response bytes (as many as the device wrote).
-  absl::StatusOr<std::vector<uint8_t>> Submit(absl::Span<const uint8_t> command,
-                                              absl::Span<const uint8_t> payload = {},
-                                              uint32_t response_size = 24);
+  absl::StatusOr<std::vector<uint8_t>> Submit(
+      absl::Span<const uint8_t> command, absl::Span<const uint8_t> payload = {},
+      uint32_t response_size = 24);
   // The response type of Submit's reply (0 if shorter than a header).
   absl::StatusOr<uint32_t> SubmitForType(absl::Span<const uint8_t> command,
                                          absl::Span<const uint8_t> payload = {},
@@ -105,27 +115,34 @@ class SimulatedGuest {
   // One display update as Linux sends it: TRANSFER_TO_HOST_2D + RESOURCE_FLUSH
   // for every rect (offsets for a framebuffer `pitch` bytes per row), posted
   // together with one kick. Fails unless every reply is OK_NODATA.
-  absl::Status Present(uint32_t id, absl::Span<const gpu::wire::Rect> rects, uint32_t pitch);
+  absl::Status Present(uint32_t id, absl::Span<const gpu::wire::Rect> rects,
+                       uint32_t pitch);
 
   // Typical driver sequences; each returns the response type.
   uint32_t Create2d(uint32_t id, uint32_t width, uint32_t height,
                     uint32_t format = gpu::wire::kFormatB8G8R8X8);
   // Allocates `bytes` of guest memory in `chunks` pieces and attaches them.
   // The backing's guest address is returned in *gpa (first chunk).
-  uint32_t AttachNewBacking(uint32_t id, uint64_t bytes, uint64_t* gpa, uint32_t chunks = 1);
-  uint32_t AttachEntries(uint32_t id, absl::Span<const gpu::wire::MemEntry> entries);
-  uint32_t CreateBlob(uint32_t id, uint64_t size, absl::Span<const gpu::wire::MemEntry> entries);
+  uint32_t AttachNewBacking(uint32_t id, uint64_t bytes, uint64_t* gpa,
+                            uint32_t chunks = 1);
+  uint32_t AttachEntries(uint32_t id,
+                         absl::Span<const gpu::wire::MemEntry> entries);
+  uint32_t CreateBlob(uint32_t id, uint64_t size,
+                      absl::Span<const gpu::wire::MemEntry> entries);
   uint32_t SetScanout(uint32_t scanout, uint32_t id, gpu::wire::Rect rect);
-  uint32_t SetScanoutBlob(uint32_t scanout, uint32_t id, uint32_t width, uint32_t height,
-                          uint32_t stride, uint32_t offset, gpu::wire::Rect rect,
+  uint32_t SetScanoutBlob(uint32_t scanout, uint32_t id, uint32_t width,
+                          uint32_t height, uint32_t stride, uint32_t offset,
+                          gpu::wire::Rect rect,
                           uint32_t format = gpu::wire::kFormatB8G8R8X8);
   uint32_t Transfer(uint32_t id, gpu::wire::Rect rect, uint64_t offset);
-  uint32_t Flush(uint32_t id, gpu::wire::Rect rect, bool fenced = false, uint64_t fence_id = 0);
+  uint32_t Flush(uint32_t id, gpu::wire::Rect rect, bool fenced = false,
+                 uint64_t fence_id = 0);
   uint32_t Unref(uint32_t id);
   uint32_t Detach(uint32_t id);
   // A resource of width x height with one backing chunk, on `scanout`.
   // Returns the backing's guest address.
-  absl::StatusOr<uint64_t> MakeScanoutResource(uint32_t id, uint32_t width, uint32_t height,
+  absl::StatusOr<uint64_t> MakeScanoutResource(uint32_t id, uint32_t width,
+                                               uint32_t height,
                                                uint32_t scanout = 0);
 
  private:
@@ -151,9 +168,11 @@ class SimulatedGuest {
 // Serialises a wire struct.
 template <typename T>
 absl::Span<const uint8_t> Bytes(const T& value) {
-  return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&value), sizeof(T));
+  return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&value),
+                             sizeof(T));
 }
 
-gpu::wire::CtrlHdr Hdr(uint32_t type, uint32_t flags = 0, uint64_t fence_id = 0);
+gpu::wire::CtrlHdr Hdr(uint32_t type, uint32_t flags = 0,
+                       uint64_t fence_id = 0);
 
 }  // namespace vgpu::guest_sim

@@ -33,7 +33,8 @@ void DisplayMirror::SetChannel(int fd) {
 
 void DisplayMirror::Lose() {
   ++stats_.channels_lost;
-  VGPU_LOG(INFO) << "display socket closed by QEMU; mirroring paused until the next one";
+  VGPU_LOG(INFO)
+      << "display socket closed by QEMU; mirroring paused until the next one";
   SetChannel(-1);
 }
 
@@ -50,13 +51,14 @@ void DisplayMirror::Enqueue(uint32_t request, std::vector<uint8_t> payload) {
 void DisplayMirror::Flush() {
   while (fd_ >= 0 && !queue_.empty()) {
     std::vector<uint8_t>& front = queue_.front();
-    ssize_t n = send(fd_, front.data() + front_sent_, front.size() - front_sent_,
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t n = send(fd_, front.data() + front_sent_,
+                     front.size() - front_sent_, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       if (!watching_out_) {
         int fd = fd_;
-        watching_out_ = loop_->Watch(fd, EPOLLOUT, [this](uint32_t) { Flush(); }).ok();
+        watching_out_ =
+            loop_->Watch(fd, EPOLLOUT, [this](uint32_t) { Flush(); }).ok();
       }
       return;
     }
@@ -82,11 +84,13 @@ void DisplayMirror::Flush() {
 void DisplayMirror::OnScanoutMode(const gpu::ScanoutMode& mode) {
   next_->OnScanoutMode(mode);
   if (!Active()) return;
-  GpuScanout scanout{mode.scanout_id, mode.enabled ? mode.width : 0, mode.enabled ? mode.height : 0};
+  GpuScanout scanout{mode.scanout_id, mode.enabled ? mode.width : 0,
+                     mode.enabled ? mode.height : 0};
   Enqueue(kGpuScanout, PayloadOf(scanout));
 }
 
-void DisplayMirror::OnFrame(uint32_t scanout_id, gpu::FramePtr frame, const gpu::PixelRect& damage) {
+void DisplayMirror::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
+                            const gpu::PixelRect& damage) {
   if (Active()) {
     gpu::PixelRect rect = damage;
     if (resend_full_) {
@@ -103,7 +107,8 @@ void DisplayMirror::OnFrame(uint32_t scanout_id, gpu::FramePtr frame, const gpu:
       resend_full_ = false;
       GpuUpdate update{scanout_id, rect.x, rect.y, rect.width, rect.height};
       std::vector<uint8_t> payload = PayloadOf(update, bytes);
-      frame->ReadPixels(rect, payload.data() + sizeof(update), size_t{rect.width} * 4);
+      frame->ReadPixels(rect, payload.data() + sizeof(update),
+                        size_t{rect.width} * 4);
       Enqueue(kGpuUpdate, std::move(payload));
     }
   }

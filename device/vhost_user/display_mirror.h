@@ -29,7 +29,8 @@ struct MirrorStats {
 // Lives on the device thread. Forwards every event to `next` as well.
 class DisplayMirror : public gpu::DisplaySink {
  public:
-  explicit DisplayMirror(gpu::DisplaySink* next, size_t max_queued_bytes = 64u << 20)
+  explicit DisplayMirror(gpu::DisplaySink* next,
+                         size_t max_queued_bytes = 64u << 20)
       : next_(next), max_queued_(max_queued_bytes) {}
   // The device thread's loop (set by the server before any channel).
   void set_loop(EventLoop* loop) { loop_ = loop; }
@@ -41,7 +42,8 @@ class DisplayMirror : public gpu::DisplaySink {
   void set_enabled(bool enabled) { enabled_ = enabled; }
 
   void OnScanoutMode(const gpu::ScanoutMode& mode) override;
-  void OnFrame(uint32_t scanout_id, gpu::FramePtr frame, const gpu::PixelRect& damage) override;
+  void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
+               const gpu::PixelRect& damage) override;
   void OnCursor(const gpu::CursorUpdate& update) override;
 
   const MirrorStats& stats() const { return stats_; }
@@ -59,7 +61,7 @@ class DisplayMirror : public gpu::DisplaySink {
   bool enabled_ = false;
   int fd_ = -1;
   std::deque<std::vector<uint8_t>> queue_;  // whole messages (header + payload)
-  size_t front_sent_ = 0;                   // bytes of queue_.front() already written
+  size_t front_sent_ = 0;  // bytes of queue_.front() already written
   size_t queued_ = 0;
   bool resend_full_ = false;
   bool watching_out_ = false;

@@ -19,7 +19,8 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create() {
   if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wakeup.get(), &event) != 0) {
     return absl::ErrnoToStatus(errno, "epoll_ctl");
   }
-  return std::unique_ptr<EventLoop>(new EventLoop(std::move(epoll), std::move(wakeup)));
+  return std::unique_ptr<EventLoop>(
+      new EventLoop(std::move(epoll), std::move(wakeup)));
 }
 
 absl::Status EventLoop::Watch(int fd, uint32_t events, Handler handler) {
@@ -27,7 +28,8 @@ absl::Status EventLoop::Watch(int fd, uint32_t events, Handler handler) {
   event.events = events;
   event.data.fd = fd;
   bool exists = handlers_.contains(fd);
-  if (epoll_ctl(epoll_.get(), exists ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &event) != 0) {
+  if (epoll_ctl(epoll_.get(), exists ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd,
+                &event) != 0) {
     return absl::ErrnoToStatus(errno, "epoll_ctl");
   }
   handlers_[fd] = std::make_shared<Handler>(std::move(handler));
@@ -35,7 +37,8 @@ absl::Status EventLoop::Watch(int fd, uint32_t events, Handler handler) {
 }
 
 void EventLoop::Unwatch(int fd) {
-  if (handlers_.erase(fd) > 0) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (handlers_.erase(fd) > 0)
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
 
 void EventLoop::RunOnce(int timeout_ms) {
@@ -82,6 +85,8 @@ void EventLoop::Stop() {
   [[maybe_unused]] ssize_t n = write(wakeup_.get(), &one, sizeof(one));
 }
 
-bool EventLoop::stopped() const { return __atomic_load_n(&stop_, __ATOMIC_ACQUIRE); }
+bool EventLoop::stopped() const {
+  return __atomic_load_n(&stop_, __ATOMIC_ACQUIRE);
+}
 
 }  // namespace vgpu::vhost_user

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "device/vhost_user/message.h"
 
 namespace vgpu::vhost_user {
@@ -33,7 +34,8 @@ class EventLoop {
   void Post(std::function<void()> task);
 
  private:
-  EventLoop(Fd epoll, Fd wakeup) : epoll_(std::move(epoll)), wakeup_(std::move(wakeup)) {}
+  EventLoop(Fd epoll, Fd wakeup)
+      : epoll_(std::move(epoll)), wakeup_(std::move(wakeup)) {}
   Fd epoll_;
   Fd wakeup_;
   std::map<int, std::shared_ptr<Handler>> handlers_;

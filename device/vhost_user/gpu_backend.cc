@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+
 #include "common/checked_math.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -15,43 +16,70 @@
 namespace vgpu::vhost_user {
 namespace {
 
-constexpr uint64_t kOfferedProtocolFeatures = kProtocolReplyAck | kProtocolConfig | kProtocolResetDevice;
+constexpr uint64_t kOfferedProtocolFeatures =
+    kProtocolReplyAck | kProtocolConfig | kProtocolResetDevice;
 
 const char* RequestName(uint32_t request) {
   switch (request) {
-    case kGetFeatures: return "GET_FEATURES";
-    case kSetFeatures: return "SET_FEATURES";
-    case kSetOwner: return "SET_OWNER";
-    case kResetOwner: return "RESET_OWNER";
-    case kSetMemTable: return "SET_MEM_TABLE";
-    case kSetVringNum: return "SET_VRING_NUM";
-    case kSetVringAddr: return "SET_VRING_ADDR";
-    case kSetVringBase: return "SET_VRING_BASE";
-    case kGetVringBase: return "GET_VRING_BASE";
-    case kSetVringKick: return "SET_VRING_KICK";
-    case kSetVringCall: return "SET_VRING_CALL";
-    case kSetVringErr: return "SET_VRING_ERR";
-    case kGetProtocolFeatures: return "GET_PROTOCOL_FEATURES";
-    case kSetProtocolFeatures: return "SET_PROTOCOL_FEATURES";
-    case kGetQueueNum: return "GET_QUEUE_NUM";
-    case kSetVringEnable: return "SET_VRING_ENABLE";
-    case kGetConfig: return "GET_CONFIG";
-    case kSetConfig: return "SET_CONFIG";
-    case kGpuSetSocket: return "GPU_SET_SOCKET";
-    case kResetDevice: return "RESET_DEVICE";
-    default: return "unknown request";
+    case kGetFeatures:
+      return "GET_FEATURES";
+    case kSetFeatures:
+      return "SET_FEATURES";
+    case kSetOwner:
+      return "SET_OWNER";
+    case kResetOwner:
+      return "RESET_OWNER";
+    case kSetMemTable:
+      return "SET_MEM_TABLE";
+    case kSetVringNum:
+      return "SET_VRING_NUM";
+    case kSetVringAddr:
+      return "SET_VRING_ADDR";
+    case kSetVringBase:
+      return "SET_VRING_BASE";
+    case kGetVringBase:
+      return "GET_VRING_BASE";
+    case kSetVringKick:
+      return "SET_VRING_KICK";
+    case kSetVringCall:
+      return "SET_VRING_CALL";
+    case kSetVringErr:
+      return "SET_VRING_ERR";
+    case kGetProtocolFeatures:
+      return "GET_PROTOCOL_FEATURES";
+    case kSetProtocolFeatures:
+      return "SET_PROTOCOL_FEATURES";
+    case kGetQueueNum:
+      return "GET_QUEUE_NUM";
+    case kSetVringEnable:
+      return "SET_VRING_ENABLE";
+    case kGetConfig:
+      return "GET_CONFIG";
+    case kSetConfig:
+      return "SET_CONFIG";
+    case kGpuSetSocket:
+      return "GPU_SET_SOCKET";
+    case kResetDevice:
+      return "RESET_DEVICE";
+    default:
+      return "unknown request";
   }
 }
 
 absl::Status Malformed(const Message& message, absl::string_view why) {
-  return absl::DataLossError(absl::StrCat("malformed ", RequestName(message.header.request), " (",
-                                          message.header.request, "): ", why));
+  return absl::DataLossError(
+      absl::StrCat("malformed ", RequestName(message.header.request), " (",
+                   message.header.request, "): ", why));
 }
 
 }  // namespace
 
-GpuBackend::GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket, DisplayMirror* mirror)
-    : device_(device), loop_(loop), mirror_(mirror), socket_(std::move(socket)) {}
+GpuBackend::GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket,
+                       DisplayMirror* mirror)
+    : device_(device),
+      loop_(loop),
+      mirror_(mirror),
+      socket_(std::move(socket)) {}
 
 GpuBackend::~GpuBackend() {
   for (uint32_t i = 0; i < kNumQueues; ++i) StopQueue(i);
@@ -59,9 +87,11 @@ GpuBackend::~GpuBackend() {
   if (mirror_) mirror_->SetChannel(-1);
 }
 
-absl::Status GpuBackend::Start(std::function<void(const absl::Status&)> on_close) {
+absl::Status GpuBackend::Start(
+    std::function<void(const absl::Status&)> on_close) {
   on_close_ = std::move(on_close);
-  return loop_->Watch(socket_.get(), EPOLLIN, [this](uint32_t events) { OnSocket(events); });
+  return loop_->Watch(socket_.get(), EPOLLIN,
+                      [this](uint32_t events) { OnSocket(events); });
 }
 
 void GpuBackend::Close(const absl::Status& reason) {
@@ -92,7 +122,8 @@ void GpuBackend::OnSocket(uint32_t events) {
   if (absl::Status status = Handle(*message); !status.ok()) Close(status);
 }
 
-absl::Status GpuBackend::Reply(const Message& request, absl::Span<const uint8_t> payload) {
+absl::Status GpuBackend::Reply(const Message& request,
+                               absl::Span<const uint8_t> payload) {
   Header header{request.header.request, kVersion | kFlagReply,
                 static_cast<uint32_t>(payload.size())};
   return WriteMessage(socket_.get(), header, payload);
@@ -100,19 +131,22 @@ absl::Status GpuBackend::Reply(const Message& request, absl::Span<const uint8_t>
 
 absl::Status GpuBackend::Handle(Message& message) {
   const uint32_t request = message.header.request;
-  VGPU_LOG(DEBUG) << "vhost-user " << RequestName(request) << " size " << message.header.size;
+  VGPU_LOG(DEBUG) << "vhost-user " << RequestName(request) << " size "
+                  << message.header.size;
   bool replied = false;  // a request with its own reply never gets a REPLY_ACK
   absl::Status result = absl::OkStatus();
   switch (request) {
     case kGetFeatures: {
-      uint64_t features = kFeatureVersion1 | kFeatureProtocolFeatures | kFeatureIndirectDesc |
-                          kFeatureEventIdx | device_->OfferedFeatures();
+      uint64_t features = kFeatureVersion1 | kFeatureProtocolFeatures |
+                          kFeatureIndirectDesc | kFeatureEventIdx |
+                          device_->OfferedFeatures();
       VGPU_RETURN_IF_ERROR(ReplyWith(message, features));
       replied = true;
       break;
     }
     case kSetFeatures: {
-      if (!message.PayloadAs(&features_)) return Malformed(message, "payload is not a u64");
+      if (!message.PayloadAs(&features_))
+        return Malformed(message, "payload is not a u64");
       device_->SetDriverFeatures(features_);
       // Without PROTOCOL_FEATURES rings are enabled as soon as they start.
       if (!protocol_negotiated()) {
@@ -126,7 +160,8 @@ absl::Status GpuBackend::Handle(Message& message) {
       break;
     case kSetProtocolFeatures: {
       uint64_t features;
-      if (!message.PayloadAs(&features)) return Malformed(message, "payload is not a u64");
+      if (!message.PayloadAs(&features))
+        return Malformed(message, "payload is not a u64");
       protocol_features_ = features & kOfferedProtocolFeatures;
       break;
     }
@@ -134,7 +169,8 @@ absl::Status GpuBackend::Handle(Message& message) {
       break;
     case kResetOwner:
     case kResetDevice:
-      VGPU_LOG(INFO) << RequestName(request) << ": guest reset, dropping device state";
+      VGPU_LOG(INFO) << RequestName(request)
+                     << ": guest reset, dropping device state";
       for (uint32_t i = 0; i < kNumQueues; ++i) StopQueue(i);
       device_->Reset();
       ++stats_.device_resets;
@@ -146,11 +182,14 @@ absl::Status GpuBackend::Handle(Message& message) {
     case kSetVringBase:
     case kSetVringEnable: {
       VringState state;
-      if (!message.PayloadAs(&state)) return Malformed(message, "payload is not a vring state");
-      if (state.index >= kNumQueues) return Malformed(message, "queue index out of range");
+      if (!message.PayloadAs(&state))
+        return Malformed(message, "payload is not a vring state");
+      if (state.index >= kNumQueues)
+        return Malformed(message, "queue index out of range");
       Queue& queue = queues_[state.index];
       if (request == kSetVringNum) {
-        if (state.num == 0 || state.num > virtio::kMaxQueueSize || (state.num & (state.num - 1))) {
+        if (state.num == 0 || state.num > virtio::kMaxQueueSize ||
+            (state.num & (state.num - 1))) {
           return Malformed(message, absl::StrCat("queue size ", state.num));
         }
         queue.size = static_cast<uint16_t>(state.num);
@@ -165,16 +204,20 @@ absl::Status GpuBackend::Handle(Message& message) {
     }
     case kSetVringAddr: {
       VringAddr addr;
-      if (!message.PayloadAs(&addr)) return Malformed(message, "payload is not a vring address");
-      if (addr.index >= kNumQueues) return Malformed(message, "queue index out of range");
+      if (!message.PayloadAs(&addr))
+        return Malformed(message, "payload is not a vring address");
+      if (addr.index >= kNumQueues)
+        return Malformed(message, "queue index out of range");
       queues_[addr.index].addr = addr;
       queues_[addr.index].has_addr = true;
       break;
     }
     case kGetVringBase: {
       VringState state;
-      if (!message.PayloadAs(&state)) return Malformed(message, "payload is not a vring state");
-      if (state.index >= kNumQueues) return Malformed(message, "queue index out of range");
+      if (!message.PayloadAs(&state))
+        return Malformed(message, "payload is not a vring state");
+      if (state.index >= kNumQueues)
+        return Malformed(message, "queue index out of range");
       Queue& queue = queues_[state.index];
       if (queue.ring) queue.base = queue.ring->last_avail_index();
       StopQueue(state.index);
@@ -187,11 +230,14 @@ absl::Status GpuBackend::Handle(Message& message) {
     case kSetVringCall:
     case kSetVringErr: {
       uint64_t value;
-      if (!message.PayloadAs(&value)) return Malformed(message, "payload is not a u64");
+      if (!message.PayloadAs(&value))
+        return Malformed(message, "payload is not a u64");
       uint32_t index = static_cast<uint32_t>(value & kVringIndexMask);
-      if (index >= kNumQueues) return Malformed(message, "queue index out of range");
+      if (index >= kNumQueues)
+        return Malformed(message, "queue index out of range");
       bool no_fd = value & kVringNoFd;
-      if (!no_fd && message.fds.size() != 1) return Malformed(message, "expected one fd");
+      if (!no_fd && message.fds.size() != 1)
+        return Malformed(message, "expected one fd");
       Fd fd = no_fd ? Fd() : std::move(message.fds[0]);
       Queue& queue = queues_[index];
       if (request == kSetVringCall) {
@@ -215,11 +261,13 @@ absl::Status GpuBackend::Handle(Message& message) {
     case kGetConfig:
     case kSetConfig: {
       ConfigHeader config;
-      if (!message.PayloadAs(&config, /*at_least=*/true) || config.size > kMaxConfigSize ||
+      if (!message.PayloadAs(&config, /*at_least=*/true) ||
+          config.size > kMaxConfigSize ||
           message.payload.size() != sizeof(config) + config.size) {
         return Malformed(message, "bad config payload");
       }
-      absl::Span<uint8_t> data = absl::MakeSpan(message.payload).subspan(sizeof(config));
+      absl::Span<uint8_t> data =
+          absl::MakeSpan(message.payload).subspan(sizeof(config));
       if (request == kGetConfig) {
         device_->ReadConfig(config.offset, data);
         VGPU_RETURN_IF_ERROR(Reply(message, message.payload));
@@ -236,7 +284,8 @@ absl::Status GpuBackend::Handle(Message& message) {
       // mirroring, without blocking.
       if (mirror_) mirror_->SetChannel(-1);
       display_ = std::move(message.fds[0]);
-      fcntl(display_.get(), F_SETFL, fcntl(display_.get(), F_GETFL) | O_NONBLOCK);
+      fcntl(display_.get(), F_SETFL,
+            fcntl(display_.get(), F_GETFL) | O_NONBLOCK);
       if (mirror_) mirror_->SetChannel(display_.get());
       break;
     }
@@ -246,11 +295,13 @@ absl::Status GpuBackend::Handle(Message& message) {
     default:
       // Not offered. Refuse politely: the front-end asked for something we
       // never advertised, which is its bug, not a reason to drop it.
-      VGPU_LOG(WARNING) << "vhost-user: ignoring " << RequestName(request) << " (" << request << ")";
+      VGPU_LOG(WARNING) << "vhost-user: ignoring " << RequestName(request)
+                        << " (" << request << ")";
       result = absl::UnimplementedError(RequestName(request));
       break;
   }
-  if (!replied && (message.header.flags & kFlagNeedReply) && (protocol_features_ & kProtocolReplyAck)) {
+  if (!replied && (message.header.flags & kFlagNeedReply) &&
+      (protocol_features_ & kProtocolReplyAck)) {
     uint64_t ack = result.ok() ? 0 : 1;
     VGPU_RETURN_IF_ERROR(ReplyWith(message, ack));
   }
@@ -259,20 +310,25 @@ absl::Status GpuBackend::Handle(Message& message) {
 
 absl::Status GpuBackend::SetMemTable(Message& message) {
   MemTableHeader table;
-  if (!message.PayloadAs(&table, /*at_least=*/true)) return Malformed(message, "short payload");
+  if (!message.PayloadAs(&table, /*at_least=*/true))
+    return Malformed(message, "short payload");
   if (table.nregions == 0 || table.nregions > kMaxMemRegions ||
-      message.payload.size() != sizeof(table) + table.nregions * sizeof(MemRegion) ||
+      message.payload.size() !=
+          sizeof(table) + table.nregions * sizeof(MemRegion) ||
       message.fds.size() != table.nregions) {
-    return Malformed(message, absl::StrCat(table.nregions, " regions, ", message.fds.size(), " fds, ",
-                                           message.payload.size(), " bytes"));
+    return Malformed(
+        message, absl::StrCat(table.nregions, " regions, ", message.fds.size(),
+                              " fds, ", message.payload.size(), " bytes"));
   }
   std::vector<virtio::GuestRegion> regions;
   for (uint32_t i = 0; i < table.nregions; ++i) {
     MemRegion region;
-    std::memcpy(&region, message.payload.data() + sizeof(table) + i * sizeof(MemRegion),
+    std::memcpy(&region,
+                message.payload.data() + sizeof(table) + i * sizeof(MemRegion),
                 sizeof(region));
     auto length = CheckedAdd64(region.memory_size, region.mmap_offset);
-    if (!length || region.memory_size == 0) return Malformed(message, "region size overflows");
+    if (!length || region.memory_size == 0)
+      return Malformed(message, "region size overflows");
     absl::StatusOr<std::shared_ptr<virtio::MemoryMapping>> mapping =
         virtio::MemoryMapping::MapFd(message.fds[i].get(), *length);
     if (!mapping.ok()) return Malformed(message, mapping.status().message());
@@ -281,9 +337,9 @@ absl::Status GpuBackend::SetMemTable(Message& message) {
                        .mapping = *std::move(mapping),
                        .mapping_offset = region.mmap_offset,
                        .user_addr = region.userspace_addr});
-    VGPU_LOG(INFO) << "guest RAM region " << i << ": gpa 0x" << std::hex << region.guest_phys_addr
-                   << " size 0x" << region.memory_size << " mmap_offset 0x" << region.mmap_offset
-                   << std::dec;
+    VGPU_LOG(INFO) << "guest RAM region " << i << ": gpa 0x" << std::hex
+                   << region.guest_phys_addr << " size 0x" << region.memory_size
+                   << " mmap_offset 0x" << region.mmap_offset << std::dec;
   }
   absl::StatusOr<std::shared_ptr<const virtio::GuestMemory>> memory =
       virtio::GuestMemory::Create(std::move(regions));
@@ -300,18 +356,25 @@ absl::Status GpuBackend::SetMemTable(Message& message) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> GpuBackend::MapRing(const Queue& queue) const {
-  const std::shared_ptr<const virtio::GuestMemory>& memory = device_->guest_memory();
-  if (memory == nullptr) return absl::FailedPreconditionError("ring started before SET_MEM_TABLE");
+absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> GpuBackend::MapRing(
+    const Queue& queue) const {
+  const std::shared_ptr<const virtio::GuestMemory>& memory =
+      device_->guest_memory();
+  if (memory == nullptr)
+    return absl::FailedPreconditionError("ring started before SET_MEM_TABLE");
   if (!queue.has_addr || queue.size == 0) {
-    return absl::FailedPreconditionError("ring started before SET_VRING_NUM/ADDR");
+    return absl::FailedPreconditionError(
+        "ring started before SET_VRING_NUM/ADDR");
   }
-  VGPU_ASSIGN_OR_RETURN(auto desc, memory->TranslateUserAddr(queue.addr.desc_user_addr,
-                                                            virtio::DescTableBytes(queue.size)));
-  VGPU_ASSIGN_OR_RETURN(auto avail, memory->TranslateUserAddr(queue.addr.avail_user_addr,
-                                                             virtio::AvailRingBytes(queue.size)));
-  VGPU_ASSIGN_OR_RETURN(auto used, memory->TranslateUserAddr(queue.addr.used_user_addr,
-                                                            virtio::UsedRingBytes(queue.size)));
+  VGPU_ASSIGN_OR_RETURN(
+      auto desc, memory->TranslateUserAddr(queue.addr.desc_user_addr,
+                                           virtio::DescTableBytes(queue.size)));
+  VGPU_ASSIGN_OR_RETURN(auto avail, memory->TranslateUserAddr(
+                                        queue.addr.avail_user_addr,
+                                        virtio::AvailRingBytes(queue.size)));
+  VGPU_ASSIGN_OR_RETURN(
+      auto used, memory->TranslateUserAddr(queue.addr.used_user_addr,
+                                           virtio::UsedRingBytes(queue.size)));
   return virtio::SplitVirtqueue::Create(queue.size, desc, avail, used,
                                         features_ & kFeatureEventIdx,
                                         features_ & kFeatureIndirectDesc);
@@ -321,13 +384,16 @@ absl::Status GpuBackend::StartQueue(uint32_t index) {
   Queue& queue = queues_[index];
   absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> ring = MapRing(queue);
   if (!ring.ok()) {
-    return absl::DataLossError(absl::StrCat("cannot start queue ", index, ": ", ring.status().message()));
+    return absl::DataLossError(absl::StrCat("cannot start queue ", index, ": ",
+                                            ring.status().message()));
   }
   // A control queue starting from index 0 while the device holds state is a
   // guest that reset and probes again (a paused VM resumes from where it
   // stopped): its old resources are gone, so are ours.
-  if (index == gpu::kControlQueue && queue.base == 0 && device_->resource_count() > 0) {
-    VGPU_LOG(INFO) << "control queue restarted from 0: guest reset, dropping device state";
+  if (index == gpu::kControlQueue && queue.base == 0 &&
+      device_->resource_count() > 0) {
+    VGPU_LOG(INFO)
+        << "control queue restarted from 0: guest reset, dropping device state";
     auto memory = device_->guest_memory();
     uint64_t features = features_;
     device_->Reset();
@@ -338,8 +404,10 @@ absl::Status GpuBackend::StartQueue(uint32_t index) {
   queue.ring = *std::move(ring);
   queue.ring->SetBase(queue.base);
   int fd = queue.kick.get();
-  VGPU_RETURN_IF_ERROR(loop_->Watch(fd, EPOLLIN, [this, index](uint32_t) { OnKick(index); }));
-  VGPU_LOG(DEBUG) << "queue " << index << " started: size " << queue.size << " base " << queue.base;
+  VGPU_RETURN_IF_ERROR(
+      loop_->Watch(fd, EPOLLIN, [this, index](uint32_t) { OnKick(index); }));
+  VGPU_LOG(DEBUG) << "queue " << index << " started: size " << queue.size
+                  << " base " << queue.base;
   ProcessQueue(index);  // buffers may be waiting already
   return absl::OkStatus();
 }
@@ -354,7 +422,8 @@ void GpuBackend::StopQueue(uint32_t index) {
 
 void GpuBackend::OnKick(uint32_t index) {
   uint64_t value;
-  while (read(queues_[index].kick.get(), &value, sizeof(value)) < 0 && errno == EINTR) {
+  while (read(queues_[index].kick.get(), &value, sizeof(value)) < 0 &&
+         errno == EINTR) {
   }
   ++stats_.kicks;
   ProcessQueue(index);
@@ -367,7 +436,8 @@ void GpuBackend::ProcessQueue(uint32_t index) {
   if (!notify.ok()) {
     // The guest broke its own queue: the device stays stopped until the
     // guest resets it; tell the VMM through the error eventfd if it gave one.
-    VGPU_LOG(ERROR) << "queue " << index << " stopped: " << notify.status().message();
+    VGPU_LOG(ERROR) << "queue " << index
+                    << " stopped: " << notify.status().message();
     if (queue.err.valid()) {
       uint64_t one = 1;
       [[maybe_unused]] ssize_t n = write(queue.err.get(), &one, sizeof(one));

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+
 #include "device/gpu/gpu_device.h"
 #include "device/vhost_user/display_mirror.h"
 #include "device/vhost_user/event_loop.h"
@@ -30,7 +31,8 @@ class GpuBackend {
  public:
   // `device` outlives the backend. `on_close` runs (once) when the
   // connection must be dropped: peer gone or malformed message.
-  GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket, DisplayMirror* mirror = nullptr);
+  GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket,
+             DisplayMirror* mirror = nullptr);
   ~GpuBackend();
   GpuBackend(const GpuBackend&) = delete;
   GpuBackend& operator=(const GpuBackend&) = delete;
@@ -60,16 +62,21 @@ class GpuBackend {
   absl::Status Reply(const Message& request, absl::Span<const uint8_t> payload);
   template <typename T>
   absl::Status ReplyWith(const Message& request, const T& body) {
-    return Reply(request, absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&body), sizeof(T)));
+    return Reply(request,
+                 absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&body),
+                                     sizeof(T)));
   }
   absl::Status SetMemTable(Message& message);
   absl::Status StartQueue(uint32_t index);
   void StopQueue(uint32_t index);
-  absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> MapRing(const Queue& queue) const;
+  absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> MapRing(
+      const Queue& queue) const;
   void OnKick(uint32_t index);
   void ProcessQueue(uint32_t index);
   void Close(const absl::Status& reason);
-  bool protocol_negotiated() const { return features_ & kFeatureProtocolFeatures; }
+  bool protocol_negotiated() const {
+    return features_ & kFeatureProtocolFeatures;
+  }
 
   gpu::GpuDevice* device_;
   EventLoop* loop_;

@@ -57,7 +57,8 @@ absl::StatusOr<Message> ReadMessage(int socket_fd, const ReadLimits& limits) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) return absl::ErrnoToStatus(errno, "recvmsg");
   // Take ownership of any fds first, so every error path closes them.
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+       c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     for (size_t i = 0; i < count; ++i) {
@@ -67,19 +68,24 @@ absl::StatusOr<Message> ReadMessage(int socket_fd, const ReadLimits& limits) {
     }
   }
   if (n == 0) return absl::UnavailableError("peer closed the connection");
-  if (msg.msg_flags & MSG_CTRUNC) return absl::DataLossError("too many file descriptors");
+  if (msg.msg_flags & MSG_CTRUNC)
+    return absl::DataLossError("too many file descriptors");
   if (static_cast<size_t>(n) < sizeof(Header)) {
     absl::Status rest = ReadExactly(
-        socket_fd, absl::MakeSpan(reinterpret_cast<uint8_t*>(&message.header) + n,
-                                  sizeof(Header) - static_cast<size_t>(n)));
+        socket_fd,
+        absl::MakeSpan(reinterpret_cast<uint8_t*>(&message.header) + n,
+                       sizeof(Header) - static_cast<size_t>(n)));
     if (!rest.ok()) return rest;
   }
-  if (limits.require_version && (message.header.flags & kFlagVersionMask) != kVersion) {
+  if (limits.require_version &&
+      (message.header.flags & kFlagVersionMask) != kVersion) {
     return absl::DataLossError(
-        absl::StrCat("message version ", message.header.flags & kFlagVersionMask, " is not 1"));
+        absl::StrCat("message version ",
+                     message.header.flags & kFlagVersionMask, " is not 1"));
   }
   if (message.header.size > limits.max_payload) {
-    return absl::DataLossError(absl::StrCat("payload of ", message.header.size, " bytes"));
+    return absl::DataLossError(
+        absl::StrCat("payload of ", message.header.size, " bytes"));
   }
   message.payload.resize(message.header.size);
   absl::Status status = ReadExactly(socket_fd, absl::MakeSpan(message.payload));
@@ -87,7 +93,8 @@ absl::StatusOr<Message> ReadMessage(int socket_fd, const ReadLimits& limits) {
   return message;
 }
 
-absl::Status WriteMessage(int socket_fd, const Header& header, absl::Span<const uint8_t> payload,
+absl::Status WriteMessage(int socket_fd, const Header& header,
+                          absl::Span<const uint8_t> payload,
                           absl::Span<const int> fds) {
   if (fds.size() > kMaxFds) return absl::InvalidArgumentError("too many fds");
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+
 #include "device/vhost_user/protocol.h"
 
 namespace vgpu::vhost_user {
@@ -46,7 +47,9 @@ struct Message {
   template <typename T>
   bool PayloadAs(T* out, bool at_least = false) const {
     static_assert(std::is_trivially_copyable_v<T>);
-    if (payload.size() < sizeof(T) || (!at_least && payload.size() != sizeof(T))) return false;
+    if (payload.size() < sizeof(T) ||
+        (!at_least && payload.size() != sizeof(T)))
+      return false;
     std::memcpy(out, payload.data(), sizeof(T));
     return true;
   }
@@ -62,20 +65,24 @@ struct ReadLimits {
 // Reads one message. kUnavailable when the peer closed the socket cleanly
 // before a header; kDataLoss for anything malformed (short reads, bad
 // version, oversized payload, too many fds).
-absl::StatusOr<Message> ReadMessage(int socket_fd, const ReadLimits& limits = {});
+absl::StatusOr<Message> ReadMessage(int socket_fd,
+                                    const ReadLimits& limits = {});
 
 // Sends header + payload (+ fds) in one sendmsg (retrying partial writes
 // of the payload). Never raises SIGPIPE.
-absl::Status WriteMessage(int socket_fd, const Header& header, absl::Span<const uint8_t> payload,
+absl::Status WriteMessage(int socket_fd, const Header& header,
+                          absl::Span<const uint8_t> payload,
                           absl::Span<const int> fds = {});
 
 template <typename T>
-absl::Status WriteStruct(int socket_fd, uint32_t request, uint32_t flags, const T& body,
-                         absl::Span<const int> fds = {}) {
+absl::Status WriteStruct(int socket_fd, uint32_t request, uint32_t flags,
+                         const T& body, absl::Span<const int> fds = {}) {
   static_assert(std::is_trivially_copyable_v<T>);
   Header header{request, flags, sizeof(T)};
-  return WriteMessage(socket_fd, header,
-                      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&body), sizeof(T)), fds);
+  return WriteMessage(
+      socket_fd, header,
+      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&body), sizeof(T)),
+      fds);
 }
 
 }  // namespace vgpu::vhost_user

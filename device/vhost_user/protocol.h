@@ -15,12 +15,13 @@ struct Header {
 };
 static_assert(sizeof(Header) == 12);
 
-inline constexpr uint32_t kVersion = 1;           // flags bits 0..1
+inline constexpr uint32_t kVersion = 1;  // flags bits 0..1
 inline constexpr uint32_t kFlagVersionMask = 3;
 inline constexpr uint32_t kFlagReply = 1u << 2;
 inline constexpr uint32_t kFlagNeedReply = 1u << 3;
 inline constexpr uint32_t kMaxFds = 8;
-inline constexpr uint32_t kMaxPayload = 4096;      // larger messages are malformed here
+inline constexpr uint32_t kMaxPayload =
+    4096;  // larger messages are malformed here
 inline constexpr uint32_t kMaxMemRegions = 8;
 
 // Front-end requests.
@@ -71,12 +72,14 @@ inline constexpr uint64_t kProtocolResetDevice = 1ull << 13;
 inline constexpr uint64_t kVringIndexMask = 0xFF;
 inline constexpr uint64_t kVringNoFd = 1ull << 8;
 
-struct VringState {  // SET_VRING_NUM, SET_VRING_BASE, GET_VRING_BASE, SET_VRING_ENABLE
+struct VringState {  // SET_VRING_NUM, SET_VRING_BASE, GET_VRING_BASE,
+                     // SET_VRING_ENABLE
   uint32_t index;
   uint32_t num;
 };
 
-struct VringAddr {  // SET_VRING_ADDR; addresses in the front-end's address space
+struct VringAddr {  // SET_VRING_ADDR; addresses in the front-end's address
+                    // space
   uint32_t index;
   uint32_t flags;
   uint64_t desc_user_addr;

@@ -10,17 +10,19 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+
 #include "common/log.h"
 
 namespace vgpu::vhost_user {
 
 absl::StatusOr<std::unique_ptr<VhostUserServer>> VhostUserServer::Create(
-    const std::string& socket_path, gpu::GpuDevice* device, DisplayMirror* mirror) {
+    const std::string& socket_path, gpu::GpuDevice* device,
+    DisplayMirror* mirror) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof(address.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("socket path must be 1..", sizeof(address.sun_path) - 1, " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket path must be 1..", sizeof(address.sun_path) - 1, " bytes"));
   }
   std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size());
   Fd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -28,21 +30,25 @@ absl::StatusOr<std::unique_ptr<VhostUserServer>> VhostUserServer::Create(
   struct stat existing;
   if (lstat(socket_path.c_str(), &existing) == 0) {
     if (!S_ISSOCK(existing.st_mode)) {
-      return absl::AlreadyExistsError(absl::StrCat(socket_path, " exists and is not a socket"));
+      return absl::AlreadyExistsError(
+          absl::StrCat(socket_path, " exists and is not a socket"));
     }
     unlink(socket_path.c_str());  // a stale socket from an earlier run
   }
-  if (bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+  if (bind(listener.get(), reinterpret_cast<sockaddr*>(&address),
+           sizeof(address)) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("bind ", socket_path));
   }
-  if (listen(listener.get(), 4) != 0) return absl::ErrnoToStatus(errno, "listen");
+  if (listen(listener.get(), 4) != 0)
+    return absl::ErrnoToStatus(errno, "listen");
   auto loop = EventLoop::Create();
   if (!loop.ok()) return loop.status();
-  std::unique_ptr<VhostUserServer> server(
-      new VhostUserServer(socket_path, device, mirror, *std::move(loop), std::move(listener)));
+  std::unique_ptr<VhostUserServer> server(new VhostUserServer(
+      socket_path, device, mirror, *std::move(loop), std::move(listener)));
   if (mirror != nullptr) mirror->set_loop(server->loop_.get());
-  absl::Status watched = server->loop_->Watch(server->listener_.get(), EPOLLIN,
-                                              [s = server.get()](uint32_t) { s->OnAccept(); });
+  absl::Status watched =
+      server->loop_->Watch(server->listener_.get(), EPOLLIN,
+                           [s = server.get()](uint32_t) { s->OnAccept(); });
   if (!watched.ok()) return watched;
   return server;
 }
@@ -66,13 +72,16 @@ void VhostUserServer::OnAccept() {
   }
   ++stats_.connections;
   VGPU_LOG(INFO) << "front-end connected on " << path_;
-  backend_ = std::make_unique<GpuBackend>(device_, loop_.get(), std::move(connection), mirror_);
+  backend_ = std::make_unique<GpuBackend>(device_, loop_.get(),
+                                          std::move(connection), mirror_);
   absl::Status started = backend_->Start([this](const absl::Status& reason) {
     if (absl::IsUnavailable(reason)) {
-      VGPU_LOG(INFO) << "front-end disconnected; device reset, waiting for the next one";
+      VGPU_LOG(INFO)
+          << "front-end disconnected; device reset, waiting for the next one";
     } else {
       ++stats_.dropped;
-      VGPU_LOG(ERROR) << "closing the front-end connection: " << reason.message()
+      VGPU_LOG(ERROR) << "closing the front-end connection: "
+                      << reason.message()
                       << "; device reset, waiting for the next one";
     }
     // Destroy the backend once its handler has returned.

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+
 #include "device/gpu/gpu_device.h"
 #include "device/vhost_user/event_loop.h"
 #include "device/vhost_user/gpu_backend.h"
@@ -26,9 +27,9 @@ class VhostUserServer {
   // Binds `socket_path` (an existing socket file is replaced).
   // `mirror`, if given, is the device's sink and mirrors to QEMU's display
   // socket when enabled.
-  static absl::StatusOr<std::unique_ptr<VhostUserServer>> Create(const std::string& socket_path,
-                                                                 gpu::GpuDevice* device,
-                                                                 DisplayMirror* mirror = nullptr);
+  static absl::StatusOr<std::unique_ptr<VhostUserServer>> Create(
+      const std::string& socket_path, gpu::GpuDevice* device,
+      DisplayMirror* mirror = nullptr);
   ~VhostUserServer();
 
   // Serves until Stop().
@@ -39,8 +40,9 @@ class VhostUserServer {
   bool connected() const { return backend_ != nullptr; }
 
  private:
-  VhostUserServer(std::string path, gpu::GpuDevice* device, DisplayMirror* mirror,
-                  std::unique_ptr<EventLoop> loop, Fd listener)
+  VhostUserServer(std::string path, gpu::GpuDevice* device,
+                  DisplayMirror* mirror, std::unique_ptr<EventLoop> loop,
+                  Fd listener)
       : path_(std::move(path)),
         device_(device),
         mirror_(mirror),

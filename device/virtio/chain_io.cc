@@ -4,7 +4,8 @@
 
 namespace vgpu::virtio {
 
-ChainReader::ChainReader(absl::Span<const absl::Span<uint8_t>> buffers) : buffers_(buffers) {
+ChainReader::ChainReader(absl::Span<const absl::Span<uint8_t>> buffers)
+    : buffers_(buffers) {
   for (const auto& buffer : buffers_) remaining_ += buffer.size();
 }
 
@@ -13,8 +14,11 @@ bool ChainReader::ReadBytes(absl::Span<uint8_t> out) {
   uint64_t copied = 0;
   while (copied < out.size()) {
     const absl::Span<uint8_t>& buffer = buffers_[buffer_index_];
-    uint64_t piece = std::min<uint64_t>(out.size() - copied, buffer.size() - offset_in_buffer_);
-    if (piece > 0) std::memcpy(out.data() + copied, buffer.data() + offset_in_buffer_, piece);
+    uint64_t piece = std::min<uint64_t>(out.size() - copied,
+                                        buffer.size() - offset_in_buffer_);
+    if (piece > 0)
+      std::memcpy(out.data() + copied, buffer.data() + offset_in_buffer_,
+                  piece);
     copied += piece;
     offset_in_buffer_ += piece;
     if (offset_in_buffer_ == buffer.size()) {
@@ -31,7 +35,8 @@ uint64_t ChainReader::Skip(uint64_t count) {
   uint64_t left = skipped;
   while (left > 0) {
     const absl::Span<uint8_t>& buffer = buffers_[buffer_index_];
-    uint64_t piece = std::min<uint64_t>(left, buffer.size() - offset_in_buffer_);
+    uint64_t piece =
+        std::min<uint64_t>(left, buffer.size() - offset_in_buffer_);
     left -= piece;
     offset_in_buffer_ += piece;
     if (offset_in_buffer_ == buffer.size()) {
@@ -43,7 +48,8 @@ uint64_t ChainReader::Skip(uint64_t count) {
   return skipped;
 }
 
-ChainWriter::ChainWriter(absl::Span<const absl::Span<uint8_t>> buffers) : buffers_(buffers) {
+ChainWriter::ChainWriter(absl::Span<const absl::Span<uint8_t>> buffers)
+    : buffers_(buffers) {
   for (const auto& buffer : buffers_) capacity_ += buffer.size();
 }
 
@@ -52,8 +58,11 @@ uint64_t ChainWriter::Write(absl::Span<const uint8_t> data) {
   uint64_t copied = 0;
   while (copied < to_write) {
     const absl::Span<uint8_t>& buffer = buffers_[buffer_index_];
-    uint64_t piece = std::min<uint64_t>(to_write - copied, buffer.size() - offset_in_buffer_);
-    if (piece > 0) std::memcpy(buffer.data() + offset_in_buffer_, data.data() + copied, piece);
+    uint64_t piece = std::min<uint64_t>(to_write - copied,
+                                        buffer.size() - offset_in_buffer_);
+    if (piece > 0)
+      std::memcpy(buffer.data() + offset_in_buffer_, data.data() + copied,
+                  piece);
     copied += piece;
     offset_in_buffer_ += piece;
     if (offset_in_buffer_ == buffer.size()) {

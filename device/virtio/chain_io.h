@@ -32,7 +32,8 @@ class ChainReader {
   std::optional<T> Read() {
     static_assert(std::is_trivially_copyable_v<T>);
     T value;
-    if (!ReadBytes(absl::MakeSpan(reinterpret_cast<uint8_t*>(&value), sizeof(T)))) {
+    if (!ReadBytes(
+            absl::MakeSpan(reinterpret_cast<uint8_t*>(&value), sizeof(T)))) {
       return std::nullopt;
     }
     return value;
@@ -58,7 +59,8 @@ class ChainWriter {
   template <typename T>
   uint64_t WriteObject(const T& value) {
     static_assert(std::is_trivially_copyable_v<T>);
-    return Write(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
+    return Write(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&value),
+                                     sizeof(T)));
   }
 
  private:

@@ -7,17 +7,19 @@
 
 namespace vgpu::virtio {
 
-absl::StatusOr<uint64_t> GuestAllocator::Allocate(uint64_t size, uint64_t alignment) {
+absl::StatusOr<uint64_t> GuestAllocator::Allocate(uint64_t size,
+                                                  uint64_t alignment) {
   uint64_t start = (next_ + alignment - 1) & ~(alignment - 1);
   if (start < next_ || start > end_ || size > end_ - start) {
-    return absl::ResourceExhaustedError(absl::StrCat("guest allocator out of space for ", size));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("guest allocator out of space for ", size));
   }
   next_ = start + size;
   return start;
 }
 
-DriverQueue::DriverQueue(std::shared_ptr<const GuestMemory> memory, uint16_t size,
-                         bool event_idx)
+DriverQueue::DriverQueue(std::shared_ptr<const GuestMemory> memory,
+                         uint16_t size, bool event_idx)
     : memory_(std::move(memory)),
       size_(size),
       event_idx_(event_idx),
@@ -25,9 +27,10 @@ DriverQueue::DriverQueue(std::shared_ptr<const GuestMemory> memory, uint16_t siz
       chain_table_(size, -1) {}
 
 absl::StatusOr<std::unique_ptr<DriverQueue>> DriverQueue::Create(
-    std::shared_ptr<const GuestMemory> memory, GuestAllocator& allocator, uint16_t size,
-    bool event_idx, uint32_t indirect_tables) {
-  std::unique_ptr<DriverQueue> queue(new DriverQueue(std::move(memory), size, event_idx));
+    std::shared_ptr<const GuestMemory> memory, GuestAllocator& allocator,
+    uint16_t size, bool event_idx, uint32_t indirect_tables) {
+  std::unique_ptr<DriverQueue> queue(
+      new DriverQueue(std::move(memory), size, event_idx));
   absl::StatusOr<uint64_t> desc = allocator.Allocate(DescTableBytes(size), 16);
   absl::StatusOr<uint64_t> avail = allocator.Allocate(AvailRingBytes(size), 2);
   absl::StatusOr<uint64_t> used = allocator.Allocate(UsedRingBytes(size), 4);
@@ -39,7 +42,8 @@ absl::StatusOr<std::unique_ptr<DriverQueue>> DriverQueue::Create(
   auto avail_span = queue->memory_->Translate(*avail, AvailRingBytes(size));
   auto used_span = queue->memory_->Translate(*used, UsedRingBytes(size));
   if (!desc_span.ok() || !avail_span.ok() || !used_span.ok()) {
-    return absl::InvalidArgumentError("ring memory is not inside one guest region");
+    return absl::InvalidArgumentError(
+        "ring memory is not inside one guest region");
   }
   queue->desc_ = *desc_span;
   queue->avail_ = *avail_span;
@@ -47,10 +51,12 @@ absl::StatusOr<std::unique_ptr<DriverQueue>> DriverQueue::Create(
   std::memset(queue->desc_.data(), 0, queue->desc_.size());
   std::memset(queue->avail_.data(), 0, queue->avail_.size());
   std::memset(queue->used_.data(), 0, queue->used_.size());
-  for (uint16_t i = 0; i < size; ++i) queue->free_list_.push_back(static_cast<uint16_t>(size - 1 - i));
+  for (uint16_t i = 0; i < size; ++i)
+    queue->free_list_.push_back(static_cast<uint16_t>(size - 1 - i));
   queue->num_free_ = size;
   for (uint32_t t = 0; t < indirect_tables; ++t) {
-    absl::StatusOr<uint64_t> table = allocator.Allocate(DescTableBytes(size), 16);
+    absl::StatusOr<uint64_t> table =
+        allocator.Allocate(DescTableBytes(size), 16);
     if (!table.ok()) return table.status();
     queue->indirect_gpas_.push_back(*table);
     queue->free_tables_.push_back(t);
@@ -58,14 +64,17 @@ absl::StatusOr<std::unique_ptr<DriverQueue>> DriverQueue::Create(
   return queue;
 }
 
-void DriverQueue::WriteDesc(absl::Span<uint8_t> table, uint16_t index, const VringDesc& desc) {
+void DriverQueue::WriteDesc(absl::Span<uint8_t> table, uint16_t index,
+                            const VringDesc& desc) {
   std::memcpy(table.data() + 16u * index, &desc, sizeof(desc));
 }
 
-absl::StatusOr<uint16_t> DriverQueue::Add(absl::Span<const GuestBuffer> readable,
-                                          absl::Span<const GuestBuffer> writable, bool indirect) {
+absl::StatusOr<uint16_t> DriverQueue::Add(
+    absl::Span<const GuestBuffer> readable,
+    absl::Span<const GuestBuffer> writable, bool indirect) {
   size_t total = readable.size() + writable.size();
-  if (total == 0 || total > size_) return absl::InvalidArgumentError("bad chain length");
+  if (total == 0 || total > size_)
+    return absl::InvalidArgumentError("bad chain length");
   auto flags_for = [&](size_t i) {
     uint16_t flags = i < readable.size() ? 0 : kDescFlagWrite;
     if (i + 1 < total) flags |= kDescFlagNext;
@@ -87,7 +96,8 @@ absl::StatusOr<uint16_t> DriverQueue::Add(absl::Span<const GuestBuffer> readable
     for (size_t i = 0; i < total; ++i) {
       GuestBuffer buffer = buffer_at(i);
       WriteDesc(*table, static_cast<uint16_t>(i),
-                VringDesc{buffer.addr, buffer.length, flags_for(i), static_cast<uint16_t>(i + 1)});
+                VringDesc{buffer.addr, buffer.length, flags_for(i),
+                          static_cast<uint16_t>(i + 1)});
     }
     head = free_list_.back();
     free_list_.pop_back();
@@ -108,7 +118,8 @@ absl::StatusOr<uint16_t> DriverQueue::Add(absl::Span<const GuestBuffer> readable
     for (size_t i = 0; i < total; ++i) {
       GuestBuffer buffer = buffer_at(i);
       uint16_t next = i + 1 < total ? indices[i + 1] : 0;
-      WriteDesc(desc_, indices[i], VringDesc{buffer.addr, buffer.length, flags_for(i), next});
+      WriteDesc(desc_, indices[i],
+                VringDesc{buffer.addr, buffer.length, flags_for(i), next});
     }
     head = indices[0];
     chain_length_[head] = static_cast<uint16_t>(total);
@@ -122,17 +133,18 @@ absl::StatusOr<uint16_t> DriverQueue::Add(absl::Span<const GuestBuffer> readable
 
 void DriverQueue::PublishAvailIndex(uint16_t index) {
   avail_idx_ = index;
-  __atomic_store_n(reinterpret_cast<uint16_t*>(avail_.data() + 2), index, __ATOMIC_RELEASE);
+  __atomic_store_n(reinterpret_cast<uint16_t*>(avail_.data() + 2), index,
+                   __ATOMIC_RELEASE);
 }
 
 bool DriverQueue::HasUsed() const {
-  return __atomic_load_n(reinterpret_cast<const uint16_t*>(used_.data() + 2), __ATOMIC_ACQUIRE) !=
-         last_used_;
+  return __atomic_load_n(reinterpret_cast<const uint16_t*>(used_.data() + 2),
+                         __ATOMIC_ACQUIRE) != last_used_;
 }
 
 std::optional<UsedEntry> DriverQueue::PopUsed() {
-  uint16_t used_idx =
-      __atomic_load_n(reinterpret_cast<const uint16_t*>(used_.data() + 2), __ATOMIC_ACQUIRE);
+  uint16_t used_idx = __atomic_load_n(
+      reinterpret_cast<const uint16_t*>(used_.data() + 2), __ATOMIC_ACQUIRE);
   if (used_idx == last_used_) return std::nullopt;
   const uint8_t* elem = used_.data() + 4 + 8u * (last_used_ % size_);
   VringUsedElem used;
@@ -149,7 +161,8 @@ std::optional<UsedEntry> DriverQueue::PopUsed() {
       index = desc.next;
     }
     num_free_ = static_cast<uint16_t>(num_free_ + chain_length_[head]);
-    if (chain_table_[head] >= 0) free_tables_.push_back(static_cast<uint32_t>(chain_table_[head]));
+    if (chain_table_[head] >= 0)
+      free_tables_.push_back(static_cast<uint32_t>(chain_table_[head]));
     chain_length_[head] = 0;
     chain_table_[head] = -1;
   }
@@ -163,19 +176,21 @@ bool DriverQueue::NeedsKick() {
   if (old_avail == avail_idx_) return false;
   if (event_idx_) {
     uint16_t avail_event = __atomic_load_n(
-        reinterpret_cast<const uint16_t*>(used_.data() + 4 + 8u * size_), __ATOMIC_RELAXED);
+        reinterpret_cast<const uint16_t*>(used_.data() + 4 + 8u * size_),
+        __ATOMIC_RELAXED);
     return static_cast<uint16_t>(avail_idx_ - avail_event - 1) <
            static_cast<uint16_t>(avail_idx_ - old_avail);
   }
-  uint16_t flags =
-      __atomic_load_n(reinterpret_cast<const uint16_t*>(used_.data()), __ATOMIC_RELAXED);
+  uint16_t flags = __atomic_load_n(
+      reinterpret_cast<const uint16_t*>(used_.data()), __ATOMIC_RELAXED);
   return !(flags & kUsedFlagNoNotify);
 }
 
 void DriverQueue::RequestInterrupt() {
   if (event_idx_) {
-    __atomic_store_n(reinterpret_cast<uint16_t*>(avail_.data() + 4 + 2u * size_), last_used_,
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(
+        reinterpret_cast<uint16_t*>(avail_.data() + 4 + 2u * size_), last_used_,
+        __ATOMIC_RELAXED);
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+
 #include "device/virtio/guest_memory.h"
 #include "device/virtio/virtqueue.h"
 
@@ -26,7 +27,8 @@ struct GuestBuffer {
 // Thread-compatible.
 class GuestAllocator {
  public:
-  GuestAllocator(uint64_t base, uint64_t size) : next_(base), end_(base + size) {}
+  GuestAllocator(uint64_t base, uint64_t size)
+      : next_(base), end_(base + size) {}
   // `alignment` must be a power of two.
   absl::StatusOr<uint64_t> Allocate(uint64_t size, uint64_t alignment = 16);
   uint64_t next() const { return next_; }
@@ -53,8 +55,8 @@ class DriverQueue {
   // Allocates the rings (and, with `indirect_tables` > 0, that many indirect
   // tables of `size` entries) from `allocator`.
   static absl::StatusOr<std::unique_ptr<DriverQueue>> Create(
-      std::shared_ptr<const GuestMemory> memory, GuestAllocator& allocator, uint16_t size,
-      bool event_idx, uint32_t indirect_tables = 0);
+      std::shared_ptr<const GuestMemory> memory, GuestAllocator& allocator,
+      uint16_t size, bool event_idx, uint32_t indirect_tables = 0);
 
   const DriverQueueLayout& layout() const { return layout_; }
   uint16_t size() const { return size_; }
@@ -63,7 +65,8 @@ class DriverQueue {
   // Posts one chain and publishes it in the avail ring. With `indirect`, the
   // chain is written to an indirect table and uses one ring descriptor.
   absl::StatusOr<uint16_t> Add(absl::Span<const GuestBuffer> readable,
-                               absl::Span<const GuestBuffer> writable, bool indirect = false);
+                               absl::Span<const GuestBuffer> writable,
+                               bool indirect = false);
   // Whether the device has returned an entry not yet reaped.
   bool HasUsed() const;
   // Reaps the next used entry, freeing its descriptors.
@@ -82,8 +85,10 @@ class DriverQueue {
   void PublishAvailIndex(uint16_t index);
 
  private:
-  DriverQueue(std::shared_ptr<const GuestMemory> memory, uint16_t size, bool event_idx);
-  void WriteDesc(absl::Span<uint8_t> table, uint16_t index, const VringDesc& desc);
+  DriverQueue(std::shared_ptr<const GuestMemory> memory, uint16_t size,
+              bool event_idx);
+  void WriteDesc(absl::Span<uint8_t> table, uint16_t index,
+                 const VringDesc& desc);
 
   std::shared_ptr<const GuestMemory> memory_;
   uint16_t size_;

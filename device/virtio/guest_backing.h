@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+
 #include "device/virtio/guest_memory.h"
 
 namespace vgpu::virtio {
@@ -26,8 +27,8 @@ class GuestBacking {
  public:
   // Resolves every entry. Fails (and holds nothing) if any entry is not
   // entirely guest RAM or wraps. Zero-length entries are skipped.
-  static absl::StatusOr<GuestBacking> Create(const GuestMemory& memory,
-                                             absl::Span<const GuestRange> entries);
+  static absl::StatusOr<GuestBacking> Create(
+      const GuestMemory& memory, absl::Span<const GuestRange> entries);
 
   GuestBacking() = default;
   GuestBacking(GuestBacking&&) = default;
@@ -53,7 +54,9 @@ class GuestBacking {
   // Whether the backing is one contiguous host range (then Contiguous()
   // returns it).
   bool contiguous() const { return segments_.size() == 1; }
-  const uint8_t* contiguous_data() const { return segments_.empty() ? nullptr : segments_[0].data; }
+  const uint8_t* contiguous_data() const {
+    return segments_.empty() ? nullptr : segments_[0].data;
+  }
 
  private:
   struct Segment {
@@ -71,7 +74,8 @@ class GuestBacking {
 };
 
 template <typename Fn>
-uint64_t GuestBacking::ForEachPiece(uint64_t offset, uint64_t length, Fn&& fn) const {
+uint64_t GuestBacking::ForEachPiece(uint64_t offset, uint64_t length,
+                                    Fn&& fn) const {
   if (offset >= size_ || length == 0) return 0;
   if (length > size_ - offset) length = size_ - offset;
   uint64_t visited = 0;

@@ -15,10 +15,12 @@ class GuestBackingTest : public ::testing::Test {
     auto mapping = MemoryMapping::CreateMemfd(1 << 20, "ram");
     ASSERT_TRUE(mapping.ok());
     mapping_ = *mapping;
-    auto memory = GuestMemory::Create({{.guest_phys_addr = 0, .size = 1 << 20, .mapping = mapping_}});
+    auto memory = GuestMemory::Create(
+        {{.guest_phys_addr = 0, .size = 1 << 20, .mapping = mapping_}});
     ASSERT_TRUE(memory.ok());
     memory_ = *memory;
-    for (uint32_t i = 0; i < (1u << 20); ++i) mapping_->data()[i] = static_cast<uint8_t>(i * 7);
+    for (uint32_t i = 0; i < (1u << 20); ++i)
+      mapping_->data()[i] = static_cast<uint8_t>(i * 7);
   }
   std::shared_ptr<MemoryMapping> mapping_;
   std::shared_ptr<const GuestMemory> memory_;

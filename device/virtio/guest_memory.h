@@ -27,11 +27,12 @@ namespace vgpu::virtio {
 class MemoryMapping {
  public:
   // Maps [0, length) of `fd` shared and read-write. Does not take `fd`.
-  static absl::StatusOr<std::shared_ptr<MemoryMapping>> MapFd(int fd, uint64_t length);
+  static absl::StatusOr<std::shared_ptr<MemoryMapping>> MapFd(int fd,
+                                                              uint64_t length);
   // Creates a sealed-size memfd of `size` bytes and maps it. The mapping owns
   // the fd, which can be passed to another process (the VMM side of a test).
-  static absl::StatusOr<std::shared_ptr<MemoryMapping>> CreateMemfd(uint64_t size,
-                                                                    const std::string& name);
+  static absl::StatusOr<std::shared_ptr<MemoryMapping>> CreateMemfd(
+      uint64_t size, const std::string& name);
   ~MemoryMapping();
   MemoryMapping(const MemoryMapping&) = delete;
   MemoryMapping& operator=(const MemoryMapping&) = delete;
@@ -77,7 +78,8 @@ class GuestMemory {
       std::vector<GuestRegion> regions);
 
   // Host view of [gpa, gpa + length) when it lies inside one region.
-  absl::StatusOr<absl::Span<uint8_t>> Translate(uint64_t gpa, uint64_t length) const;
+  absl::StatusOr<absl::Span<uint8_t>> Translate(uint64_t gpa,
+                                                uint64_t length) const;
   // Host view of [user_addr, user_addr + length) in the VMM's address space.
   absl::StatusOr<absl::Span<uint8_t>> TranslateUserAddr(uint64_t user_addr,
                                                         uint64_t length) const;

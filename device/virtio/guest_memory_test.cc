@@ -12,14 +12,21 @@ constexpr uint64_t kMiB = 1 << 20;
 
 // Two regions from one memfd as QEMU lays out a >3 GiB guest: low RAM at 0,
 // high RAM at 4 GiB, the second at mmap_offset = size of the first.
-std::shared_ptr<const GuestMemory> TwoRegions(std::shared_ptr<MemoryMapping>* mapping_out = nullptr) {
+std::shared_ptr<const GuestMemory> TwoRegions(
+    std::shared_ptr<MemoryMapping>* mapping_out = nullptr) {
   auto mapping = MemoryMapping::CreateMemfd(2 * kMiB, "test-ram");
   EXPECT_TRUE(mapping.ok());
   if (mapping_out) *mapping_out = *mapping;
   auto memory = GuestMemory::Create({
-      {.guest_phys_addr = 4ull << 30, .size = kMiB, .mapping = *mapping, .mapping_offset = kMiB,
+      {.guest_phys_addr = 4ull << 30,
+       .size = kMiB,
+       .mapping = *mapping,
+       .mapping_offset = kMiB,
        .user_addr = 0x20000000},
-      {.guest_phys_addr = 0, .size = kMiB, .mapping = *mapping, .mapping_offset = 0,
+      {.guest_phys_addr = 0,
+       .size = kMiB,
+       .mapping = *mapping,
+       .mapping_offset = 0,
        .user_addr = 0x10000000},
   });
   EXPECT_TRUE(memory.ok()) << memory.status();
@@ -39,8 +46,8 @@ TEST(GuestMemoryTest, TranslateHonoursMappingOffset) {
 
 TEST(GuestMemoryTest, TranslateRejectsHolesAndRangesLeavingARegion) {
   auto memory = TwoRegions();
-  EXPECT_FALSE(memory->Translate(kMiB, 1).ok());               // the hole
-  EXPECT_FALSE(memory->Translate(kMiB - 8, 16).ok());          // runs off low RAM
+  EXPECT_FALSE(memory->Translate(kMiB, 1).ok());       // the hole
+  EXPECT_FALSE(memory->Translate(kMiB - 8, 16).ok());  // runs off low RAM
   EXPECT_FALSE(memory->Translate(std::numeric_limits<uint64_t>::max(), 2).ok());
   EXPECT_TRUE(memory->Translate(kMiB - 16, 16).ok());
 }
@@ -59,7 +66,10 @@ TEST(GuestMemoryTest, ReadWriteRoundTripAndAllOrNothing) {
 TEST(GuestMemoryTest, AppendSegmentsRejectsWrapAndNonRam) {
   auto memory = TwoRegions();
   std::vector<HostSegment> segments;
-  EXPECT_FALSE(memory->AppendSegments(std::numeric_limits<uint64_t>::max() - 4, 16, &segments).ok());
+  EXPECT_FALSE(memory
+                   ->AppendSegments(std::numeric_limits<uint64_t>::max() - 4,
+                                    16, &segments)
+                   .ok());
   EXPECT_FALSE(memory->AppendSegments(kMiB - 4096, 8192, &segments).ok());
   EXPECT_TRUE(segments.empty());
   ASSERT_TRUE(memory->AppendSegments(0, kMiB, &segments).ok());
@@ -69,8 +79,9 @@ TEST(GuestMemoryTest, AppendSegmentsRejectsWrapAndNonRam) {
 TEST(GuestMemoryTest, AdjacentRegionsAreCrossedBySegments) {
   auto a = MemoryMapping::CreateMemfd(kMiB, "a");
   auto b = MemoryMapping::CreateMemfd(kMiB, "b");
-  auto memory = GuestMemory::Create({{.guest_phys_addr = 0, .size = kMiB, .mapping = *a},
-                                     {.guest_phys_addr = kMiB, .size = kMiB, .mapping = *b}});
+  auto memory = GuestMemory::Create(
+      {{.guest_phys_addr = 0, .size = kMiB, .mapping = *a},
+       {.guest_phys_addr = kMiB, .size = kMiB, .mapping = *b}});
   ASSERT_TRUE(memory.ok());
   std::vector<HostSegment> segments;
   ASSERT_TRUE((*memory)->AppendSegments(kMiB - 100, 200, &segments).ok());
@@ -92,16 +103,25 @@ TEST(GuestMemoryTest, TranslateUserAddrUsesTheVmmAddressSpace) {
 
 TEST(GuestMemoryTest, CreateRejectsOverlapsAndRegionsPastTheirMapping) {
   auto mapping = MemoryMapping::CreateMemfd(kMiB, "m");
-  EXPECT_FALSE(GuestMemory::Create({{.guest_phys_addr = 0, .size = kMiB, .mapping = *mapping},
-                                    {.guest_phys_addr = 4096, .size = 4096, .mapping = *mapping}})
-                   .ok());
-  EXPECT_FALSE(GuestMemory::Create({{.guest_phys_addr = 0, .size = kMiB, .mapping = *mapping,
+  EXPECT_FALSE(
+      GuestMemory::Create(
+          {{.guest_phys_addr = 0, .size = kMiB, .mapping = *mapping},
+           {.guest_phys_addr = 4096, .size = 4096, .mapping = *mapping}})
+          .ok());
+  EXPECT_FALSE(GuestMemory::Create({{.guest_phys_addr = 0,
+                                     .size = kMiB,
+                                     .mapping = *mapping,
                                      .mapping_offset = 4096}})
                    .ok());
-  EXPECT_FALSE(GuestMemory::Create({{.guest_phys_addr = std::numeric_limits<uint64_t>::max() - 10,
-                                     .size = 4096, .mapping = *mapping}})
+  EXPECT_FALSE(
+      GuestMemory::Create(
+          {{.guest_phys_addr = std::numeric_limits<uint64_t>::max() - 10,
+            .size = 4096,
+            .mapping = *mapping}})
+          .ok());
+  EXPECT_FALSE(GuestMemory::Create(
+                   {{.guest_phys_addr = 0, .size = 0, .mapping = *mapping}})
                    .ok());
-  EXPECT_FALSE(GuestMemory::Create({{.guest_phys_addr = 0, .size = 0, .mapping = *mapping}}).ok());
 }
 
 }  // namespace

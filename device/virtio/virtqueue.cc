@@ -10,15 +10,18 @@ namespace vgpu::virtio {
 namespace {
 
 static_assert(std::endian::native == std::endian::little,
-              "virtio 1.x rings are little-endian; this code assumes a little-endian host");
+              "virtio 1.x rings are little-endian; this code assumes a "
+              "little-endian host");
 
 // Ring fields are shared with the guest: every access is an atomic of the
 // field's own width so the compiler cannot tear or re-read it.
 uint16_t LoadAcquire16(const uint8_t* p) {
-  return __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_ACQUIRE);
+  return __atomic_load_n(reinterpret_cast<const uint16_t*>(p),
+                         __ATOMIC_ACQUIRE);
 }
 uint16_t LoadRelaxed16(const uint8_t* p) {
-  return __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_RELAXED);
+  return __atomic_load_n(reinterpret_cast<const uint16_t*>(p),
+                         __ATOMIC_RELAXED);
 }
 void StoreRelease16(uint8_t* p, uint16_t value) {
   __atomic_store_n(reinterpret_cast<uint16_t*>(p), value, __ATOMIC_RELEASE);
@@ -43,24 +46,31 @@ bool Aligned(const uint8_t* p, uintptr_t alignment) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SplitVirtqueue>> SplitVirtqueue::Create(
-    uint16_t size, absl::Span<uint8_t> desc, absl::Span<uint8_t> avail, absl::Span<uint8_t> used,
-    bool event_idx, bool indirect, QueueLimits limits) {
+    uint16_t size, absl::Span<uint8_t> desc, absl::Span<uint8_t> avail,
+    absl::Span<uint8_t> used, bool event_idx, bool indirect,
+    QueueLimits limits) {
   if (size == 0 || size > kMaxQueueSize || (size & (size - 1)) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("queue size ", size, " is not a power of 2"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue size ", size, " is not a power of 2"));
   }
-  if (desc.size() < DescTableBytes(size) || avail.size() < AvailRingBytes(size) ||
+  if (desc.size() < DescTableBytes(size) ||
+      avail.size() < AvailRingBytes(size) ||
       used.size() < UsedRingBytes(size)) {
-    return absl::InvalidArgumentError("ring areas are too small for the queue size");
+    return absl::InvalidArgumentError(
+        "ring areas are too small for the queue size");
   }
-  if (!Aligned(desc.data(), 16) || !Aligned(avail.data(), 2) || !Aligned(used.data(), 4)) {
+  if (!Aligned(desc.data(), 16) || !Aligned(avail.data(), 2) ||
+      !Aligned(used.data(), 4)) {
     return absl::InvalidArgumentError("ring areas are misaligned");
   }
-  return std::unique_ptr<SplitVirtqueue>(new SplitVirtqueue(
-      size, desc.data(), avail.data(), used.data(), event_idx, indirect, limits));
+  return std::unique_ptr<SplitVirtqueue>(
+      new SplitVirtqueue(size, desc.data(), avail.data(), used.data(),
+                         event_idx, indirect, limits));
 }
 
-SplitVirtqueue::SplitVirtqueue(uint16_t size, uint8_t* desc, uint8_t* avail, uint8_t* used,
-                               bool event_idx, bool indirect, QueueLimits limits)
+SplitVirtqueue::SplitVirtqueue(uint16_t size, uint8_t* desc, uint8_t* avail,
+                               uint8_t* used, bool event_idx, bool indirect,
+                               QueueLimits limits)
     : size_(size),
       desc_(desc),
       avail_(avail),
@@ -77,24 +87,30 @@ void SplitVirtqueue::SetBase(uint16_t last_avail_index) {
   signalled_used_ = used_idx_;
 }
 
-uint16_t SplitVirtqueue::AvailIndex() const { return LoadAcquire16(avail_ + 2); }
+uint16_t SplitVirtqueue::AvailIndex() const {
+  return LoadAcquire16(avail_ + 2);
+}
 
-absl::StatusOr<std::optional<DescriptorChain>> SplitVirtqueue::Pop(const GuestMemory& memory) {
+absl::StatusOr<std::optional<DescriptorChain>> SplitVirtqueue::Pop(
+    const GuestMemory& memory) {
   uint16_t avail_idx = AvailIndex();
   uint16_t pending = static_cast<uint16_t>(avail_idx - last_avail_);
   if (pending == 0) return std::nullopt;
   if (pending > size_) {
-    return absl::DataLossError(absl::StrCat("avail index ", avail_idx, " is ", pending,
-                                            " ahead of ", last_avail_, " in a queue of ", size_));
+    return absl::DataLossError(absl::StrCat("avail index ", avail_idx, " is ",
+                                            pending, " ahead of ", last_avail_,
+                                            " in a queue of ", size_));
   }
   uint16_t head = LoadRelaxed16(avail_ + 4 + 2u * (last_avail_ % size_));
   if (head >= size_) {
-    return absl::DataLossError(absl::StrCat("avail ring head ", head, " out of range"));
+    return absl::DataLossError(
+        absl::StrCat("avail ring head ", head, " out of range"));
   }
   DescriptorChain chain;
   chain.head = head;
   uint32_t count = 0;
-  if (absl::Status status = WalkTable(memory, desc_, size_, head, false, &count, &chain);
+  if (absl::Status status =
+          WalkTable(memory, desc_, size_, head, false, &count, &chain);
       !status.ok()) {
     return status;
   }
@@ -102,38 +118,48 @@ absl::StatusOr<std::optional<DescriptorChain>> SplitVirtqueue::Pop(const GuestMe
   return chain;
 }
 
-absl::Status SplitVirtqueue::WalkTable(const GuestMemory& memory, const uint8_t* table,
-                                       uint32_t table_size, uint16_t first, bool in_indirect,
-                                       uint32_t* count, DescriptorChain* chain) {
+absl::Status SplitVirtqueue::WalkTable(const GuestMemory& memory,
+                                       const uint8_t* table,
+                                       uint32_t table_size, uint16_t first,
+                                       bool in_indirect, uint32_t* count,
+                                       DescriptorChain* chain) {
   uint32_t index = first;
   // A chain inside one table can have at most table_size descriptors; more
   // means a loop.
   for (uint32_t in_table = 0;; ++in_table) {
-    if (in_table >= table_size) return absl::DataLossError("descriptor chain loops");
+    if (in_table >= table_size)
+      return absl::DataLossError("descriptor chain loops");
     if (++*count > limits_.max_chain_descriptors) {
       return absl::DataLossError("descriptor chain is too long");
     }
     VringDesc desc = LoadDesc(table, index);
     if (desc.flags & kDescFlagIndirect) {
-      if (!indirect_) return absl::DataLossError("indirect descriptor not negotiated");
+      if (!indirect_)
+        return absl::DataLossError("indirect descriptor not negotiated");
       if (in_indirect) return absl::DataLossError("nested indirect descriptor");
-      if (desc.flags & kDescFlagNext) return absl::DataLossError("indirect descriptor with NEXT");
+      if (desc.flags & kDescFlagNext)
+        return absl::DataLossError("indirect descriptor with NEXT");
       if (desc.len == 0 || desc.len % 16 != 0) {
-        return absl::DataLossError(absl::StrCat("indirect table length ", desc.len));
+        return absl::DataLossError(
+            absl::StrCat("indirect table length ", desc.len));
       }
-      absl::StatusOr<absl::Span<uint8_t>> indirect_table = memory.Translate(desc.addr, desc.len);
+      absl::StatusOr<absl::Span<uint8_t>> indirect_table =
+          memory.Translate(desc.addr, desc.len);
       if (!indirect_table.ok()) return indirect_table.status();
       // Copy the table out: the guest may rewrite it while we walk it.
-      absl::InlinedVector<uint8_t, 512> copy(indirect_table->begin(), indirect_table->end());
+      absl::InlinedVector<uint8_t, 512> copy(indirect_table->begin(),
+                                             indirect_table->end());
       uint32_t entries = desc.len / 16;
       return WalkTable(memory, copy.data(), entries, 0, true, count, chain);
     }
     bool writable = desc.flags & kDescFlagWrite;
     if (!writable && !chain->writable.empty()) {
-      return absl::DataLossError("device-readable descriptor after a writable one");
+      return absl::DataLossError(
+          "device-readable descriptor after a writable one");
     }
     if (desc.len > 0) {
-      absl::StatusOr<absl::Span<uint8_t>> buffer = memory.Translate(desc.addr, desc.len);
+      absl::StatusOr<absl::Span<uint8_t>> buffer =
+          memory.Translate(desc.addr, desc.len);
       if (buffer.ok()) {
         (writable ? chain->writable : chain->readable).push_back(*buffer);
       } else {
@@ -152,7 +178,8 @@ absl::Status SplitVirtqueue::WalkTable(const GuestMemory& memory, const uint8_t*
     }
     if (!(desc.flags & kDescFlagNext)) return absl::OkStatus();
     if (desc.next >= table_size) {
-      return absl::DataLossError(absl::StrCat("descriptor next ", desc.next, " out of range"));
+      return absl::DataLossError(
+          absl::StrCat("descriptor next ", desc.next, " out of range"));
     }
     index = desc.next;
   }
@@ -185,7 +212,8 @@ bool SplitVirtqueue::EnableNotifications() {
   if (event_idx_) {
     StoreRelaxed16(used_ + 4 + 8u * size_, last_avail_);
   } else {
-    StoreRelaxed16(used_, static_cast<uint16_t>(LoadRelaxed16(used_) & ~kUsedFlagNoNotify));
+    StoreRelaxed16(used_, static_cast<uint16_t>(LoadRelaxed16(used_) &
+                                                ~kUsedFlagNoNotify));
   }
   // Publish the hint before re-reading avail.idx, or a kick can be missed.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -194,7 +222,8 @@ bool SplitVirtqueue::EnableNotifications() {
 
 void SplitVirtqueue::DisableNotifications() {
   if (!event_idx_) {
-    StoreRelaxed16(used_, static_cast<uint16_t>(LoadRelaxed16(used_) | kUsedFlagNoNotify));
+    StoreRelaxed16(
+        used_, static_cast<uint16_t>(LoadRelaxed16(used_) | kUsedFlagNoNotify));
   }
 }
 

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "device/virtio/chain_io.h"
 #include "device/virtio/guest_memory.h"
 
@@ -76,7 +77,8 @@ class SplitVirtqueue {
   // DescTableBytes/AvailRingBytes/UsedRingBytes and be aligned 16/2/4.
   static absl::StatusOr<std::unique_ptr<SplitVirtqueue>> Create(
       uint16_t size, absl::Span<uint8_t> desc, absl::Span<uint8_t> avail,
-      absl::Span<uint8_t> used, bool event_idx, bool indirect, QueueLimits limits = {});
+      absl::Span<uint8_t> used, bool event_idx, bool indirect,
+      QueueLimits limits = {});
 
   // Sets the next avail index to read (vhost-user SET_VRING_BASE). The used
   // index is re-read from guest memory.
@@ -102,12 +104,12 @@ class SplitVirtqueue {
   void DisableNotifications();
 
  private:
-  SplitVirtqueue(uint16_t size, uint8_t* desc, uint8_t* avail, uint8_t* used, bool event_idx,
-                 bool indirect, QueueLimits limits);
+  SplitVirtqueue(uint16_t size, uint8_t* desc, uint8_t* avail, uint8_t* used,
+                 bool event_idx, bool indirect, QueueLimits limits);
   uint16_t AvailIndex() const;
-  absl::Status WalkTable(const GuestMemory& memory, const uint8_t* table, uint32_t table_size,
-                         uint16_t first, bool in_indirect, uint32_t* count,
-                         DescriptorChain* chain);
+  absl::Status WalkTable(const GuestMemory& memory, const uint8_t* table,
+                         uint32_t table_size, uint16_t first, bool in_indirect,
+                         uint32_t* count, DescriptorChain* chain);
 
   const uint16_t size_;
   uint8_t* const desc_;

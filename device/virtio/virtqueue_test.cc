@@ -2,8 +2,9 @@
 
 #include <cstring>
 
-#include "device/virtio/driver_queue.h"
 #include "gtest/gtest.h"
+
+#include "device/virtio/driver_queue.h"
 
 namespace vgpu::virtio {
 namespace {
@@ -15,18 +16,21 @@ class VirtqueueTest : public ::testing::TestWithParam<bool> {
   void Build(bool event_idx, bool indirect = true, QueueLimits limits = {}) {
     auto mapping = MemoryMapping::CreateMemfd(1 << 20, "ram");
     ASSERT_TRUE(mapping.ok());
-    auto memory = GuestMemory::Create({{.guest_phys_addr = 0, .size = 1 << 20, .mapping = *mapping}});
+    auto memory = GuestMemory::Create(
+        {{.guest_phys_addr = 0, .size = 1 << 20, .mapping = *mapping}});
     ASSERT_TRUE(memory.ok());
     memory_ = *memory;
     allocator_ = std::make_unique<GuestAllocator>(4096, (1 << 20) - 4096);
-    auto driver = DriverQueue::Create(memory_, *allocator_, kSize, event_idx, 2);
+    auto driver =
+        DriverQueue::Create(memory_, *allocator_, kSize, event_idx, 2);
     ASSERT_TRUE(driver.ok());
     driver_ = std::move(*driver);
     const DriverQueueLayout& l = driver_->layout();
     auto device = SplitVirtqueue::Create(
         kSize, *memory_->Translate(l.desc_gpa, DescTableBytes(kSize)),
         *memory_->Translate(l.avail_gpa, AvailRingBytes(kSize)),
-        *memory_->Translate(l.used_gpa, UsedRingBytes(kSize)), event_idx, indirect, limits);
+        *memory_->Translate(l.used_gpa, UsedRingBytes(kSize)), event_idx,
+        indirect, limits);
     ASSERT_TRUE(device.ok());
     device_ = std::move(*device);
     data_gpa_ = *allocator_->Allocate(4096);
@@ -89,13 +93,15 @@ TEST_F(VirtqueueErrorTest, HeadOutOfRangeIsDetected) {
   Build(false);
   SetAvailHead(0, kSize);
   driver_->PublishAvailIndex(1);
-  EXPECT_EQ(device_->Pop(*memory_).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(device_->Pop(*memory_).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(VirtqueueErrorTest, AvailIndexRunningAheadIsDetected) {
   Build(false);
   driver_->PublishAvailIndex(kSize + 1);
-  EXPECT_EQ(device_->Pop(*memory_).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(device_->Pop(*memory_).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(VirtqueueErrorTest, NextOutOfRangeIsDetected) {
@@ -104,7 +110,8 @@ TEST_F(VirtqueueErrorTest, NextOutOfRangeIsDetected) {
   auto head = driver_->Add(out, {});
   Desc(*head).flags |= kDescFlagNext;
   Desc(*head).next = 200;
-  EXPECT_EQ(device_->Pop(*memory_).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(device_->Pop(*memory_).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(VirtqueueErrorTest, ReadableAfterWritableIsDetected) {
@@ -112,14 +119,16 @@ TEST_F(VirtqueueErrorTest, ReadableAfterWritableIsDetected) {
   GuestBuffer out[] = {{data_gpa_, 8}, {data_gpa_, 8}};
   auto head = driver_->Add(out, {});
   Desc(*head).flags |= kDescFlagWrite;  // first writable, second readable
-  EXPECT_EQ(device_->Pop(*memory_).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(device_->Pop(*memory_).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(VirtqueueErrorTest, IndirectWithoutNegotiationIsDetected) {
   Build(false, /*indirect=*/false);
   GuestBuffer out[] = {{data_gpa_, 8}};
   ASSERT_TRUE(driver_->Add(out, {}, /*indirect=*/true).ok());
-  EXPECT_EQ(device_->Pop(*memory_).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(device_->Pop(*memory_).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(VirtqueueErrorTest, NestedIndirectIsDetected) {
@@ -129,9 +138,13 @@ TEST_F(VirtqueueErrorTest, NestedIndirectIsDetected) {
   // Make the indirect table's only entry itself indirect.
   VringDesc table_desc = Desc(*head);
   VringDesc inner{table_desc.addr, 16, kDescFlagIndirect, 0};
-  ASSERT_TRUE(memory_->Write(table_desc.addr, absl::MakeConstSpan(
-                                                  reinterpret_cast<uint8_t*>(&inner), 16)).ok());
-  EXPECT_EQ(device_->Pop(*memory_).status().code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(
+      memory_
+          ->Write(table_desc.addr,
+                  absl::MakeConstSpan(reinterpret_cast<uint8_t*>(&inner), 16))
+          .ok());
+  EXPECT_EQ(device_->Pop(*memory_).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(VirtqueueErrorTest, BadIndirectLengthIsDetected) {
@@ -139,15 +152,20 @@ TEST_F(VirtqueueErrorTest, BadIndirectLengthIsDetected) {
   GuestBuffer out[] = {{data_gpa_, 8}};
   auto head = driver_->Add(out, {}, true);
   Desc(*head).len = 15;
-  EXPECT_EQ(device_->Pop(*memory_).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(device_->Pop(*memory_).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(VirtqueueErrorTest, OverlongIndirectChainIsDetected) {
   Build(false, true, QueueLimits{.max_chain_descriptors = 4});
-  GuestBuffer out[] = {{data_gpa_, 8}, {data_gpa_, 8}, {data_gpa_, 8}, {data_gpa_, 8},
+  GuestBuffer out[] = {{data_gpa_, 8},
+                       {data_gpa_, 8},
+                       {data_gpa_, 8},
+                       {data_gpa_, 8},
                        {data_gpa_, 8}};
   ASSERT_TRUE(driver_->Add(out, {}, true).ok());
-  EXPECT_EQ(device_->Pop(*memory_).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(device_->Pop(*memory_).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(VirtqueueErrorTest, BufferOutsideRamIsFlaggedNotFatal) {
@@ -180,7 +198,7 @@ TEST_F(VirtqueueTest, EventIdxNotifiesOnlyWhenUsedEventIsCrossed) {
     auto chain = device_->Pop(*memory_);
     device_->PushUsed((*chain)->head, 0);
   }
-  EXPECT_TRUE(device_->ShouldNotify());  // used idx 6 passed 5
+  EXPECT_TRUE(device_->ShouldNotify());   // used idx 6 passed 5
   EXPECT_FALSE(device_->ShouldNotify());  // nothing new
 }
 
@@ -224,12 +242,17 @@ TEST_F(VirtqueueTest, SetBaseResumesFromTheGivenIndex) {
 
 TEST(VirtqueueCreateTest, RejectsBadSizesAndShortRings) {
   std::vector<uint8_t> storage(4096 + 64);
-  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
+  uint8_t* base = reinterpret_cast<uint8_t*>(
+      (reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
   auto span = absl::MakeSpan(base, 4096);
   EXPECT_FALSE(SplitVirtqueue::Create(3, span, span, span, false, false).ok());
   EXPECT_FALSE(SplitVirtqueue::Create(0, span, span, span, false, false).ok());
-  EXPECT_FALSE(SplitVirtqueue::Create(256, span.subspan(0, 100), span, span, false, false).ok());
-  EXPECT_FALSE(SplitVirtqueue::Create(8, span.subspan(1), span, span, false, false).ok());
+  EXPECT_FALSE(SplitVirtqueue::Create(256, span.subspan(0, 100), span, span,
+                                      false, false)
+                   .ok());
+  EXPECT_FALSE(
+      SplitVirtqueue::Create(8, span.subspan(1), span, span, false, false)
+          .ok());
   EXPECT_TRUE(SplitVirtqueue::Create(8, span, span, span, false, false).ok());
 }
 

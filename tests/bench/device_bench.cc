@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+
 #include "common/log.h"
 #include "device/guest_sim/simulated_guest.h"
 
@@ -22,8 +23,8 @@ namespace {
 
 using gpu::wire::Rect;
 using guest_sim::Bytes;
-using guest_sim::SimulatedGuest;
 using guest_sim::Hdr;
+using guest_sim::SimulatedGuest;
 
 enum class Kind { kCopied, kShared };
 
@@ -33,14 +34,17 @@ enum class Kind { kCopied, kShared };
 class UpdateLoop {
  public:
   // Each Update() presents the next rect of `damage`, cycling.
-  UpdateLoop(Kind kind, uint32_t width, uint32_t height, std::vector<Rect> damage)
+  UpdateLoop(Kind kind, uint32_t width, uint32_t height,
+             std::vector<Rect> damage)
       : damage_(std::move(damage)) {
     guest_sim::SimulatedGuestOptions options;
     options.ram_bytes = uint64_t{width} * height * 4 + (64ull << 20);
-    options.device.displays = {{std::min(width, 4095u), std::min(height, 4095u), true}};
+    options.device.displays = {
+        {std::min(width, 4095u), std::min(height, 4095u), true}};
     options.device.policy = gpu::ResourcePolicy::kCopy;
     guest_ = std::move(*SimulatedGuest::Create(options));
-    guest_->sink().keep_frames = false;  // hold only the latest, as the server does
+    guest_->sink().keep_frames =
+        false;  // hold only the latest, as the server does
     uint64_t bytes = uint64_t{width} * height * 4;
     if (kind == Kind::kCopied) {
       gpa_ = *guest_->MakeScanoutResource(kId, width, height);
@@ -48,16 +52,20 @@ class UpdateLoop {
       gpa_ = *guest_->Alloc(bytes);
       gpu::wire::MemEntry entry{gpa_, static_cast<uint32_t>(bytes), 0};
       guest_->CreateBlob(kId, bytes, {&entry, 1});
-      guest_->SetScanoutBlob(0, kId, width, height, width * 4, 0, Rect{0, 0, width, height});
+      guest_->SetScanoutBlob(0, kId, width, height, width * 4, 0,
+                             Rect{0, 0, width, height});
       guest_->Flush(kId, Rect{0, 0, width, height});
     }
     std::vector<uint8_t> pixels(bytes);
-    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 13);
+    for (size_t i = 0; i < pixels.size(); ++i)
+      pixels[i] = static_cast<uint8_t>(i * 13);
     (void)guest_->WriteGuest(gpa_, pixels);
     for (const Rect& r : damage_) {
-      gpu::wire::TransferToHost2d transfer{Hdr(gpu::wire::kCmdTransferToHost2d), r,
-                                           uint64_t{r.y} * width * 4 + r.x * 4, kId, 0};
-      gpu::wire::ResourceFlush flush{Hdr(gpu::wire::kCmdResourceFlush), r, kId, 0};
+      gpu::wire::TransferToHost2d transfer{
+          Hdr(gpu::wire::kCmdTransferToHost2d), r,
+          uint64_t{r.y} * width * 4 + r.x * 4, kId, 0};
+      gpu::wire::ResourceFlush flush{Hdr(gpu::wire::kCmdResourceFlush), r, kId,
+                                     0};
       uint64_t transfer_gpa = *guest_->Alloc(256, 64);
       uint64_t flush_gpa = *guest_->Alloc(256, 64);
       (void)guest_->WriteGuest(transfer_gpa, Bytes(transfer));
@@ -70,13 +78,15 @@ class UpdateLoop {
   void Update() {
     const auto [transfer_gpa, flush_gpa] = commands_[next_];
     next_ = (next_ + 1) % commands_.size();
-    virtio::GuestBuffer t_out{transfer_gpa, sizeof(gpu::wire::TransferToHost2d)};
+    virtio::GuestBuffer t_out{transfer_gpa,
+                              sizeof(gpu::wire::TransferToHost2d)};
     virtio::GuestBuffer t_in{transfer_gpa + 128, 24};
     virtio::GuestBuffer f_out{flush_gpa, sizeof(gpu::wire::ResourceFlush)};
     virtio::GuestBuffer f_in{flush_gpa + 128, 24};
     (void)guest_->control().Add({&t_out, 1}, {&t_in, 1}, true);
     (void)guest_->control().Add({&f_out, 1}, {&f_in, 1}, true);
-    (void)guest_->device().ProcessQueue(gpu::kControlQueue, guest_->control_device_queue());
+    (void)guest_->device().ProcessQueue(gpu::kControlQueue,
+                                        guest_->control_device_queue());
     guest_->control().PopUsed();
     guest_->control().PopUsed();
   }
@@ -93,25 +103,33 @@ class UpdateLoop {
   static constexpr uint32_t kId = 2;
   std::unique_ptr<SimulatedGuest> guest_;
   std::vector<Rect> damage_;
-  std::vector<std::pair<uint64_t, uint64_t>> commands_;  // (transfer, flush) guest addresses
+  std::vector<std::pair<uint64_t, uint64_t>>
+      commands_;  // (transfer, flush) guest addresses
   size_t next_ = 0;
   uint64_t gpa_ = 0;
 };
 
-void ReportCopies(benchmark::State& state, UpdateLoop& loop, uint64_t transfer_before,
-                  uint64_t flush_before, uint64_t clone_before) {
+void ReportCopies(benchmark::State& state, UpdateLoop& loop,
+                  uint64_t transfer_before, uint64_t flush_before,
+                  uint64_t clone_before) {
   double n = static_cast<double>(state.iterations());
   state.counters["transfer_B"] =
-      static_cast<double>(loop.stats().transfer_bytes_copied - transfer_before) / n;
-  state.counters["flush_B"] = static_cast<double>(loop.stats().flush_bytes_copied - flush_before) / n;
-  state.counters["cow_B"] = static_cast<double>(loop.stats().grid.clone_bytes - clone_before) / n;
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * loop.pixel_bytes()));
+      static_cast<double>(loop.stats().transfer_bytes_copied -
+                          transfer_before) /
+      n;
+  state.counters["flush_B"] =
+      static_cast<double>(loop.stats().flush_bytes_copied - flush_before) / n;
+  state.counters["cow_B"] =
+      static_cast<double>(loop.stats().grid.clone_bytes - clone_before) / n;
+  state.SetBytesProcessed(
+      static_cast<int64_t>(state.iterations() * loop.pixel_bytes()));
 }
 
-void BM_Update(benchmark::State& state, Kind kind, uint32_t width, uint32_t height,
-               std::vector<Rect> damage) {
+void BM_Update(benchmark::State& state, Kind kind, uint32_t width,
+               uint32_t height, std::vector<Rect> damage) {
   UpdateLoop loop(kind, width, height, std::move(damage));
-  uint64_t t0 = loop.stats().transfer_bytes_copied, f0 = loop.stats().flush_bytes_copied,
+  uint64_t t0 = loop.stats().transfer_bytes_copied,
+           f0 = loop.stats().flush_bytes_copied,
            c0 = loop.stats().grid.clone_bytes;
   for (auto _ : state) loop.Update();
   ReportCopies(state, loop, t0, f0, c0);
@@ -138,34 +156,44 @@ const std::vector<Rect> kSmallUnaligned = {{650, 330, 64, 64}};
 
 // A 64x64 box moving right 8 pixels per update; console typing: one 8x16
 // cell after the other along a line.
-std::vector<Rect> Moving(uint32_t width, uint32_t height, uint32_t step, uint32_t count) {
+std::vector<Rect> Moving(uint32_t width, uint32_t height, uint32_t step,
+                         uint32_t count) {
   std::vector<Rect> rects;
-  for (uint32_t i = 0; i < count; ++i) rects.push_back({8 + i * step, 330, width, height});
+  for (uint32_t i = 0; i < count; ++i)
+    rects.push_back({8 + i * step, 330, width, height});
   return rects;
 }
 const std::vector<Rect> kSmallMoving = Moving(64, 64, 8, 200);
 const std::vector<Rect> kTyping = Moving(8, 16, 8, 200);
 
 BENCHMARK_CAPTURE(BM_Memcpy, 1080p, 1920, 1080)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Update, copied_full_1080p, Kind::kCopied, 1920, 1080, k1080)
+BENCHMARK_CAPTURE(BM_Update, copied_full_1080p, Kind::kCopied, 1920, 1080,
+                  k1080)
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Update, shared_full_1080p, Kind::kShared, 1920, 1080, k1080)
+BENCHMARK_CAPTURE(BM_Update, shared_full_1080p, Kind::kShared, 1920, 1080,
+                  k1080)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Memcpy, 2160p, 3840, 2160)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Update, copied_full_2160p, Kind::kCopied, 3840, 2160, k2160)
+BENCHMARK_CAPTURE(BM_Update, copied_full_2160p, Kind::kCopied, 3840, 2160,
+                  k2160)
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Update, shared_full_2160p, Kind::kShared, 3840, 2160, k2160)
+BENCHMARK_CAPTURE(BM_Update, shared_full_2160p, Kind::kShared, 3840, 2160,
+                  k2160)
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Update, copied_64x64_aligned_1080p, Kind::kCopied, 1920, 1080,
-                  kSmallAligned);
-BENCHMARK_CAPTURE(BM_Update, copied_64x64_unaligned_1080p, Kind::kCopied, 1920, 1080,
-                  kSmallUnaligned);
-BENCHMARK_CAPTURE(BM_Update, shared_64x64_aligned_1080p, Kind::kShared, 1920, 1080, kSmallAligned);
-BENCHMARK_CAPTURE(BM_Update, shared_64x64_unaligned_1080p, Kind::kShared, 1920, 1080,
-                  kSmallUnaligned);
-BENCHMARK_CAPTURE(BM_Update, copied_64x64_moving_1080p, Kind::kCopied, 1920, 1080, kSmallMoving);
-BENCHMARK_CAPTURE(BM_Update, shared_64x64_moving_1080p, Kind::kShared, 1920, 1080, kSmallMoving);
-BENCHMARK_CAPTURE(BM_Update, copied_8x16_typing_1080p, Kind::kCopied, 1920, 1080, kTyping);
+BENCHMARK_CAPTURE(BM_Update, copied_64x64_aligned_1080p, Kind::kCopied, 1920,
+                  1080, kSmallAligned);
+BENCHMARK_CAPTURE(BM_Update, copied_64x64_unaligned_1080p, Kind::kCopied, 1920,
+                  1080, kSmallUnaligned);
+BENCHMARK_CAPTURE(BM_Update, shared_64x64_aligned_1080p, Kind::kShared, 1920,
+                  1080, kSmallAligned);
+BENCHMARK_CAPTURE(BM_Update, shared_64x64_unaligned_1080p, Kind::kShared, 1920,
+                  1080, kSmallUnaligned);
+BENCHMARK_CAPTURE(BM_Update, copied_64x64_moving_1080p, Kind::kCopied, 1920,
+                  1080, kSmallMoving);
+BENCHMARK_CAPTURE(BM_Update, shared_64x64_moving_1080p, Kind::kShared, 1920,
+                  1080, kSmallMoving);
+BENCHMARK_CAPTURE(BM_Update, copied_8x16_typing_1080p, Kind::kCopied, 1920,
+                  1080, kTyping);
 
 // Collects results to print the side-by-side summary after the normal output.
 class SummaryReporter : public benchmark::ConsoleReporter {
@@ -173,7 +201,8 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs) {
-      if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median") continue;
+      if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median")
+        continue;
       std::string name = run.benchmark_name();
       name = name.substr(0, name.find("_median"));
       Result& r = results_[name];
@@ -181,8 +210,10 @@ class SummaryReporter : public benchmark::ConsoleReporter {
                                ? run.counters.at("bytes_per_second").value
                                : 0;
       r.cpu_ns = run.GetAdjustedCPUTime();
-      if (run.counters.count("transfer_B")) r.transfer_bytes = run.counters.at("transfer_B").value;
-      if (run.counters.count("cow_B")) r.cow_bytes = run.counters.at("cow_B").value;
+      if (run.counters.count("transfer_B"))
+        r.transfer_bytes = run.counters.at("transfer_B").value;
+      if (run.counters.count("cow_B"))
+        r.cow_bytes = run.counters.at("cow_B").value;
     }
   }
   void PrintSummary() {
@@ -192,10 +223,13 @@ class SummaryReporter : public benchmark::ConsoleReporter {
       for (const char* kind : {"copied", "shared"}) {
         std::string name = std::string("BM_Update/") + kind + "_full_" + size;
         double rate = Rate(name);
-        std::printf("  %-6s full frame %-6s %7.2f GB/s  memcpy %7.2f GB/s  ratio %.2fx  "
-                    "(target >= 0.70x)  transfer copied %.0f B/op\n",
-                    size, kind, rate / 1e9, memcpy_rate / 1e9,
-                    memcpy_rate > 0 ? rate / memcpy_rate : 0, results_[name].transfer_bytes);
+        std::printf(
+            "  %-6s full frame %-6s %7.2f GB/s  memcpy %7.2f GB/s  ratio %.2fx "
+            " "
+            "(target >= 0.70x)  transfer copied %.0f B/op\n",
+            size, kind, rate / 1e9, memcpy_rate / 1e9,
+            memcpy_rate > 0 ? rate / memcpy_rate : 0,
+            results_[name].transfer_bytes);
       }
     }
     for (const char* name :
@@ -204,8 +238,10 @@ class SummaryReporter : public benchmark::ConsoleReporter {
           "shared_64x64_unaligned_1080p", "shared_64x64_moving_1080p",
           "copied_8x16_typing_1080p"}) {
       const Result& r = results_[std::string("BM_Update/") + name];
-      std::printf("  small update %-30s %6.2f us CPU (64x64 target <= 2 us)  copy-on-write %.0f B/op\n",
-                  name, r.cpu_ns / 1000.0, r.cow_bytes);
+      std::printf(
+          "  small update %-30s %6.2f us CPU (64x64 target <= 2 us)  "
+          "copy-on-write %.0f B/op\n",
+          name, r.cpu_ns / 1000.0, r.cow_bytes);
     }
   }
 
@@ -213,7 +249,9 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   struct Result {
     double bytes_per_second = 0, cpu_ns = 0, transfer_bytes = 0, cow_bytes = 0;
   };
-  double Rate(const std::string& name) { return results_[name].bytes_per_second; }
+  double Rate(const std::string& name) {
+    return results_[name].bytes_per_second;
+  }
   std::map<std::string, Result> results_;
 };
 

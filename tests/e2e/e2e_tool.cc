@@ -2,9 +2,10 @@
 //   e2e_tool pattern A|B WIDTH HEIGHT OUT.raw OUT.ppm
 //       the test pattern as the guest writes it to /dev/fb0 (XRGB8888) and
 //       as vgpu-displayd's snapshot must show it (PPM)
-//   e2e_tool diff EXPECTED.ppm ACTUAL.ppm     prints differing pixels; exit 0 if none
-//   e2e_tool text ACTUAL.ppm ROWS             exit 0 if the top ROWS rows hold text
-//   e2e_tool monitor SOCKET COMMAND...        one HMP command to QEMU's monitor
+//   e2e_tool diff EXPECTED.ppm ACTUAL.ppm     prints differing pixels; exit 0
+//   if none e2e_tool text ACTUAL.ppm ROWS             exit 0 if the top ROWS
+//   rows hold text e2e_tool monitor SOCKET COMMAND...        one HMP command to
+//   QEMU's monitor
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -29,17 +30,20 @@ bool ReadPpm(const std::string& path, Image* image) {
   std::ifstream in(path, std::ios::binary);
   std::string magic;
   uint32_t max = 0;
-  if (!(in >> magic >> image->width >> image->height >> max) || magic != "P6" || max != 255) {
+  if (!(in >> magic >> image->width >> image->height >> max) || magic != "P6" ||
+      max != 255) {
     return false;
   }
   in.get();
   image->rgb.resize(size_t{image->width} * image->height * 3);
-  in.read(reinterpret_cast<char*>(image->rgb.data()), static_cast<std::streamsize>(image->rgb.size()));
+  in.read(reinterpret_cast<char*>(image->rgb.data()),
+          static_cast<std::streamsize>(image->rgb.size()));
   return static_cast<size_t>(in.gcount()) == image->rgb.size();
 }
 
 // 0xRRGGBB of pattern `name` at (x, y).
-uint32_t PatternPixel(char name, uint32_t x, uint32_t y, uint32_t width, uint32_t height) {
+uint32_t PatternPixel(char name, uint32_t x, uint32_t y, uint32_t width,
+                      uint32_t height) {
   if (name == 'A') {
     // Eight colour bars on the top half, a grey ramp below, a 64 px grid.
     static const uint32_t kBars[8] = {0xFFFFFF, 0xFFFF00, 0x00FFFF, 0x00FF00,
@@ -59,7 +63,8 @@ int Pattern(int argc, char** argv) {
   char name = argv[2][0];
   uint32_t width = static_cast<uint32_t>(std::atoi(argv[3]));
   uint32_t height = static_cast<uint32_t>(std::atoi(argv[4]));
-  std::vector<uint8_t> raw(size_t{width} * height * 4), rgb(size_t{width} * height * 3);
+  std::vector<uint8_t> raw(size_t{width} * height * 4),
+      rgb(size_t{width} * height * 3);
   for (uint32_t y = 0; y < height; ++y) {
     for (uint32_t x = 0; x < width; ++x) {
       uint32_t p = PatternPixel(name, x, y, width, height);
@@ -73,10 +78,12 @@ int Pattern(int argc, char** argv) {
       rgb[i * 3 + 2] = static_cast<uint8_t>(p);
     }
   }
-  std::ofstream(argv[5], std::ios::binary).write(reinterpret_cast<char*>(raw.data()), raw.size());
+  std::ofstream(argv[5], std::ios::binary)
+      .write(reinterpret_cast<char*>(raw.data()), raw.size());
   std::ofstream ppm(argv[6], std::ios::binary);
   ppm << "P6\n" << width << " " << height << "\n255\n";
-  ppm.write(reinterpret_cast<char*>(rgb.data()), static_cast<std::streamsize>(rgb.size()));
+  ppm.write(reinterpret_cast<char*>(rgb.data()),
+            static_cast<std::streamsize>(rgb.size()));
   return 0;
 }
 
@@ -88,8 +95,8 @@ int Diff(int argc, char** argv) {
     return 1;
   }
   if (expected.width != actual.width || expected.height != actual.height) {
-    std::printf("size %ux%u, expected %ux%u\n", actual.width, actual.height, expected.width,
-                expected.height);
+    std::printf("size %ux%u, expected %ux%u\n", actual.width, actual.height,
+                expected.width, expected.height);
     return 1;
   }
   size_t differing = 0, first = 0;
@@ -99,7 +106,9 @@ int Diff(int argc, char** argv) {
     }
   }
   std::printf("%zu differing pixels", differing);
-  if (differing) std::printf(" (first at %zu,%zu)", first % expected.width, first / expected.width);
+  if (differing)
+    std::printf(" (first at %zu,%zu)", first % expected.width,
+                first / expected.width);
   std::printf("\n");
   return differing == 0 ? 0 : 1;
 }
@@ -108,7 +117,8 @@ int Text(int argc, char** argv) {
   if (argc != 4) return 2;
   Image image;
   if (!ReadPpm(argv[2], &image)) return 1;
-  uint32_t rows = std::min<uint32_t>(static_cast<uint32_t>(std::atoi(argv[3])), image.height);
+  uint32_t rows = std::min<uint32_t>(static_cast<uint32_t>(std::atoi(argv[3])),
+                                     image.height);
   // Console text: some bright glyph pixels on a dark background, in the top
   // rows, and the rest of the screen dark.
   size_t bright = 0, dark = 0, below_bright = 0;
@@ -123,29 +133,34 @@ int Text(int argc, char** argv) {
       }
     }
   }
-  std::printf("top %u rows: %zu bright, %zu dark pixels; %zu bright below\n", rows, bright, dark,
-              below_bright);
+  std::printf("top %u rows: %zu bright, %zu dark pixels; %zu bright below\n",
+              rows, bright, dark, below_bright);
   size_t below_total = size_t{image.width} * (image.height - rows);
-  return bright >= 200 && dark > bright && below_bright < below_total / 20 ? 0 : 1;
+  return bright >= 200 && dark > bright && below_bright < below_total / 20 ? 0
+                                                                           : 1;
 }
 
 int Monitor(int argc, char** argv) {
   if (argc < 4) return 2;
   std::string command;
-  for (int i = 3; i < argc; ++i) command += std::string(i > 3 ? " " : "") + argv[i];
+  for (int i = 3; i < argc; ++i)
+    command += std::string(i > 3 ? " " : "") + argv[i];
   command += "\n";
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::strncpy(address.sun_path, argv[2], sizeof(address.sun_path) - 1);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
+      0) {
     std::perror("connect");
     return 1;
   }
   char buffer[4096];
   usleep(200000);  // let the greeting arrive
   [[maybe_unused]] ssize_t greeting = read(fd, buffer, sizeof(buffer));
-  if (write(fd, command.data(), command.size()) != static_cast<ssize_t>(command.size())) return 1;
+  if (write(fd, command.data(), command.size()) !=
+      static_cast<ssize_t>(command.size()))
+    return 1;
   usleep(500000);
   close(fd);
   return 0;
@@ -160,6 +175,7 @@ int main(int argc, char** argv) {
   if (verb == "diff") result = Diff(argc, argv);
   if (verb == "text") result = Text(argc, argv);
   if (verb == "monitor") result = Monitor(argc, argv);
-  if (result == 2) std::fprintf(stderr, "usage: see the comment at the top of e2e_tool.cc\n");
+  if (result == 2)
+    std::fprintf(stderr, "usage: see the comment at the top of e2e_tool.cc\n");
   return result;
 }

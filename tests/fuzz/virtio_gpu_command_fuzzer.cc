@@ -22,17 +22,21 @@ constexpr uint64_t kRamBytes = 256 * 1024;
 struct Env {
   Env() {
     vgpu::SetMinLogSeverity(vgpu::LogSeverity::kFatal);
-    auto mapping = vgpu::virtio::MemoryMapping::CreateMemfd(kRamBytes, "fuzz-ram");
+    auto mapping =
+        vgpu::virtio::MemoryMapping::CreateMemfd(kRamBytes, "fuzz-ram");
     if (!mapping.ok()) std::abort();
     mapping_ = *mapping;
     auto memory = vgpu::virtio::GuestMemory::Create(
         {{.guest_phys_addr = 0, .size = kRamBytes / 2, .mapping = mapping_},
-         {.guest_phys_addr = 1ull << 32, .size = kRamBytes / 2, .mapping = mapping_,
+         {.guest_phys_addr = 1ull << 32,
+          .size = kRamBytes / 2,
+          .mapping = mapping_,
           .mapping_offset = kRamBytes / 2}});
     if (!memory.ok()) std::abort();
     memory_ = *memory;
     // The device only reads guest RAM through this target, so fill it once.
-    for (uint64_t i = 0; i < kRamBytes; ++i) mapping_->data()[i] = static_cast<uint8_t>(i * 31);
+    for (uint64_t i = 0; i < kRamBytes; ++i)
+      mapping_->data()[i] = static_cast<uint8_t>(i * 31);
   }
   std::shared_ptr<vgpu::virtio::MemoryMapping> mapping_;
   std::shared_ptr<const vgpu::virtio::GuestMemory> memory_;
@@ -48,8 +52,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.max_host_memory = 8 << 20;
   options.max_resources = 32;
   options.max_backing_entries = 64;
-  options.policy = size > 0 && (data[0] & 0x80) ? vgpu::gpu::ResourcePolicy::kShared
-                                                : vgpu::gpu::ResourcePolicy::kCopy;
+  options.policy = size > 0 && (data[0] & 0x80)
+                       ? vgpu::gpu::ResourcePolicy::kShared
+                       : vgpu::gpu::ResourcePolicy::kCopy;
   auto device = GpuDevice::Create(options, &env->sink_);
   if (!device.ok()) std::abort();
   (*device)->SetGuestMemory(env->memory_);
@@ -65,8 +70,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<uint8_t> record(data + at, data + at + length);
     at += length;
     size_t split = length == 0 ? 0 : (queue >> 1) % (length + 1u);
-    absl::Span<uint8_t> parts[2] = {absl::MakeSpan(record.data(), split),
-                                    absl::MakeSpan(record.data() + split, length - split)};
+    absl::Span<uint8_t> parts[2] = {
+        absl::MakeSpan(record.data(), split),
+        absl::MakeSpan(record.data() + split, length - split)};
     absl::Span<uint8_t> out[1] = {absl::MakeSpan(response)};
     if (queue & 1) {
       (*device)->HandleCursor(parts);
@@ -76,6 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (*device)->Reset();
-  if ((*device)->host_memory_used() != 0 || (*device)->resource_count() != 0) std::abort();
+  if ((*device)->host_memory_used() != 0 || (*device)->resource_count() != 0)
+    std::abort();
   return 0;
 }

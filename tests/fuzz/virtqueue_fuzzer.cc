@@ -20,7 +20,8 @@ constexpr uint16_t kQueueSize = 16;
 struct Env {
   Env() {
     vgpu::SetMinLogSeverity(vgpu::LogSeverity::kFatal);
-    auto mapping = vgpu::virtio::MemoryMapping::CreateMemfd(kRamBytes, "fuzz-ram");
+    auto mapping =
+        vgpu::virtio::MemoryMapping::CreateMemfd(kRamBytes, "fuzz-ram");
     if (!mapping.ok()) std::abort();
     mapping_ = *mapping;
     auto memory = vgpu::virtio::GuestMemory::Create(
@@ -40,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint8_t* ram = env->mapping_->data();
   std::memset(ram, 0, kRamBytes);
   if (size < 2) return 0;
-  const bool event_idx = data[0] & 1, indirect = data[0] & 2, cursor = data[0] & 4;
+  const bool event_idx = data[0] & 1, indirect = data[0] & 2,
+             cursor = data[0] & 4;
   std::memcpy(ram, data + 1, std::min<size_t>(size - 1, kRamBytes));
   vgpu::gpu::GpuDeviceOptions options;
   options.max_host_memory = 4 << 20;
@@ -50,15 +52,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (*device)->SetGuestMemory(env->memory_);
   (*device)->SetDriverFeatures(~0ull);
   auto queue = vgpu::virtio::SplitVirtqueue::Create(
-      kQueueSize, absl::MakeSpan(ram, 0x100), absl::MakeSpan(ram + 0x100, 0x100),
-      absl::MakeSpan(ram + 0x200, 0x100), event_idx, indirect,
+      kQueueSize, absl::MakeSpan(ram, 0x100),
+      absl::MakeSpan(ram + 0x100, 0x100), absl::MakeSpan(ram + 0x200, 0x100),
+      event_idx, indirect,
       vgpu::virtio::QueueLimits{.max_chain_descriptors = 64});
   if (!queue.ok()) std::abort();
   // Several "kicks": the device must stop at a corrupt queue and stay stopped.
   for (int kick = 0; kick < 3; ++kick) {
-    auto notify = (*device)->ProcessQueue(cursor ? vgpu::gpu::kCursorQueue
-                                                 : vgpu::gpu::kControlQueue,
-                                          **queue);
+    auto notify = (*device)->ProcessQueue(
+        cursor ? vgpu::gpu::kCursorQueue : vgpu::gpu::kControlQueue, **queue);
     if (!notify.ok() && !(*device)->needs_reset()) std::abort();
   }
   return 0;

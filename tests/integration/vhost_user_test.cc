@@ -10,9 +10,10 @@
 #include <cstring>
 #include <thread>
 
+#include "gtest/gtest.h"
+
 #include "clients/synth_guest/frontend.h"
 #include "device/vhost_user/server.h"
-#include "gtest/gtest.h"
 #include "server/frame_store.h"
 
 namespace vgpu {
@@ -24,14 +25,16 @@ constexpr uint32_t kOk = gpu::wire::kRespOkNodata;
 class VhostUserTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = ::testing::TempDir() + "/vgpu-test-" + std::to_string(getpid()) + ".sock";
+    path_ = ::testing::TempDir() + "/vgpu-test-" + std::to_string(getpid()) +
+            ".sock";
     gpu::GpuDeviceOptions options;
     options.displays = {{640, 480, true}};
     mirror_.set_enabled(MirrorEnabled());
     auto device = gpu::GpuDevice::Create(options, &mirror_);
     ASSERT_TRUE(device.ok());
     device_ = std::move(*device);
-    auto server = vhost_user::VhostUserServer::Create(path_, device_.get(), &mirror_);
+    auto server =
+        vhost_user::VhostUserServer::Create(path_, device_.get(), &mirror_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     thread_ = std::thread([this] { server_->Run(); });
@@ -44,9 +47,8 @@ class VhostUserTest : public ::testing::Test {
 
   virtual bool MirrorEnabled() const { return false; }
 
-  absl::StatusOr<std::unique_ptr<synth::VhostUserFrontend>> Connect(bool blob = false,
-                                                                   bool two_regions = false,
-                                                                   bool serve_display = true) {
+  absl::StatusOr<std::unique_ptr<synth::VhostUserFrontend>> Connect(
+      bool blob = false, bool two_regions = false, bool serve_display = true) {
     synth::FrontendOptions options;
     options.serve_display = serve_display;
     options.socket_path = path_;
@@ -58,13 +60,19 @@ class VhostUserTest : public ::testing::Test {
   }
 
   // Draws a gradient in a 640x480 resource and presents it.
-  static void DrawAndPresent(guest_sim::SimulatedGuest& guest, uint32_t id, uint32_t seed) {
+  static void DrawAndPresent(guest_sim::SimulatedGuest& guest, uint32_t id,
+                             uint32_t seed) {
     auto gpa = guest.MakeScanoutResource(id, 640, 480);
     ASSERT_TRUE(gpa.ok()) << gpa.status();
     std::vector<uint32_t> pixels(640 * 480);
-    for (uint32_t i = 0; i < pixels.size(); ++i) pixels[i] = 0xFF000000u | (i * 2654435761u + seed);
-    ASSERT_TRUE(guest.WriteGuest(*gpa, absl::MakeConstSpan(reinterpret_cast<uint8_t*>(pixels.data()),
-                                                           pixels.size() * 4)).ok());
+    for (uint32_t i = 0; i < pixels.size(); ++i)
+      pixels[i] = 0xFF000000u | (i * 2654435761u + seed);
+    ASSERT_TRUE(
+        guest
+            .WriteGuest(*gpa, absl::MakeConstSpan(
+                                  reinterpret_cast<uint8_t*>(pixels.data()),
+                                  pixels.size() * 4))
+            .ok());
     ASSERT_EQ(guest.Transfer(id, Rect{0, 0, 640, 480}, 0), kOk);
     ASSERT_EQ(guest.Flush(id, Rect{0, 0, 640, 480}), kOk);
   }
@@ -73,7 +81,8 @@ class VhostUserTest : public ::testing::Test {
         0,
         [seed](const gpu::Frame& frame) {
           uint32_t i = 123 * 640 + 456;
-          return frame.PixelAt(456, 123) == (0xFF000000u | (i * 2654435761u + seed));
+          return frame.PixelAt(456, 123) ==
+                 (0xFF000000u | (i * 2654435761u + seed));
         },
         absl::Seconds(5));
   }
@@ -90,7 +99,8 @@ TEST_F(VhostUserTest, FramesTravelThroughTheSocketPath) {
   auto frontend = Connect();
   ASSERT_TRUE(frontend.ok()) << frontend.status();
   EXPECT_EQ((*frontend)->num_scanouts(), 1u);
-  EXPECT_TRUE((*frontend)->negotiated_features() & vhost_user::kFeatureEventIdx);
+  EXPECT_TRUE((*frontend)->negotiated_features() &
+              vhost_user::kFeatureEventIdx);
   DrawAndPresent((*frontend)->guest(), 2, 7);
   EXPECT_TRUE(ShowsSeed(7));
   auto mode = store_.Mode(0);
@@ -109,12 +119,17 @@ TEST_F(VhostUserTest, TwoRegionGuestMemoryUsesMmapOffset) {
   ASSERT_EQ(guest.AttachEntries(2, {&entry, 1}), kOk);
   ASSERT_EQ(guest.SetScanout(0, 2, Rect{0, 0, 640, 480}), kOk);
   std::vector<uint32_t> pixels(640 * 480, 0xFF123456u);
-  ASSERT_TRUE(guest.WriteGuest(*high, absl::MakeConstSpan(reinterpret_cast<uint8_t*>(pixels.data()),
-                                                          pixels.size() * 4)).ok());
+  ASSERT_TRUE(
+      guest
+          .WriteGuest(*high, absl::MakeConstSpan(
+                                 reinterpret_cast<uint8_t*>(pixels.data()),
+                                 pixels.size() * 4))
+          .ok());
   ASSERT_EQ(guest.Transfer(2, Rect{0, 0, 640, 480}, 0), kOk);
   ASSERT_EQ(guest.Flush(2, Rect{0, 0, 640, 480}), kOk);
   EXPECT_TRUE(store_.WaitForFrame(
-      0, [](const gpu::Frame& f) { return f.PixelAt(639, 479) == 0xFF123456u; }, absl::Seconds(5)));
+      0, [](const gpu::Frame& f) { return f.PixelAt(639, 479) == 0xFF123456u; },
+      absl::Seconds(5)));
 }
 
 TEST_F(VhostUserTest, BlobResourcesOverVhostUser) {
@@ -126,13 +141,20 @@ TEST_F(VhostUserTest, BlobResourcesOverVhostUser) {
   ASSERT_TRUE(gpa.ok());
   gpu::wire::MemEntry entry{*gpa, static_cast<uint32_t>(size), 0};
   ASSERT_EQ(guest.CreateBlob(9, size, {&entry, 1}), kOk);
-  ASSERT_EQ(guest.SetScanoutBlob(0, 9, 640, 480, 640 * 4, 0, Rect{0, 0, 640, 480}), kOk);
+  ASSERT_EQ(
+      guest.SetScanoutBlob(0, 9, 640, 480, 640 * 4, 0, Rect{0, 0, 640, 480}),
+      kOk);
   std::vector<uint32_t> pixels(640 * 480, 0xFF00FF00u);
-  ASSERT_TRUE(guest.WriteGuest(*gpa, absl::MakeConstSpan(reinterpret_cast<uint8_t*>(pixels.data()),
-                                                         pixels.size() * 4)).ok());
+  ASSERT_TRUE(
+      guest
+          .WriteGuest(*gpa, absl::MakeConstSpan(
+                                reinterpret_cast<uint8_t*>(pixels.data()),
+                                pixels.size() * 4))
+          .ok());
   ASSERT_EQ(guest.Flush(9, Rect{0, 0, 640, 480}, /*fenced=*/true, 1), kOk);
   EXPECT_TRUE(store_.WaitForFrame(
-      0, [](const gpu::Frame& f) { return f.PixelAt(10, 10) == 0xFF00FF00u; }, absl::Seconds(5)));
+      0, [](const gpu::Frame& f) { return f.PixelAt(10, 10) == 0xFF00FF00u; },
+      absl::Seconds(5)));
 }
 
 TEST_F(VhostUserTest, DisconnectResetsTheDeviceAndANewFrontendWorks) {
@@ -144,11 +166,13 @@ TEST_F(VhostUserTest, DisconnectResetsTheDeviceAndANewFrontendWorks) {
   }  // the VMM goes away
   // Viewers see the scanout go away, then the new guest's frame.
   auto deadline = absl::Now() + absl::Seconds(5);
-  while (store_.Mode(0)->enabled && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  while (store_.Mode(0)->enabled && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
   EXPECT_FALSE(store_.Mode(0)->enabled);
   auto second = Connect();
   ASSERT_TRUE(second.ok()) << second.status();
-  DrawAndPresent((*second)->guest(), 2, 2);  // same id as before: the old one is gone
+  DrawAndPresent((*second)->guest(), 2,
+                 2);  // same id as before: the old one is gone
   EXPECT_TRUE(ShowsSeed(2));
   EXPECT_EQ(server_->stats().connections, 2u);
 }
@@ -178,12 +202,14 @@ int RawConnect(const std::string& path) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, path.c_str(), path.size());
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0);
   return fd;
 }
 
 // The connection is closed (the peer reads EOF) and the server goes on.
-void ExpectClosedAfter(const std::string& path, const void* bytes, size_t size) {
+void ExpectClosedAfter(const std::string& path, const void* bytes,
+                       size_t size) {
   int fd = RawConnect(path);
   ASSERT_EQ(write(fd, bytes, size), static_cast<ssize_t>(size));
   char buffer[64];
@@ -191,7 +217,8 @@ void ExpectClosedAfter(const std::string& path, const void* bytes, size_t size) 
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   ssize_t n = read(fd, buffer, sizeof(buffer));
   // EOF, or a reset when the server closed with our bytes still unread.
-  EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << n << " " << std::strerror(errno);
+  EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET))
+      << n << " " << std::strerror(errno);
   close(fd);
 }
 
@@ -203,7 +230,8 @@ TEST_F(VhostUserTest, MalformedMessagesCloseTheConnectionOnly) {
     uint32_t value;
   } short_state{{vhost_user::kSetVringNum, vhost_user::kVersion, 4}, 256};
   ExpectClosedAfter(path_, &short_state, sizeof(short_state));
-  vhost_user::Header huge{vhost_user::kSetMemTable, vhost_user::kVersion, 1u << 30};
+  vhost_user::Header huge{vhost_user::kSetMemTable, vhost_user::kVersion,
+                          1u << 30};
   ExpectClosedAfter(path_, &huge, sizeof(huge));
   struct {
     vhost_user::Header header;
