@@ -72,6 +72,20 @@ absl::Status Malformed(const Message& message, absl::string_view why) {
                    message.header.request, "): ", why));
 }
 
+// Reads a payload that is exactly a T naming a queue in its `index` field.
+template <typename T>
+absl::Status ReadQueuePayload(const Message& message, T* out) {
+  if (!message.PayloadAs(out)) {
+    return Malformed(message,
+                     absl::StrCat("payload of ", message.payload.size(),
+                                  " bytes, expected ", sizeof(T)));
+  }
+  // virtio-gpu has two queues: control (0) and cursor (1).
+  if (out->index > gpu::kCursorQueue)
+    return Malformed(message, "queue index out of range");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 GpuBackend::GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket,
@@ -182,10 +196,7 @@ absl::Status GpuBackend::Handle(Message& message) {
     case kSetVringBase:
     case kSetVringEnable: {
       VringState state;
-      if (!message.PayloadAs(&state))
-        return Malformed(message, "payload is not a vring state");
-      if (state.index >= kNumQueues)
-        return Malformed(message, "queue index out of range");
+      VGPU_RETURN_IF_ERROR(ReadQueuePayload(message, &state));
       Queue& queue = queues_[state.index];
       if (request == kSetVringNum) {
         if (state.num == 0 || state.num > virtio::kMaxQueueSize ||
@@ -204,20 +215,14 @@ absl::Status GpuBackend::Handle(Message& message) {
     }
     case kSetVringAddr: {
       VringAddr addr;
-      if (!message.PayloadAs(&addr))
-        return Malformed(message, "payload is not a vring address");
-      if (addr.index >= kNumQueues)
-        return Malformed(message, "queue index out of range");
+      VGPU_RETURN_IF_ERROR(ReadQueuePayload(message, &addr));
       queues_[addr.index].addr = addr;
       queues_[addr.index].has_addr = true;
       break;
     }
     case kGetVringBase: {
       VringState state;
-      if (!message.PayloadAs(&state))
-        return Malformed(message, "payload is not a vring state");
-      if (state.index >= kNumQueues)
-        return Malformed(message, "queue index out of range");
+      VGPU_RETURN_IF_ERROR(ReadQueuePayload(message, &state));
       Queue& queue = queues_[state.index];
       if (queue.ring) queue.base = queue.ring->last_avail_index();
       StopQueue(state.index);

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "device/gpu/gpu_device.h"
 #include "device/virtio/guest_memory.h"
+#include "tests/fuzz/fuzz_env.h"
 
 namespace {
 
@@ -19,34 +20,19 @@ using vgpu::gpu::GpuDevice;
 
 constexpr uint64_t kRamBytes = 256 * 1024;
 
-struct Env {
-  Env() {
-    vgpu::SetMinLogSeverity(vgpu::LogSeverity::kFatal);
-    auto mapping =
-        vgpu::virtio::MemoryMapping::CreateMemfd(kRamBytes, "fuzz-ram");
-    if (!mapping.ok()) std::abort();
-    mapping_ = *mapping;
-    auto memory = vgpu::virtio::GuestMemory::Create(
-        {{.guest_phys_addr = 0, .size = kRamBytes / 2, .mapping = mapping_},
-         {.guest_phys_addr = 1ull << 32,
-          .size = kRamBytes / 2,
-          .mapping = mapping_,
-          .mapping_offset = kRamBytes / 2}});
-    if (!memory.ok()) std::abort();
-    memory_ = *memory;
-    // The device only reads guest RAM through this target, so fill it once.
-    for (uint64_t i = 0; i < kRamBytes; ++i)
-      mapping_->data()[i] = static_cast<uint8_t>(i * 31);
+// Guest RAM is filled with a pattern once: the device only reads it here.
+vgpu::fuzz::FuzzEnv* MakeEnv() {
+  auto* env = new vgpu::fuzz::FuzzEnv(kRamBytes, /*split=*/true);
+  for (uint64_t i = 0; i < kRamBytes; ++i) {
+    env->mapping->data()[i] = static_cast<uint8_t>(i * 31);
   }
-  std::shared_ptr<vgpu::virtio::MemoryMapping> mapping_;
-  std::shared_ptr<const vgpu::virtio::GuestMemory> memory_;
-  vgpu::gpu::NullDisplaySink sink_;
-};
+  return env;
+}
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static Env* env = new Env();
+  static vgpu::fuzz::FuzzEnv* env = MakeEnv();
   vgpu::gpu::GpuDeviceOptions options;
   options.displays = {{640, 480, true}, {320, 240, true}};
   options.max_host_memory = 8 << 20;
@@ -55,9 +41,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.policy = size > 0 && (data[0] & 0x80)
                        ? vgpu::gpu::ResourcePolicy::kShared
                        : vgpu::gpu::ResourcePolicy::kCopy;
-  auto device = GpuDevice::Create(options, &env->sink_);
+  auto device = GpuDevice::Create(options, &env->sink);
   if (!device.ok()) std::abort();
-  (*device)->SetGuestMemory(env->memory_);
+  (*device)->SetGuestMemory(env->memory);
   (*device)->SetDriverFeatures(~0ull);
   std::vector<uint8_t> response(2048);
   size_t at = 0;

@@ -11,34 +11,18 @@
 #include "device/gpu/gpu_device.h"
 #include "device/virtio/guest_memory.h"
 #include "device/virtio/virtqueue.h"
+#include "tests/fuzz/fuzz_env.h"
 
 namespace {
 
 constexpr uint64_t kRamBytes = 64 * 1024;
 constexpr uint16_t kQueueSize = 16;
 
-struct Env {
-  Env() {
-    vgpu::SetMinLogSeverity(vgpu::LogSeverity::kFatal);
-    auto mapping =
-        vgpu::virtio::MemoryMapping::CreateMemfd(kRamBytes, "fuzz-ram");
-    if (!mapping.ok()) std::abort();
-    mapping_ = *mapping;
-    auto memory = vgpu::virtio::GuestMemory::Create(
-        {{.guest_phys_addr = 0, .size = kRamBytes, .mapping = mapping_}});
-    if (!memory.ok()) std::abort();
-    memory_ = *memory;
-  }
-  std::shared_ptr<vgpu::virtio::MemoryMapping> mapping_;
-  std::shared_ptr<const vgpu::virtio::GuestMemory> memory_;
-  vgpu::gpu::NullDisplaySink sink_;
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static Env* env = new Env();
-  uint8_t* ram = env->mapping_->data();
+  static auto* env = new vgpu::fuzz::FuzzEnv(kRamBytes, /*split=*/false);
+  uint8_t* ram = env->mapping->data();
   std::memset(ram, 0, kRamBytes);
   if (size < 2) return 0;
   const bool event_idx = data[0] & 1, indirect = data[0] & 2,
@@ -47,9 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vgpu::gpu::GpuDeviceOptions options;
   options.max_host_memory = 4 << 20;
   options.max_resources = 16;
-  auto device = vgpu::gpu::GpuDevice::Create(options, &env->sink_);
+  auto device = vgpu::gpu::GpuDevice::Create(options, &env->sink);
   if (!device.ok()) std::abort();
-  (*device)->SetGuestMemory(env->memory_);
+  (*device)->SetGuestMemory(env->memory);
   (*device)->SetDriverFeatures(~0ull);
   auto queue = vgpu::virtio::SplitVirtqueue::Create(
       kQueueSize, absl::MakeSpan(ram, 0x100),
