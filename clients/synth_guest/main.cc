@@ -41,9 +41,9 @@ int Run() {
     std::fprintf(stderr, "vgpu-synth-guest: --socket is required\n");
     return 2;
   }
-  synth::ScenePlayerOptions options{absl::GetFlag(FLAGS_scene),
-                                    absl::GetFlag(FLAGS_width),
-                                    absl::GetFlag(FLAGS_height)};
+  synth::ScenePlayerOptions options{
+      absl::GetFlag(FLAGS_scene), absl::GetFlag(FLAGS_width),
+      absl::GetFlag(FLAGS_height), absl::GetFlag(FLAGS_blob)};
   synth::FrontendOptions frontend_options;
   frontend_options.socket_path = socket;
   frontend_options.use_blob = absl::GetFlag(FLAGS_blob);

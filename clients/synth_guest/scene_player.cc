@@ -18,15 +18,45 @@ absl::StatusOr<std::unique_ptr<ScenePlayer>> ScenePlayer::Create(
   VGPU_ASSIGN_OR_RETURN(
       demo->scene_, MakeScene(options.scene, options.width, options.height));
   demo->guest_ = guest;
-  VGPU_ASSIGN_OR_RETURN(demo->framebuffer_gpa_,
-                        demo->guest_->MakeScanoutResource(
-                            kFramebufferId, options.width, options.height));
+  // Probe, as the driver does at load time.
+  gpu::wire::GetEdid get_edid{guest_sim::Hdr(gpu::wire::kCmdGetEdid), 0, 0};
+  VGPU_ASSIGN_OR_RETURN(uint32_t edid_type,
+                        guest->SubmitForType(guest_sim::Bytes(get_edid), {},
+                                             sizeof(gpu::wire::RespEdid)));
+  VGPU_ASSIGN_OR_RETURN(
+      uint32_t info_type,
+      guest->SubmitForType(
+          guest_sim::Bytes(guest_sim::Hdr(gpu::wire::kCmdGetDisplayInfo)), {},
+          sizeof(gpu::wire::RespDisplayInfo)));
+  if (info_type != gpu::wire::kRespOkDisplayInfo ||
+      (edid_type != gpu::wire::kRespOkEdid &&
+       edid_type != gpu::wire::kRespErrUnspec)) {
+    return absl::FailedPreconditionError("display probe failed");
+  }
+  const uint64_t bytes = uint64_t{options.width} * options.height * 4;
+  if (options.use_blob) {
+    VGPU_ASSIGN_OR_RETURN(demo->framebuffer_gpa_, guest->Alloc(bytes));
+    gpu::wire::MemEntry entry{demo->framebuffer_gpa_,
+                              static_cast<uint32_t>(bytes), 0};
+    if (guest->CreateBlob(kFramebufferId, bytes, {&entry, 1}) !=
+            gpu::wire::kRespOkNodata ||
+        guest->SetScanoutBlob(
+            0, kFramebufferId, options.width, options.height, options.width * 4,
+            0, gpu::wire::Rect{0, 0, options.width, options.height}) !=
+            gpu::wire::kRespOkNodata) {
+      return absl::FailedPreconditionError(
+          "the device refused a blob framebuffer (RESOURCE_BLOB not offered?)");
+    }
+  } else {
+    VGPU_ASSIGN_OR_RETURN(demo->framebuffer_gpa_,
+                          demo->guest_->MakeScanoutResource(
+                              kFramebufferId, options.width, options.height));
+  }
   // The scene draws straight into the guest's framebuffer pages, as a guest
   // program drawing into its mmap()ed framebuffer does.
-  VGPU_ASSIGN_OR_RETURN(absl::Span<uint8_t> framebuffer,
-                        guest->memory_ptr()->Translate(
-                            demo->framebuffer_gpa_,
-                            uint64_t{options.width} * options.height * 4));
+  VGPU_ASSIGN_OR_RETURN(
+      absl::Span<uint8_t> framebuffer,
+      guest->memory_ptr()->Translate(demo->framebuffer_gpa_, bytes));
   demo->pixels_ = reinterpret_cast<uint32_t*>(framebuffer.data());
   demo->options_ = std::move(options);
   return demo;
@@ -42,8 +72,9 @@ absl::Status ScenePlayer::Tick(uint64_t index) {
     damage_pixels_ += uint64_t{d.width} * d.height;
   }
   // One kick per update, as the Linux driver batches it.
-  VGPU_RETURN_IF_ERROR(
-      guest_->Present(kFramebufferId, rects, options_.width * 4));
+  VGPU_RETURN_IF_ERROR(guest_->Present(kFramebufferId, rects,
+                                       options_.width * 4,
+                                       /*fenced=*/options_.use_blob));
   std::optional<CursorPoint> cursor = scene_->CursorAt(index);
   if (cursor) {
     gpu::wire::UpdateCursor command{};

@@ -21,13 +21,17 @@ struct ScenePlayerOptions {
   std::string scene = "console";
   uint32_t width = 1280;
   uint32_t height = 800;
+  // Present from a guest blob (SET_SCANOUT_BLOB, fenced flushes), as Linux
+  // does when the device offers RESOURCE_BLOB; otherwise a 2D resource.
+  bool use_blob = false;
 };
 
 // Thread-compatible.
 class ScenePlayer {
  public:
   // Drives `guest` (in-process or over vhost-user), which must outlive it.
-  // Creates the framebuffer resource and puts it on scanout 0.
+  // Probes the display as Linux does (GET_EDID, GET_DISPLAY_INFO), then
+  // creates the framebuffer resource and puts it on scanout 0.
   static absl::StatusOr<std::unique_ptr<ScenePlayer>> Create(
       ScenePlayerOptions options, guest_sim::SimulatedGuest* guest);
 

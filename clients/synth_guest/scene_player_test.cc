@@ -60,3 +60,30 @@ TEST(ScenePlayerTest, UnknownSceneIsRefused) {
 
 }  // namespace
 }  // namespace vgpu::synth
+
+namespace vgpu::synth {
+namespace {
+
+TEST(ScenePlayerTest, BlobFramebufferWithFencedFlushes) {
+  ScenePlayerOptions options;
+  options.scene = "video";
+  options.width = 256;
+  options.height = 128;
+  options.use_blob = true;
+  guest_sim::SimulatedGuestOptions sim;
+  sim.device.displays = {{256, 128, true}};
+  auto guest = guest_sim::SimulatedGuest::Create(sim);
+  ASSERT_TRUE(guest.ok());
+  auto player = ScenePlayer::Create(options, guest->get());
+  ASSERT_TRUE(player.ok()) << player.status();
+  for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE((*player)->Tick(i).ok());
+  const gpu::DeviceStats& stats = (*guest)->device().stats();
+  EXPECT_EQ(stats.transfer_bytes_copied, 0u);  // blobs are read at flush
+  EXPECT_EQ(stats.flush_bytes_copied, 3u * 256 * 128 * 4);
+  ASSERT_NE((*guest)->sink().latest, nullptr);
+  // Frame 2 of the video scene at (0, 0): r = t, g = t, b = 2t with t = 64.
+  EXPECT_EQ((*guest)->sink().latest->PixelAt(0, 0), 0xFF404080u);
+}
+
+}  // namespace
+}  // namespace vgpu::synth

@@ -178,7 +178,7 @@ absl::StatusOr<std::vector<uint8_t>> SimulatedGuest::Submit(
 
 absl::Status SimulatedGuest::Present(uint32_t id,
                                      absl::Span<const gpu::wire::Rect> rects,
-                                     uint32_t pitch) {
+                                     uint32_t pitch, bool fenced) {
   // Each rect takes two chains; each chain a 128-byte command slot and a
   // 64-byte response slot in the scratch area.
   constexpr uint64_t kSlot = 256;
@@ -193,8 +193,10 @@ absl::Status SimulatedGuest::Present(uint32_t id,
       gpu::wire::TransferToHost2d transfer{
           Hdr(gpu::wire::kCmdTransferToHost2d), r,
           uint64_t{r.y} * pitch + uint64_t{r.x} * 4, id, 0};
-      gpu::wire::ResourceFlush flush{Hdr(gpu::wire::kCmdResourceFlush), r, id,
-                                     0};
+      gpu::wire::ResourceFlush flush{
+          Hdr(gpu::wire::kCmdResourceFlush, fenced ? gpu::wire::kFlagFence : 0u,
+              ++fence_id_),
+          r, id, 0};
       uint64_t slot = scratch_gpa_ + 2 * i * kSlot;
       VGPU_RETURN_IF_ERROR(memory_->Write(slot, Bytes(transfer)));
       VGPU_RETURN_IF_ERROR(memory_->Write(slot + kSlot, Bytes(flush)));

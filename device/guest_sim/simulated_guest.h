@@ -115,8 +115,9 @@ class SimulatedGuest {
   // One display update as Linux sends it: TRANSFER_TO_HOST_2D + RESOURCE_FLUSH
   // for every rect (offsets for a framebuffer `pitch` bytes per row), posted
   // together with one kick. Fails unless every reply is OK_NODATA.
+  // With `fenced`, each flush carries a fence (Linux does this for blobs).
   absl::Status Present(uint32_t id, absl::Span<const gpu::wire::Rect> rects,
-                       uint32_t pitch);
+                       uint32_t pitch, bool fenced = false);
 
   // Typical driver sequences; each returns the response type.
   uint32_t Create2d(uint32_t id, uint32_t width, uint32_t height,
@@ -161,6 +162,7 @@ class SimulatedGuest {
   std::unique_ptr<virtio::DriverQueue> control_driver_, cursor_driver_;
   std::unique_ptr<virtio::SplitVirtqueue> control_queue_, cursor_queue_;
   DeviceLink link_;
+  uint64_t fence_id_ = 0;
   uint64_t scratch_gpa_ = 0;  // command and response staging
   static constexpr uint64_t kScratchBytes = 1 << 20;
 };
