@@ -39,6 +39,14 @@ class ABSL_LOCKABLE Mutex {
     lock.release();
     return result;
   }
+  // Waits once: until NotifyAll() or `deadline` (or a spurious wake-up).
+  // Callers re-check their condition in a loop.
+  template <typename TimePoint>
+  void WaitOnce(TimePoint deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
+    cv_.wait_until(lock, deadline);
+    lock.release();
+  }
   // Wakes every Await whose predicate may have changed. Call with or without
   // the lock held.
   void NotifyAll() { cv_.notify_all(); }

@@ -1,29 +1,39 @@
 #include "server/frame_store.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
+
+#include "absl/time/clock.h"
 
 namespace vgpu::server {
 
 void FrameStore::OnScanoutMode(const gpu::ScanoutMode& mode) {
-  {
-    MutexLock lock(&mu_);
-    modes_[mode.scanout_id] = mode;
-    if (!mode.enabled) frames_.erase(mode.scanout_id);
-    ++mode_changes_;
-  }
-  mu_.NotifyAll();
-}
-
-void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
-                         const gpu::PixelRect&) {
   gpu::FramePtr previous;  // dropped outside the lock
   {
     MutexLock lock(&mu_);
-    previous = std::exchange(frames_[scanout_id], std::move(frame));
+    ScanoutState& state = scanouts_[mode.scanout_id];
+    state.mode = mode;
+    if (!mode.enabled) previous = std::exchange(state.frame, nullptr);
+    ++mode_changes_;
+  }
+  mu_.NotifyAll();
+  Notify(Change{mode.scanout_id, true, {}});
+}
+
+void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
+                         const gpu::PixelRect& damage) {
+  gpu::FramePtr previous;
+  {
+    MutexLock lock(&mu_);
+    ScanoutState& state = scanouts_[scanout_id];
+    state.sequence = frame->sequence();
+    state.last_flush = absl::Now();
+    previous = std::exchange(state.frame, std::move(frame));
     ++frame_count_;
   }
   mu_.NotifyAll();
+  Notify(Change{scanout_id, false, damage});
 }
 
 void FrameStore::OnCursor(const gpu::CursorUpdate& update) {
@@ -34,17 +44,39 @@ void FrameStore::OnCursor(const gpu::CursorUpdate& update) {
   cursor_->image = std::move(image);
 }
 
+void FrameStore::Notify(const Change& change) {
+  MutexLock lock(&listeners_mu_);
+  for (FrameListener* listener : listeners_) listener->OnChange(change);
+}
+
+void FrameStore::AddListener(FrameListener* listener) {
+  MutexLock lock(&listeners_mu_);
+  listeners_.push_back(listener);
+}
+
+void FrameStore::RemoveListener(FrameListener* listener) {
+  MutexLock lock(&listeners_mu_);
+  listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener),
+                   listeners_.end());
+}
+
 gpu::FramePtr FrameStore::Latest(uint32_t scanout_id) const {
+  return State(scanout_id).frame;
+}
+
+ScanoutState FrameStore::State(uint32_t scanout_id) const {
   MutexLock lock(&mu_);
-  auto it = frames_.find(scanout_id);
-  return it == frames_.end() ? nullptr : it->second;
+  auto it = scanouts_.find(scanout_id);
+  return it == scanouts_.end() ? ScanoutState{} : it->second;
+}
+
+std::map<uint32_t, ScanoutState> FrameStore::States() const {
+  MutexLock lock(&mu_);
+  return scanouts_;
 }
 
 std::optional<gpu::ScanoutMode> FrameStore::Mode(uint32_t scanout_id) const {
-  MutexLock lock(&mu_);
-  auto it = modes_.find(scanout_id);
-  if (it == modes_.end()) return std::nullopt;
-  return it->second;
+  return State(scanout_id).mode;
 }
 
 std::optional<gpu::CursorUpdate> FrameStore::Cursor() const {
@@ -62,6 +94,22 @@ uint64_t FrameStore::mode_changes() const {
   return mode_changes_;
 }
 
+std::pair<ScanoutState, bool> FrameStore::WaitFor(
+    uint32_t scanout_id, const std::function<bool(const ScanoutState&)>& done,
+    absl::Time deadline, const std::function<bool()>& cancelled) const {
+  MutexLock lock(&mu_);
+  while (true) {
+    auto it = scanouts_.find(scanout_id);
+    ScanoutState state = it == scanouts_.end() ? ScanoutState{} : it->second;
+    if (done(state)) return {state, true};
+    absl::Time now = absl::Now();
+    if (now >= deadline || (cancelled && cancelled())) return {state, false};
+    absl::Time until = std::min(deadline, now + absl::Milliseconds(50));
+    mu_.WaitOnce(std::chrono::steady_clock::now() +
+                 absl::ToChronoNanoseconds(until - now));
+  }
+}
+
 bool FrameStore::WaitForFrameCount(uint64_t count,
                                    absl::Duration timeout) const {
   auto deadline =
@@ -75,15 +123,13 @@ bool FrameStore::WaitForFrameCount(uint64_t count,
 bool FrameStore::WaitForFrame(
     uint32_t scanout_id, const std::function<bool(const gpu::Frame&)>& accept,
     absl::Duration timeout) const {
-  auto deadline =
-      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
-  MutexLock lock(&mu_);
-  return mu_.AwaitUntil(
-      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        auto it = frames_.find(scanout_id);
-        return it != frames_.end() && it->second && accept(*it->second);
-      },
-      deadline);
+  return WaitFor(
+             scanout_id,
+             [&accept](const ScanoutState& state) {
+               return state.frame && accept(*state.frame);
+             },
+             absl::Now() + timeout)
+      .second;
 }
 
 }  // namespace vgpu::server

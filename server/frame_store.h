@@ -1,12 +1,13 @@
 // The daemon's display sink: keeps the latest frame, mode and cursor of
-// every scanout for readers on other threads (snapshots today; the gRPC
-// service and VNC bridge next). The device thread only takes a short lock.
+// every scanout for readers on other threads (snapshots, the gRPC service),
+// and tells listeners what changed. The device thread only takes short locks.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -14,6 +15,27 @@
 #include "device/gpu/display_sink.h"
 
 namespace vgpu::server {
+
+struct ScanoutState {
+  std::optional<gpu::ScanoutMode> mode;  // unset until the device reports one
+  gpu::FramePtr frame;                   // latest; null when disabled
+  uint64_t sequence = 0;                 // frame->sequence(), 0 before any
+  absl::Time last_flush = absl::InfinitePast();
+};
+
+struct Change {
+  uint32_t scanout_id = 0;
+  bool mode_changed = false;
+  gpu::PixelRect damage;  // frame coordinates; empty for mode changes
+};
+
+// Told about every change, on the device thread, after the store is updated.
+// Must return quickly and never call back into AddListener/RemoveListener.
+class FrameListener {
+ public:
+  virtual ~FrameListener() = default;
+  virtual void OnChange(const Change& change) = 0;
+};
 
 // Thread-safe.
 class FrameStore : public gpu::DisplaySink {
@@ -24,26 +46,41 @@ class FrameStore : public gpu::DisplaySink {
   void OnCursor(const gpu::CursorUpdate& update) override;
 
   gpu::FramePtr Latest(uint32_t scanout_id) const;
+  ScanoutState State(uint32_t scanout_id) const;
+  std::map<uint32_t, ScanoutState> States() const;
   std::optional<gpu::ScanoutMode> Mode(uint32_t scanout_id) const;
   std::optional<gpu::CursorUpdate> Cursor()
       const;  // last update, image = last shape
   uint64_t frame_count() const;
   uint64_t mode_changes() const;
 
-  // Waits until at least `count` frames were published in total.
+  // Waits until `done(state of scanout_id)` is true, `deadline` passes or
+  // `cancelled()` turns true (checked every 50 ms). Returns the state it
+  // ended on and whether `done` held.
+  std::pair<ScanoutState, bool> WaitFor(
+      uint32_t scanout_id, const std::function<bool(const ScanoutState&)>& done,
+      absl::Time deadline,
+      const std::function<bool()>& cancelled = nullptr) const;
   bool WaitForFrameCount(uint64_t count, absl::Duration timeout) const;
-  // Waits until scanout `id`'s latest frame satisfies `accept`.
   bool WaitForFrame(uint32_t scanout_id,
                     const std::function<bool(const gpu::Frame&)>& accept,
                     absl::Duration timeout) const;
 
+  // After RemoveListener returns, the listener is never called again.
+  void AddListener(FrameListener* listener);
+  void RemoveListener(FrameListener* listener);
+
  private:
+  void Notify(const Change& change);
+
   mutable Mutex mu_;
-  std::map<uint32_t, gpu::FramePtr> frames_ VGPU_GUARDED_BY(mu_);
-  std::map<uint32_t, gpu::ScanoutMode> modes_ VGPU_GUARDED_BY(mu_);
+  std::map<uint32_t, ScanoutState> scanouts_ VGPU_GUARDED_BY(mu_);
   std::optional<gpu::CursorUpdate> cursor_ VGPU_GUARDED_BY(mu_);
   uint64_t frame_count_ VGPU_GUARDED_BY(mu_) = 0;
   uint64_t mode_changes_ VGPU_GUARDED_BY(mu_) = 0;
+  // Held while listeners run, so removal waits for a call in progress.
+  Mutex listeners_mu_;
+  std::vector<FrameListener*> listeners_ VGPU_GUARDED_BY(listeners_mu_);
 };
 
 }  // namespace vgpu::server

@@ -17,13 +17,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include "clients/synth_guest/frontend.h"
 #include "clients/synth_guest/scene_player.h"
 #include "common/log.h"
 #include "device/vhost_user/server.h"
 #include "server/frame_store.h"
+#include "server/grpc/display_service.h"
 #include "server/snapshot.h"
+#include "server/worker_pool.h"
 
 ABSL_FLAG(std::string, vhost_user_socket, "",
           "Listen on this unix socket for a vhost-user front-end (QEMU's "
@@ -54,12 +59,18 @@ ABSL_FLAG(uint64_t, auto_shared_min_kib, 4096,
 ABSL_FLAG(uint64_t, max_host_memory_mib, 256,
           "Host memory budget for guest resources, MiB.");
 ABSL_FLAG(uint32_t, max_resources, 16384, "Most resources a guest may hold.");
+ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
+          "Where the gRPC display service listens: host:port (loopback by "
+          "default; port 0 "
+          "picks one) or unix:/path/to.sock. Empty disables it.");
+ABSL_FLAG(uint32_t, max_viewers, 64, "Most WatchFrames viewers at once.");
 ABSL_FLAG(bool, mirror_to_qemu, false,
           "Also send the screen to QEMU over the vhost-user-gpu display socket "
           "(QEMU's "
           "screendump and UI then show it). Never blocks the device.");
 
 namespace vgpu {
+using server::WorkerPool;
 namespace {
 
 int Fail(const std::string& message) {
@@ -189,6 +200,32 @@ int Run() {
     (*server)->Stop();
   });
 
+  // The gRPC display service: encoding and waits on a small worker pool.
+  WorkerPool workers(std::max(2u, std::thread::hardware_concurrency()));
+  server::DisplayService display_service(
+      &store, &workers,
+      {.num_scanouts = static_cast<uint32_t>(options.displays.size()),
+       .max_viewers = absl::GetFlag(FLAGS_max_viewers)});
+  std::unique_ptr<grpc::Server> grpc_server;
+  if (std::string listen = absl::GetFlag(FLAGS_grpc_listen); !listen.empty()) {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&display_service);
+    grpc_server = builder.BuildAndStart();
+    if (grpc_server == nullptr)
+      return Fail("cannot listen for gRPC on " + listen);
+    std::string where =
+        listen.rfind("unix:", 0) == 0
+            ? listen
+            : listen.substr(0, listen.rfind(':') + 1) + std::to_string(port);
+    VGPU_LOG(INFO) << "gRPC display service on " << where
+                   << " (try: vgpu-shot --server=" << where
+                   << " --out=screen.png)";
+  }
+
   std::thread snapshot_thread;
   if (std::string path = absl::GetFlag(FLAGS_snapshot); !path.empty()) {
     std::error_code error;
@@ -219,6 +256,9 @@ int Run() {
   (*server)->Run();  // the device thread
 
   stop = true;
+  if (grpc_server)
+    grpc_server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::seconds(2));
   if (demo_thread.joinable()) demo_thread.join();
   if (snapshot_thread.joinable()) snapshot_thread.join();
   kill(getpid(), SIGTERM);  // release the signal thread if it is still waiting

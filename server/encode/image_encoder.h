@@ -1,0 +1,32 @@
+// Encodes part of a frame as PNG (lossless), JPEG (TurboJPEG) or raw BGRX.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "device/gpu/frame.h"
+
+namespace vgpu::server {
+
+enum class ImageKind { kPng, kJpeg, kRawBgrx };
+
+struct EncodeOptions {
+  ImageKind kind = ImageKind::kPng;
+  int jpeg_quality = 90;  // 1..100
+};
+
+// Encodes `rect` of `frame` (clipped to the frame; must not end up empty).
+// Thread-safe: frames are immutable.
+absl::StatusOr<std::string> EncodeImage(const gpu::Frame& frame,
+                                        const gpu::PixelRect& rect,
+                                        const EncodeOptions& options);
+
+// Encodes a tightly packed BGRX buffer (rows width*4 apart).
+absl::StatusOr<std::string> EncodeBgrx(const uint8_t* pixels, uint32_t width,
+                                       uint32_t height,
+                                       const EncodeOptions& options);
+
+}  // namespace vgpu::server

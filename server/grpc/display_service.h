@@ -1,0 +1,57 @@
+// vgpu.display.v1.Display over gRPC's callback API. Handlers do O(1) work on
+// gRPC's threads; waiting and encoding run on a WorkerPool; the device
+// thread only ever marks viewers dirty.
+#pragma once
+
+#include <cstdint>
+
+#include "vgpu/display/v1/display.grpc.pb.h"
+
+#include "server/frame_store.h"
+#include "server/worker_pool.h"
+
+namespace vgpu::server {
+
+struct DisplayServiceOptions {
+  uint32_t num_scanouts = 1;
+  // Largest message sent (an update is split into bands below it).
+  size_t max_message_bytes = 4u << 20;
+  // Most WatchFrames streams at once; more get RESOURCE_EXHAUSTED.
+  uint32_t max_viewers = 64;
+};
+
+// Thread-safe.
+class DisplayService final
+    : public vgpu::display::v1::Display::CallbackService {
+ public:
+  DisplayService(FrameStore* store, WorkerPool* pool,
+                 DisplayServiceOptions options)
+      : store_(store), pool_(pool), options_(options) {}
+
+  grpc::ServerUnaryReactor* ListScanouts(
+      grpc::CallbackServerContext* context,
+      const vgpu::display::v1::ListScanoutsRequest* request,
+      vgpu::display::v1::ListScanoutsResponse* response) override;
+  grpc::ServerUnaryReactor* GetScreenshot(
+      grpc::CallbackServerContext* context,
+      const vgpu::display::v1::GetScreenshotRequest* request,
+      vgpu::display::v1::Screenshot* response) override;
+  grpc::ServerWriteReactor<vgpu::display::v1::FrameEvent>* WatchFrames(
+      grpc::CallbackServerContext* context,
+      const vgpu::display::v1::WatchFramesRequest* request) override;
+
+  FrameStore* store() const { return store_; }
+  WorkerPool* pool() const { return pool_; }
+  const DisplayServiceOptions& options() const { return options_; }
+  // Viewer accounting for WatchFrames (max_viewers).
+  bool AddViewer();
+  void RemoveViewer();
+
+ private:
+  FrameStore* store_;
+  WorkerPool* pool_;
+  DisplayServiceOptions options_;
+  std::atomic<uint32_t> viewers_{0};
+};
+
+}  // namespace vgpu::server

@@ -1,0 +1,268 @@
+// The gRPC display service on a real unix socket, with real gRPC clients:
+// screenshots with every wait mode, and several WatchFrames viewers, one of
+// them deliberately slow, converging on the latest frame.
+#include "server/grpc/display_service.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include <grpcpp/grpcpp.h>
+
+#include "server/frame_store.h"
+#include "server/worker_pool.h"
+
+namespace vgpu::server {
+namespace {
+
+namespace pb = vgpu::display::v1;
+
+// A solid-colour frame of `width` x `height`, sequence `sequence`.
+gpu::FramePtr SolidFrame(uint32_t width, uint32_t height, uint32_t color,
+                         uint64_t sequence) {
+  gpu::TileGrid grid(width, height);
+  gpu::GridStats stats;
+  for (uint32_t r = 0; r < grid.rows(); ++r) {
+    for (uint32_t c = 0; c < grid.columns(); ++c) {
+      uint8_t* tile = grid.MutableTile(
+          c, r, {0, 0, gpu::kTileSize, gpu::kTileSize}, &stats);
+      for (uint32_t i = 0; i < gpu::kTileSize * gpu::kTileSize; ++i)
+        std::memcpy(tile + i * 4, &color, 4);
+    }
+  }
+  return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
+                                      grid.columns(), sequence);
+}
+
+class DisplayServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    address_ = "unix:" + ::testing::TempDir() + "/display-" +
+               std::to_string(getpid()) + ".sock";
+    service_ = std::make_unique<DisplayService>(
+        &store_, &pool_, DisplayServiceOptions{.num_scanouts = 2});
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(address_, grpc::InsecureServerCredentials());
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    grpc::ChannelArguments arguments;
+    arguments.SetMaxReceiveMessageSize(64 << 20);
+    channel_ = grpc::CreateCustomChannel(
+        address_, grpc::InsecureChannelCredentials(), arguments);
+    stub_ = pb::Display::NewStub(channel_);
+    store_.OnScanoutMode({0, true, 320, 200});
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  void Publish(uint32_t color) {
+    ++sequence_;
+    store_.OnFrame(0, SolidFrame(320, 200, color, sequence_), {0, 0, 320, 200});
+  }
+
+  grpc::Status Shot(pb::GetScreenshotRequest request, pb::Screenshot* shot) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(10));
+    return stub_->GetScreenshot(&context, request, shot);
+  }
+
+  std::string address_;
+  FrameStore store_;
+  WorkerPool pool_{4};
+  std::unique_ptr<DisplayService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Display::Stub> stub_;
+  uint64_t sequence_ = 0;
+};
+
+TEST_F(DisplayServiceTest, ListScanoutsReportsModesAndSequences) {
+  Publish(0xFF112233);
+  grpc::ClientContext context;
+  pb::ListScanoutsResponse response;
+  ASSERT_TRUE(stub_->ListScanouts(&context, {}, &response).ok());
+  ASSERT_EQ(response.scanouts_size(), 2);
+  EXPECT_TRUE(response.scanouts(0).enabled());
+  EXPECT_EQ(response.scanouts(0).width(), 320u);
+  EXPECT_EQ(response.scanouts(0).frame_sequence(), 1u);
+  EXPECT_FALSE(response.scanouts(1).enabled());
+}
+
+TEST_F(DisplayServiceTest, ScreenshotNowInEveryFormat) {
+  Publish(0xFF102030);
+  pb::GetScreenshotRequest request;
+  pb::Screenshot shot;
+  request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
+  ASSERT_TRUE(Shot(request, &shot).ok());
+  ASSERT_EQ(shot.data().size(), 320u * 200 * 4);
+  EXPECT_EQ(static_cast<uint8_t>(shot.data()[0]), 0x30);  // B
+  EXPECT_EQ(static_cast<uint8_t>(shot.data()[2]), 0x10);  // R
+  request.set_format(pb::IMAGE_FORMAT_PNG);
+  ASSERT_TRUE(Shot(request, &shot).ok());
+  EXPECT_EQ(shot.data().substr(1, 3), "PNG");
+  request.set_format(pb::IMAGE_FORMAT_JPEG);
+  ASSERT_TRUE(Shot(request, &shot).ok());
+  EXPECT_EQ(static_cast<uint8_t>(shot.data()[0]), 0xFF);
+  EXPECT_EQ(static_cast<uint8_t>(shot.data()[1]), 0xD8);
+  request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
+  request.mutable_region()->set_x(300);
+  request.mutable_region()->set_y(190);
+  request.mutable_region()->set_width(100);
+  request.mutable_region()->set_height(100);
+  ASSERT_TRUE(Shot(request, &shot).ok());
+  EXPECT_EQ(shot.width(), 20u);  // clipped to the scanout
+  EXPECT_EQ(shot.height(), 10u);
+}
+
+TEST_F(DisplayServiceTest, ScreenshotWaitsForTheNextFlushAndAfterASequence) {
+  Publish(0xFF000001);
+  std::thread publisher([this] {
+    absl::SleepFor(absl::Milliseconds(200));
+    Publish(0xFF000002);
+    absl::SleepFor(absl::Milliseconds(200));
+    Publish(0xFF000003);
+  });
+  pb::GetScreenshotRequest request;
+  request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
+  request.set_next_flush(true);
+  pb::Screenshot shot;
+  ASSERT_TRUE(Shot(request, &shot).ok());
+  EXPECT_EQ(shot.frame_sequence(), 2u);
+  EXPECT_EQ(static_cast<uint8_t>(shot.data()[0]), 2);
+  request.set_after_sequence(2);
+  ASSERT_TRUE(Shot(request, &shot).ok());
+  EXPECT_EQ(shot.frame_sequence(), 3u);
+  publisher.join();
+}
+
+TEST_F(DisplayServiceTest, ScreenshotStableWaitsForQuiet) {
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    for (int i = 0; i < 8; ++i) {
+      Publish(0xFF000000u | static_cast<uint32_t>(i));
+      absl::SleepFor(absl::Milliseconds(40));
+    }
+    stop = true;
+  });
+  absl::Time start = absl::Now();
+  pb::GetScreenshotRequest request;
+  request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
+  request.set_stable_for_ms(150);
+  pb::Screenshot shot;
+  ASSERT_TRUE(Shot(request, &shot).ok());
+  EXPECT_TRUE(stop);  // it could not have been stable while frames kept coming
+  EXPECT_EQ(shot.frame_sequence(), 8u);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  busy.join();
+}
+
+TEST_F(DisplayServiceTest, ScreenshotErrorsAreClear) {
+  pb::GetScreenshotRequest request;
+  pb::Screenshot shot;
+  EXPECT_EQ(Shot(request, &shot).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  Publish(0xFF000001);
+  request.set_next_flush(true);
+  request.set_timeout_ms(200);
+  EXPECT_EQ(Shot(request, &shot).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  request.set_scanout_id(7);
+  EXPECT_EQ(Shot(request, &shot).error_code(), grpc::StatusCode::NOT_FOUND);
+  request.set_scanout_id(0);
+  request.clear_wait();
+  request.set_format(static_cast<pb::ImageFormat>(99));
+  EXPECT_EQ(Shot(request, &shot).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  request.set_format(pb::IMAGE_FORMAT_PNG);
+  request.mutable_region()->set_x(1000);
+  request.mutable_region()->set_width(10);
+  request.mutable_region()->set_height(10);
+  EXPECT_EQ(Shot(request, &shot).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// Reads a WatchFrames stream; `delay` between reads makes a slow viewer.
+struct Viewer {
+  std::vector<uint64_t> sequences;
+  uint32_t last_color = 0;
+  bool saw_mode = false;
+  void Run(pb::Display::Stub* stub, absl::Duration delay,
+           uint64_t until_sequence) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(20));
+    pb::WatchFramesRequest request;
+    request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
+    auto reader = stub->WatchFrames(&context, request);
+    pb::FrameEvent event;
+    while (reader->Read(&event)) {
+      if (event.has_mode_changed()) saw_mode = true;
+      if (event.has_update() && event.update().end_of_update()) {
+        sequences.push_back(event.update().frame_sequence());
+        const std::string& data =
+            event.update().rects(event.update().rects_size() - 1).data();
+        std::memcpy(&last_color, data.data() + data.size() - 4, 4);
+        if (sequences.back() >= until_sequence) break;
+      }
+      absl::SleepFor(delay);
+    }
+    context.TryCancel();
+  }
+};
+
+TEST_F(DisplayServiceTest, ViewersConvergeOnTheLatestFrameAndASlowOneSkips) {
+  Publish(0xFF000000);
+  constexpr uint64_t kLast = 200;
+  Viewer fast1, fast2, slow;
+  std::thread t1([&] { fast1.Run(stub_.get(), absl::ZeroDuration(), kLast); });
+  std::thread t2([&] { fast2.Run(stub_.get(), absl::ZeroDuration(), kLast); });
+  std::thread t3([&] { slow.Run(stub_.get(), absl::Milliseconds(50), kLast); });
+  absl::SleepFor(absl::Milliseconds(200));  // all three subscribed
+  for (uint64_t i = 2; i <= kLast; ++i) {
+    Publish(0xFF000000u | static_cast<uint32_t>(i));
+    absl::SleepFor(absl::Microseconds(500));
+  }
+  t1.join();
+  t2.join();
+  t3.join();
+  for (Viewer* viewer : {&fast1, &fast2, &slow}) {
+    EXPECT_TRUE(viewer->saw_mode);
+    ASSERT_FALSE(viewer->sequences.empty());
+    EXPECT_EQ(viewer->sequences.back(), kLast);
+    EXPECT_EQ(viewer->last_color, 0xFF000000u | kLast);
+    EXPECT_TRUE(
+        std::is_sorted(viewer->sequences.begin(), viewer->sequences.end()));
+  }
+  // The slow viewer got coalesced updates, not a queue of stale ones.
+  EXPECT_LT(slow.sequences.size(), kLast / 4);
+}
+
+TEST_F(DisplayServiceTest, FullHdRawUpdatesAreSplitIntoBandsUnder4MiB) {
+  store_.OnScanoutMode({0, true, 1920, 1080});
+  ++sequence_;
+  store_.OnFrame(0, SolidFrame(1920, 1080, 0xFFABCDEF, sequence_),
+                 {0, 0, 1920, 1080});
+  grpc::ClientContext context;
+  pb::WatchFramesRequest request;
+  request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
+  auto reader = stub_->WatchFrames(&context, request);
+  pb::FrameEvent event;
+  size_t bytes = 0, messages = 0;
+  while (reader->Read(&event)) {
+    if (!event.has_update()) continue;
+    ++messages;
+    EXPECT_LT(event.ByteSizeLong(), 4u << 20);
+    for (const auto& rect : event.update().rects()) bytes += rect.data().size();
+    if (event.update().end_of_update()) break;
+  }
+  context.TryCancel();
+  EXPECT_EQ(bytes, 1920u * 1080 * 4);
+  EXPECT_GE(messages, 2u);
+}
+
+}  // namespace
+}  // namespace vgpu::server
