@@ -67,7 +67,8 @@ wait_text() {
 }
 
 "$daemon" --vhost_user_socket="$run/vgpu.sock" --width=$width --height=$height \
-  --snapshot="$run/screen.ppm" --snapshot_interval=100ms --mirror_to_qemu > "$run/daemon.log" 2>&1 &
+  --snapshot="$run/screen.ppm" --snapshot_interval=100ms --mirror_to_qemu \
+  --grpc_listen="unix:$run/grpc.sock" > "$run/daemon.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do [ -S "$run/vgpu.sock" ] && break; sleep 0.1; done
 [ -S "$run/vgpu.sock" ] || fail "vgpu-displayd did not create its socket"
@@ -100,6 +101,12 @@ for boot in 1 2; do
   wait_pixels "$cache/expected-b.ppm"
   wait_serial TEXT $boot
   wait_text
+  # The same console through the gRPC service, as a CI job would take it.
+  result="$("$build/clients/shot/vgpu-shot" --server="unix:$run/grpc.sock" --wait=stable:300 \
+    --timeout=10s --out="$run/console.ppm")" || fail "vgpu-shot failed: $result"
+  result="$("$tool" text "$run/console.ppm" 40)" || fail "vgpu-shot's picture has no console text: $result"
+  echo "  vgpu-shot over gRPC: $result"
+
   if [ $boot -eq 1 ]; then
     "$tool" monitor "$run/monitor.sock" system_reset
     boot_started=$SECONDS
@@ -107,4 +114,4 @@ for boot in 1 2; do
 done
 "$tool" monitor "$run/monitor.sock" quit || true
 grep -q "guest reset" "$run/daemon.log" || fail "the daemon did not see the guest reset"
-echo "E2E PASS: patterns pixel-exact, console text drawn, display back after reboot ($((SECONDS - started)) s)"
+echo "E2E PASS: patterns pixel-exact, console text drawn (scanout and vgpu-shot over gRPC), display back after reboot ($((SECONDS - started)) s)"

@@ -1,0 +1,115 @@
+"""A gRPC client not written in C++: Python (Debian's python3-grpcio) against
+vgpu-displayd. Stubs are generated from the project's proto at test time.
+
+Usage: python_client_test.py VGPU_DISPLAYD PROTO_DIR
+Starts the daemon with its built-in guest, then lists scanouts, takes PNG
+and raw screenshots and streams frame updates.
+"""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import zlib
+
+DAEMON, PROTO_DIR = sys.argv[1], sys.argv[2]
+
+
+def generate_stubs(out_dir):
+    from grpc_tools import protoc
+    proto = os.path.join(PROTO_DIR, "vgpu/display/v1/display.proto")
+    args = ["protoc", f"-I{PROTO_DIR}", f"--python_out={out_dir}",
+            f"--grpc_python_out={out_dir}", proto]
+    if protoc.main(args) != 0:
+        raise RuntimeError("protoc failed")
+    sys.path.insert(0, out_dir)
+
+
+def png_size(data):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+class PythonClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="vgpu-py-")
+        generate_stubs(cls.work)
+        import grpc
+        from vgpu.display.v1 import display_pb2, display_pb2_grpc
+        cls.pb = display_pb2
+        cls.address = f"unix:{cls.work}/grpc.sock"
+        cls.daemon = subprocess.Popen(
+            [DAEMON, "--demo", "--demo_scene=console", "--demo_fps=60",
+             "--width=640", "--height=480", f"--grpc_listen={cls.address}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cls.channel = grpc.insecure_channel(
+            cls.address, options=[("grpc.max_receive_message_length", 64 << 20)])
+        grpc.channel_ready_future(cls.channel).result(timeout=10)
+        cls.stub = display_pb2_grpc.DisplayStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.daemon.terminate()
+        cls.daemon.wait(timeout=10)
+
+    def test_list_scanouts(self):
+        deadline = time.time() + 10
+        while True:
+            scanouts = self.stub.ListScanouts(self.pb.ListScanoutsRequest()).scanouts
+            if scanouts[0].frame_sequence > 0 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(scanouts), 1)
+        self.assertTrue(scanouts[0].enabled)
+        self.assertEqual((scanouts[0].width, scanouts[0].height), (640, 480))
+        self.assertGreater(scanouts[0].frame_sequence, 0)
+
+    def test_png_screenshot_after_next_flush(self):
+        shot = self.stub.GetScreenshot(self.pb.GetScreenshotRequest(
+            scanout_id=0, format=self.pb.IMAGE_FORMAT_PNG, next_flush=True, timeout_ms=10000))
+        self.assertEqual(png_size(shot.data), (640, 480))
+        self.assertEqual(shot.format, self.pb.IMAGE_FORMAT_PNG)
+
+    def test_raw_screenshot_of_a_region_has_console_pixels(self):
+        shot = self.stub.GetScreenshot(self.pb.GetScreenshotRequest(
+            scanout_id=0, format=self.pb.IMAGE_FORMAT_RAW_BGRX, next_flush=True,
+            region=self.pb.Rect(x=0, y=0, width=64, height=16), timeout_ms=10000))
+        self.assertEqual((shot.width, shot.height), (64, 16))
+        self.assertEqual(len(shot.data), 64 * 16 * 4)
+        # The demo console's background colour (B, G, R) = (0x20, 0x18, 0x10).
+        self.assertIn(b"\x20\x18\x10", shot.data)
+
+    def test_watch_frames_streams_increasing_updates(self):
+        stream = self.stub.WatchFrames(self.pb.WatchFramesRequest(
+            scanout_id=0, format=self.pb.IMAGE_FORMAT_RAW_BGRX), timeout=20)
+        saw_mode, sequences = False, []
+        for event in stream:
+            if event.HasField("mode_changed"):
+                saw_mode = True
+            elif event.update.end_of_update:
+                sequences.append(event.update.frame_sequence)
+                for rect in event.update.rects:
+                    self.assertEqual(len(rect.data), rect.rect.width * rect.rect.height * 4)
+                if len(sequences) >= 5:
+                    break
+        stream.cancel()
+        self.assertTrue(saw_mode)
+        self.assertEqual(sequences, sorted(sequences))
+        self.assertGreater(sequences[-1], sequences[0])
+
+    def test_unknown_scanout_is_not_found(self):
+        import grpc
+        with self.assertRaises(grpc.RpcError) as error:
+            self.stub.GetScreenshot(self.pb.GetScreenshotRequest(scanout_id=9))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1], verbosity=2)
