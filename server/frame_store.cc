@@ -37,11 +37,18 @@ void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
 }
 
 void FrameStore::OnCursor(const gpu::CursorUpdate& update) {
-  MutexLock lock(&mu_);
-  std::shared_ptr<const gpu::CursorImage> image =
-      update.image ? update.image : (cursor_ ? cursor_->image : nullptr);
-  cursor_ = update;
-  cursor_->image = std::move(image);
+  {
+    MutexLock lock(&mu_);
+    std::shared_ptr<const gpu::CursorImage> image =
+        update.image ? update.image : (cursor_ ? cursor_->image : nullptr);
+    cursor_ = update;
+    cursor_->image = std::move(image);
+  }
+  Change change;
+  change.scanout_id = update.scanout_id;
+  change.cursor_moved = true;
+  change.cursor_shape_changed = update.image != nullptr;
+  Notify(change);
 }
 
 void FrameStore::Notify(const Change& change) {

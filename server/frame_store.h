@@ -26,7 +26,10 @@ struct ScanoutState {
 struct Change {
   uint32_t scanout_id = 0;
   bool mode_changed = false;
-  gpu::PixelRect damage;  // frame coordinates; empty for mode changes
+  gpu::PixelRect
+      damage;  // frame coordinates; empty for mode and cursor changes
+  bool cursor_moved = false;
+  bool cursor_shape_changed = false;
 };
 
 // Told about every change, on the device thread, after the store is updated.

@@ -206,6 +206,31 @@ int Run() {
       &store, &workers,
       {.num_scanouts = static_cast<uint32_t>(options.displays.size()),
        .max_viewers = absl::GetFlag(FLAGS_max_viewers)});
+  // RequestLayout: the mode is applied on the device thread. vhost-user has
+  // no way for a back-end to raise VIRTIO_GPU_EVENT_DISPLAY (QEMU rejects
+  // back-end config-change messages), so the guest sees the new mode only at
+  // its next display probe, and the caller is told so.
+  display_service.set_layout_function([device = device->get(),
+                                       loop = &(*server)->loop()](
+                                          uint32_t scanout_id,
+                                          const gpu::DisplayConfig& display,
+                                          std::function<void(absl::Status,
+                                                             bool)>
+                                              done) {
+    loop->Post([device, scanout_id, display, done = std::move(done)] {
+      absl::Status status = device->SetDisplay(scanout_id, display);
+      if (!status.ok()) {
+        done(absl::InvalidArgumentError(status.message()), false);
+        return;
+      }
+      done(absl::FailedPreconditionError(
+               "mode stored; vhost-user cannot raise VIRTIO_GPU_EVENT_DISPLAY, "
+               "so the "
+               "guest sees it at its next display probe (e.g. after a reboot)"),
+           false);
+    });
+  });
+
   std::unique_ptr<grpc::Server> grpc_server;
   if (std::string listen = absl::GetFlag(FLAGS_grpc_listen); !listen.empty()) {
     grpc::EnableDefaultHealthCheckService(true);

@@ -1,6 +1,7 @@
 #include "server/encode/image_encoder.h"
 
 #include <png.h>
+#include <zstd.h>
 
 #include <cstring>
 #include <memory>
@@ -90,6 +91,17 @@ absl::StatusOr<std::string> EncodeBgrx(const uint8_t* pixels, uint32_t width,
     case ImageKind::kRawBgrx:
       return std::string(reinterpret_cast<const char*>(pixels),
                          size_t{width} * height * 4);
+    case ImageKind::kZstdBgrx: {
+      size_t raw = size_t{width} * height * 4;
+      std::string out(ZSTD_compressBound(raw), '\0');
+      size_t size = ZSTD_compress(out.data(), out.size(), pixels, raw, 1);
+      if (ZSTD_isError(size)) {
+        return absl::InternalError(
+            absl::StrCat("zstd: ", ZSTD_getErrorName(size)));
+      }
+      out.resize(size);
+      return out;
+    }
   }
   return absl::InvalidArgumentError("unknown image kind");
 }

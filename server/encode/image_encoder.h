@@ -1,4 +1,5 @@
-// Encodes part of a frame as PNG (lossless), JPEG (TurboJPEG) or raw BGRX.
+// Encodes part of a frame as PNG (lossless), JPEG (TurboJPEG), raw BGRX or
+// zstd-compressed BGRX (lossless, fast).
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 namespace vgpu::server {
 
-enum class ImageKind { kPng, kJpeg, kRawBgrx };
+enum class ImageKind { kPng, kJpeg, kRawBgrx, kZstdBgrx };
 
 struct EncodeOptions {
   ImageKind kind = ImageKind::kPng;

@@ -42,6 +42,9 @@ absl::StatusOr<EncodeOptions> ToEncodeOptions(pb::ImageFormat format,
     case pb::IMAGE_FORMAT_RAW_BGRX:
       options.kind = ImageKind::kRawBgrx;
       break;
+    case pb::IMAGE_FORMAT_ZSTD_BGRX:
+      options.kind = ImageKind::kZstdBgrx;
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown image format ", format));
@@ -63,23 +66,84 @@ pb::ImageFormat Normalized(pb::ImageFormat format) {
 
 int64_t UnixNanos(absl::Time time) { return absl::ToUnixNanos(time); }
 
-// One WatchFrames stream. Lives until OnDone and until no worker task still
-// refers to it.
-class FrameWatcher final : public grpc::ServerWriteReactor<pb::FrameEvent>,
-                           public FrameListener {
- public:
-  FrameWatcher(DisplayService* service, const pb::WatchFramesRequest& request,
-               EncodeOptions encode)
-      : service_(service), request_(request), encode_(encode) {
-    pending_mode_ = true;  // start with the mode, then a full update
-    service_->store()->AddListener(this);
-    Schedule(absl::InfinitePast());
+gpu::PixelRect Union(const gpu::PixelRect& a, const gpu::PixelRect& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  uint32_t x0 = std::min(a.x, b.x), y0 = std::min(a.y, b.y);
+  uint32_t x1 = std::max(a.x + a.width, b.x + b.width);
+  uint32_t y1 = std::max(a.y + a.height, b.y + b.height);
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
+// Encodes `damage` of the frame into updates, splitting rects into bands so
+// that no message exceeds `budget` bytes. The last update has
+// end_of_update set.
+std::vector<pb::FrameUpdate> EncodeUpdate(
+    const ScanoutState& state, const std::vector<gpu::PixelRect>& damage,
+    uint32_t flushes, const EncodeOptions& encode, pb::ImageFormat format,
+    size_t budget) {
+  const gpu::Frame& frame = *state.frame;
+  std::vector<pb::FrameUpdate> updates(1);
+  size_t update_bytes = 0;
+  for (const gpu::PixelRect& rect : damage) {
+    gpu::PixelRect clipped =
+        gpu::Intersect(rect, {0, 0, frame.width(), frame.height()});
+    if (clipped.empty()) continue;
+    // Raw rows are width*4 bytes; bands keep the raw size under the budget,
+    // so every encoding fits.
+    uint32_t band_rows = std::max<uint32_t>(
+        1, static_cast<uint32_t>(budget / (size_t{clipped.width} * 4)));
+    for (uint32_t y = clipped.y; y < clipped.y + clipped.height;
+         y += band_rows) {
+      gpu::PixelRect band{clipped.x, y, clipped.width,
+                          std::min(band_rows, clipped.y + clipped.height - y)};
+      absl::StatusOr<std::string> data = EncodeImage(frame, band, encode);
+      if (!data.ok()) {
+        VGPU_LOG(WARNING) << "encoding failed: " << data.status().message();
+        continue;
+      }
+      if (update_bytes + data->size() > budget &&
+          updates.back().rects_size() > 0) {
+        updates.emplace_back();
+        update_bytes = 0;
+      }
+      pb::EncodedRect* out = updates.back().add_rects();
+      out->mutable_rect()->set_x(band.x);
+      out->mutable_rect()->set_y(band.y);
+      out->mutable_rect()->set_width(band.width);
+      out->mutable_rect()->set_height(band.height);
+      out->set_format(format);
+      update_bytes += data->size();
+      out->set_data(*std::move(data));
+    }
   }
+  for (pb::FrameUpdate& update : updates) {
+    update.set_frame_sequence(frame.sequence());
+    update.set_flushes(flushes);
+    update.set_flush_time_unix_ns(UnixNanos(state.last_flush));
+  }
+  updates.back().set_end_of_update(true);
+  return updates;
+}
+
+// The machinery every viewer stream shares: pending damage per viewer
+// (latest wins), encoding on the worker pool, one write in flight, and a
+// lifetime that ends after OnDone once no worker task refers to it.
+// `Reactor` is the gRPC reactor, `Message` what it writes (FrameEvent or
+// StreamFramesResponse: both have mode_changed and update).
+template <typename Reactor, typename Message>
+class Viewer : public Reactor, public FrameListener {
+ public:
+  explicit Viewer(DisplayService* service) : service_(service) {}
 
   void OnChange(const Change& change) override {
-    if (change.scanout_id != request_.scanout_id()) return;
+    if (change.scanout_id != scanout_id_) return;
     MutexLock lock(&mu_);
-    if (change.mode_changed) {
+    if (change.cursor_moved) {
+      if (!include_cursor_) return;
+      pending_cursor_ = true;
+      pending_cursor_shape_ |= change.cursor_shape_changed;
+    } else if (change.mode_changed) {
       pending_mode_ = true;
     } else {
       damage_.push_back(change.damage);
@@ -90,7 +154,7 @@ class FrameWatcher final : public grpc::ServerWriteReactor<pb::FrameEvent>,
         damage_ = {box};
       }
     }
-    if (!busy_ && !finished_) ScheduleLocked(next_send_);
+    MaybeScheduleLocked();
   }
 
   // Reactor calls (StartWrite, Finish) are made without mu_ held: gRPC may
@@ -101,29 +165,24 @@ class FrameWatcher final : public grpc::ServerWriteReactor<pb::FrameEvent>,
       bool finish = BeginFinishLocked();
       mu_.Unlock();
       if (finish)
-        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+        this->Finish(
+            grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
       return;
     }
     if (TakeNextLocked()) {
       mu_.Unlock();
-      StartWrite(&current_);
+      this->StartWrite(&current_);
       return;
     }
-    busy_ = false;
-    if ((pending_mode_ || !damage_.empty()) && !finished_)
-      ScheduleLocked(next_send_);
+    writing_ = false;
+    MaybeScheduleLocked();
     mu_.Unlock();
   }
 
-  void OnCancel() override {
-    mu_.Lock();
-    bool finish = BeginFinishLocked();
-    mu_.Unlock();
-    if (finish) Finish(grpc::Status::CANCELLED);
-  }
+  void OnCancel() override { FinishWith(grpc::Status::CANCELLED); }
 
   void OnDone() override {
-    service_->store()->RemoveListener(this);
+    if (listening_) service_->store()->RemoveListener(this);
     service_->RemoveViewer();
     mu_.Lock();
     done_ = true;
@@ -132,51 +191,111 @@ class FrameWatcher final : public grpc::ServerWriteReactor<pb::FrameEvent>,
     if (last) delete this;
   }
 
- private:
-  static gpu::PixelRect Union(const gpu::PixelRect& a,
-                              const gpu::PixelRect& b) {
-    if (a.empty()) return b;
-    if (b.empty()) return a;
-    uint32_t x0 = std::min(a.x, b.x), y0 = std::min(a.y, b.y);
-    uint32_t x1 = std::max(a.x + a.width, b.x + b.width);
-    uint32_t y1 = std::max(a.y + a.height, b.y + b.height);
-    return {x0, y0, x1 - x0, y1 - y0};
+ protected:
+  // What to watch and how to encode it; before Begin.
+  void Configure(uint32_t scanout_id, EncodeOptions encode,
+                 pb::ImageFormat format, uint32_t max_fps) {
+    scanout_id_ = scanout_id;
+    encode_ = encode;
+    format_ = format;
+    max_fps_ = max_fps;
   }
 
-  void Schedule(absl::Time when) {
+  // Starts updates: the mode, then the whole screen.
+  void Begin(bool include_cursor, uint32_t max_in_flight) {
+    {
+      MutexLock lock(&mu_);
+      include_cursor_ = include_cursor;
+      pending_cursor_ = pending_cursor_shape_ = include_cursor;
+      max_in_flight_ = max_in_flight;
+      pending_mode_ = true;
+    }
+    listening_ = true;
+    service_->store()->AddListener(this);
     MutexLock lock(&mu_);
-    ScheduleLocked(when);
+    MaybeScheduleLocked();
   }
-  void ScheduleLocked(absl::Time when) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    busy_ = true;
+
+  // Queues a message written before anything Prepare makes.
+  void Send(Message message) {
+    mu_.Lock();
+    outbox_.push_back(std::move(message));
+    bool start = !writing_ && !finished_ && TakeNextLocked();
+    if (start) writing_ = true;
+    mu_.Unlock();
+    if (start) this->StartWrite(&current_);
+  }
+
+  void Acknowledge(uint64_t update_id) {
+    MutexLock lock(&mu_);
+    acked_ = std::max(acked_, std::min(update_id, sent_));
+    MaybeScheduleLocked();
+  }
+
+  void Refresh() {
+    MutexLock lock(&mu_);
+    damage_ = {gpu::PixelRect{0, 0, ~0u >> 1, ~0u >> 1}};
+    MaybeScheduleLocked();
+  }
+
+  void FinishWith(const grpc::Status& status) {
+    mu_.Lock();
+    bool finish = BeginFinishLocked();
+    mu_.Unlock();
+    if (finish) this->Finish(status);
+  }
+
+  DisplayService* service() const { return service_; }
+
+ private:
+  bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    bool may_update = max_in_flight_ == 0 || sent_ - acked_ < max_in_flight_;
+    return pending_cursor_ ||
+           (may_update && (pending_mode_ || !damage_.empty()));
+  }
+
+  void MaybeScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (scheduled_ || writing_ || finished_ || !HasWorkLocked()) return;
+    scheduled_ = true;
     ++tasks_;
-    service_->pool()->PostAt(when, [this] { Prepare(); });
+    service_->pool()->PostAt(next_send_, [this] { Prepare(); });
   }
 
   // On a worker: turns what is pending into messages and starts writing.
   void Prepare() {
-    bool send_mode;
-    std::vector<gpu::PixelRect> damage;
-    uint32_t flushes;
     mu_.Lock();
-    send_mode = std::exchange(pending_mode_, false);
-    damage.swap(damage_);
-    flushes = std::exchange(flushes_, 0);
+    bool may_update = max_in_flight_ == 0 || sent_ - acked_ < max_in_flight_;
+    bool send_mode = may_update && std::exchange(pending_mode_, false);
+    std::vector<gpu::PixelRect> damage;
+    if (may_update) damage.swap(damage_);
+    uint32_t flushes = may_update ? std::exchange(flushes_, 0) : 0;
+    bool send_cursor = std::exchange(pending_cursor_, false);
+    bool send_shape = std::exchange(pending_cursor_shape_, false);
     mu_.Unlock();
 
-    ScanoutState state = service_->store()->State(request_.scanout_id());
-    std::deque<pb::FrameEvent> events;
+    ScanoutState state = service_->store()->State(scanout_id_);
+    std::deque<Message> events;
     if (send_mode) {
-      FillScanout(request_.scanout_id(), state,
+      FillScanout(scanout_id_, state,
                   events.emplace_back().mutable_mode_changed());
       if (state.frame)
         damage = {
             gpu::PixelRect{0, 0, state.frame->width(), state.frame->height()}};
     }
-    if (state.frame && !damage.empty())
-      EncodeUpdate(state, damage, flushes, &events);
+    uint64_t update_id = 0;
+    if (state.frame && !damage.empty()) {
+      for (pb::FrameUpdate& update :
+           EncodeUpdate(state, damage, flushes, encode_, format_,
+                        service_->options().max_message_bytes - 4096)) {
+        *events.emplace_back().mutable_update() = std::move(update);
+      }
+    }
+    if constexpr (std::is_same_v<Message, pb::StreamFramesResponse>) {
+      if (send_cursor) AddCursorEvents(send_shape, &events);
+    }
 
     mu_.Lock();
+    scheduled_ = false;
     --tasks_;
     if (done_) {
       bool last = tasks_ == 0;
@@ -188,72 +307,45 @@ class FrameWatcher final : public grpc::ServerWriteReactor<pb::FrameEvent>,
       mu_.Unlock();
       return;
     }
-    for (pb::FrameEvent& event : events) outbox_.push_back(std::move(event));
-    if (request_.max_fps() > 0)
-      next_send_ = absl::Now() + absl::Seconds(1.0 / request_.max_fps());
-    if (TakeNextLocked()) {
+    bool has_update = false;
+    for (Message& event : events) has_update |= event.has_update();
+    if (has_update) {
+      update_id = ++sent_;
+      for (Message& event : events) {
+        if (event.has_update())
+          event.mutable_update()->set_update_id(update_id);
+      }
+      if (max_fps_ > 0)
+        next_send_ = absl::Now() + absl::Seconds(1.0 / max_fps_);
+    }
+    for (Message& event : events) outbox_.push_back(std::move(event));
+    bool start = !writing_ && TakeNextLocked();
+    if (start) {
+      writing_ = true;
       mu_.Unlock();
-      StartWrite(&current_);
+      this->StartWrite(&current_);
       return;
     }
-    busy_ = false;
-    if (pending_mode_ || !damage_.empty()) ScheduleLocked(next_send_);
+    MaybeScheduleLocked();
     mu_.Unlock();
   }
 
-  // Splits each damaged rect into bands that fit a message and encodes them.
-  void EncodeUpdate(const ScanoutState& state,
-                    const std::vector<gpu::PixelRect>& damage, uint32_t flushes,
-                    std::deque<pb::FrameEvent>* events) {
-    const gpu::Frame& frame = *state.frame;
-    const size_t budget = service_->options().max_message_bytes - 4096;
-    pb::FrameUpdate* update = nullptr;
-    size_t update_bytes = 0;
-    auto start_update = [&] {
-      update = events->emplace_back().mutable_update();
-      update->set_frame_sequence(frame.sequence());
-      update->set_flushes(flushes);
-      update->set_flush_time_unix_ns(UnixNanos(state.last_flush));
-      update_bytes = 0;
-    };
-    start_update();
-    for (const gpu::PixelRect& rect : damage) {
-      gpu::PixelRect clipped =
-          gpu::Intersect(rect, {0, 0, frame.width(), frame.height()});
-      if (clipped.empty()) continue;
-      // Raw rows are width*4 bytes; bands keep raw size under the budget, so
-      // every encoding fits.
-      uint32_t band_rows = std::max<uint32_t>(
-          1, static_cast<uint32_t>(budget / (size_t{clipped.width} * 4)));
-      for (uint32_t y = clipped.y; y < clipped.y + clipped.height;
-           y += band_rows) {
-        gpu::PixelRect band{
-            clipped.x, y, clipped.width,
-            std::min(band_rows, clipped.y + clipped.height - y)};
-        absl::StatusOr<std::string> data = EncodeImage(frame, band, encode_);
-        if (!data.ok()) {
-          VGPU_LOG(WARNING) << "encoding failed: " << data.status().message();
-          continue;
-        }
-        if (update_bytes + data->size() > budget && update->rects_size() > 0)
-          start_update();
-        pb::EncodedRect* out = update->add_rects();
-        out->mutable_rect()->set_x(band.x);
-        out->mutable_rect()->set_y(band.y);
-        out->mutable_rect()->set_width(band.width);
-        out->mutable_rect()->set_height(band.height);
-        out->set_format(Normalized(request_.format()));
-        update_bytes += data->size();
-        out->set_data(*std::move(data));
-      }
+  void AddCursorEvents(bool shape, std::deque<Message>* events) {
+    std::optional<gpu::CursorUpdate> cursor = service_->store()->Cursor();
+    if (!cursor) return;
+    if (shape && cursor->image) {
+      pb::CursorShape* out = events->emplace_back().mutable_cursor_shape();
+      out->set_width(gpu::kCursorSize);
+      out->set_height(gpu::kCursorSize);
+      out->set_hot_x(cursor->image->hot_x);
+      out->set_hot_y(cursor->image->hot_y);
+      out->set_bgra(cursor->image->pixels.data(), cursor->image->pixels.size());
     }
-    // The last message of the update says so.
-    for (auto it = events->rbegin(); it != events->rend(); ++it) {
-      if (it->has_update()) {
-        it->mutable_update()->set_end_of_update(true);
-        break;
-      }
-    }
+    pb::CursorPosition* position =
+        events->emplace_back().mutable_cursor_position();
+    position->set_x(cursor->x);
+    position->set_y(cursor->y);
+    position->set_visible(cursor->visible);
   }
 
   // Moves the next queued message into current_ (the one write in flight).
@@ -263,6 +355,7 @@ class FrameWatcher final : public grpc::ServerWriteReactor<pb::FrameEvent>,
     outbox_.pop_front();
     if (current_.has_update())
       current_.mutable_update()->set_send_time_unix_ns(UnixNanos(absl::Now()));
+    writing_ = true;
     return true;
   }
 
@@ -275,20 +368,196 @@ class FrameWatcher final : public grpc::ServerWriteReactor<pb::FrameEvent>,
   }
 
   DisplayService* service_;
-  const pb::WatchFramesRequest request_;
-  const EncodeOptions encode_;
+  // Set by Configure before Begin; read-only afterwards.
+  uint32_t scanout_id_ = 0;
+  EncodeOptions encode_;
+  pb::ImageFormat format_ = pb::IMAGE_FORMAT_PNG;
+  uint32_t max_fps_ = 0;
+  bool listening_ = false;
   Mutex mu_;
+  bool include_cursor_ VGPU_GUARDED_BY(mu_) = false;
+  uint32_t max_in_flight_ VGPU_GUARDED_BY(mu_) = 0;  // 0: paced by writes only
+  uint64_t sent_ VGPU_GUARDED_BY(mu_) = 0;           // last update_id sent
+  uint64_t acked_ VGPU_GUARDED_BY(mu_) = 0;
   bool pending_mode_ VGPU_GUARDED_BY(mu_) = false;
+  bool pending_cursor_ VGPU_GUARDED_BY(mu_) = false;
+  bool pending_cursor_shape_ VGPU_GUARDED_BY(mu_) = false;
   std::vector<gpu::PixelRect> damage_ VGPU_GUARDED_BY(mu_);
   uint32_t flushes_ VGPU_GUARDED_BY(mu_) = 0;
-  bool busy_ VGPU_GUARDED_BY(mu_) =
-      false;  // a task is scheduled or a write is in flight
+  bool scheduled_ VGPU_GUARDED_BY(mu_) = false;
+  bool writing_ VGPU_GUARDED_BY(mu_) = false;
   bool finished_ VGPU_GUARDED_BY(mu_) = false;
   bool done_ VGPU_GUARDED_BY(mu_) = false;
   int tasks_ VGPU_GUARDED_BY(mu_) = 0;
   absl::Time next_send_ VGPU_GUARDED_BY(mu_) = absl::InfinitePast();
-  std::deque<pb::FrameEvent> outbox_ VGPU_GUARDED_BY(mu_);
-  pb::FrameEvent current_;
+  std::deque<Message> outbox_ VGPU_GUARDED_BY(mu_);
+  Message current_;
+};
+
+// WatchFrames: updates paced only by the client's reads.
+class FrameWatcher final
+    : public Viewer<grpc::ServerWriteReactor<pb::FrameEvent>, pb::FrameEvent> {
+ public:
+  FrameWatcher(DisplayService* service, const pb::WatchFramesRequest& request,
+               EncodeOptions encode)
+      : Viewer(service) {
+    Configure(request.scanout_id(), encode, Normalized(request.format()),
+              request.max_fps());
+    Begin(/*include_cursor=*/false, /*max_in_flight=*/0);
+  }
+};
+
+// The formats a viewer may ask for, in the server's own terms.
+absl::StatusOr<pb::ImageFormat> ChooseFormat(const pb::Subscribe& subscribe) {
+  if (subscribe.formats().empty()) return pb::IMAGE_FORMAT_PNG;
+  for (int format : subscribe.formats()) {
+    switch (format) {
+      case pb::IMAGE_FORMAT_PNG:
+      case pb::IMAGE_FORMAT_JPEG:
+      case pb::IMAGE_FORMAT_RAW_BGRX:
+      case pb::IMAGE_FORMAT_ZSTD_BGRX:
+        return static_cast<pb::ImageFormat>(format);
+      default:
+        break;
+    }
+  }
+  return absl::InvalidArgumentError(
+      "none of the requested formats is supported");
+}
+
+// StreamFrames: the first message must be Subscribe; then updates flow
+// while the client holds credits, and Acks and RefreshRequests come in.
+class FrameStreamer final
+    : public Viewer<grpc::ServerBidiReactor<pb::StreamFramesRequest,
+                                            pb::StreamFramesResponse>,
+                    pb::StreamFramesResponse> {
+ public:
+  explicit FrameStreamer(DisplayService* service) : Viewer(service) {
+    this->StartRead(&incoming_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side: no more acks can come
+      FinishWith(grpc::Status::OK);
+      return;
+    }
+    if (!subscribed_) {
+      if (absl::Status status = Subscribe(); !status.ok()) {
+        FinishWith(ToGrpc(status));
+        return;
+      }
+    } else if (incoming_.has_ack()) {
+      Acknowledge(incoming_.ack().update_id());
+    } else if (incoming_.has_refresh()) {
+      Refresh();
+    } else {
+      FinishWith(grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          "after Subscribe only Ack and RefreshRequest are accepted"));
+      return;
+    }
+    this->StartRead(&incoming_);
+  }
+
+ private:
+  absl::Status Subscribe() {
+    if (!incoming_.has_subscribe()) {
+      return absl::InvalidArgumentError("the first message must be Subscribe");
+    }
+    const pb::Subscribe& subscribe = incoming_.subscribe();
+    if (subscribe.scanout_id() >= service()->options().num_scanouts) {
+      return absl::NotFoundError(
+          absl::StrCat("no scanout ", subscribe.scanout_id()));
+    }
+    absl::StatusOr<pb::ImageFormat> format = ChooseFormat(subscribe);
+    if (!format.ok()) return format.status();
+    absl::StatusOr<EncodeOptions> encode =
+        ToEncodeOptions(*format, subscribe.jpeg_quality());
+    if (!encode.ok()) return encode.status();
+    subscribed_ = true;
+    uint32_t credits =
+        subscribe.max_in_flight() == 0 ? 2 : subscribe.max_in_flight();
+    Configure(subscribe.scanout_id(), *encode, *format, subscribe.max_fps());
+    pb::StreamFramesResponse started;
+    started.mutable_started()->set_format(*format);
+    started.mutable_started()->set_max_in_flight(credits);
+    FillScanout(subscribe.scanout_id(),
+                service()->store()->State(subscribe.scanout_id()),
+                started.mutable_started()->mutable_scanout());
+    Send(std::move(started));
+    Begin(subscribe.include_cursor(), credits);
+    return absl::OkStatus();
+  }
+
+  pb::StreamFramesRequest incoming_;
+  bool subscribed_ =
+      false;  // only touched by read reactions, which never overlap
+};
+
+// Every scanout now, then each mode change.
+class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
+                             public FrameListener {
+ public:
+  explicit ScanoutWatcher(DisplayService* service) : service_(service) {
+    for (uint32_t id = 0; id < service_->options().num_scanouts; ++id)
+      pending_.push_back(id);
+    service_->store()->AddListener(this);
+    WriteNext();
+  }
+  void OnChange(const Change& change) override {
+    if (!change.mode_changed) return;
+    {
+      MutexLock lock(&mu_);
+      pending_.push_back(change.scanout_id);
+    }
+    WriteNext();
+  }
+  void OnWriteDone(bool ok) override {
+    {
+      MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) finished_ = true;
+    }
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+      return;
+    }
+    WriteNext();
+  }
+  void OnCancel() override {
+    bool finish;
+    {
+      MutexLock lock(&mu_);
+      finish = !finished_;
+      finished_ = true;
+    }
+    if (finish) Finish(grpc::Status::CANCELLED);
+  }
+  void OnDone() override {
+    service_->store()->RemoveListener(this);
+    delete this;
+  }
+
+ private:
+  void WriteNext() {
+    {
+      MutexLock lock(&mu_);
+      if (writing_ || finished_ || pending_.empty()) return;
+      uint32_t id = pending_.front();
+      pending_.pop_front();
+      current_.Clear();
+      FillScanout(id, service_->store()->State(id), &current_);
+      writing_ = true;
+    }
+    StartWrite(&current_);
+  }
+
+  DisplayService* service_;
+  Mutex mu_;
+  std::deque<uint32_t> pending_ VGPU_GUARDED_BY(mu_);
+  bool writing_ VGPU_GUARDED_BY(mu_) = false;
+  bool finished_ VGPU_GUARDED_BY(mu_) = false;
+  pb::Scanout current_;
 };
 
 }  // namespace
@@ -435,6 +704,56 @@ grpc::ServerWriteReactor<pb::FrameEvent>* DisplayService::WatchFrames(
         absl::StrCat("viewer limit of ", options_.max_viewers, " reached")));
   }
   return new FrameWatcher(this, *request, *encode);
+}
+
+grpc::ServerBidiReactor<pb::StreamFramesRequest, pb::StreamFramesResponse>*
+DisplayService::StreamFrames(grpc::CallbackServerContext* /*context*/) {
+  if (!AddViewer()) {
+    class Rejected : public grpc::ServerBidiReactor<pb::StreamFramesRequest,
+                                                    pb::StreamFramesResponse> {
+     public:
+      explicit Rejected(grpc::Status status) { Finish(std::move(status)); }
+      void OnDone() override { delete this; }
+    };
+    return new Rejected(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("viewer limit of ", options_.max_viewers, " reached")));
+  }
+  return new FrameStreamer(this);
+}
+
+grpc::ServerWriteReactor<pb::Scanout>* DisplayService::WatchScanouts(
+    grpc::CallbackServerContext* /*context*/,
+    const pb::WatchScanoutsRequest* /*request*/) {
+  return new ScanoutWatcher(this);
+}
+
+grpc::ServerUnaryReactor* DisplayService::RequestLayout(
+    grpc::CallbackServerContext* context,
+    const pb::RequestLayoutRequest* request,
+    pb::RequestLayoutResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->scanout_id() >= options_.num_scanouts) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::NOT_FOUND,
+                     absl::StrCat("no scanout ", request->scanout_id())));
+    return reactor;
+  }
+  if (!layout_) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                 "no device to configure"));
+    return reactor;
+  }
+  // The device lives on the device thread: the request goes there, and the
+  // answer comes back to finish the call.
+  layout_(request->scanout_id(),
+          gpu::DisplayConfig{request->width(), request->height(),
+                             request->enabled()},
+          [reactor, response](absl::Status status, bool guest_notified) {
+            response->set_guest_notified(guest_notified);
+            reactor->Finish(ToGrpc(status));
+          });
+  return reactor;
 }
 
 }  // namespace vgpu::server

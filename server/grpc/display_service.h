@@ -3,10 +3,13 @@
 // thread only ever marks viewers dirty.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 
 #include "vgpu/display/v1/display.grpc.pb.h"
 
+#include "device/gpu/gpu_device.h"
 #include "server/frame_store.h"
 #include "server/worker_pool.h"
 
@@ -39,6 +42,25 @@ class DisplayService final
   grpc::ServerWriteReactor<vgpu::display::v1::FrameEvent>* WatchFrames(
       grpc::CallbackServerContext* context,
       const vgpu::display::v1::WatchFramesRequest* request) override;
+  grpc::ServerBidiReactor<vgpu::display::v1::StreamFramesRequest,
+                          vgpu::display::v1::StreamFramesResponse>*
+  StreamFrames(grpc::CallbackServerContext* context) override;
+  grpc::ServerWriteReactor<vgpu::display::v1::Scanout>* WatchScanouts(
+      grpc::CallbackServerContext* context,
+      const vgpu::display::v1::WatchScanoutsRequest* request) override;
+  grpc::ServerUnaryReactor* RequestLayout(
+      grpc::CallbackServerContext* context,
+      const vgpu::display::v1::RequestLayoutRequest* request,
+      vgpu::display::v1::RequestLayoutResponse* response) override;
+
+  // Applies a display mode on the device thread and calls `done` (from any
+  // thread) with the result and whether the guest was notified.
+  using LayoutFunction = std::function<void(
+      uint32_t scanout_id, const gpu::DisplayConfig& display,
+      std::function<void(absl::Status, bool guest_notified)> done)>;
+  void set_layout_function(LayoutFunction layout) {
+    layout_ = std::move(layout);
+  }
 
   FrameStore* store() const { return store_; }
   WorkerPool* pool() const { return pool_; }
@@ -52,6 +74,7 @@ class DisplayService final
   WorkerPool* pool_;
   DisplayServiceOptions options_;
   std::atomic<uint32_t> viewers_{0};
+  LayoutFunction layout_;
 };
 
 }  // namespace vgpu::server

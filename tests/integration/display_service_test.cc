@@ -4,6 +4,7 @@
 #include "server/grpc/display_service.h"
 
 #include <unistd.h>
+#include <zstd.h>
 
 #include <atomic>
 #include <thread>
@@ -120,10 +121,12 @@ TEST_F(DisplayServiceTest, ScreenshotNowInEveryFormat) {
 
 TEST_F(DisplayServiceTest, ScreenshotWaitsForTheNextFlushAndAfterASequence) {
   Publish(0xFF000001);
+  // Generous gaps: the requests must arrive before the frames they wait for,
+  // even on a loaded machine.
   std::thread publisher([this] {
-    absl::SleepFor(absl::Milliseconds(200));
+    absl::SleepFor(absl::Milliseconds(600));
     Publish(0xFF000002);
-    absl::SleepFor(absl::Milliseconds(200));
+    absl::SleepFor(absl::Milliseconds(600));
     Publish(0xFF000003);
   });
   pb::GetScreenshotRequest request;
@@ -151,7 +154,7 @@ TEST_F(DisplayServiceTest, ScreenshotStableWaitsForQuiet) {
   absl::Time start = absl::Now();
   pb::GetScreenshotRequest request;
   request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
-  request.set_stable_for_ms(150);
+  request.set_stable_for_ms(500);  // frames come every 40 ms until they stop
   pb::Screenshot shot;
   ASSERT_TRUE(Shot(request, &shot).ok());
   EXPECT_TRUE(stop);  // it could not have been stable while frames kept coming
@@ -262,6 +265,161 @@ TEST_F(DisplayServiceTest, FullHdRawUpdatesAreSplitIntoBandsUnder4MiB) {
   context.TryCancel();
   EXPECT_EQ(bytes, 1920u * 1080 * 4);
   EXPECT_GE(messages, 2u);
+}
+
+TEST_F(DisplayServiceTest, StreamFramesHonoursCreditsAndAcks) {
+  Publish(0xFF000001);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(20));
+  auto stream = stub_->StreamFrames(&context);
+  pb::StreamFramesRequest subscribe;
+  subscribe.mutable_subscribe()->add_formats(
+      static_cast<pb::ImageFormat>(77));  // unknown
+  subscribe.mutable_subscribe()->add_formats(pb::IMAGE_FORMAT_ZSTD_BGRX);
+  subscribe.mutable_subscribe()->set_max_in_flight(1);
+  ASSERT_TRUE(stream->Write(subscribe));
+  pb::StreamFramesResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  ASSERT_TRUE(response.has_started());
+  EXPECT_EQ(response.started().format(), pb::IMAGE_FORMAT_ZSTD_BGRX);
+  EXPECT_EQ(response.started().max_in_flight(), 1u);
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_TRUE(response.has_mode_changed());
+  // The first (full) update uses the one credit.
+  uint64_t first_id = 0;
+  size_t raw_bytes = 0;
+  while (stream->Read(&response)) {
+    ASSERT_TRUE(response.has_update());
+    for (const auto& rect : response.update().rects()) {
+      std::string pixels(size_t{rect.rect().width()} * rect.rect().height() * 4,
+                         '\0');
+      size_t size = ZSTD_decompress(pixels.data(), pixels.size(),
+                                    rect.data().data(), rect.data().size());
+      ASSERT_EQ(size, pixels.size());
+      uint32_t color;
+      std::memcpy(&color, pixels.data(), 4);
+      EXPECT_EQ(color, 0xFF000001u);
+      raw_bytes += size;
+    }
+    if (response.update().end_of_update()) {
+      first_id = response.update().update_id();
+      break;
+    }
+  }
+  EXPECT_EQ(raw_bytes, 320u * 200 * 4);
+  EXPECT_EQ(first_id, 1u);
+  // New frames while no credit is left: nothing may arrive...
+  for (uint32_t i = 2; i < 6; ++i) Publish(0xFF000000u | i);
+  absl::SleepFor(absl::Milliseconds(300));
+  // ...until the ack returns the credit; then the latest screen comes.
+  pb::StreamFramesRequest ack;
+  ack.mutable_ack()->set_update_id(first_id);
+  ASSERT_TRUE(stream->Write(ack));
+  ASSERT_TRUE(stream->Read(&response));
+  ASSERT_TRUE(response.has_update());
+  EXPECT_EQ(response.update().update_id(), 2u);
+  EXPECT_EQ(response.update().frame_sequence(), 5u);
+  EXPECT_EQ(response.update().flushes(), 4u);
+  stream->WritesDone();
+  context.TryCancel();
+}
+
+TEST_F(DisplayServiceTest, StreamFramesSendsTheCursorWhenAsked) {
+  Publish(0xFF000001);
+  auto image = std::make_shared<gpu::CursorImage>();
+  image->hot_x = 3;
+  image->pixels[0] = 0x7F;
+  store_.OnCursor({0, 10, 20, true, image});
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(20));
+  auto stream = stub_->StreamFrames(&context);
+  pb::StreamFramesRequest subscribe;
+  subscribe.mutable_subscribe()->add_formats(pb::IMAGE_FORMAT_RAW_BGRX);
+  subscribe.mutable_subscribe()->set_include_cursor(true);
+  ASSERT_TRUE(stream->Write(subscribe));
+  pb::StreamFramesResponse response;
+  bool shape = false, moved = false;
+  while (stream->Read(&response)) {
+    if (response.has_cursor_shape()) {
+      shape = true;
+      EXPECT_EQ(response.cursor_shape().hot_x(), 3u);
+      EXPECT_EQ(response.cursor_shape().bgra().size(), 64u * 64 * 4);
+      EXPECT_EQ(static_cast<uint8_t>(response.cursor_shape().bgra()[0]), 0x7F);
+    }
+    if (response.has_cursor_position() &&
+        response.cursor_position().x() == 50) {
+      moved = true;
+      break;
+    }
+    if (shape && response.has_cursor_position())
+      store_.OnCursor({0, 50, 60, true, nullptr});
+  }
+  EXPECT_TRUE(shape);
+  EXPECT_TRUE(moved);
+  context.TryCancel();
+}
+
+TEST_F(DisplayServiceTest, StreamFramesRejectsABadFirstMessage) {
+  grpc::ClientContext context;
+  auto stream = stub_->StreamFrames(&context);
+  pb::StreamFramesRequest ack;
+  ack.mutable_ack()->set_update_id(1);
+  stream->Write(ack);
+  stream->WritesDone();
+  pb::StreamFramesResponse response;
+  while (stream->Read(&response)) {
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(DisplayServiceTest, WatchScanoutsSendsStateThenChanges) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(20));
+  auto reader = stub_->WatchScanouts(&context, {});
+  pb::Scanout scanout;
+  ASSERT_TRUE(reader->Read(&scanout));
+  EXPECT_EQ(scanout.id(), 0u);
+  EXPECT_TRUE(scanout.enabled());
+  ASSERT_TRUE(reader->Read(&scanout));
+  EXPECT_EQ(scanout.id(), 1u);
+  EXPECT_FALSE(scanout.enabled());
+  store_.OnScanoutMode({1, true, 800, 600});
+  ASSERT_TRUE(reader->Read(&scanout));
+  EXPECT_EQ(scanout.id(), 1u);
+  EXPECT_TRUE(scanout.enabled());
+  EXPECT_EQ(scanout.width(), 800u);
+  context.TryCancel();
+}
+
+TEST_F(DisplayServiceTest,
+       RequestLayoutReachesTheDeviceAndSaysWhenTheGuestCannotKnow) {
+  std::vector<gpu::DisplayConfig> applied;
+  service_->set_layout_function(
+      [&applied](uint32_t, const gpu::DisplayConfig& display,
+                 std::function<void(absl::Status, bool)> done) {
+        applied.push_back(display);
+        done(absl::FailedPreconditionError(
+                 "no display event over this transport"),
+             false);
+      });
+  pb::RequestLayoutRequest request;
+  request.set_scanout_id(0);
+  request.set_enabled(true);
+  request.set_width(1024);
+  request.set_height(768);
+  pb::RequestLayoutResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = stub_->RequestLayout(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_EQ(applied[0].width, 1024u);
+  request.set_scanout_id(5);
+  grpc::ClientContext context2;
+  EXPECT_EQ(stub_->RequestLayout(&context2, request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace
