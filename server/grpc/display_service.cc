@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/mutex.h"
+#include "server/encode/encode_cache.h"
 #include "server/encode/image_encoder.h"
 
 namespace vgpu::server {
@@ -79,43 +80,34 @@ gpu::PixelRect Union(const gpu::PixelRect& a, const gpu::PixelRect& b) {
 // that no message exceeds `budget` bytes. The last update has
 // end_of_update set.
 std::vector<pb::FrameUpdate> EncodeUpdate(
-    const ScanoutState& state, const std::vector<gpu::PixelRect>& damage,
-    uint32_t flushes, const EncodeOptions& encode, pb::ImageFormat format,
-    size_t budget) {
+    EncodeCache& cache, const ScanoutState& state,
+    const std::vector<gpu::PixelRect>& damage, uint32_t flushes,
+    const EncodeOptions& encode, pb::ImageFormat format, size_t budget) {
   const gpu::Frame& frame = *state.frame;
   std::vector<pb::FrameUpdate> updates(1);
+  // Pieces are whole-tile runs shared with every other viewer (raw size under
+  // the budget, so every encoding fits a message).
+  absl::StatusOr<std::vector<EncodedPiece>> pieces =
+      cache.Encode(frame, damage, encode, budget);
+  if (!pieces.ok()) {
+    VGPU_LOG(WARNING) << "encoding failed: " << pieces.status().message();
+    pieces = std::vector<EncodedPiece>();
+  }
   size_t update_bytes = 0;
-  for (const gpu::PixelRect& rect : damage) {
-    gpu::PixelRect clipped =
-        gpu::Intersect(rect, {0, 0, frame.width(), frame.height()});
-    if (clipped.empty()) continue;
-    // Raw rows are width*4 bytes; bands keep the raw size under the budget,
-    // so every encoding fits.
-    uint32_t band_rows = std::max<uint32_t>(
-        1, static_cast<uint32_t>(budget / (size_t{clipped.width} * 4)));
-    for (uint32_t y = clipped.y; y < clipped.y + clipped.height;
-         y += band_rows) {
-      gpu::PixelRect band{clipped.x, y, clipped.width,
-                          std::min(band_rows, clipped.y + clipped.height - y)};
-      absl::StatusOr<std::string> data = EncodeImage(frame, band, encode);
-      if (!data.ok()) {
-        VGPU_LOG(WARNING) << "encoding failed: " << data.status().message();
-        continue;
-      }
-      if (update_bytes + data->size() > budget &&
-          updates.back().rects_size() > 0) {
-        updates.emplace_back();
-        update_bytes = 0;
-      }
-      pb::EncodedRect* out = updates.back().add_rects();
-      out->mutable_rect()->set_x(band.x);
-      out->mutable_rect()->set_y(band.y);
-      out->mutable_rect()->set_width(band.width);
-      out->mutable_rect()->set_height(band.height);
-      out->set_format(format);
-      update_bytes += data->size();
-      out->set_data(*std::move(data));
+  for (const EncodedPiece& piece : *pieces) {
+    if (update_bytes + piece.data->size() > budget &&
+        updates.back().rects_size() > 0) {
+      updates.emplace_back();
+      update_bytes = 0;
     }
+    pb::EncodedRect* out = updates.back().add_rects();
+    out->mutable_rect()->set_x(piece.rect.x);
+    out->mutable_rect()->set_y(piece.rect.y);
+    out->mutable_rect()->set_width(piece.rect.width);
+    out->mutable_rect()->set_height(piece.rect.height);
+    out->set_format(format);
+    out->set_data(*piece.data);
+    update_bytes += piece.data->size();
   }
   for (pb::FrameUpdate& update : updates) {
     update.set_frame_sequence(frame.sequence());
@@ -284,9 +276,9 @@ class Viewer : public Reactor, public FrameListener {
     }
     uint64_t update_id = 0;
     if (state.frame && !damage.empty()) {
-      for (pb::FrameUpdate& update :
-           EncodeUpdate(state, damage, flushes, encode_, format_,
-                        service_->options().max_message_bytes - 4096)) {
+      for (pb::FrameUpdate& update : EncodeUpdate(
+               service_->cache(), state, damage, flushes, encode_, format_,
+               service_->options().max_message_bytes - 4096)) {
         *events.emplace_back().mutable_update() = std::move(update);
       }
     }

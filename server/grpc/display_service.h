@@ -10,6 +10,7 @@
 #include "vgpu/display/v1/display.grpc.pb.h"
 
 #include "device/gpu/gpu_device.h"
+#include "server/encode/encode_cache.h"
 #include "server/frame_store.h"
 #include "server/worker_pool.h"
 
@@ -63,6 +64,7 @@ class DisplayService final
   }
 
   FrameStore* store() const { return store_; }
+  EncodeCache& cache() { return cache_; }
   WorkerPool* pool() const { return pool_; }
   const DisplayServiceOptions& options() const { return options_; }
   // Viewer accounting for WatchFrames (max_viewers).
@@ -75,6 +77,7 @@ class DisplayService final
   DisplayServiceOptions options_;
   std::atomic<uint32_t> viewers_{0};
   LayoutFunction layout_;
+  EncodeCache cache_;
 };
 
 }  // namespace vgpu::server

@@ -242,6 +242,9 @@ TEST_F(DisplayServiceTest, ViewersConvergeOnTheLatestFrameAndASlowOneSkips) {
   }
   // The slow viewer got coalesced updates, not a queue of stale ones.
   EXPECT_LT(slow.sequences.size(), kLast / 4);
+  // Viewers that see the same frames share one encoding of each tile.
+  EXPECT_GT(service_->cache().stats().hits,
+            service_->cache().stats().misses / 2);
 }
 
 TEST_F(DisplayServiceTest, FullHdRawUpdatesAreSplitIntoBandsUnder4MiB) {

@@ -1,0 +1,110 @@
+#include "server/encode/encode_cache.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+
+namespace vgpu::server {
+
+absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
+    const gpu::Frame& frame, const std::vector<gpu::PixelRect>& damage,
+    const EncodeOptions& options, size_t max_piece_bytes) {
+  constexpr uint32_t kTile = gpu::kTileSize;
+  const gpu::PixelRect bounds{0, 0, frame.width(), frame.height()};
+  // Damaged tiles per tile row, in grid coordinates.
+  std::map<uint32_t, std::vector<bool>> rows;
+  for (const gpu::PixelRect& rect : damage) {
+    gpu::PixelRect clipped = gpu::Intersect(rect, bounds);
+    if (clipped.empty()) continue;
+    uint64_t gx0 = uint64_t{clipped.x} + frame.origin_x();
+    uint64_t gy0 = uint64_t{clipped.y} + frame.origin_y();
+    uint64_t gx1 = gx0 + clipped.width, gy1 = gy0 + clipped.height;
+    for (uint64_t r = gy0 / kTile; r <= (gy1 - 1) / kTile; ++r) {
+      std::vector<bool>& columns = rows[static_cast<uint32_t>(r)];
+      uint64_t last = (gx1 - 1) / kTile;
+      if (columns.size() <= last) columns.resize(last + 1, false);
+      for (uint64_t c = gx0 / kTile; c <= last; ++c) columns[c] = true;
+    }
+  }
+  const uint32_t max_run = std::max<uint32_t>(
+      1, static_cast<uint32_t>(max_piece_bytes / (size_t{kTile} * kTile * 4)));
+  std::vector<EncodedPiece> pieces;
+  for (const auto& [row, columns] : rows) {
+    for (uint32_t c = 0; c < columns.size();) {
+      if (!columns[c]) {
+        ++c;
+        continue;
+      }
+      uint32_t end = c;
+      while (end < columns.size() && columns[end] && end - c < max_run) ++end;
+      // The run in frame coordinates, clipped to the frame.
+      int64_t fx = int64_t{c} * kTile - frame.origin_x();
+      int64_t fy = int64_t{row} * kTile - frame.origin_y();
+      int64_t fx1 = int64_t{end} * kTile - frame.origin_x();
+      int64_t fy1 = fy + kTile;
+      fx = std::max<int64_t>(fx, 0);
+      fy = std::max<int64_t>(fy, 0);
+      fx1 = std::min<int64_t>(fx1, frame.width());
+      fy1 = std::min<int64_t>(fy1, frame.height());
+      if (fx1 > fx && fy1 > fy) {
+        gpu::PixelRect rect{
+            static_cast<uint32_t>(fx), static_cast<uint32_t>(fy),
+            static_cast<uint32_t>(fx1 - fx), static_cast<uint32_t>(fy1 - fy)};
+        std::string key = absl::StrCat(
+            static_cast<int>(options.kind), "/", options.jpeg_quality, "/",
+            frame.origin_x(), ",", frame.origin_y(), "/", rect.x, ",", rect.y,
+            ",", rect.width, ",", rect.height);
+        for (uint32_t k = c; k < end; ++k) {
+          const gpu::Tile* tile = frame.GridTile(k, row);
+          absl::StrAppend(&key, ":", tile ? tile->version : 0);
+        }
+        std::shared_ptr<const std::string> data = Lookup(key);
+        if (!data) {
+          absl::StatusOr<std::string> encoded =
+              EncodeImage(frame, rect, options);
+          if (!encoded.ok()) return encoded.status();
+          data = std::make_shared<const std::string>(*std::move(encoded));
+          Insert(key, data);
+        }
+        pieces.push_back({rect, std::move(data)});
+      }
+      c = end;
+    }
+  }
+  return pieces;
+}
+
+std::shared_ptr<const std::string> EncodeCache::Lookup(const std::string& key) {
+  MutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    ++stats_.misses;
+    return nullptr;
+  }
+  ++stats_.hits;
+  lru_.splice(lru_.begin(), lru_, it->second.position);
+  return it->second.data;
+}
+
+void EncodeCache::Insert(const std::string& key,
+                         std::shared_ptr<const std::string> data) {
+  MutexLock lock(&mu_);
+  if (entries_.contains(key)) return;  // another viewer got there first
+  stats_.bytes += data->size();
+  lru_.push_front(key);
+  entries_[key] = Entry{std::move(data), lru_.begin()};
+  while (stats_.bytes > max_bytes_ && !lru_.empty()) {
+    auto victim = entries_.find(lru_.back());
+    stats_.bytes -= victim->second.data->size();
+    entries_.erase(victim);
+    lru_.pop_back();
+  }
+}
+
+EncodeCacheStats EncodeCache::stats() const {
+  MutexLock lock(&mu_);
+  return stats_;
+}
+
+}  // namespace vgpu::server

@@ -1,0 +1,113 @@
+#include "server/encode/encode_cache.h"
+
+#include <cstring>
+
+#include "gtest/gtest.h"
+
+namespace vgpu::server {
+namespace {
+
+// Writes `color` into grid pixels [x, x+w) x [y, y+h).
+void Fill(gpu::TileGrid& grid, gpu::PixelRect r, uint32_t color) {
+  gpu::GridStats stats;
+  for (uint32_t row = r.y / gpu::kTileSize;
+       row <= (r.y + r.height - 1) / gpu::kTileSize; ++row) {
+    for (uint32_t col = r.x / gpu::kTileSize;
+         col <= (r.x + r.width - 1) / gpu::kTileSize; ++col) {
+      gpu::PixelRect tile{col * gpu::kTileSize, row * gpu::kTileSize,
+                          gpu::kTileSize, gpu::kTileSize};
+      gpu::PixelRect part = gpu::Intersect(r, tile);
+      uint8_t* pixels = grid.MutableTile(
+          col, row, {part.x - tile.x, part.y - tile.y, part.width, part.height},
+          &stats);
+      for (uint32_t y = part.y; y < part.y + part.height; ++y) {
+        for (uint32_t x = part.x; x < part.x + part.width; ++x) {
+          std::memcpy(
+              pixels + (y - tile.y) * gpu::kTileStride + (x - tile.x) * 4,
+              &color, 4);
+        }
+      }
+    }
+  }
+}
+
+TEST(EncodeCacheTest, SameTilesAreEncodedOncePerProfile) {
+  gpu::TileGrid grid(300, 200);
+  Fill(grid, {0, 0, 300, 200}, 0xFF112233);
+  gpu::Frame frame(300, 200, 0, 0, grid.Snapshot(), grid.columns(), 1);
+  EncodeCache cache;
+  EncodeOptions raw{ImageKind::kRawBgrx};
+  auto first = cache.Encode(frame, {{10, 10, 100, 20}}, raw, 1 << 20);
+  ASSERT_TRUE(first.ok());
+  // One run of whole tiles: columns 0..1 of row 0, i.e. (0,0)-(128,64).
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ((*first)[0].rect, (gpu::PixelRect{0, 0, 128, 64}));
+  EXPECT_EQ((*first)[0].data->size(), 128u * 64 * 4);
+  auto second = cache.Encode(frame, {{10, 10, 100, 20}}, raw, 1 << 20);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*second)[0].data, (*first)[0].data);  // the same bytes, shared
+  EXPECT_EQ(cache.stats().hits, 1u);
+  EXPECT_EQ(cache.stats().misses, 1u);
+  // Another profile is another encoding.
+  ASSERT_TRUE(
+      cache.Encode(frame, {{10, 10, 100, 20}}, {ImageKind::kPng}, 1 << 20)
+          .ok());
+  EXPECT_EQ(cache.stats().misses, 2u);
+}
+
+TEST(EncodeCacheTest, AChangedTileIsEncodedAgainAndUnchangedNeighboursAreNot) {
+  gpu::TileGrid grid(256, 64);
+  Fill(grid, {0, 0, 256, 64}, 0xFF000000);
+  EncodeCache cache;
+  EncodeOptions raw{ImageKind::kRawBgrx};
+  gpu::Frame before(256, 64, 0, 0, grid.Snapshot(), grid.columns(), 1);
+  // Small pieces: one tile per run.
+  size_t one_tile = gpu::kTileBytes;
+  ASSERT_TRUE(cache.Encode(before, {{0, 0, 256, 64}}, raw, one_tile).ok());
+  EXPECT_EQ(cache.stats().misses, 4u);
+  Fill(grid, {70, 5, 3, 3}, 0xFFFFFFFF);  // touches tile 1 only
+  gpu::Frame after(256, 64, 0, 0, grid.Snapshot(), grid.columns(), 2);
+  auto pieces = cache.Encode(after, {{0, 0, 256, 64}}, raw, one_tile);
+  ASSERT_TRUE(pieces.ok());
+  ASSERT_EQ(pieces->size(), 4u);
+  EXPECT_EQ(cache.stats().misses, 5u);
+  EXPECT_EQ(cache.stats().hits, 3u);
+  uint32_t pixel;
+  std::memcpy(&pixel, (*pieces)[1].data->data() + (5 * 64 + 6) * 4, 4);
+  EXPECT_EQ(pixel, 0xFFFFFFFFu);
+}
+
+TEST(EncodeCacheTest, FramesWithAnOffsetOriginMapToTheRightPixels) {
+  gpu::TileGrid grid(400, 200);
+  Fill(grid, {0, 0, 400, 200}, 0xFF000000);
+  Fill(grid, {100, 70, 1, 1}, 0xFFABCDEF);
+  gpu::Frame frame(200, 100, 90, 60, grid.Snapshot(), grid.columns(),
+                   1);  // shows (90,60)+
+  EncodeCache cache;
+  auto pieces =
+      cache.Encode(frame, {{10, 10, 1, 1}}, {ImageKind::kRawBgrx}, 1 << 20);
+  ASSERT_TRUE(pieces.ok());
+  ASSERT_EQ(pieces->size(), 1u);
+  const EncodedPiece& piece = (*pieces)[0];
+  // Grid tile (1,1) = grid (64..127, 64..127) = frame (0..37, 4..67).
+  EXPECT_EQ(piece.rect, (gpu::PixelRect{0, 4, 38, 64}));
+  uint32_t pixel;
+  std::memcpy(&pixel, piece.data->data() + ((10 - 4) * 38 + 10) * 4, 4);
+  EXPECT_EQ(pixel, 0xFFABCDEFu);
+}
+
+TEST(EncodeCacheTest, OldEntriesAreEvictedBeyondTheByteBudget) {
+  gpu::TileGrid grid(64, 64);
+  EncodeCache cache(2 * gpu::kTileBytes);
+  for (uint32_t i = 0; i < 5; ++i) {
+    Fill(grid, {0, 0, 64, 64}, 0xFF000000u | i);
+    gpu::Frame frame(64, 64, 0, 0, grid.Snapshot(), grid.columns(), i);
+    ASSERT_TRUE(
+        cache.Encode(frame, {{0, 0, 64, 64}}, {ImageKind::kRawBgrx}, 1 << 20)
+            .ok());
+  }
+  EXPECT_LE(cache.stats().bytes, 2u * gpu::kTileBytes);
+}
+
+}  // namespace
+}  // namespace vgpu::server
