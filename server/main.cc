@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -63,7 +65,13 @@ ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
           "Where the gRPC display service listens: host:port (loopback by "
           "default; port 0 "
           "picks one) or unix:/path/to.sock. Empty disables it.");
-ABSL_FLAG(uint32_t, max_viewers, 64, "Most WatchFrames viewers at once.");
+ABSL_FLAG(uint32_t, max_viewers, 64, "Most viewer streams at once.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: serve gRPC over TLS.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(
+    std::string, tls_client_ca, "",
+    "PEM CA bundle: require client certificates signed by it (mutual TLS).");
 ABSL_FLAG(bool, mirror_to_qemu, false,
           "Also send the screen to QEMU over the vhost-user-gpu display socket "
           "(QEMU's "
@@ -76,6 +84,42 @@ namespace {
 int Fail(const std::string& message) {
   std::fprintf(stderr, "vgpu-displayd: %s\n", message.c_str());
   return 2;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in),
+                     std::istreambuf_iterator<char>());
+}
+
+// Insecure (loopback and unix sockets), TLS, or mutual TLS from the flags.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials() {
+  std::string cert = absl::GetFlag(FLAGS_tls_cert),
+              key = absl::GetFlag(FLAGS_tls_key);
+  std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() && key.empty() && client_ca.empty())
+    return grpc::InsecureServerCredentials();
+  if (cert.empty() || key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  grpc::SslServerCredentialsOptions options;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  absl::StatusOr<std::string> cert_pem = ReadFile(cert),
+                              key_pem = ReadFile(key);
+  if (!cert_pem.ok()) return cert_pem.status();
+  if (!key_pem.ok()) return key_pem.status();
+  pair.cert_chain = *cert_pem;
+  pair.private_key = *key_pem;
+  options.pem_key_cert_pairs.push_back(pair);
+  if (!client_ca.empty()) {
+    absl::StatusOr<std::string> ca_pem = ReadFile(client_ca);
+    if (!ca_pem.ok()) return ca_pem.status();
+    options.pem_root_certs = *ca_pem;
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
 }
 
 // Rewrites the snapshot file whenever scanout 0 shows a new frame.
@@ -235,9 +279,13 @@ int Run() {
   if (std::string listen = absl::GetFlag(FLAGS_grpc_listen); !listen.empty()) {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+        ServerCredentials();
+    if (!credentials.ok())
+      return Fail(std::string(credentials.status().message()));
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(listen, *credentials, &port);
     builder.RegisterService(&display_service);
     grpc_server = builder.BuildAndStart();
     if (grpc_server == nullptr)

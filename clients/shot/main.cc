@@ -6,6 +6,7 @@
 //   --out=ci.png
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -31,6 +32,10 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10),
           "How long to wait for the condition.");
 ABSL_FLAG(std::string, region, "",
           "X,Y,WIDTH,HEIGHT of the part to capture (default: all).");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA bundle: connect over TLS, trusting these roots.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mutual TLS).");
+ABSL_FLAG(std::string, tls_key, "", "PEM key of --tls_cert.");
 
 namespace {
 
@@ -59,6 +64,24 @@ bool ParseWait(const std::string& wait, pb::GetScreenshotRequest* request) {
     return true;
   }
   return false;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in),
+                     std::istreambuf_iterator<char>());
+}
+
+std::shared_ptr<grpc::ChannelCredentials> Credentials() {
+  if (absl::GetFlag(FLAGS_tls_ca).empty())
+    return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = ReadFile(absl::GetFlag(FLAGS_tls_ca));
+  if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
+    options.pem_cert_chain = ReadFile(absl::GetFlag(FLAGS_tls_cert));
+    options.pem_private_key = ReadFile(absl::GetFlag(FLAGS_tls_key));
+  }
+  return grpc::SslCredentials(options);
 }
 
 int Run() {
@@ -104,9 +127,8 @@ int Run() {
 
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(256 << 20);
-  auto channel =
-      grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server),
-                                grpc::InsecureChannelCredentials(), arguments);
+  auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server),
+                                           Credentials(), arguments);
   auto stub = pb::Display::NewStub(channel);
   grpc::ClientContext context;
   // The server gives up at the wait timeout; allow for the transfer too.
