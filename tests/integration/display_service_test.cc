@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include <grpcpp/grpcpp.h>
 
+#include "clients/watch/screen_model.h"
 #include "server/frame_store.h"
 #include "server/worker_pool.h"
 
@@ -424,6 +425,79 @@ TEST_F(DisplayServiceTest,
   EXPECT_EQ(stub_->RequestLayout(&context2, request, &response).error_code(),
             grpc::StatusCode::NOT_FOUND);
 }
+
+// A frame with a different colour in every 8x8 block, so misplaced rects show.
+gpu::FramePtr PatternFrame(uint32_t width, uint32_t height, uint64_t sequence) {
+  gpu::TileGrid grid(width, height);
+  gpu::GridStats stats;
+  for (uint32_t r = 0; r < grid.rows(); ++r) {
+    for (uint32_t c = 0; c < grid.columns(); ++c) {
+      uint8_t* tile = grid.MutableTile(
+          c, r, {0, 0, gpu::kTileSize, gpu::kTileSize}, &stats);
+      for (uint32_t i = 0; i < gpu::kTileSize * gpu::kTileSize; ++i) {
+        uint32_t x = c * gpu::kTileSize + i % gpu::kTileSize;
+        uint32_t y = r * gpu::kTileSize + i / gpu::kTileSize;
+        uint32_t color = 0xFF000000u | ((x / 8 * 37) & 0xFF) << 16 |
+                         ((y / 8 * 53) & 0xFF) << 8 | ((x + y) / 8 * 11 & 0xFF);
+        std::memcpy(tile + i * 4, &color, 4);
+      }
+    }
+  }
+  return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
+                                      grid.columns(), sequence);
+}
+
+class StreamedScreenTest
+    : public DisplayServiceTest,
+      public ::testing::WithParamInterface<pb::ImageFormat> {};
+
+TEST_P(StreamedScreenTest, TheViewersCopyMatchesTheFrame) {
+  store_.OnScanoutMode({0, true, 300, 170});
+  gpu::FramePtr frame = PatternFrame(300, 170, ++sequence_);
+  store_.OnFrame(0, frame, {0, 0, 300, 170});
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(20));
+  auto stream = stub_->StreamFrames(&context);
+  pb::StreamFramesRequest subscribe;
+  subscribe.mutable_subscribe()->add_formats(GetParam());
+  subscribe.mutable_subscribe()->set_jpeg_quality(95);
+  ASSERT_TRUE(stream->Write(subscribe));
+  watch::ScreenModel screen;
+  pb::StreamFramesResponse event;
+  while (stream->Read(&event)) {
+    ASSERT_TRUE(screen.Apply(event).ok());
+    if (event.has_update() && event.update().end_of_update()) break;
+  }
+  context.TryCancel();
+  ASSERT_EQ(screen.width(), 300u);
+  int worst = 0;
+  double total = 0;
+  for (uint32_t y = 0; y < 170; ++y) {
+    for (uint32_t x = 0; x < 300; ++x) {
+      uint32_t want = frame->PixelAt(x, y), got = screen.PixelAt(x, y);
+      for (int shift = 0; shift < 24; shift += 8) {
+        int error = std::abs(static_cast<int>((want >> shift) & 0xFF) -
+                             static_cast<int>((got >> shift) & 0xFF));
+        worst = std::max(worst, error);
+        total += error;
+      }
+    }
+  }
+  if (GetParam() == pb::IMAGE_FORMAT_JPEG) {
+    // Lossy (4:2:0 smears chroma at sharp edges), but the right picture in
+    // the right place: a small mean error.
+    EXPECT_LT(total / (300.0 * 170 * 3), 12.0);
+  } else {
+    EXPECT_EQ(worst, 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryFormat, StreamedScreenTest,
+                         ::testing::Values(pb::IMAGE_FORMAT_RAW_BGRX,
+                                           pb::IMAGE_FORMAT_ZSTD_BGRX,
+                                           pb::IMAGE_FORMAT_PNG,
+                                           pb::IMAGE_FORMAT_JPEG));
 
 }  // namespace
 }  // namespace vgpu::server
