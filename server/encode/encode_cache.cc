@@ -1,6 +1,7 @@
 #include "server/encode/encode_cache.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -51,6 +52,12 @@ absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
         gpu::PixelRect rect{
             static_cast<uint32_t>(fx), static_cast<uint32_t>(fy),
             static_cast<uint32_t>(fx1 - fx), static_cast<uint32_t>(fy1 - fy)};
+        if (options.kind == ImageKind::kRawBgrx) {
+          // Raw is a copy either way: the caller reads the frame directly.
+          pieces.push_back({rect, nullptr});
+          c = end;
+          continue;
+        }
         std::string key = absl::StrCat(
             static_cast<int>(options.kind), "/", options.jpeg_quality, "/",
             frame.origin_x(), ",", frame.origin_y(), "/", rect.x, ",", rect.y,
@@ -59,15 +66,10 @@ absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
           const gpu::Tile* tile = frame.GridTile(k, row);
           absl::StrAppend(&key, ":", tile ? tile->version : 0);
         }
-        std::shared_ptr<const std::string> data = Lookup(key);
-        if (!data) {
-          absl::StatusOr<std::string> encoded =
-              EncodeImage(frame, rect, options);
-          if (!encoded.ok()) return encoded.status();
-          data = std::make_shared<const std::string>(*std::move(encoded));
-          Insert(key, data);
-        }
-        pieces.push_back({rect, std::move(data)});
+        absl::StatusOr<std::shared_ptr<const std::string>> data =
+            GetOrEncode(key, [&] { return EncodeImage(frame, rect, options); });
+        if (!data.ok()) return data.status();
+        pieces.push_back({rect, *std::move(data)});
       }
       c = end;
     }
@@ -75,31 +77,50 @@ absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
   return pieces;
 }
 
-std::shared_ptr<const std::string> EncodeCache::Lookup(const std::string& key) {
-  MutexLock lock(&mu_);
-  auto it = entries_.find(key);
-  if (it == entries_.end()) {
-    ++stats_.misses;
-    return nullptr;
+absl::StatusOr<std::shared_ptr<const std::string>> EncodeCache::GetOrEncode(
+    const std::string& key,
+    const std::function<absl::StatusOr<std::string>()>& encode) {
+  mu_.Lock();
+  while (true) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) break;
+    if (it->second.data) {
+      ++stats_.hits;
+      lru_.splice(lru_.begin(), lru_, it->second.position);
+      std::shared_ptr<const std::string> data = it->second.data;
+      mu_.Unlock();
+      return data;
+    }
+    // Another viewer is encoding these tiles: wait for its result.
+    mu_.WaitOnce(std::chrono::steady_clock::now() +
+                 std::chrono::milliseconds(100));
   }
-  ++stats_.hits;
-  lru_.splice(lru_.begin(), lru_, it->second.position);
-  return it->second.data;
-}
+  ++stats_.misses;
+  entries_[key] = Entry{};  // pending
+  mu_.Unlock();
 
-void EncodeCache::Insert(const std::string& key,
-                         std::shared_ptr<const std::string> data) {
-  MutexLock lock(&mu_);
-  if (entries_.contains(key)) return;  // another viewer got there first
+  absl::StatusOr<std::string> encoded = encode();
+
+  mu_.Lock();
+  if (!encoded.ok()) {
+    entries_.erase(key);  // a waiter will try itself
+    mu_.Unlock();
+    mu_.NotifyAll();
+    return encoded.status();
+  }
+  auto data = std::make_shared<const std::string>(*std::move(encoded));
   stats_.bytes += data->size();
   lru_.push_front(key);
-  entries_[key] = Entry{std::move(data), lru_.begin()};
-  while (stats_.bytes > max_bytes_ && !lru_.empty()) {
+  entries_[key] = Entry{data, lru_.begin()};
+  while (stats_.bytes > max_bytes_ && lru_.size() > 1) {
     auto victim = entries_.find(lru_.back());
     stats_.bytes -= victim->second.data->size();
     entries_.erase(victim);
     lru_.pop_back();
   }
+  mu_.Unlock();
+  mu_.NotifyAll();
+  return data;
 }
 
 EncodeCacheStats EncodeCache::stats() const {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -22,6 +23,8 @@ namespace vgpu::server {
 
 struct EncodedPiece {
   gpu::PixelRect rect;  // frame coordinates
+  // Null for raw BGRX: copying the frame's pixels straight into the message
+  // is cheaper than caching them.
   std::shared_ptr<const std::string> data;
 };
 
@@ -45,15 +48,18 @@ class EncodeCache {
   EncodeCacheStats stats() const;
 
  private:
-  std::shared_ptr<const std::string> Lookup(const std::string& key);
-  void Insert(const std::string& key, std::shared_ptr<const std::string> data);
+  // The encoding of `key`, made by `encode` unless it is cached or another
+  // thread is making it right now (then this one waits for that result).
+  absl::StatusOr<std::shared_ptr<const std::string>> GetOrEncode(
+      const std::string& key,
+      const std::function<absl::StatusOr<std::string>()>& encode);
 
   const size_t max_bytes_;
   mutable Mutex mu_;
   std::list<std::string> lru_ VGPU_GUARDED_BY(mu_);  // most recent first
   struct Entry {
-    std::shared_ptr<const std::string> data;
-    std::list<std::string>::iterator position;
+    std::shared_ptr<const std::string> data;    // null while being encoded
+    std::list<std::string>::iterator position;  // valid once data is set
   };
   absl::flat_hash_map<std::string, Entry> entries_ VGPU_GUARDED_BY(mu_);
   EncodeCacheStats stats_ VGPU_GUARDED_BY(mu_);

@@ -1,5 +1,7 @@
 #include "server/encode/encode_cache.h"
 
+#include <zstd.h>
+
 #include <cstring>
 
 #include "gtest/gtest.h"
@@ -31,18 +33,41 @@ void Fill(gpu::TileGrid& grid, gpu::PixelRect r, uint32_t color) {
   }
 }
 
+// The BGRX pixels of a zstd piece.
+std::string Pixels(const EncodedPiece& piece) {
+  std::string out(size_t{piece.rect.width} * piece.rect.height * 4, '\0');
+  size_t size = ZSTD_decompress(out.data(), out.size(), piece.data->data(),
+                                piece.data->size());
+  EXPECT_EQ(size, out.size());
+  return out;
+}
+
+TEST(EncodeCacheTest, RawPiecesCarryRectsOnly) {
+  gpu::TileGrid grid(300, 200);
+  Fill(grid, {0, 0, 300, 200}, 0xFF112233);
+  gpu::Frame frame(300, 200, 0, 0, grid.Snapshot(), grid.columns(), 1);
+  EncodeCache cache;
+  auto pieces =
+      cache.Encode(frame, {{10, 10, 100, 20}}, {ImageKind::kRawBgrx}, 1 << 20);
+  ASSERT_TRUE(pieces.ok());
+  ASSERT_EQ(pieces->size(), 1u);
+  EXPECT_EQ((*pieces)[0].rect, (gpu::PixelRect{0, 0, 128, 64}));
+  EXPECT_EQ((*pieces)[0].data, nullptr);
+  EXPECT_EQ(cache.stats().misses, 0u);
+}
+
 TEST(EncodeCacheTest, SameTilesAreEncodedOncePerProfile) {
   gpu::TileGrid grid(300, 200);
   Fill(grid, {0, 0, 300, 200}, 0xFF112233);
   gpu::Frame frame(300, 200, 0, 0, grid.Snapshot(), grid.columns(), 1);
   EncodeCache cache;
-  EncodeOptions raw{ImageKind::kRawBgrx};
+  EncodeOptions raw{ImageKind::kZstdBgrx};
   auto first = cache.Encode(frame, {{10, 10, 100, 20}}, raw, 1 << 20);
   ASSERT_TRUE(first.ok());
   // One run of whole tiles: columns 0..1 of row 0, i.e. (0,0)-(128,64).
   ASSERT_EQ(first->size(), 1u);
   EXPECT_EQ((*first)[0].rect, (gpu::PixelRect{0, 0, 128, 64}));
-  EXPECT_EQ((*first)[0].data->size(), 128u * 64 * 4);
+  EXPECT_EQ(Pixels((*first)[0]).size(), 128u * 64 * 4);
   auto second = cache.Encode(frame, {{10, 10, 100, 20}}, raw, 1 << 20);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ((*second)[0].data, (*first)[0].data);  // the same bytes, shared
@@ -59,7 +84,7 @@ TEST(EncodeCacheTest, AChangedTileIsEncodedAgainAndUnchangedNeighboursAreNot) {
   gpu::TileGrid grid(256, 64);
   Fill(grid, {0, 0, 256, 64}, 0xFF000000);
   EncodeCache cache;
-  EncodeOptions raw{ImageKind::kRawBgrx};
+  EncodeOptions raw{ImageKind::kZstdBgrx};
   gpu::Frame before(256, 64, 0, 0, grid.Snapshot(), grid.columns(), 1);
   // Small pieces: one tile per run.
   size_t one_tile = gpu::kTileBytes;
@@ -73,7 +98,7 @@ TEST(EncodeCacheTest, AChangedTileIsEncodedAgainAndUnchangedNeighboursAreNot) {
   EXPECT_EQ(cache.stats().misses, 5u);
   EXPECT_EQ(cache.stats().hits, 3u);
   uint32_t pixel;
-  std::memcpy(&pixel, (*pieces)[1].data->data() + (5 * 64 + 6) * 4, 4);
+  std::memcpy(&pixel, Pixels((*pieces)[1]).data() + (5 * 64 + 6) * 4, 4);
   EXPECT_EQ(pixel, 0xFFFFFFFFu);
 }
 
@@ -85,28 +110,28 @@ TEST(EncodeCacheTest, FramesWithAnOffsetOriginMapToTheRightPixels) {
                    1);  // shows (90,60)+
   EncodeCache cache;
   auto pieces =
-      cache.Encode(frame, {{10, 10, 1, 1}}, {ImageKind::kRawBgrx}, 1 << 20);
+      cache.Encode(frame, {{10, 10, 1, 1}}, {ImageKind::kZstdBgrx}, 1 << 20);
   ASSERT_TRUE(pieces.ok());
   ASSERT_EQ(pieces->size(), 1u);
   const EncodedPiece& piece = (*pieces)[0];
   // Grid tile (1,1) = grid (64..127, 64..127) = frame (0..37, 4..67).
   EXPECT_EQ(piece.rect, (gpu::PixelRect{0, 4, 38, 64}));
   uint32_t pixel;
-  std::memcpy(&pixel, piece.data->data() + ((10 - 4) * 38 + 10) * 4, 4);
+  std::memcpy(&pixel, Pixels(piece).data() + ((10 - 4) * 38 + 10) * 4, 4);
   EXPECT_EQ(pixel, 0xFFABCDEFu);
 }
 
 TEST(EncodeCacheTest, OldEntriesAreEvictedBeyondTheByteBudget) {
   gpu::TileGrid grid(64, 64);
-  EncodeCache cache(2 * gpu::kTileBytes);
+  EncodeCache cache(100);  // a few compressed tiles
   for (uint32_t i = 0; i < 5; ++i) {
     Fill(grid, {0, 0, 64, 64}, 0xFF000000u | i);
     gpu::Frame frame(64, 64, 0, 0, grid.Snapshot(), grid.columns(), i);
     ASSERT_TRUE(
-        cache.Encode(frame, {{0, 0, 64, 64}}, {ImageKind::kRawBgrx}, 1 << 20)
+        cache.Encode(frame, {{0, 0, 64, 64}}, {ImageKind::kZstdBgrx}, 1 << 20)
             .ok());
   }
-  EXPECT_LE(cache.stats().bytes, 2u * gpu::kTileBytes);
+  EXPECT_LE(cache.stats().bytes, 100u);
 }
 
 }  // namespace

@@ -113,7 +113,11 @@ absl::StatusOr<std::string> EncodeImage(const gpu::Frame& frame,
       gpu::Intersect(rect, gpu::PixelRect{0, 0, frame.width(), frame.height()});
   if (clipped.empty())
     return absl::InvalidArgumentError("region is outside the scanout");
-  std::vector<uint8_t> pixels(size_t{clipped.width} * clipped.height * 4);
+  // One staging buffer per thread, grown as needed: no allocation (and no
+  // page faults) per encode.
+  thread_local std::vector<uint8_t> pixels;
+  size_t bytes = size_t{clipped.width} * clipped.height * 4;
+  if (pixels.size() < bytes) pixels.resize(bytes);
   frame.ReadPixels(clipped, pixels.data(), size_t{clipped.width} * 4);
   return EncodeBgrx(pixels.data(), clipped.width, clipped.height, options);
 }

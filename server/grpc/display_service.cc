@@ -95,8 +95,9 @@ std::vector<pb::FrameUpdate> EncodeUpdate(
   }
   size_t update_bytes = 0;
   for (const EncodedPiece& piece : *pieces) {
-    if (update_bytes + piece.data->size() > budget &&
-        updates.back().rects_size() > 0) {
+    size_t size = piece.data ? piece.data->size()
+                             : size_t{piece.rect.width} * piece.rect.height * 4;
+    if (update_bytes + size > budget && updates.back().rects_size() > 0) {
       updates.emplace_back();
       update_bytes = 0;
     }
@@ -106,8 +107,15 @@ std::vector<pb::FrameUpdate> EncodeUpdate(
     out->mutable_rect()->set_width(piece.rect.width);
     out->mutable_rect()->set_height(piece.rect.height);
     out->set_format(format);
-    out->set_data(*piece.data);
-    update_bytes += piece.data->size();
+    if (piece.data) {
+      out->set_data(*piece.data);
+    } else {
+      std::string* data = out->mutable_data();
+      data->resize(size);
+      frame.ReadPixels(piece.rect, reinterpret_cast<uint8_t*>(data->data()),
+                       size_t{piece.rect.width} * 4);
+    }
+    update_bytes += size;
   }
   for (pb::FrameUpdate& update : updates) {
     update.set_frame_sequence(frame.sequence());
