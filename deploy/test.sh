@@ -21,7 +21,7 @@ cmake --workflow --preset asan
 
 echo "== fuzz targets (${fuzz_seconds}s each)"
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz
+cmake --build --preset fuzz --target virtio_gpu_command_fuzzer virtqueue_fuzzer
 for fuzzer in build/fuzz/tests/fuzz/*_fuzzer; do
   [ -x "$fuzzer" ] || continue
   name="$(basename "$fuzzer")"
