@@ -31,8 +31,8 @@ start() {  # extra daemon flags...
   cat daemon.log; echo "FAIL: the daemon did not start"; exit 1
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
-expect_ok() { "$shot" --server="localhost:$port" --timeout=5s --out=shot.png "$@" > out.txt 2>&1 || { cat out.txt; echo "FAIL: $*"; exit 1; }; }
-expect_fail() { if "$shot" --server="localhost:$port" --timeout=2s --out=shot.png "$@" > out.txt 2>&1; then echo "FAIL: succeeded: $*"; exit 1; fi; }
+expect_ok() { "$shot" --server="127.0.0.1:$port" --timeout=5s --out=shot.png "$@" > out.txt 2>&1 || { cat out.txt; echo "FAIL: $*"; exit 1; }; }
+expect_fail() { if "$shot" --server="127.0.0.1:$port" --timeout=2s --out=shot.png "$@" > out.txt 2>&1; then echo "FAIL: succeeded: $*"; exit 1; fi; }
 
 start
 expect_ok --tls_ca=ca.pem
