@@ -191,6 +191,29 @@ uint8_t* TileGrid::MutableTile(uint32_t column, uint32_t row,
   return tile->pixels;
 }
 
+void TileGrid::WritePixels(const PixelRect& rect, const uint8_t* pixels,
+                           size_t stride, GridStats* stats) {
+  if (rect.empty()) return;
+  for (uint32_t row = rect.y / kTileSize;
+       row <= (rect.y + rect.height - 1) / kTileSize; ++row) {
+    for (uint32_t col = rect.x / kTileSize;
+         col <= (rect.x + rect.width - 1) / kTileSize; ++col) {
+      PixelRect tile{col * kTileSize, row * kTileSize, kTileSize, kTileSize};
+      PixelRect part = Intersect(rect, tile);
+      uint8_t* out = MutableTile(
+          col, row, {part.x - tile.x, part.y - tile.y, part.width, part.height},
+          stats);
+      for (uint32_t y = part.y; y < part.y + part.height; ++y) {
+        std::memcpy(out + size_t{y - tile.y} * kTileStride +
+                        size_t{part.x - tile.x} * kBytesPerPixel,
+                    pixels + size_t{y - rect.y} * stride +
+                        size_t{part.x - rect.x} * kBytesPerPixel,
+                    size_t{part.width} * kBytesPerPixel);
+      }
+    }
+  }
+}
+
 std::vector<std::shared_ptr<const TileRow>> TileGrid::Snapshot() const {
   return {rows_.begin(), rows_.end()};
 }

@@ -132,6 +132,13 @@ class TileGrid {
   uint8_t* MutableTile(uint32_t column, uint32_t row, const PixelRect& covered,
                        GridStats* stats);
 
+  // Copies canonical B,G,R,X pixels (`stride` bytes per row) into `rect`
+  // (grid coordinates, inside the grid), with copy-on-write as above. For
+  // host-drawn content (tests, benchmarks, synthetic screens); guest pixels
+  // go through CopyIntoGrid.
+  void WritePixels(const PixelRect& rect, const uint8_t* pixels, size_t stride,
+                   GridStats* stats);
+
   // Shares the current rows with a new immutable snapshot.
   std::vector<std::shared_ptr<const TileRow>> Snapshot() const;
 

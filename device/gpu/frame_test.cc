@@ -164,3 +164,27 @@ TEST(FrameTest, PublishedFramesNeverChangeUnderRandomWrites) {
 
 }  // namespace
 }  // namespace vgpu::gpu
+
+namespace vgpu::gpu {
+namespace {
+
+TEST(FrameTest, WritePixelsCrossesTilesAndKeepsOldFramesIntact) {
+  TileGrid grid(200, 150);
+  GridStats stats;
+  std::vector<uint32_t> first(200 * 150, 0xFF000001u);
+  grid.WritePixels({0, 0, 200, 150}, reinterpret_cast<uint8_t*>(first.data()),
+                   200 * 4, &stats);
+  Frame before(200, 150, 0, 0, grid.Snapshot(), grid.columns(), 1);
+  std::vector<uint32_t> patch(30 * 20);
+  for (uint32_t i = 0; i < patch.size(); ++i) patch[i] = 0xFF000000u | i;
+  grid.WritePixels({50, 60, 30, 20}, reinterpret_cast<uint8_t*>(patch.data()),
+                   30 * 4, &stats);
+  Frame after(200, 150, 0, 0, grid.Snapshot(), grid.columns(), 2);
+  EXPECT_EQ(after.PixelAt(50, 60), 0xFF000000u);
+  EXPECT_EQ(after.PixelAt(79, 79), 0xFF000000u | (19 * 30 + 29));
+  EXPECT_EQ(after.PixelAt(80, 79), 0xFF000001u);
+  EXPECT_EQ(before.PixelAt(79, 79), 0xFF000001u);
+}
+
+}  // namespace
+}  // namespace vgpu::gpu

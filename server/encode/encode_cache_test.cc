@@ -9,28 +9,12 @@
 namespace vgpu::server {
 namespace {
 
-// Writes `color` into grid pixels [x, x+w) x [y, y+h).
+// Writes `color` into grid pixels `r`.
 void Fill(gpu::TileGrid& grid, gpu::PixelRect r, uint32_t color) {
+  std::vector<uint32_t> pixels(size_t{r.width} * r.height, color);
   gpu::GridStats stats;
-  for (uint32_t row = r.y / gpu::kTileSize;
-       row <= (r.y + r.height - 1) / gpu::kTileSize; ++row) {
-    for (uint32_t col = r.x / gpu::kTileSize;
-         col <= (r.x + r.width - 1) / gpu::kTileSize; ++col) {
-      gpu::PixelRect tile{col * gpu::kTileSize, row * gpu::kTileSize,
-                          gpu::kTileSize, gpu::kTileSize};
-      gpu::PixelRect part = gpu::Intersect(r, tile);
-      uint8_t* pixels = grid.MutableTile(
-          col, row, {part.x - tile.x, part.y - tile.y, part.width, part.height},
-          &stats);
-      for (uint32_t y = part.y; y < part.y + part.height; ++y) {
-        for (uint32_t x = part.x; x < part.x + part.width; ++x) {
-          std::memcpy(
-              pixels + (y - tile.y) * gpu::kTileStride + (x - tile.x) * 4,
-              &color, 4);
-        }
-      }
-    }
-  }
+  grid.WritePixels(r, reinterpret_cast<const uint8_t*>(pixels.data()),
+                   size_t{r.width} * 4, &stats);
 }
 
 // The BGRX pixels of a zstd piece.

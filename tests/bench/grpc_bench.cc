@@ -59,25 +59,10 @@ class Screen {
   // frame.
   gpu::FramePtr Commit(const gpu::PixelRect& rect) {
     gpu::GridStats stats;
-    for (uint32_t row = rect.y / gpu::kTileSize;
-         row <= (rect.y + rect.height - 1) / gpu::kTileSize; ++row) {
-      for (uint32_t col = rect.x / gpu::kTileSize;
-           col <= (rect.x + rect.width - 1) / gpu::kTileSize; ++col) {
-        gpu::PixelRect tile{col * gpu::kTileSize, row * gpu::kTileSize,
-                            gpu::kTileSize, gpu::kTileSize};
-        gpu::PixelRect part =
-            gpu::Intersect(gpu::Intersect(rect, tile), {0, 0, width_, height_});
-        uint8_t* out = grid_.MutableTile(
-            col, row,
-            {part.x - tile.x, part.y - tile.y, part.width, part.height},
-            &stats);
-        for (uint32_t y = part.y; y < part.y + part.height; ++y) {
-          std::memcpy(
-              out + (y - tile.y) * gpu::kTileStride + (part.x - tile.x) * 4,
-              &pixels_[size_t{y} * width_ + part.x], size_t{part.width} * 4);
-        }
-      }
-    }
+    grid_.WritePixels(rect,
+                      reinterpret_cast<const uint8_t*>(
+                          &pixels_[size_t{rect.y} * width_ + rect.x]),
+                      size_t{width_} * 4, &stats);
     return std::make_shared<gpu::Frame>(width_, height_, 0, 0, grid_.Snapshot(),
                                         grid_.columns(), ++sequence_);
   }

@@ -27,14 +27,10 @@ gpu::FramePtr SolidFrame(uint32_t width, uint32_t height, uint32_t color,
                          uint64_t sequence) {
   gpu::TileGrid grid(width, height);
   gpu::GridStats stats;
-  for (uint32_t r = 0; r < grid.rows(); ++r) {
-    for (uint32_t c = 0; c < grid.columns(); ++c) {
-      uint8_t* tile = grid.MutableTile(
-          c, r, {0, 0, gpu::kTileSize, gpu::kTileSize}, &stats);
-      for (uint32_t i = 0; i < gpu::kTileSize * gpu::kTileSize; ++i)
-        std::memcpy(tile + i * 4, &color, 4);
-    }
-  }
+  std::vector<uint32_t> pixels(size_t{width} * height, color);
+  grid.WritePixels({0, 0, width, height},
+                   reinterpret_cast<const uint8_t*>(pixels.data()),
+                   size_t{width} * 4, &stats);
   return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
                                       grid.columns(), sequence);
 }
@@ -427,19 +423,17 @@ TEST_F(DisplayServiceTest,
 gpu::FramePtr PatternFrame(uint32_t width, uint32_t height, uint64_t sequence) {
   gpu::TileGrid grid(width, height);
   gpu::GridStats stats;
-  for (uint32_t r = 0; r < grid.rows(); ++r) {
-    for (uint32_t c = 0; c < grid.columns(); ++c) {
-      uint8_t* tile = grid.MutableTile(
-          c, r, {0, 0, gpu::kTileSize, gpu::kTileSize}, &stats);
-      for (uint32_t i = 0; i < gpu::kTileSize * gpu::kTileSize; ++i) {
-        uint32_t x = c * gpu::kTileSize + i % gpu::kTileSize;
-        uint32_t y = r * gpu::kTileSize + i / gpu::kTileSize;
-        uint32_t color = 0xFF000000u | ((x / 8 * 37) & 0xFF) << 16 |
-                         ((y / 8 * 53) & 0xFF) << 8 | ((x + y) / 8 * 11 & 0xFF);
-        std::memcpy(tile + i * 4, &color, 4);
-      }
+  std::vector<uint32_t> pixels(size_t{width} * height);
+  for (uint32_t y = 0; y < height; ++y) {
+    for (uint32_t x = 0; x < width; ++x) {
+      pixels[size_t{y} * width + x] =
+          0xFF000000u | ((x / 8 * 37) & 0xFF) << 16 |
+          ((y / 8 * 53) & 0xFF) << 8 | ((x + y) / 8 * 11 & 0xFF);
     }
   }
+  grid.WritePixels({0, 0, width, height},
+                   reinterpret_cast<const uint8_t*>(pixels.data()),
+                   size_t{width} * 4, &stats);
   return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
                                       grid.columns(), sequence);
 }
