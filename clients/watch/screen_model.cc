@@ -35,6 +35,12 @@ absl::Status ScreenModel::Decode(const pb::EncodedRect& rect,
   const uint32_t w = rect.rect().width(), h = rect.rect().height();
   const size_t bytes = size_t{w} * h * 4;
   bgrx->assign(bytes, 0);
+  if (rect.solid()) {
+    uint32_t pixel = rect.solid_bgrx();
+    for (size_t i = 0; i < bytes; i += 4)
+      std::memcpy(bgrx->data() + i, &pixel, 4);
+    return absl::OkStatus();
+  }
   const std::string& data = rect.data();
   switch (rect.format()) {
     case pb::IMAGE_FORMAT_RAW_BGRX:

@@ -2,11 +2,50 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 
 namespace vgpu::server {
+
+namespace {
+
+// The one colour of grid tiles [first, end) in `row`, if they are solid
+// (B,G,R only: X is ignored, as viewers ignore it). Null tiles are black.
+// Pixels past the grid's edge are never written and do not count.
+std::optional<uint32_t> SolidColor(const gpu::Frame& frame, uint32_t first,
+                                   uint32_t end, uint32_t row) {
+  std::optional<uint32_t> color;
+  const uint64_t grid_width = uint64_t{frame.width()} + frame.origin_x();
+  const uint64_t grid_height = uint64_t{frame.height()} + frame.origin_y();
+  for (uint32_t column = first; column < end; ++column) {
+    const gpu::Tile* tile = frame.GridTile(column, row);
+    uint32_t width = static_cast<uint32_t>(std::min<uint64_t>(
+        gpu::kTileSize, grid_width - uint64_t{column} * gpu::kTileSize));
+    uint32_t height = static_cast<uint32_t>(std::min<uint64_t>(
+        gpu::kTileSize, grid_height - uint64_t{row} * gpu::kTileSize));
+    if (tile == nullptr) {
+      if (color && *color != 0) return std::nullopt;
+      color = 0;
+      continue;
+    }
+    for (uint32_t y = 0; y < height; ++y) {
+      const uint8_t* line = tile->pixels + size_t{y} * gpu::kTileStride;
+      for (uint32_t x = 0; x < width; ++x) {
+        uint32_t pixel;
+        std::memcpy(&pixel, line + size_t{x} * 4, 4);
+        pixel &= 0x00FFFFFFu;
+        if (!color) color = pixel;
+        if (pixel != *color) return std::nullopt;
+      }
+    }
+  }
+  return color;
+}
+
+}  // namespace
 
 absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
     const gpu::Frame& frame, const std::vector<gpu::PixelRect>& damage,
@@ -52,6 +91,13 @@ absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
         gpu::PixelRect rect{
             static_cast<uint32_t>(fx), static_cast<uint32_t>(fy),
             static_cast<uint32_t>(fx1 - fx), static_cast<uint32_t>(fy1 - fy)};
+        if (std::optional<uint32_t> color = SolidColor(frame, c, end, row)) {
+          pieces.push_back({rect, nullptr, true, *color});
+          MutexLock lock(&mu_);
+          ++stats_.solid;
+          c = end;
+          continue;
+        }
         if (options.kind == ImageKind::kRawBgrx) {
           // Raw is a copy either way: the caller reads the frame directly.
           pieces.push_back({rect, nullptr});

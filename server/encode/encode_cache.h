@@ -23,12 +23,16 @@ namespace vgpu::server {
 
 struct EncodedPiece {
   gpu::PixelRect rect;  // frame coordinates
-  // Null for raw BGRX: copying the frame's pixels straight into the message
-  // is cheaper than caching them.
+  // Null for raw BGRX (copying the frame's pixels straight into the message
+  // is cheaper than caching them) and for solid pieces.
   std::shared_ptr<const std::string> data;
+  // Every pixel is `solid_bgrx`: nothing to encode or send but the colour.
+  bool solid = false;
+  uint32_t solid_bgrx = 0;
 };
 
 struct EncodeCacheStats {
+  uint64_t solid = 0;  // pieces sent as one colour
   uint64_t hits = 0;
   uint64_t misses = 0;
   uint64_t bytes = 0;  // currently held

@@ -17,6 +17,16 @@ void Fill(gpu::TileGrid& grid, gpu::PixelRect r, uint32_t color) {
                    size_t{r.width} * 4, &stats);
 }
 
+// Writes a gradient into grid pixels `r`, so tiles are not one solid colour.
+void Gradient(gpu::TileGrid& grid, gpu::PixelRect r, uint32_t seed) {
+  std::vector<uint32_t> pixels(size_t{r.width} * r.height);
+  for (size_t i = 0; i < pixels.size(); ++i)
+    pixels[i] = 0xFF000000u | static_cast<uint32_t>(i * 3 + seed);
+  gpu::GridStats stats;
+  grid.WritePixels(r, reinterpret_cast<const uint8_t*>(pixels.data()),
+                   size_t{r.width} * 4, &stats);
+}
+
 // The BGRX pixels of a zstd piece.
 std::string Pixels(const EncodedPiece& piece) {
   std::string out(size_t{piece.rect.width} * piece.rect.height * 4, '\0');
@@ -28,7 +38,7 @@ std::string Pixels(const EncodedPiece& piece) {
 
 TEST(EncodeCacheTest, RawPiecesCarryRectsOnly) {
   gpu::TileGrid grid(300, 200);
-  Fill(grid, {0, 0, 300, 200}, 0xFF112233);
+  Gradient(grid, {0, 0, 300, 200}, 1);
   gpu::Frame frame(300, 200, 0, 0, grid.Snapshot(), grid.columns(), 1);
   EncodeCache cache;
   auto pieces =
@@ -37,12 +47,32 @@ TEST(EncodeCacheTest, RawPiecesCarryRectsOnly) {
   ASSERT_EQ(pieces->size(), 1u);
   EXPECT_EQ((*pieces)[0].rect, (gpu::PixelRect{0, 0, 128, 64}));
   EXPECT_EQ((*pieces)[0].data, nullptr);
+  EXPECT_FALSE((*pieces)[0].solid);
   EXPECT_EQ(cache.stats().misses, 0u);
+}
+
+TEST(EncodeCacheTest, OneColourRunsAreSentAsTheColour) {
+  gpu::TileGrid grid(300, 200);
+  Fill(grid, {0, 0, 300, 200}, 0xFF112233);
+  Fill(grid, {0, 64, 1, 1}, 0xFF000000);  // tile row 1 is not solid
+  gpu::Frame frame(300, 200, 0, 0, grid.Snapshot(), grid.columns(), 1);
+  EncodeCache cache;
+  auto pieces =
+      cache.Encode(frame, {{0, 0, 300, 200}}, {ImageKind::kPng}, 1 << 20);
+  ASSERT_TRUE(pieces.ok());
+  ASSERT_EQ(pieces->size(), 4u);  // one run per tile row
+  EXPECT_TRUE((*pieces)[0].solid);
+  EXPECT_EQ((*pieces)[0].solid_bgrx, 0x112233u);
+  EXPECT_EQ((*pieces)[0].data, nullptr);
+  EXPECT_FALSE((*pieces)[1].solid);
+  EXPECT_NE((*pieces)[1].data, nullptr);
+  EXPECT_TRUE((*pieces)[3].solid);  // the bottom row is partly past the edge
+  EXPECT_EQ(cache.stats().solid, 3u);
 }
 
 TEST(EncodeCacheTest, SameTilesAreEncodedOncePerProfile) {
   gpu::TileGrid grid(300, 200);
-  Fill(grid, {0, 0, 300, 200}, 0xFF112233);
+  Gradient(grid, {0, 0, 300, 200}, 2);
   gpu::Frame frame(300, 200, 0, 0, grid.Snapshot(), grid.columns(), 1);
   EncodeCache cache;
   EncodeOptions raw{ImageKind::kZstdBgrx};
@@ -66,7 +96,7 @@ TEST(EncodeCacheTest, SameTilesAreEncodedOncePerProfile) {
 
 TEST(EncodeCacheTest, AChangedTileIsEncodedAgainAndUnchangedNeighboursAreNot) {
   gpu::TileGrid grid(256, 64);
-  Fill(grid, {0, 0, 256, 64}, 0xFF000000);
+  Gradient(grid, {0, 0, 256, 64}, 3);
   EncodeCache cache;
   EncodeOptions raw{ImageKind::kZstdBgrx};
   gpu::Frame before(256, 64, 0, 0, grid.Snapshot(), grid.columns(), 1);
@@ -107,15 +137,16 @@ TEST(EncodeCacheTest, FramesWithAnOffsetOriginMapToTheRightPixels) {
 
 TEST(EncodeCacheTest, OldEntriesAreEvictedBeyondTheByteBudget) {
   gpu::TileGrid grid(64, 64);
-  EncodeCache cache(100);  // a few compressed tiles
+  EncodeCache cache(25000);  // about two compressed gradient tiles
   for (uint32_t i = 0; i < 5; ++i) {
-    Fill(grid, {0, 0, 64, 64}, 0xFF000000u | i);
+    Gradient(grid, {0, 0, 64, 64}, i);
     gpu::Frame frame(64, 64, 0, 0, grid.Snapshot(), grid.columns(), i);
     ASSERT_TRUE(
         cache.Encode(frame, {{0, 0, 64, 64}}, {ImageKind::kZstdBgrx}, 1 << 20)
             .ok());
   }
-  EXPECT_LE(cache.stats().bytes, 100u);
+  EXPECT_LE(cache.stats().bytes, 25000u);
+  EXPECT_GT(cache.stats().bytes, 0u);
 }
 
 }  // namespace

@@ -95,8 +95,10 @@ std::vector<pb::FrameUpdate> EncodeUpdate(
   }
   size_t update_bytes = 0;
   for (const EncodedPiece& piece : *pieces) {
-    size_t size = piece.data ? piece.data->size()
-                             : size_t{piece.rect.width} * piece.rect.height * 4;
+    size_t size = piece.solid ? 16
+                  : piece.data
+                      ? piece.data->size()
+                      : size_t{piece.rect.width} * piece.rect.height * 4;
     if (update_bytes + size > budget && updates.back().rects_size() > 0) {
       updates.emplace_back();
       update_bytes = 0;
@@ -107,7 +109,10 @@ std::vector<pb::FrameUpdate> EncodeUpdate(
     out->mutable_rect()->set_width(piece.rect.width);
     out->mutable_rect()->set_height(piece.rect.height);
     out->set_format(format);
-    if (piece.data) {
+    if (piece.solid) {
+      out->set_solid(true);
+      out->set_solid_bgrx(piece.solid_bgrx);
+    } else if (piece.data) {
       out->set_data(*piece.data);
     } else {
       std::string* data = out->mutable_data();

@@ -35,6 +35,45 @@ gpu::FramePtr SolidFrame(uint32_t width, uint32_t height, uint32_t color,
                                       grid.columns(), sequence);
 }
 
+// A frame with a different colour in every 8x8 block, so misplaced rects show.
+gpu::FramePtr PatternFrame(uint32_t width, uint32_t height, uint64_t sequence) {
+  gpu::TileGrid grid(width, height);
+  gpu::GridStats stats;
+  std::vector<uint32_t> pixels(size_t{width} * height);
+  for (uint32_t y = 0; y < height; ++y) {
+    for (uint32_t x = 0; x < width; ++x) {
+      pixels[size_t{y} * width + x] =
+          0xFF000000u | ((x / 8 * 37) & 0xFF) << 16 |
+          ((y / 8 * 53) & 0xFF) << 8 | ((x + y) / 8 * 11 & 0xFF);
+    }
+  }
+  grid.WritePixels({0, 0, width, height},
+                   reinterpret_cast<const uint8_t*>(pixels.data()),
+                   size_t{width} * 4, &stats);
+  return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
+                                      grid.columns(), sequence);
+}
+
+// A frame whose corners are `color` and whose other pixels vary around it,
+// so updates carry real pixels (not one solid colour).
+gpu::FramePtr CornersFrame(uint32_t width, uint32_t height, uint32_t color,
+                           uint64_t sequence) {
+  gpu::TileGrid grid(width, height);
+  gpu::GridStats stats;
+  std::vector<uint32_t> pixels(size_t{width} * height);
+  for (uint32_t y = 0; y < height; ++y) {
+    for (uint32_t x = 0; x < width; ++x) {
+      pixels[size_t{y} * width + x] = color ^ (((x * 7 + y * 13) & 0x70) << 8);
+    }
+  }
+  pixels.front() = pixels.back() = color;
+  grid.WritePixels({0, 0, width, height},
+                   reinterpret_cast<const uint8_t*>(pixels.data()),
+                   size_t{width} * 4, &stats);
+  return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
+                                      grid.columns(), sequence);
+}
+
 class DisplayServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -58,7 +97,8 @@ class DisplayServiceTest : public ::testing::Test {
 
   void Publish(uint32_t color) {
     ++sequence_;
-    store_.OnFrame(0, SolidFrame(320, 200, color, sequence_), {0, 0, 320, 200});
+    store_.OnFrame(0, CornersFrame(320, 200, color, sequence_),
+                   {0, 0, 320, 200});
   }
 
   grpc::Status Shot(pb::GetScreenshotRequest request, pb::Screenshot* shot) {
@@ -205,7 +245,14 @@ struct Viewer {
         sequences.push_back(event.update().frame_sequence());
         const std::string& data =
             event.update().rects(event.update().rects_size() - 1).data();
-        std::memcpy(&last_color, data.data() + data.size() - 4, 4);
+        const pb::EncodedRect& last =
+            event.update().rects(event.update().rects_size() - 1);
+        if (last.solid()) {
+          last_color = last.solid_bgrx();
+        } else {
+          std::memcpy(&last_color, data.data() + data.size() - 4, 4);
+        }
+        last_color &= 0x00FFFFFFu;  // X is not part of the picture
         if (sequences.back() >= until_sequence) break;
       }
       absl::SleepFor(delay);
@@ -233,7 +280,7 @@ TEST_F(DisplayServiceTest, ViewersConvergeOnTheLatestFrameAndASlowOneSkips) {
     EXPECT_TRUE(viewer->saw_mode);
     ASSERT_FALSE(viewer->sequences.empty());
     EXPECT_EQ(viewer->sequences.back(), kLast);
-    EXPECT_EQ(viewer->last_color, 0xFF000000u | kLast);
+    EXPECT_EQ(viewer->last_color, kLast);
     EXPECT_TRUE(
         std::is_sorted(viewer->sequences.begin(), viewer->sequences.end()));
   }
@@ -244,8 +291,7 @@ TEST_F(DisplayServiceTest, ViewersConvergeOnTheLatestFrameAndASlowOneSkips) {
 TEST_F(DisplayServiceTest, FullHdRawUpdatesAreSplitIntoBandsUnder4MiB) {
   store_.OnScanoutMode({0, true, 1920, 1080});
   ++sequence_;
-  store_.OnFrame(0, SolidFrame(1920, 1080, 0xFFABCDEF, sequence_),
-                 {0, 0, 1920, 1080});
+  store_.OnFrame(0, PatternFrame(1920, 1080, sequence_), {0, 0, 1920, 1080});
   grpc::ClientContext context;
   pb::WatchFramesRequest request;
   request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
@@ -289,14 +335,20 @@ TEST_F(DisplayServiceTest, StreamFramesHonoursCreditsAndAcks) {
   while (stream->Read(&response)) {
     ASSERT_TRUE(response.has_update());
     for (const auto& rect : response.update().rects()) {
-      std::string pixels(size_t{rect.rect().width()} * rect.rect().height() * 4,
-                         '\0');
-      size_t size = ZSTD_decompress(pixels.data(), pixels.size(),
-                                    rect.data().data(), rect.data().size());
-      ASSERT_EQ(size, pixels.size());
+      size_t size = size_t{rect.rect().width()} * rect.rect().height() * 4;
       uint32_t color;
-      std::memcpy(&color, pixels.data(), 4);
-      EXPECT_EQ(color, 0xFF000001u);
+      if (rect.solid()) {  // a one-colour screen travels as colours only
+        color = rect.solid_bgrx();
+      } else {
+        std::string pixels(size, '\0');
+        ASSERT_EQ(ZSTD_decompress(pixels.data(), pixels.size(),
+                                  rect.data().data(), rect.data().size()),
+                  size);
+        std::memcpy(&color, pixels.data(), 4);
+      }
+      if (rect.rect().x() == 0 && rect.rect().y() == 0) {
+        EXPECT_EQ(color & 0x00FFFFFFu, 0x000001u);  // the frame's corner
+      }
       raw_bytes += size;
     }
     if (response.update().end_of_update()) {
@@ -419,25 +471,6 @@ TEST_F(DisplayServiceTest,
             grpc::StatusCode::NOT_FOUND);
 }
 
-// A frame with a different colour in every 8x8 block, so misplaced rects show.
-gpu::FramePtr PatternFrame(uint32_t width, uint32_t height, uint64_t sequence) {
-  gpu::TileGrid grid(width, height);
-  gpu::GridStats stats;
-  std::vector<uint32_t> pixels(size_t{width} * height);
-  for (uint32_t y = 0; y < height; ++y) {
-    for (uint32_t x = 0; x < width; ++x) {
-      pixels[size_t{y} * width + x] =
-          0xFF000000u | ((x / 8 * 37) & 0xFF) << 16 |
-          ((y / 8 * 53) & 0xFF) << 8 | ((x + y) / 8 * 11 & 0xFF);
-    }
-  }
-  grid.WritePixels({0, 0, width, height},
-                   reinterpret_cast<const uint8_t*>(pixels.data()),
-                   size_t{width} * 4, &stats);
-  return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
-                                      grid.columns(), sequence);
-}
-
 TEST_F(DisplayServiceTest, ViewersOfTheSameFramesShareOneEncoding) {
   Publish(0xFF000000);
   std::vector<std::thread> viewers;
@@ -469,6 +502,33 @@ TEST_F(DisplayServiceTest, ViewersOfTheSameFramesShareOneEncoding) {
   EncodeCacheStats stats = service_->cache().stats();
   EXPECT_GE(stats.hits, stats.misses * 3 / 2)
       << stats.hits << " hits, " << stats.misses << " misses";
+}
+
+TEST_F(DisplayServiceTest, AOneColourScreenTravelsAsColoursOnly) {
+  store_.OnScanoutMode({0, true, 1920, 1080});
+  store_.OnFrame(0, SolidFrame(1920, 1080, 0xFF204060, ++sequence_),
+                 {0, 0, 1920, 1080});
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(20));
+  auto stream = stub_->StreamFrames(&context);
+  pb::StreamFramesRequest subscribe;
+  subscribe.mutable_subscribe()->add_formats(pb::IMAGE_FORMAT_RAW_BGRX);
+  ASSERT_TRUE(stream->Write(subscribe));
+  watch::ScreenModel screen;
+  pb::StreamFramesResponse event;
+  size_t bytes = 0;
+  while (stream->Read(&event)) {
+    ASSERT_TRUE(screen.Apply(event).ok());
+    if (!event.has_update()) continue;
+    bytes += event.ByteSizeLong();
+    for (const auto& rect : event.update().rects()) EXPECT_TRUE(rect.solid());
+    if (event.update().end_of_update()) break;
+  }
+  context.TryCancel();
+  EXPECT_LT(bytes, 4096u);  // instead of 8 MiB of raw pixels
+  EXPECT_EQ(screen.PixelAt(1919, 1079) & 0x00FFFFFFu, 0x204060u);
+  EXPECT_EQ(service_->cache().stats().solid, 17u);  // one run per tile row
 }
 
 class StreamedScreenTest
