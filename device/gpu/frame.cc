@@ -82,6 +82,15 @@ PixelRect Intersect(const PixelRect& a, const PixelRect& b) {
           static_cast<uint32_t>(x1 - x0), static_cast<uint32_t>(y1 - y0)};
 }
 
+PixelRect BoundingBox(const PixelRect& a, const PixelRect& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  uint32_t x0 = std::min(a.x, b.x), y0 = std::min(a.y, b.y);
+  uint32_t x1 = std::max(a.x + a.width, b.x + b.width);
+  uint32_t y1 = std::max(a.y + a.height, b.y + b.height);
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
 TileGrid::TileGrid(uint32_t width, uint32_t height)
     : width_(width),
       height_(height),
@@ -98,16 +107,6 @@ TileGrid::TileGrid(uint32_t width, uint32_t height)
 }
 
 namespace {
-
-// Bounding box of two rects (either may be empty).
-PixelRect Union(const PixelRect& a, const PixelRect& b) {
-  if (a.empty()) return b;
-  if (b.empty()) return a;
-  uint32_t x0 = std::min(a.x, b.x), y0 = std::min(a.y, b.y);
-  uint32_t x1 = std::max(a.x + a.width, b.x + b.width);
-  uint32_t y1 = std::max(a.y + a.height, b.y + b.height);
-  return {x0, y0, x1 - x0, y1 - y0};
-}
 
 // Copies `region` of `from` into `to` (or zeroes it when `from` is null),
 // except the pixels inside `skip`, which the caller is about to overwrite.
@@ -153,7 +152,7 @@ uint8_t* TileGrid::MutableTile(uint32_t column, uint32_t row,
   if (tile && tile.Exclusive()) {
     // Nobody else sees this tile: write in place.
     tile->version = next_tile_version.fetch_add(1, std::memory_order_relaxed);
-    back.changed = Union(back.changed, covered);
+    back.changed = BoundingBox(back.changed, covered);
     return tile->pixels;
   }
   TileRef target;

@@ -36,6 +36,8 @@ struct PixelRect {
 
 // Intersection of two rects (computed in 64 bits; empty if disjoint).
 PixelRect Intersect(const PixelRect& a, const PixelRect& b);
+// The smallest rect holding both (either may be empty).
+PixelRect BoundingBox(const PixelRect& a, const PixelRect& b);
 
 class TilePool;
 

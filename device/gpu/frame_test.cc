@@ -18,6 +18,13 @@ TEST(FrameTest, IntersectClipsAndHandlesWrap) {
             (PixelRect{0xFFFFFFF0, 0, 0xF, 1}));
 }
 
+TEST(FrameTest, BoundingBoxIgnoresEmptyRects) {
+  EXPECT_EQ(BoundingBox({10, 10, 5, 5}, {30, 0, 10, 2}),
+            (PixelRect{10, 0, 30, 15}));
+  EXPECT_EQ(BoundingBox({}, {3, 4, 5, 6}), (PixelRect{3, 4, 5, 6}));
+  EXPECT_EQ(BoundingBox({3, 4, 5, 6}, {}), (PixelRect{3, 4, 5, 6}));
+}
+
 TEST(FrameTest, CopyOnWriteNeverChangesAPublishedFrame) {
   TileGrid grid(130, 70);
   GridStats stats;

@@ -67,15 +67,6 @@ pb::ImageFormat Normalized(pb::ImageFormat format) {
 
 int64_t UnixNanos(absl::Time time) { return absl::ToUnixNanos(time); }
 
-gpu::PixelRect Union(const gpu::PixelRect& a, const gpu::PixelRect& b) {
-  if (a.empty()) return b;
-  if (b.empty()) return a;
-  uint32_t x0 = std::min(a.x, b.x), y0 = std::min(a.y, b.y);
-  uint32_t x1 = std::max(a.x + a.width, b.x + b.width);
-  uint32_t y1 = std::max(a.y + a.height, b.y + b.height);
-  return {x0, y0, x1 - x0, y1 - y0};
-}
-
 // Encodes `damage` of the frame into updates, splitting rects into bands so
 // that no message exceeds `budget` bytes. The last update has
 // end_of_update set.
@@ -155,7 +146,7 @@ class Viewer : public Reactor, public FrameListener {
       ++flushes_;
       if (damage_.size() > 16) {  // many small rects: send their bounding box
         gpu::PixelRect box = damage_[0];
-        for (const gpu::PixelRect& r : damage_) box = Union(box, r);
+        for (const gpu::PixelRect& r : damage_) box = gpu::BoundingBox(box, r);
         damage_ = {box};
       }
     }
