@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release --target vgpu-displayd
+cmake --build --preset release --target vgpu-displayd vgpu-shot vgpu-watch
 mkdir -p demo-out
-echo "vgpu-displayd: demo guest running; the screen is in demo-out/screen.ppm (any image viewer)."
+echo "vgpu-displayd: demo guest running; the screen is in demo-out/screen.ppm (any image viewer),"
+echo "  and over gRPC: build/release/clients/shot/vgpu-shot --out=screen.png, or build/release/clients/watch/vgpu-watch"
 exec build/release/server/vgpu-displayd --demo --demo_scene="${SCENE:-console}" \
   --duration="${DURATION:-0s}" --snapshot=demo-out/screen.ppm
