@@ -17,6 +17,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -29,6 +30,7 @@
 #include "device/vhost_user/server.h"
 #include "server/frame_store.h"
 #include "server/grpc/display_service.h"
+#include "server/metrics_http.h"
 #include "server/snapshot.h"
 #include "server/worker_pool.h"
 
@@ -66,6 +68,10 @@ ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
           "default; port 0 "
           "picks one) or unix:/path/to.sock. Empty disables it.");
 ABSL_FLAG(uint32_t, max_viewers, 64, "Most viewer streams at once.");
+ABSL_FLAG(
+    std::string, metrics_listen, "",
+    "Serve Prometheus metrics at http://ADDRESS/metrics (IPv4 host:port, e.g. "
+    "127.0.0.1:9464; port 0 picks one). Empty: off.");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain: serve gRPC over TLS.");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
@@ -299,6 +305,53 @@ int Run() {
                    << " --out=screen.png)";
   }
 
+  // Prometheus: service counters, plus the device's own (copied on the
+  // device thread, which owns them) and the encode cache's.
+  std::unique_ptr<server::MetricsHttpServer> metrics_server;
+  if (std::string listen = absl::GetFlag(FLAGS_metrics_listen);
+      !listen.empty()) {
+    auto render = [&display_service, &store, device = device->get(),
+                   loop = &(*server)->loop()]() {
+      auto stats = std::make_shared<std::optional<gpu::DeviceStats>>();
+      auto done = std::make_shared<absl::Notification>();
+      loop->Post([device, stats, done] {
+        *stats = device->stats();
+        done->Notify();
+      });
+      std::string extra;
+      if (done->WaitForNotificationWithTimeout(absl::Seconds(1)) &&
+          stats->has_value()) {
+        extra += "# TYPE vgpu_device_commands_total counter\n";
+        for (const auto& [type, count] : (*stats)->commands) {
+          extra += absl::StrCat("vgpu_device_commands_total{type=\"0x",
+                                absl::Hex(type), "\"} ", count, "\n");
+        }
+        extra += "# TYPE vgpu_device_errors_total counter\n";
+        for (const auto& [code, count] : (*stats)->errors) {
+          extra += absl::StrCat("vgpu_device_errors_total{code=\"0x",
+                                absl::Hex(code), "\"} ", count, "\n");
+        }
+      }
+      server::EncodeCacheStats cache = display_service.cache().stats();
+      extra +=
+          absl::StrCat("# TYPE vgpu_frames_published_total counter\n",
+                       "vgpu_frames_published_total ", store.frame_count(),
+                       "\n", "# TYPE vgpu_encode_cache_hits_total counter\n",
+                       "vgpu_encode_cache_hits_total ", cache.hits, "\n",
+                       "# TYPE vgpu_encode_cache_misses_total counter\n",
+                       "vgpu_encode_cache_misses_total ", cache.misses, "\n",
+                       "# TYPE vgpu_solid_runs_total counter\n",
+                       "vgpu_solid_runs_total ", cache.solid, "\n");
+      return display_service.metrics().Render(extra);
+    };
+    auto started = server::MetricsHttpServer::Start(listen, render);
+    if (!started.ok()) return Fail(std::string(started.status().message()));
+    metrics_server = *std::move(started);
+    VGPU_LOG(INFO) << "Prometheus metrics on http://"
+                   << listen.substr(0, listen.rfind(':') + 1)
+                   << metrics_server->port() << "/metrics";
+  }
+
   std::thread snapshot_thread;
   if (std::string path = absl::GetFlag(FLAGS_snapshot); !path.empty()) {
     std::error_code error;
@@ -336,6 +389,7 @@ int Run() {
   if (snapshot_thread.joinable()) snapshot_thread.join();
   kill(getpid(), SIGTERM);  // release the signal thread if it is still waiting
   signal_thread.join();
+  metrics_server.reset();
   server->reset();
   device->reset();
   if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);

@@ -130,7 +130,8 @@ std::vector<pb::FrameUpdate> EncodeUpdate(
 template <typename Reactor, typename Message>
 class Viewer : public Reactor, public FrameListener {
  public:
-  explicit Viewer(DisplayService* service) : service_(service) {}
+  explicit Viewer(DisplayService* service)
+      : service_(service), viewer_id_(service->NextViewerId()) {}
 
   void OnChange(const Change& change) override {
     if (change.scanout_id != scanout_id_) return;
@@ -180,6 +181,7 @@ class Viewer : public Reactor, public FrameListener {
   void OnDone() override {
     if (listening_) service_->store()->RemoveListener(this);
     service_->RemoveViewer();
+    service_->metrics().RemoveViewer(viewer_id_);
     mu_.Lock();
     done_ = true;
     bool last = tasks_ == 0;
@@ -280,12 +282,20 @@ class Viewer : public Reactor, public FrameListener {
     }
     uint64_t update_id = 0;
     if (state.frame && !damage.empty()) {
+      absl::Time encode_start = absl::Now();
+      size_t bytes = 0;
       for (pb::FrameUpdate& update : EncodeUpdate(
                service_->cache(), state, damage, flushes, encode_, format_,
                service_->options().max_message_bytes - 4096)) {
+        bytes += update.ByteSizeLong();
         *events.emplace_back().mutable_update() = std::move(update);
       }
+      service_->metrics().encode_seconds().Observe(
+          absl::ToDoubleSeconds(absl::Now() - encode_start));
+      service_->metrics().CountUpdate(format_, bytes);
+      service_->metrics().CountViewerUpdate(viewer_id_, scanout_id_);
     }
+
     if constexpr (std::is_same_v<Message, pb::StreamFramesResponse>) {
       if (send_cursor) AddCursorEvents(send_shape, &events);
     }
@@ -349,8 +359,15 @@ class Viewer : public Reactor, public FrameListener {
     if (outbox_.empty()) return false;
     current_ = std::move(outbox_.front());
     outbox_.pop_front();
-    if (current_.has_update())
-      current_.mutable_update()->set_send_time_unix_ns(UnixNanos(absl::Now()));
+    if (current_.has_update()) {
+      pb::FrameUpdate* update = current_.mutable_update();
+      int64_t now = UnixNanos(absl::Now());
+      update->set_send_time_unix_ns(now);
+      if (update->end_of_update() && update->flush_time_unix_ns() > 0) {
+        service_->metrics().flush_to_send_seconds().Observe(
+            (now - update->flush_time_unix_ns()) / 1e9);
+      }
+    }
     writing_ = true;
     return true;
   }
@@ -364,6 +381,7 @@ class Viewer : public Reactor, public FrameListener {
   }
 
   DisplayService* service_;
+  const uint64_t viewer_id_;
   // Set by Configure before Begin; read-only afterwards.
   uint32_t scanout_id_ = 0;
   EncodeOptions encode_;

@@ -12,6 +12,7 @@
 #include "device/gpu/gpu_device.h"
 #include "server/encode/encode_cache.h"
 #include "server/frame_store.h"
+#include "server/metrics.h"
 #include "server/worker_pool.h"
 
 namespace vgpu::server {
@@ -65,6 +66,8 @@ class DisplayService final
 
   FrameStore* store() const { return store_; }
   EncodeCache& cache() { return cache_; }
+  ServiceMetrics& metrics() { return metrics_; }
+  uint64_t NextViewerId() { return next_viewer_id_.fetch_add(1) + 1; }
   WorkerPool* pool() const { return pool_; }
   const DisplayServiceOptions& options() const { return options_; }
   // Viewer accounting for WatchFrames (max_viewers).
@@ -78,6 +81,8 @@ class DisplayService final
   std::atomic<uint32_t> viewers_{0};
   LayoutFunction layout_;
   EncodeCache cache_;
+  ServiceMetrics metrics_;
+  std::atomic<uint64_t> next_viewer_id_{0};
 };
 
 }  // namespace vgpu::server

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Prometheus metrics: vgpu-displayd with its built-in guest and a viewer;
+# /metrics must show the device's commands, frames, the viewer's updates and
+# the latency histograms, in the text exposition format.
+# Usage: metrics_test.sh VGPU_DISPLAYD VGPU_WATCH
+set -euo pipefail
+daemon="$1"; watch="$2"
+work="$(mktemp -d /tmp/vgpu-metrics-XXXXXX)"
+pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+"$daemon" --demo --demo_scene=console --demo_fps=60 --width=640 --height=480 \
+  --grpc_listen="unix:$work/grpc.sock" --metrics_listen=127.0.0.1:0 > "$work/daemon.log" 2>&1 &
+pid=$!
+port=""
+for _ in $(seq 1 100); do
+  port="$(sed -n 's|.*Prometheus metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$work/daemon.log")"
+  [ -n "$port" ] && [ -S "$work/grpc.sock" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { cat "$work/daemon.log"; echo "FAIL: no metrics port"; exit 1; }
+# A viewer stays connected while we scrape (per-viewer series are live ones).
+"$watch" --server="unix:$work/grpc.sock" --duration=4s > /dev/null &
+watch_pid=$!
+sleep 1.5
+fetch() {
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3
+  cat <&3 || true
+  exec 3<&-
+}
+fetch /metrics > "$work/metrics.txt"
+head -n 1 "$work/metrics.txt" | grep -q "200 OK" || { cat "$work/metrics.txt"; echo "FAIL: status"; exit 1; }
+for series in 'vgpu_device_commands_total{type="0x105"}' 'vgpu_frames_published_total' \
+    'vgpu_updates_total{encoding="zstd"}' 'vgpu_viewer_updates_total{viewer=' \
+    'vgpu_flush_to_send_seconds_bucket{le="+Inf"}' 'vgpu_encode_seconds_count' \
+    'vgpu_encode_cache_misses_total'; do
+  grep -qF "$series" "$work/metrics.txt" || { cat "$work/metrics.txt"; echo "FAIL: no $series"; exit 1; }
+done
+frames="$(sed -n 's/^vgpu_frames_published_total \([0-9]*\)/\1/p' "$work/metrics.txt")"
+[ "${frames:-0}" -gt 10 ] || { echo "FAIL: $frames frames"; exit 1; }
+fetch /other | head -n 1 | grep -q "404" || { echo "FAIL: /other is not 404"; exit 1; }
+wait "$watch_pid"
+echo "PASS: /metrics ($frames frames published)"
