@@ -419,12 +419,31 @@ absl::Status GpuDevice::ResourceCreate2d(const wire::ResourceCreate2d& cmd) {
   return absl::OkStatus();
 }
 
+void GpuDevice::ReleaseFromResource(uint32_t scanout_id) {
+  uint32_t resource_id = scanouts_[scanout_id]->resource_id;
+  if (resource_id == 0) return;
+  auto it = resources_.find(resource_id);
+  if (it != resources_.end()) it->second->scanout_mask &= ~(1u << scanout_id);
+}
+
+void GpuDevice::ShowOnScanout(uint32_t scanout_id, Resource& resource,
+                              const PixelRect& rect) {
+  Scanout& scanout = *scanouts_[scanout_id];
+  bool resized = scanout.resource_id == 0 || scanout.rect.width != rect.width ||
+                 scanout.rect.height != rect.height;
+  if (scanout.resource_id != resource.id) ReleaseFromResource(scanout_id);
+  scanout.resource_id = resource.id;
+  scanout.rect = rect;
+  resource.scanout_mask |= 1u << scanout_id;
+  if (resized) {
+    sink_->OnScanoutMode(
+        ScanoutMode{scanout_id, true, rect.width, rect.height});
+  }
+}
+
 void GpuDevice::DisableScanout(uint32_t scanout_id) {
   Scanout& scanout = *scanouts_[scanout_id];
-  if (scanout.resource_id != 0) {
-    auto it = resources_.find(scanout.resource_id);
-    if (it != resources_.end()) it->second->scanout_mask &= ~(1u << scanout_id);
-  }
+  ReleaseFromResource(scanout_id);
   bool was_enabled = scanout.resource_id != 0;
   scanout.resource_id = 0;
   scanout.rect = {};
@@ -472,22 +491,10 @@ absl::Status GpuDevice::SetScanout(const wire::SetScanout& cmd) {
   PixelRect rect = ToPixelRect(cmd.r);
   if (scanout.resource_id == cmd.resource_id && scanout.rect == rect)
     return absl::OkStatus();
-  bool resized = scanout.resource_id == 0 || scanout.rect.width != rect.width ||
-                 scanout.rect.height != rect.height;
-  if (scanout.resource_id != 0 && scanout.resource_id != cmd.resource_id) {
-    auto old = resources_.find(scanout.resource_id);
-    if (old != resources_.end())
-      old->second->scanout_mask &= ~(1u << cmd.scanout_id);
-  }
   Credit(scanout.blob_grid_charge);
   scanout.blob_grid_charge = 0;
   scanout.blob_grid = TileGrid();
-  scanout.resource_id = cmd.resource_id;
-  scanout.rect = rect;
-  resource->scanout_mask |= 1u << cmd.scanout_id;
-  if (resized)
-    sink_->OnScanoutMode(
-        ScanoutMode{cmd.scanout_id, true, rect.width, rect.height});
+  ShowOnScanout(cmd.scanout_id, *resource, rect);
   if (resource->shared) {
     scanout.needs_full_capture = true;
   } else {
@@ -550,23 +557,11 @@ absl::Status GpuDevice::SetScanoutBlob(const wire::SetScanoutBlob& cmd) {
     scanout.blob_grid_charge = bytes;
     scanout.blob_grid = TileGrid(rect.width, rect.height);
   }
-  bool resized = scanout.resource_id == 0 || scanout.rect.width != rect.width ||
-                 scanout.rect.height != rect.height;
-  if (scanout.resource_id != 0 && scanout.resource_id != cmd.resource_id) {
-    auto old = resources_.find(scanout.resource_id);
-    if (old != resources_.end())
-      old->second->scanout_mask &= ~(1u << cmd.scanout_id);
-  }
-  scanout.resource_id = cmd.resource_id;
-  scanout.rect = rect;
   scanout.blob_format = cmd.format;
   scanout.blob_offset = cmd.offsets[0];
   scanout.blob_stride = cmd.strides[0];
   scanout.needs_full_capture = true;
-  resource->scanout_mask |= 1u << cmd.scanout_id;
-  if (resized)
-    sink_->OnScanoutMode(
-        ScanoutMode{cmd.scanout_id, true, rect.width, rect.height});
+  ShowOnScanout(cmd.scanout_id, *resource, rect);
   return absl::OkStatus();
 }
 

@@ -165,6 +165,12 @@ class GpuDevice {
   absl::Status Charge(uint64_t bytes);
   void Credit(uint64_t bytes);
   void DisableScanout(uint32_t scanout_id);
+  // Points a scanout at `resource`'s `rect`, telling the sink if its size
+  // changed; the resource it showed before forgets it.
+  void ShowOnScanout(uint32_t scanout_id, Resource& resource,
+                     const PixelRect& rect);
+  // The resource shown on `scanout_id` forgets it.
+  void ReleaseFromResource(uint32_t scanout_id);
   void PublishFrame(uint32_t scanout_id, const PixelRect& damage);
   void CaptureShared(Resource& resource, uint32_t scanout_id,
                      const PixelRect& rect);
