@@ -237,27 +237,44 @@ const Tile* Frame::GridTile(uint32_t column, uint32_t row) const {
 void Frame::ReadPixels(const PixelRect& rect, uint8_t* out,
                        size_t out_stride) const {
   PixelRect r = Intersect(rect, PixelRect{0, 0, width_, height_});
-  for (uint32_t y = 0; y < r.height; ++y) {
-    uint64_t grid_y = uint64_t{origin_y_} + r.y + y;
-    uint8_t* dst = out + (y + (r.y - rect.y)) * out_stride +
-                   (r.x - rect.x) * kBytesPerPixel;
-    uint32_t x = 0;
-    while (x < r.width) {
-      uint64_t grid_x = uint64_t{origin_x_} + r.x + x;
-      uint32_t in_tile_x = static_cast<uint32_t>(grid_x % kTileSize);
-      uint32_t span = std::min(r.width - x, kTileSize - in_tile_x);
-      const Tile* tile = GridTile(static_cast<uint32_t>(grid_x / kTileSize),
-                                  static_cast<uint32_t>(grid_y / kTileSize));
+  if (r.empty()) return;
+  // Tile by tile rather than row by row: each tile's rows are read in
+  // address order (one stream the prefetcher follows) and each tile is
+  // looked up once, not once per row.
+  const uint64_t gx0 = uint64_t{origin_x_} + r.x,
+                 gy0 = uint64_t{origin_y_} + r.y;
+  const uint64_t gx1 = gx0 + r.width, gy1 = gy0 + r.height;
+  uint8_t* const base = out + size_t{r.y - rect.y} * out_stride +
+                        size_t{r.x - rect.x} * kBytesPerPixel;
+  for (uint64_t ty = gy0; ty < gy1; ty = (ty / kTileSize + 1) * kTileSize) {
+    const uint32_t in_tile_y = static_cast<uint32_t>(ty % kTileSize);
+    const uint32_t rows = static_cast<uint32_t>(
+        std::min<uint64_t>(gy1 - ty, kTileSize - in_tile_y));
+    for (uint64_t tx = gx0; tx < gx1; tx = (tx / kTileSize + 1) * kTileSize) {
+      const uint32_t in_tile_x = static_cast<uint32_t>(tx % kTileSize);
+      const size_t span = static_cast<size_t>(std::min<uint64_t>(
+                              gx1 - tx, kTileSize - in_tile_x)) *
+                          kBytesPerPixel;
+      uint8_t* dst = base + size_t{ty - gy0} * out_stride +
+                     size_t{tx - gx0} * kBytesPerPixel;
+      const Tile* tile = GridTile(static_cast<uint32_t>(tx / kTileSize),
+                                  static_cast<uint32_t>(ty / kTileSize));
       if (tile == nullptr) {
-        std::memset(dst, 0, span * kBytesPerPixel);
-      } else {
-        std::memcpy(dst,
-                    tile->pixels + (grid_y % kTileSize) * kTileStride +
-                        in_tile_x * kBytesPerPixel,
-                    span * kBytesPerPixel);
+        for (uint32_t y = 0; y < rows; ++y, dst += out_stride)
+          std::memset(dst, 0, span);
+        continue;
       }
-      dst += span * kBytesPerPixel;
-      x += span;
+      const uint8_t* src = tile->pixels + size_t{in_tile_y} * kTileStride +
+                           size_t{in_tile_x} * kBytesPerPixel;
+      if (span == kTileStride) {  // whole tile rows: a fixed-size copy
+        for (uint32_t y = 0; y < rows;
+             ++y, dst += out_stride, src += kTileStride)
+          std::memcpy(dst, src, kTileStride);
+      } else {
+        for (uint32_t y = 0; y < rows;
+             ++y, dst += out_stride, src += kTileStride)
+          std::memcpy(dst, src, span);
+      }
     }
   }
 }

@@ -73,6 +73,54 @@ TEST(FrameTest, ReadPixelsAtAnOriginAcrossTiles) {
   EXPECT_EQ(out[5], 65u | (64u << 16));
 }
 
+// Random rects (some reaching past the frame) at random origins, with a
+// never-written tile, against the grid's coordinates pixel by pixel.
+TEST(FrameTest, ReadPixelsMatchesPixelByPixelReads) {
+  TileGrid grid(300, 200);
+  GridStats stats;
+  for (uint32_t c = 0; c < grid.columns(); ++c)
+    for (uint32_t r = 0; r < grid.rows(); ++r) {
+      if (c == 2 && r == 1) continue;  // stays all-zero (nullptr)
+      uint8_t* tile =
+          grid.MutableTile(c, r, PixelRect{0, 0, kTileSize, kTileSize}, &stats);
+      for (uint32_t i = 0; i < kTileSize * kTileSize; ++i) {
+        uint32_t v = (c * kTileSize + i % kTileSize) |
+                     ((r * kTileSize + i / kTileSize) << 16);
+        std::memcpy(tile + i * 4, &v, 4);
+      }
+    }
+  auto expected = [](uint32_t gx, uint32_t gy) -> uint32_t {
+    if (gx / kTileSize == 2 && gy / kTileSize == 1) return 0;
+    return gx | (gy << 16);
+  };
+  uint32_t seed = 12345;
+  auto next = [&seed](uint32_t bound) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % bound;
+  };
+  for (int round = 0; round < 300; ++round) {
+    uint32_t ox = next(100), oy = next(80);
+    uint32_t width = 1 + next(300 - ox), height = 1 + next(200 - oy);
+    Frame frame(width, height, ox, oy, grid.Snapshot(), grid.columns(), 1);
+    PixelRect rect{next(width + 20), next(height + 20), 1 + next(200),
+                   1 + next(150)};
+    constexpr uint32_t kSentinel = 0xDEADBEEF;
+    std::vector<uint32_t> out(size_t{rect.width} * rect.height, kSentinel);
+    frame.ReadPixels(rect, reinterpret_cast<uint8_t*>(out.data()),
+                     size_t{rect.width} * 4);
+    for (uint32_t y = 0; y < rect.height; ++y)
+      for (uint32_t x = 0; x < rect.width; ++x) {
+        uint64_t fx = uint64_t{rect.x} + x, fy = uint64_t{rect.y} + y;
+        uint32_t want = fx < width && fy < height
+                            ? expected(static_cast<uint32_t>(fx) + ox,
+                                       static_cast<uint32_t>(fy) + oy)
+                            : kSentinel;  // outside the frame: untouched
+        ASSERT_EQ(out[size_t{y} * rect.width + x], want)
+            << "round " << round << " at " << x << "," << y;
+      }
+  }
+}
+
 TEST(EdidTest, HugeModesLowerTheRefreshToFitTheClockField) {
   auto edid = MakeEdid(4095, 4095, 1);
   EdidMode mode = DecodePreferredMode(edid);

@@ -82,14 +82,13 @@ struct JpegError {
   std::jmp_buf jump;
 };
 
-// JPEG straight from a frame's tiles: rows are staged 16 at a time (one MCU
-// row at 4:2:0) in a small buffer that stays in cache, instead of copying
-// the whole rect out first. Same settings as tjCompress2 with
-// TJSAMP_420 | TJFLAG_FASTDCT.
+// JPEG straight from a frame's tiles: rows are staged one tile row (64) at
+// a time in a buffer that stays in cache, instead of copying the whole rect
+// out first. Same settings as tjCompress2 with TJSAMP_420 | TJFLAG_FASTDCT.
 absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
                                                 const gpu::PixelRect& rect,
                                                 int quality) {
-  constexpr uint32_t kStripRows = 16;
+  constexpr uint32_t kStripRows = gpu::kTileSize;
   thread_local std::vector<uint8_t> strip;
   strip.resize(size_t{rect.width} * 4 * kStripRows);
   jpeg_compress_struct cinfo{};
@@ -124,8 +123,10 @@ absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
   cinfo.dct_method = JDCT_IFAST;
   jpeg_start_compress(&cinfo, TRUE);
   JSAMPROW rows[kStripRows];
-  for (uint32_t y = 0; y < rect.height; y += kStripRows) {
-    uint32_t count = std::min(kStripRows, rect.height - y);
+  // Strips end on tile boundaries, so each reads every tile once.
+  uint32_t count = kStripRows - (frame.origin_y() + rect.y) % kStripRows;
+  for (uint32_t y = 0; y < rect.height; y += count, count = kStripRows) {
+    count = std::min(count, rect.height - y);
     frame.ReadPixels({rect.x, rect.y + y, rect.width, count}, strip.data(),
                      size_t{rect.width} * 4);
     for (uint32_t i = 0; i < count; ++i)
