@@ -26,10 +26,12 @@
 
 #include "clients/synth_guest/frontend.h"
 #include "clients/synth_guest/scene_player.h"
+#include "common/allocator.h"
 #include "common/log.h"
 #include "device/vhost_user/server.h"
 #include "server/frame_store.h"
 #include "server/grpc/display_service.h"
+#include "server/grpc/unix_listener.h"
 #include "server/metrics_http.h"
 #include "server/snapshot.h"
 #include "server/worker_pool.h"
@@ -282,6 +284,7 @@ int Run() {
   });
 
   std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<server::UnixSocketListener> unix_listener;
   if (std::string listen = absl::GetFlag(FLAGS_grpc_listen); !listen.empty()) {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -291,11 +294,24 @@ int Run() {
       return Fail(std::string(credentials.status().message()));
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(listen, *credentials, &port);
+    // Plain unix sockets are accepted by our own listener (large send
+    // buffers); TCP and TLS go through gRPC's.
+    const bool own_unix_listener =
+        listen.rfind("unix:", 0) == 0 && absl::GetFlag(FLAGS_tls_cert).empty();
+    if (!own_unix_listener)
+      builder.AddListeningPort(listen, *credentials, &port);
     builder.RegisterService(&display_service);
     grpc_server = builder.BuildAndStart();
     if (grpc_server == nullptr)
       return Fail("cannot listen for gRPC on " + listen);
+    if (own_unix_listener) {
+      auto listener = server::UnixSocketListener::Start(
+          listen.substr(5) /* after "unix:" */, grpc_server.get());
+      if (!listener.ok())
+        return Fail("cannot listen for gRPC: " +
+                    std::string(listener.status().message()));
+      unix_listener = *std::move(listener);
+    }
     std::string where =
         listen.rfind("unix:", 0) == 0
             ? listen
@@ -382,6 +398,7 @@ int Run() {
   (*server)->Run();  // the device thread
 
   stop = true;
+  unix_listener.reset();
   if (grpc_server)
     grpc_server->Shutdown(std::chrono::system_clock::now() +
                           std::chrono::seconds(2));
@@ -407,5 +424,6 @@ int main(int argc, char** argv) {
       "  vgpu-displayd --vhost_user_socket=/run/vgpu.sock   # serve QEMU\n"
       "  vgpu-displayd --demo --snapshot=screen.ppm          # built-in guest");
   absl::ParseCommandLine(argc, argv);
+  vgpu::KeepLargeBuffersInHeap();
   return vgpu::Run();
 }

@@ -21,6 +21,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "clients/watch/screen_model.h"
+#include "common/allocator.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051",
           "vgpu-displayd's gRPC address.");
@@ -222,6 +223,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "vgpu-watch: watch a VM's screen from vgpu-displayd");
   absl::ParseCommandLine(argc, argv);
+  vgpu::KeepLargeBuffersInHeap();
   std::string replay = absl::GetFlag(FLAGS_replay);
   return replay.empty() ? Watch() : Replay(replay);
 }

@@ -67,39 +67,53 @@ pb::ImageFormat Normalized(pb::ImageFormat format) {
 
 int64_t UnixNanos(absl::Time time) { return absl::ToUnixNanos(time); }
 
-// Encodes `damage` of the frame into updates, splitting rects into bands so
-// that no message exceeds `budget` bytes. The last update has
-// end_of_update set.
-std::vector<pb::FrameUpdate> EncodeUpdate(
-    EncodeCache& cache, const ScanoutState& state,
-    const std::vector<gpu::PixelRect>& damage, uint32_t flushes,
-    const EncodeOptions& encode, pb::ImageFormat format, size_t budget) {
-  const gpu::Frame& frame = *state.frame;
-  std::vector<pb::FrameUpdate> updates(1);
-  // Pieces are whole-tile runs shared with every other viewer (raw size under
-  // the budget, so every encoding fits a message).
-  absl::StatusOr<std::vector<EncodedPiece>> pieces =
-      cache.Encode(frame, damage, encode, budget);
-  if (!pieces.ok()) {
-    VGPU_LOG(WARNING) << "encoding failed: " << pieces.status().message();
-    pieces = std::vector<EncodedPiece>();
-  }
-  size_t update_bytes = 0;
-  for (const EncodedPiece& piece : *pieces) {
-    size_t size = piece.solid ? 16
-                  : piece.data
-                      ? piece.data->size()
-                      : size_t{piece.rect.width} * piece.rect.height * 4;
-    if (update_bytes + size > budget && updates.back().rects_size() > 0) {
-      updates.emplace_back();
-      update_bytes = 0;
+// Makes the messages of one update from its encoded pieces, one band at a
+// time and each under the band budget, so the first band is on the wire
+// while the next is filled (raw pixels are read out of the frame here).
+// The last band has end_of_update set.
+class BandMaker {
+ public:
+  BandMaker(const ScanoutState& state, std::vector<EncodedPiece> pieces,
+            uint32_t flushes, pb::ImageFormat format, size_t budget,
+            uint64_t update_id)
+      : state_(state),
+        pieces_(std::move(pieces)),
+        flushes_(flushes),
+        format_(format),
+        budget_(budget),
+        update_id_(update_id) {}
+
+  // The next band; false once every piece went out.
+  bool Next(pb::FrameUpdate* update) {
+    if (next_ == pieces_.size() && made_any_) return false;
+    made_any_ = true;
+    update->Clear();
+    size_t bytes = 0;
+    for (; next_ < pieces_.size(); ++next_) {
+      const EncodedPiece& piece = pieces_[next_];
+      size_t size = piece.solid ? 16
+                    : piece.data
+                        ? piece.data->size()
+                        : size_t{piece.rect.width} * piece.rect.height * 4;
+      if (bytes + size > budget_ && update->rects_size() > 0) break;
+      AddRect(piece, size, update->add_rects());
+      bytes += size;
     }
-    pb::EncodedRect* out = updates.back().add_rects();
+    update->set_frame_sequence(state_.frame->sequence());
+    update->set_flushes(flushes_);
+    update->set_flush_time_unix_ns(UnixNanos(state_.last_flush));
+    update->set_update_id(update_id_);
+    update->set_end_of_update(next_ == pieces_.size());
+    return true;
+  }
+
+ private:
+  void AddRect(const EncodedPiece& piece, size_t size, pb::EncodedRect* out) {
     out->mutable_rect()->set_x(piece.rect.x);
     out->mutable_rect()->set_y(piece.rect.y);
     out->mutable_rect()->set_width(piece.rect.width);
     out->mutable_rect()->set_height(piece.rect.height);
-    out->set_format(format);
+    out->set_format(format_);
     if (piece.solid) {
       out->set_solid(true);
       out->set_solid_bgrx(piece.solid_bgrx);
@@ -108,19 +122,21 @@ std::vector<pb::FrameUpdate> EncodeUpdate(
     } else {
       std::string* data = out->mutable_data();
       data->resize(size);
-      frame.ReadPixels(piece.rect, reinterpret_cast<uint8_t*>(data->data()),
-                       size_t{piece.rect.width} * 4);
+      state_.frame->ReadPixels(piece.rect,
+                               reinterpret_cast<uint8_t*>(data->data()),
+                               size_t{piece.rect.width} * 4);
     }
-    update_bytes += size;
   }
-  for (pb::FrameUpdate& update : updates) {
-    update.set_frame_sequence(frame.sequence());
-    update.set_flushes(flushes);
-    update.set_flush_time_unix_ns(UnixNanos(state.last_flush));
-  }
-  updates.back().set_end_of_update(true);
-  return updates;
-}
+
+  const ScanoutState state_;
+  const std::vector<EncodedPiece> pieces_;
+  const uint32_t flushes_;
+  const pb::ImageFormat format_;
+  const size_t budget_;
+  const uint64_t update_id_;
+  size_t next_ = 0;
+  bool made_any_ = false;
+};
 
 // The machinery every viewer stream shares: pending damage per viewer
 // (latest wins), encoding on the worker pool, one write in flight, and a
@@ -215,14 +231,7 @@ class Viewer : public Reactor, public FrameListener {
   }
 
   // Queues a message written before anything Prepare makes.
-  void Send(Message message) {
-    mu_.Lock();
-    outbox_.push_back(std::move(message));
-    bool start = !writing_ && !finished_ && TakeNextLocked();
-    if (start) writing_ = true;
-    mu_.Unlock();
-    if (start) this->StartWrite(&current_);
-  }
+  void Send(Message message) { Push(std::move(message)); }
 
   void Acknowledge(uint64_t update_id) {
     MutexLock lock(&mu_);
@@ -280,25 +289,51 @@ class Viewer : public Reactor, public FrameListener {
         damage = {
             gpu::PixelRect{0, 0, state.frame->width(), state.frame->height()}};
     }
+    // Pieces are whole-tile runs shared with every other viewer (raw size
+    // under the band budget, so every encoding fits a band).
+    const size_t budget = service_->options().band_bytes;
+    std::vector<EncodedPiece> pieces;
+    const bool has_update = state.frame && !damage.empty();
+    absl::Time encode_start = absl::Now();
+    if (has_update) {
+      absl::StatusOr<std::vector<EncodedPiece>> encoded =
+          service_->cache().Encode(*state.frame, damage, encode_, budget);
+      if (encoded.ok()) {
+        pieces = *std::move(encoded);
+      } else {
+        VGPU_LOG(WARNING) << "encoding failed: " << encoded.status().message();
+      }
+    }
+    std::deque<Message> cursor_events;
+    if constexpr (std::is_same_v<Message, pb::StreamFramesResponse>) {
+      if (send_cursor) AddCursorEvents(send_shape, &cursor_events);
+    }
+
     uint64_t update_id = 0;
-    if (state.frame && !damage.empty()) {
-      absl::Time encode_start = absl::Now();
+    {
+      MutexLock lock(&mu_);
+      if (has_update && !finished_) {
+        update_id = ++sent_;
+        if (max_fps_ > 0)
+          next_send_ = absl::Now() + absl::Seconds(1.0 / max_fps_);
+      }
+    }
+    for (Message& event : events) Push(std::move(event));
+    if (update_id != 0) {
+      BandMaker bands(state, std::move(pieces), flushes, format_, budget,
+                      update_id);
       size_t bytes = 0;
-      for (pb::FrameUpdate& update : EncodeUpdate(
-               service_->cache(), state, damage, flushes, encode_, format_,
-               service_->options().max_message_bytes - 4096)) {
-        bytes += update.ByteSizeLong();
-        *events.emplace_back().mutable_update() = std::move(update);
+      Message band;
+      while (bands.Next(band.mutable_update())) {
+        bytes += band.ByteSizeLong();
+        Push(std::exchange(band, Message()));
       }
       service_->metrics().encode_seconds().Observe(
           absl::ToDoubleSeconds(absl::Now() - encode_start));
       service_->metrics().CountUpdate(format_, bytes);
       service_->metrics().CountViewerUpdate(viewer_id_, scanout_id_);
     }
-
-    if constexpr (std::is_same_v<Message, pb::StreamFramesResponse>) {
-      if (send_cursor) AddCursorEvents(send_shape, &events);
-    }
+    for (Message& event : cursor_events) Push(std::move(event));
 
     mu_.Lock();
     scheduled_ = false;
@@ -309,31 +344,21 @@ class Viewer : public Reactor, public FrameListener {
       if (last) delete this;
       return;
     }
+    MaybeScheduleLocked();
+    mu_.Unlock();
+  }
+
+  // Queues `message` and starts writing it if no write is in flight.
+  void Push(Message message) {
+    mu_.Lock();
     if (finished_) {
       mu_.Unlock();
       return;
     }
-    bool has_update = false;
-    for (Message& event : events) has_update |= event.has_update();
-    if (has_update) {
-      update_id = ++sent_;
-      for (Message& event : events) {
-        if (event.has_update())
-          event.mutable_update()->set_update_id(update_id);
-      }
-      if (max_fps_ > 0)
-        next_send_ = absl::Now() + absl::Seconds(1.0 / max_fps_);
-    }
-    for (Message& event : events) outbox_.push_back(std::move(event));
+    outbox_.push_back(std::move(message));
     bool start = !writing_ && TakeNextLocked();
-    if (start) {
-      writing_ = true;
-      mu_.Unlock();
-      this->StartWrite(&current_);
-      return;
-    }
-    MaybeScheduleLocked();
     mu_.Unlock();
+    if (start) this->StartWrite(&current_);
   }
 
   void AddCursorEvents(bool shape, std::deque<Message>* events) {

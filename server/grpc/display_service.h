@@ -19,8 +19,12 @@ namespace vgpu::server {
 
 struct DisplayServiceOptions {
   uint32_t num_scanouts = 1;
-  // Largest message sent (an update is split into bands below it).
-  size_t max_message_bytes = 4u << 20;
+  // Updates are split into bands of at most about this many bytes of
+  // pixels: far below gRPC's 4 MiB message limit, and small enough that the
+  // first band is on the wire while the next is being read out (512 KiB
+  // took a raw 1080p update from 6.5 to 4.4 ms over a unix socket; 4 MiB
+  // bands left one 8 MiB copy after another).
+  size_t band_bytes = 512u << 10;
   // Most WatchFrames streams at once; more get RESOURCE_EXHAUSTED.
   uint32_t max_viewers = 64;
 };
