@@ -106,8 +106,9 @@ absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
         }
         std::string key = absl::StrCat(
             static_cast<int>(options.kind), "/", options.jpeg_quality, "/",
-            frame.origin_x(), ",", frame.origin_y(), "/", rect.x, ",", rect.y,
-            ",", rect.width, ",", rect.height);
+            static_cast<int>(options.subsampling), "/", frame.origin_x(), ",",
+            frame.origin_y(), "/", rect.x, ",", rect.y, ",", rect.width, ",",
+            rect.height);
         for (uint32_t k = c; k < end; ++k) {
           const gpu::Tile* tile = frame.GridTile(k, row);
           absl::StrAppend(&key, ":", tile ? tile->version : 0);

@@ -57,18 +57,34 @@ absl::StatusOr<std::string> EncodePng(const uint8_t* bgrx, uint32_t width,
   return out;
 }
 
+int TurboJpegSubsampling(ChromaSubsampling subsampling) {
+  switch (subsampling) {
+    case ChromaSubsampling::k420:
+      return TJSAMP_420;
+    case ChromaSubsampling::k422:
+      return TJSAMP_422;
+    case ChromaSubsampling::k444:
+      return TJSAMP_444;
+    case ChromaSubsampling::kGray:
+      return TJSAMP_GRAY;
+  }
+  return TJSAMP_420;
+}
+
 absl::StatusOr<std::string> EncodeJpeg(const uint8_t* bgrx, uint32_t width,
-                                       uint32_t height, int quality) {
+                                       uint32_t height, int quality,
+                                       ChromaSubsampling subsampling) {
+  const int tj_subsampling = TurboJpegSubsampling(subsampling);
   std::unique_ptr<void, int (*)(tjhandle)> handle(tjInitCompress(), tjDestroy);
   if (handle == nullptr)
     return absl::ResourceExhaustedError("tjInitCompress failed");
-  unsigned long size =
-      tjBufSize(static_cast<int>(width), static_cast<int>(height), TJSAMP_420);
+  unsigned long size = tjBufSize(static_cast<int>(width),
+                                 static_cast<int>(height), tj_subsampling);
   std::string out(size, '\0');
   auto* buffer = reinterpret_cast<unsigned char*>(out.data());
   if (tjCompress2(handle.get(), bgrx, static_cast<int>(width), 0,
                   static_cast<int>(height), TJPF_BGRX, &buffer, &size,
-                  TJSAMP_420, quality,
+                  tj_subsampling, quality,
                   TJFLAG_NOREALLOC | TJFLAG_FASTDCT) != 0) {
     return absl::InternalError(
         absl::StrCat("JPEG encoding failed: ", tjGetErrorStr2(handle.get())));
@@ -84,10 +100,11 @@ struct JpegError {
 
 // JPEG straight from a frame's tiles: rows are staged one tile row (64) at
 // a time in a buffer that stays in cache, instead of copying the whole rect
-// out first. Same settings as tjCompress2 with TJSAMP_420 | TJFLAG_FASTDCT.
+// out first. Same settings as tjCompress2 with TJFLAG_FASTDCT.
 absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
                                                 const gpu::PixelRect& rect,
-                                                int quality) {
+                                                int quality,
+                                                ChromaSubsampling subsampling) {
   constexpr uint32_t kStripRows = gpu::kTileSize;
   thread_local std::vector<uint8_t> strip;
   strip.resize(size_t{rect.width} * 4 * kStripRows);
@@ -101,7 +118,8 @@ absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
   // (and copy) it. If it did, it would hand back a buffer of its own.
   thread_local std::vector<unsigned char> output;
   output.resize(tjBufSize(static_cast<int>(rect.width),
-                          static_cast<int>(rect.height), TJSAMP_420));
+                          static_cast<int>(rect.height),
+                          TurboJpegSubsampling(subsampling)));
   unsigned char* buffer = output.data();
   unsigned long size = output.size();
   auto release = [&buffer] {
@@ -119,6 +137,15 @@ absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
   cinfo.input_components = 4;
   cinfo.in_color_space = JCS_EXT_BGRX;
   jpeg_set_defaults(&cinfo);  // YCbCr 4:2:0
+  if (subsampling == ChromaSubsampling::kGray) {
+    jpeg_set_colorspace(&cinfo, JCS_GRAYSCALE);
+  } else {
+    // Luma's factors against chroma's 1x1: 2x2 is 4:2:0, 2x1 4:2:2.
+    cinfo.comp_info[0].h_samp_factor =
+        subsampling == ChromaSubsampling::k444 ? 1 : 2;
+    cinfo.comp_info[0].v_samp_factor =
+        subsampling == ChromaSubsampling::k420 ? 2 : 1;
+  }
   jpeg_set_quality(&cinfo, quality, TRUE);
   cinfo.dct_method = JDCT_IFAST;
   jpeg_start_compress(&cinfo, TRUE);
@@ -154,7 +181,8 @@ absl::StatusOr<std::string> EncodeBgrx(const uint8_t* pixels, uint32_t width,
       if (options.jpeg_quality < 1 || options.jpeg_quality > 100) {
         return absl::InvalidArgumentError("JPEG quality must be 1..100");
       }
-      return EncodeJpeg(pixels, width, height, options.jpeg_quality);
+      return EncodeJpeg(pixels, width, height, options.jpeg_quality,
+                        options.subsampling);
     case ImageKind::kRawBgrx:
       return std::string(reinterpret_cast<const char*>(pixels),
                          size_t{width} * height * 4);
@@ -182,7 +210,8 @@ absl::StatusOr<std::string> EncodeImage(const gpu::Frame& frame,
     return absl::InvalidArgumentError("region is outside the scanout");
   if (options.kind == ImageKind::kJpeg && options.jpeg_quality >= 1 &&
       options.jpeg_quality <= 100) {
-    return EncodeJpegFromFrame(frame, clipped, options.jpeg_quality);
+    return EncodeJpegFromFrame(frame, clipped, options.jpeg_quality,
+                               options.subsampling);
   }
   // One staging buffer per thread, grown as needed: no allocation (and no
   // page faults) per encode.

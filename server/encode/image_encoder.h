@@ -13,10 +13,12 @@
 namespace vgpu::server {
 
 enum class ImageKind { kPng, kJpeg, kRawBgrx, kZstdBgrx };
+enum class ChromaSubsampling { k420, k422, k444, kGray };
 
 struct EncodeOptions {
   ImageKind kind = ImageKind::kPng;
   int jpeg_quality = 90;  // 1..100
+  ChromaSubsampling subsampling = ChromaSubsampling::k420;
 };
 
 // Encodes `rect` of `frame` (clipped to the frame; must not end up empty).

@@ -30,7 +30,8 @@ void FillScanout(uint32_t id, const ScanoutState& state, pb::Scanout* out) {
 }
 
 absl::StatusOr<EncodeOptions> ToEncodeOptions(pb::ImageFormat format,
-                                              uint32_t quality) {
+                                              uint32_t quality,
+                                              pb::JpegSubsampling subsampling) {
   EncodeOptions options;
   switch (format) {
     case pb::IMAGE_FORMAT_UNSPECIFIED:
@@ -53,6 +54,24 @@ absl::StatusOr<EncodeOptions> ToEncodeOptions(pb::ImageFormat format,
   if (quality > 100)
     return absl::InvalidArgumentError("jpeg_quality must be 0..100");
   options.jpeg_quality = quality == 0 ? 90 : static_cast<int>(quality);
+  switch (subsampling) {
+    case pb::JPEG_SUBSAMPLING_UNSPECIFIED:
+    case pb::JPEG_SUBSAMPLING_420:
+      options.subsampling = ChromaSubsampling::k420;
+      break;
+    case pb::JPEG_SUBSAMPLING_422:
+      options.subsampling = ChromaSubsampling::k422;
+      break;
+    case pb::JPEG_SUBSAMPLING_444:
+      options.subsampling = ChromaSubsampling::k444;
+      break;
+    case pb::JPEG_SUBSAMPLING_GRAY:
+      options.subsampling = ChromaSubsampling::kGray;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown jpeg_subsampling ", subsampling));
+  }
   return options;
 }
 
@@ -510,8 +529,8 @@ class FrameStreamer final
     }
     absl::StatusOr<pb::ImageFormat> format = ChooseFormat(subscribe);
     if (!format.ok()) return format.status();
-    absl::StatusOr<EncodeOptions> encode =
-        ToEncodeOptions(*format, subscribe.jpeg_quality());
+    absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
+        *format, subscribe.jpeg_quality(), subscribe.jpeg_subsampling());
     if (!encode.ok()) return encode.status();
     subscribed_ = true;
     uint32_t credits =
@@ -636,8 +655,8 @@ grpc::ServerUnaryReactor* DisplayService::GetScreenshot(
                      absl::StrCat("no scanout ", request->scanout_id())));
     return reactor;
   }
-  absl::StatusOr<EncodeOptions> encode =
-      ToEncodeOptions(request->format(), request->jpeg_quality());
+  absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
+      request->format(), request->jpeg_quality(), request->jpeg_subsampling());
   if (!encode.ok()) {
     reactor->Finish(ToGrpc(encode.status()));
     return reactor;
@@ -734,8 +753,8 @@ grpc::ServerWriteReactor<pb::FrameEvent>* DisplayService::WatchFrames(
         grpc::Status(grpc::StatusCode::NOT_FOUND,
                      absl::StrCat("no scanout ", request->scanout_id())));
   }
-  absl::StatusOr<EncodeOptions> encode =
-      ToEncodeOptions(request->format(), request->jpeg_quality());
+  absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
+      request->format(), request->jpeg_quality(), request->jpeg_subsampling());
   if (!encode.ok()) return reject(ToGrpc(encode.status()));
   if (!AddViewer()) {
     return reject(grpc::Status(

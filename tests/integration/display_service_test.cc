@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include <grpcpp/grpcpp.h>
+#include <turbojpeg.h>
 
 #include "clients/watch/screen_model.h"
 #include "server/frame_store.h"
@@ -154,6 +155,36 @@ TEST_F(DisplayServiceTest, ScreenshotNowInEveryFormat) {
   ASSERT_TRUE(Shot(request, &shot).ok());
   EXPECT_EQ(shot.width(), 20u);  // clipped to the scanout
   EXPECT_EQ(shot.height(), 10u);
+}
+
+TEST_F(DisplayServiceTest, JpegUsesTheSubsamplingTheClientChose) {
+  Publish(0xFF102030);
+  pb::GetScreenshotRequest request;
+  request.set_format(pb::IMAGE_FORMAT_JPEG);
+  tjhandle handle = tjInitDecompress();
+  for (auto [asked, want] :
+       {std::pair{pb::JPEG_SUBSAMPLING_UNSPECIFIED, TJSAMP_420},
+        std::pair{pb::JPEG_SUBSAMPLING_420, TJSAMP_420},
+        std::pair{pb::JPEG_SUBSAMPLING_422, TJSAMP_422},
+        std::pair{pb::JPEG_SUBSAMPLING_444, TJSAMP_444},
+        std::pair{pb::JPEG_SUBSAMPLING_GRAY, TJSAMP_GRAY}}) {
+    request.set_jpeg_subsampling(asked);
+    pb::Screenshot shot;
+    ASSERT_TRUE(Shot(request, &shot).ok());
+    int width = 0, height = 0, subsampling = -1, colorspace = -1;
+    ASSERT_EQ(
+        tjDecompressHeader3(
+            handle, reinterpret_cast<const uint8_t*>(shot.data().data()),
+            shot.data().size(), &width, &height, &subsampling, &colorspace),
+        0);
+    EXPECT_EQ(width, 320);
+    EXPECT_EQ(subsampling, want) << pb::JpegSubsampling_Name(asked);
+  }
+  tjDestroy(handle);
+  request.set_jpeg_subsampling(static_cast<pb::JpegSubsampling>(77));
+  pb::Screenshot shot;
+  EXPECT_EQ(Shot(request, &shot).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(DisplayServiceTest, ScreenshotWaitsForTheNextFlushAndAfterASequence) {
