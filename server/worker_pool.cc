@@ -38,8 +38,7 @@ void WorkerPool::Loop() {
     }
     absl::Time now = absl::Now();
     const Task& next = tasks_.top();
-    if (next.when > now) {
-      if (stopping_) break;
+    if (next.when > now && !stopping_) {
       mu_.WaitOnce(std::chrono::steady_clock::now() +
                    absl::ToChronoNanoseconds(
                        std::min(next.when - now, absl::Seconds(1))));

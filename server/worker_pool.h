@@ -18,7 +18,9 @@ namespace vgpu::server {
 class WorkerPool {
  public:
   explicit WorkerPool(size_t threads);
-  ~WorkerPool();  // runs what is due, drops what is scheduled later, joins
+  // Runs everything still queued, tasks scheduled for later included (at
+  // once: they must tolerate running early), then joins.
+  ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 

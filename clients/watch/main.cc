@@ -56,6 +56,7 @@ class Stats {
     if (event.has_update() && event.update().end_of_update()) {
       ++updates_;
       ++total_updates_;
+      if (event.update().refresh()) ++refreshes_;
       int64_t flush = event.update().flush_time_unix_ns();
       if (flush > 0) latencies_ms_.push_back((received_ns - flush) / 1e6);
     }
@@ -76,9 +77,10 @@ class Stats {
     latencies_ms_.clear();
   }
   uint64_t total_updates() const { return total_updates_; }
+  uint64_t refreshes() const { return refreshes_; }
 
  private:
-  uint64_t updates_ = 0, total_updates_ = 0, bytes_ = 0;
+  uint64_t updates_ = 0, total_updates_ = 0, refreshes_ = 0, bytes_ = 0;
   std::vector<double> latencies_ms_;
 };
 
@@ -91,8 +93,9 @@ pb::ImageFormat ParseFormat(const std::string& name) {
 }
 
 int Finish(const vgpu::watch::ScreenModel& screen, const Stats& stats) {
-  std::printf("%llu updates; screen %ux%u\n",
+  std::printf("%llu updates (%llu lossless refreshes); screen %ux%u\n",
               static_cast<unsigned long long>(stats.total_updates()),
+              static_cast<unsigned long long>(stats.refreshes()),
               screen.width(), screen.height());
   if (std::string out = absl::GetFlag(FLAGS_out); !out.empty()) {
     std::ofstream(out, std::ios::binary) << screen.ToPpm();
@@ -201,11 +204,18 @@ int Watch() {
     }
     stats.Event(event, received);
     if (event.has_started()) {
-      std::printf("subscribed: scanout %u %ux%u, format %d, %u credits\n",
-                  event.started().scanout().id(),
-                  event.started().scanout().width(),
-                  event.started().scanout().height(), event.started().format(),
-                  event.started().max_in_flight());
+      std::printf(
+          "subscribed: scanout %u %ux%u, format %s, %u credits%s%s\n",
+          event.started().scanout().id(), event.started().scanout().width(),
+          event.started().scanout().height(),
+          pb::ImageFormat_Name(event.started().format()).c_str(),
+          event.started().max_in_flight(),
+          event.started().refresh_format() != pb::IMAGE_FORMAT_UNSPECIFIED
+              ? ", lossless refresh in "
+              : "",
+          event.started().refresh_format() != pb::IMAGE_FORMAT_UNSPECIFIED
+              ? pb::ImageFormat_Name(event.started().refresh_format()).c_str()
+              : "");
     }
     if (absl::Status status = screen.Apply(event); !status.ok()) {
       std::fprintf(stderr, "vgpu-watch: %s\n",

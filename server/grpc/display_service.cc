@@ -12,6 +12,7 @@
 #include "common/mutex.h"
 #include "server/encode/encode_cache.h"
 #include "server/encode/image_encoder.h"
+#include "server/grpc/lossy_cells.h"
 
 namespace vgpu::server {
 namespace {
@@ -86,6 +87,34 @@ pb::ImageFormat Normalized(pb::ImageFormat format) {
 
 int64_t UnixNanos(absl::Time time) { return absl::ToUnixNanos(time); }
 
+// How a viewer of a lossy stream re-sends regions once they settle.
+struct LosslessRefresh {
+  absl::Duration after = absl::ZeroDuration();  // zero: off
+  EncodeOptions encode;
+  pb::ImageFormat format = pb::IMAGE_FORMAT_UNSPECIFIED;
+};
+
+// Refresh settings for a stream encoded with `encode`: on for JPEG unless
+// disabled, in `format` (which must be lossless).
+absl::StatusOr<LosslessRefresh> ChooseRefresh(const EncodeOptions& encode,
+                                              uint32_t after_ms, bool disabled,
+                                              pb::ImageFormat format) {
+  if (after_ms > 60000)
+    return absl::InvalidArgumentError("lossless_refresh_ms must be <= 60000");
+  LosslessRefresh refresh;
+  if (encode.kind != ImageKind::kJpeg || disabled) return refresh;
+  format = Normalized(format);
+  if (format == pb::IMAGE_FORMAT_JPEG)
+    return absl::InvalidArgumentError("refresh_format must be lossless");
+  absl::StatusOr<EncodeOptions> lossless =
+      ToEncodeOptions(format, 0, pb::JPEG_SUBSAMPLING_UNSPECIFIED);
+  if (!lossless.ok()) return lossless.status();
+  refresh.after = absl::Milliseconds(after_ms == 0 ? 300 : after_ms);
+  refresh.encode = *lossless;
+  refresh.format = format;
+  return refresh;
+}
+
 // Makes the messages of one update from its encoded pieces, one band at a
 // time and each under the band budget, so the first band is on the wire
 // while the next is filled (raw pixels are read out of the frame here).
@@ -94,13 +123,14 @@ class BandMaker {
  public:
   BandMaker(const ScanoutState& state, std::vector<EncodedPiece> pieces,
             uint32_t flushes, pb::ImageFormat format, size_t budget,
-            uint64_t update_id)
+            uint64_t update_id, bool refresh)
       : state_(state),
         pieces_(std::move(pieces)),
         flushes_(flushes),
         format_(format),
         budget_(budget),
-        update_id_(update_id) {}
+        update_id_(update_id),
+        refresh_(refresh) {}
 
   // The next band; false once every piece went out.
   bool Next(pb::FrameUpdate* update) {
@@ -120,8 +150,10 @@ class BandMaker {
     }
     update->set_frame_sequence(state_.frame->sequence());
     update->set_flushes(flushes_);
-    update->set_flush_time_unix_ns(UnixNanos(state_.last_flush));
+    // A refresh shows no new flush.
+    if (!refresh_) update->set_flush_time_unix_ns(UnixNanos(state_.last_flush));
     update->set_update_id(update_id_);
+    update->set_refresh(refresh_);
     update->set_end_of_update(next_ == pieces_.size());
     return true;
   }
@@ -153,6 +185,7 @@ class BandMaker {
   const pb::ImageFormat format_;
   const size_t budget_;
   const uint64_t update_id_;
+  const bool refresh_;
   size_t next_ = 0;
   bool made_any_ = false;
 };
@@ -227,11 +260,13 @@ class Viewer : public Reactor, public FrameListener {
  protected:
   // What to watch and how to encode it; before Begin.
   void Configure(uint32_t scanout_id, EncodeOptions encode,
-                 pb::ImageFormat format, uint32_t max_fps) {
+                 pb::ImageFormat format, uint32_t max_fps,
+                 LosslessRefresh refresh) {
     scanout_id_ = scanout_id;
     encode_ = encode;
     format_ = format;
     max_fps_ = max_fps;
+    refresh_ = refresh;
   }
 
   // Starts updates: the mode, then the whole screen.
@@ -277,7 +312,35 @@ class Viewer : public Reactor, public FrameListener {
   bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     bool may_update = max_in_flight_ == 0 || sent_ - acked_ < max_in_flight_;
     return pending_cursor_ ||
-           (may_update && (pending_mode_ || !damage_.empty()));
+           (may_update && (pending_mode_ || !damage_.empty() || refresh_due_));
+  }
+
+  // Wakes this viewer when its oldest lossy cell will have settled.
+  void ArmRefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (refresh_armed_ || finished_ || lossy_.empty()) return;
+    refresh_armed_ = true;
+    ++tasks_;
+    service_->pool()->PostAt(lossy_.Oldest() + refresh_.after, [this] {
+      mu_.Lock();
+      refresh_armed_ = false;
+      refresh_due_ = true;
+      EndTaskAndUnlock();
+    });
+  }
+
+  // The last act of a worker task, with mu_ held: schedules what is pending
+  // and releases mu_, or deletes the viewer when it is done with and this
+  // was its last task.
+  void EndTaskAndUnlock() ABSL_UNLOCK_FUNCTION(mu_) {
+    --tasks_;
+    if (done_) {
+      bool last = tasks_ == 0;
+      mu_.Unlock();
+      if (last) delete this;
+      return;
+    }
+    MaybeScheduleLocked();
+    mu_.Unlock();
   }
 
   void MaybeScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -297,7 +360,17 @@ class Viewer : public Reactor, public FrameListener {
     uint32_t flushes = may_update ? std::exchange(flushes_, 0) : 0;
     bool send_cursor = std::exchange(pending_cursor_, false);
     bool send_shape = std::exchange(pending_cursor_shape_, false);
+    // A refresh goes out on its own, in a round with no new damage (one
+    // update per round; the next round comes as long as it stays due).
+    std::vector<gpu::PixelRect> settled;
+    if (may_update && refresh_due_ && !send_mode && damage.empty()) {
+      refresh_due_ = false;
+      settled = lossy_.TakeSettled(absl::Now() - refresh_.after, damage_);
+      ArmRefreshLocked();  // for cells that have not settled yet
+    }
     mu_.Unlock();
+    const bool refresh = !settled.empty();
+    if (refresh) damage = std::move(settled);
 
     ScanoutState state = service_->store()->State(scanout_id_);
     std::deque<Message> events;
@@ -316,7 +389,8 @@ class Viewer : public Reactor, public FrameListener {
     absl::Time encode_start = absl::Now();
     if (has_update) {
       absl::StatusOr<std::vector<EncodedPiece>> encoded =
-          service_->cache().Encode(*state.frame, damage, encode_, budget);
+          service_->cache().Encode(*state.frame, damage,
+                                   refresh ? refresh_.encode : encode_, budget);
       if (encoded.ok()) {
         pieces = *std::move(encoded);
       } else {
@@ -331,16 +405,29 @@ class Viewer : public Reactor, public FrameListener {
     uint64_t update_id = 0;
     {
       MutexLock lock(&mu_);
+      if (send_mode) {
+        lossy_.Reset(state.frame ? state.frame->width() : 0,
+                     state.frame ? state.frame->height() : 0);
+      }
       if (has_update && !finished_) {
         update_id = ++sent_;
         if (max_fps_ > 0)
           next_send_ = absl::Now() + absl::Seconds(1.0 / max_fps_);
+        // Solid pieces are exact whatever the format.
+        if (refresh_.after > absl::ZeroDuration() && !refresh) {
+          absl::Time now = absl::Now();
+          for (const EncodedPiece& piece : pieces) {
+            if (!piece.solid) lossy_.Mark(piece.rect, now);
+          }
+          ArmRefreshLocked();
+        }
       }
     }
     for (Message& event : events) Push(std::move(event));
     if (update_id != 0) {
-      BandMaker bands(state, std::move(pieces), flushes, format_, budget,
-                      update_id);
+      BandMaker bands(state, std::move(pieces), refresh ? 0 : flushes,
+                      refresh ? refresh_.format : format_, budget, update_id,
+                      refresh);
       size_t bytes = 0;
       Message band;
       while (bands.Next(band.mutable_update())) {
@@ -349,22 +436,15 @@ class Viewer : public Reactor, public FrameListener {
       }
       service_->metrics().encode_seconds().Observe(
           absl::ToDoubleSeconds(absl::Now() - encode_start));
-      service_->metrics().CountUpdate(format_, bytes);
+      service_->metrics().CountUpdate(refresh ? refresh_.format : format_,
+                                      bytes);
       service_->metrics().CountViewerUpdate(viewer_id_, scanout_id_);
     }
     for (Message& event : cursor_events) Push(std::move(event));
 
     mu_.Lock();
     scheduled_ = false;
-    --tasks_;
-    if (done_) {
-      bool last = tasks_ == 0;
-      mu_.Unlock();
-      if (last) delete this;
-      return;
-    }
-    MaybeScheduleLocked();
-    mu_.Unlock();
+    EndTaskAndUnlock();
   }
 
   // Queues `message` and starts writing it if no write is in flight.
@@ -431,6 +511,7 @@ class Viewer : public Reactor, public FrameListener {
   EncodeOptions encode_;
   pb::ImageFormat format_ = pb::IMAGE_FORMAT_PNG;
   uint32_t max_fps_ = 0;
+  LosslessRefresh refresh_;
   bool listening_ = false;
   Mutex mu_;
   bool include_cursor_ VGPU_GUARDED_BY(mu_) = false;
@@ -442,6 +523,9 @@ class Viewer : public Reactor, public FrameListener {
   bool pending_cursor_shape_ VGPU_GUARDED_BY(mu_) = false;
   std::vector<gpu::PixelRect> damage_ VGPU_GUARDED_BY(mu_);
   uint32_t flushes_ VGPU_GUARDED_BY(mu_) = 0;
+  LossyCells lossy_ VGPU_GUARDED_BY(mu_);
+  bool refresh_armed_ VGPU_GUARDED_BY(mu_) = false;  // a wake-up is queued
+  bool refresh_due_ VGPU_GUARDED_BY(mu_) = false;
   bool scheduled_ VGPU_GUARDED_BY(mu_) = false;
   bool writing_ VGPU_GUARDED_BY(mu_) = false;
   bool finished_ VGPU_GUARDED_BY(mu_) = false;
@@ -457,10 +541,10 @@ class FrameWatcher final
     : public Viewer<grpc::ServerWriteReactor<pb::FrameEvent>, pb::FrameEvent> {
  public:
   FrameWatcher(DisplayService* service, const pb::WatchFramesRequest& request,
-               EncodeOptions encode)
+               EncodeOptions encode, LosslessRefresh refresh)
       : Viewer(service) {
     Configure(request.scanout_id(), encode, Normalized(request.format()),
-              request.max_fps());
+              request.max_fps(), refresh);
     Begin(/*include_cursor=*/false, /*max_in_flight=*/0);
   }
 };
@@ -532,12 +616,28 @@ class FrameStreamer final
     absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
         *format, subscribe.jpeg_quality(), subscribe.jpeg_subsampling());
     if (!encode.ok()) return encode.status();
+    // Refreshes use the first lossless format the client listed, else PNG.
+    pb::ImageFormat refresh_format = pb::IMAGE_FORMAT_PNG;
+    for (int listed : subscribe.formats()) {
+      if (listed == pb::IMAGE_FORMAT_PNG ||
+          listed == pb::IMAGE_FORMAT_ZSTD_BGRX ||
+          listed == pb::IMAGE_FORMAT_RAW_BGRX) {
+        refresh_format = static_cast<pb::ImageFormat>(listed);
+        break;
+      }
+    }
+    absl::StatusOr<LosslessRefresh> refresh =
+        ChooseRefresh(*encode, subscribe.lossless_refresh_ms(),
+                      subscribe.disable_lossless_refresh(), refresh_format);
+    if (!refresh.ok()) return refresh.status();
     subscribed_ = true;
     uint32_t credits =
         subscribe.max_in_flight() == 0 ? 2 : subscribe.max_in_flight();
-    Configure(subscribe.scanout_id(), *encode, *format, subscribe.max_fps());
+    Configure(subscribe.scanout_id(), *encode, *format, subscribe.max_fps(),
+              *refresh);
     pb::StreamFramesResponse started;
     started.mutable_started()->set_format(*format);
+    started.mutable_started()->set_refresh_format(refresh->format);
     started.mutable_started()->set_max_in_flight(credits);
     FillScanout(subscribe.scanout_id(),
                 service()->store()->State(subscribe.scanout_id()),
@@ -756,12 +856,16 @@ grpc::ServerWriteReactor<pb::FrameEvent>* DisplayService::WatchFrames(
   absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
       request->format(), request->jpeg_quality(), request->jpeg_subsampling());
   if (!encode.ok()) return reject(ToGrpc(encode.status()));
+  absl::StatusOr<LosslessRefresh> refresh = ChooseRefresh(
+      *encode, request->lossless_refresh_ms(),
+      request->disable_lossless_refresh(), request->refresh_format());
+  if (!refresh.ok()) return reject(ToGrpc(refresh.status()));
   if (!AddViewer()) {
     return reject(grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
         absl::StrCat("viewer limit of ", options_.max_viewers, " reached")));
   }
-  return new FrameWatcher(this, *request, *encode);
+  return new FrameWatcher(this, *request, *encode, *refresh);
 }
 
 grpc::ServerBidiReactor<pb::StreamFramesRequest, pb::StreamFramesResponse>*

@@ -562,6 +562,195 @@ TEST_F(DisplayServiceTest, AOneColourScreenTravelsAsColoursOnly) {
   EXPECT_EQ(service_->cache().stats().solid, 17u);  // one run per tile row
 }
 
+// The largest per-channel difference between the viewer's copy and `frame`.
+int WorstError(const watch::ScreenModel& screen, const gpu::Frame& frame) {
+  int worst = 0;
+  for (uint32_t y = 0; y < frame.height(); ++y) {
+    for (uint32_t x = 0; x < frame.width(); ++x) {
+      uint32_t want = frame.PixelAt(x, y), got = screen.PixelAt(x, y);
+      for (int shift = 0; shift < 24; shift += 8) {
+        worst =
+            std::max(worst, std::abs(static_cast<int>((want >> shift) & 0xFF) -
+                                     static_cast<int>((got >> shift) & 0xFF)));
+      }
+    }
+  }
+  return worst;
+}
+
+// A StreamFrames viewer that applies every update to its copy and acks it.
+struct AckingViewer {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<pb::StreamFramesRequest,
+                                           pb::StreamFramesResponse>>
+      stream;
+  watch::ScreenModel screen;
+  pb::Started started;
+
+  AckingViewer(pb::Display::Stub* stub, pb::Subscribe subscribe) {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(30));
+    stream = stub->StreamFrames(&context);
+    pb::StreamFramesRequest request;
+    *request.mutable_subscribe() = std::move(subscribe);
+    stream->Write(request);
+  }
+  ~AckingViewer() { context.TryCancel(); }
+
+  // Reads up to the end of the next update (applied and acked); false when
+  // the stream ended.
+  bool NextUpdate(pb::FrameUpdate* last_band) {
+    pb::StreamFramesResponse event;
+    while (stream->Read(&event)) {
+      if (event.has_started()) started = event.started();
+      if (!screen.Apply(event).ok()) return false;
+      if (!event.has_update() || !event.update().end_of_update()) continue;
+      *last_band = event.update();
+      pb::StreamFramesRequest ack;
+      ack.mutable_ack()->set_update_id(event.update().update_id());
+      stream->Write(ack);
+      return true;
+    }
+    return false;
+  }
+};
+
+TEST_F(DisplayServiceTest, LossyRegionsAreSentAgainLosslesslyOnceTheySettle) {
+  store_.OnScanoutMode({0, true, 320, 200});
+  gpu::FramePtr frame = PatternFrame(320, 200, ++sequence_);
+  store_.OnFrame(0, frame, {0, 0, 320, 200});
+  pb::Subscribe subscribe;
+  subscribe.add_formats(pb::IMAGE_FORMAT_JPEG);
+  subscribe.add_formats(pb::IMAGE_FORMAT_ZSTD_BGRX);
+  subscribe.set_jpeg_quality(40);
+  subscribe.set_lossless_refresh_ms(100);
+  AckingViewer viewer(stub_.get(), subscribe);
+  pb::FrameUpdate update;
+  ASSERT_TRUE(viewer.NextUpdate(&update));
+  EXPECT_EQ(viewer.started.format(), pb::IMAGE_FORMAT_JPEG);
+  EXPECT_EQ(viewer.started.refresh_format(), pb::IMAGE_FORMAT_ZSTD_BGRX);
+  EXPECT_FALSE(update.refresh());
+  EXPECT_GT(WorstError(viewer.screen, *frame), 8);  // JPEG at quality 40
+
+  // The settled screen comes again, exact.
+  absl::Time sent = absl::Now();
+  ASSERT_TRUE(viewer.NextUpdate(&update));
+  EXPECT_GE(absl::Now() - sent, absl::Milliseconds(80));
+  EXPECT_TRUE(update.refresh());
+  EXPECT_EQ(update.flushes(), 0u);
+  EXPECT_EQ(WorstError(viewer.screen, *frame), 0);
+
+  // One 64x64 cell keeps changing for 400 ms: it travels as JPEG, nothing
+  // is refreshed meanwhile; once it stops, only that cell is refreshed.
+  gpu::TileGrid grid(320, 200);
+  gpu::GridStats stats;
+  std::vector<uint32_t> pixels(320 * 200);
+  frame->ReadPixels({0, 0, 320, 200}, reinterpret_cast<uint8_t*>(pixels.data()),
+                    320 * 4);
+  std::atomic<bool> drawing{true};
+  std::thread painter([&] {
+    for (uint32_t i = 1; i <= 20; ++i) {
+      for (uint32_t y = 64; y < 128; ++y)
+        for (uint32_t x = 128; x < 192; ++x)
+          pixels[y * 320 + x] = 0xFF000000u | ((x * i * 7) & 0xFF) << 16 |
+                                ((y * i * 3) & 0xFF) << 8 |
+                                ((x + y + i) & 0xFF);
+      grid.WritePixels({0, 0, 320, 200},
+                       reinterpret_cast<const uint8_t*>(pixels.data()), 320 * 4,
+                       &stats);
+      frame = std::make_shared<gpu::Frame>(320, 200, 0, 0, grid.Snapshot(),
+                                           grid.columns(), ++sequence_);
+      store_.OnFrame(0, frame, {128, 64, 64, 64});
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    drawing = false;
+  });
+  std::vector<pb::FrameUpdate> while_drawing;
+  while (true) {
+    ASSERT_TRUE(viewer.NextUpdate(&update));
+    if (update.refresh()) break;
+    while_drawing.push_back(update);
+  }
+  painter.join();
+  EXPECT_GE(while_drawing.size(), 5u);
+  for (const pb::FrameUpdate& u : while_drawing) {
+    for (const pb::EncodedRect& rect : u.rects()) {
+      EXPECT_EQ(rect.format(), pb::IMAGE_FORMAT_JPEG);
+    }
+  }
+  ASSERT_EQ(update.rects_size(), 1);
+  EXPECT_EQ(update.rects(0).rect().x(), 128u);
+  EXPECT_EQ(update.rects(0).rect().y(), 64u);
+  EXPECT_EQ(update.rects(0).rect().width(), 64u);
+  EXPECT_EQ(WorstError(viewer.screen, *frame), 0);
+
+  // Settled and exact: nothing more comes until the screen changes.
+  absl::SleepFor(absl::Milliseconds(400));
+  store_.OnFrame(0, frame, {0, 0, 1, 1});
+  ASSERT_TRUE(viewer.NextUpdate(&update));
+  EXPECT_FALSE(update.refresh());
+  EXPECT_EQ(update.flushes(), 1u);
+}
+
+TEST_F(DisplayServiceTest, LosslessRefreshCanBeTunedOrTurnedOff) {
+  Publish(0xFF336699);
+  auto open =
+      [&](pb::WatchFramesRequest request,
+          grpc::ClientContext* context) -> std::optional<pb::FrameEvent> {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(10));
+    auto reader = stub_->WatchFrames(context, request);
+    pb::FrameEvent event;
+    if (!reader->Read(&event)) return std::nullopt;
+    return event;
+  };
+  pb::WatchFramesRequest request;
+  request.set_format(pb::IMAGE_FORMAT_JPEG);
+  request.set_refresh_format(pb::IMAGE_FORMAT_JPEG);
+  {
+    grpc::ClientContext context;
+    EXPECT_FALSE(open(request, &context));  // refresh must be lossless
+  }
+  request.set_refresh_format(pb::IMAGE_FORMAT_PNG);
+  request.set_lossless_refresh_ms(70000);
+  {
+    grpc::ClientContext context;
+    EXPECT_FALSE(open(request, &context));  // at most a minute
+  }
+  // WatchFrames refreshes in PNG by default; off means JPEG stays.
+  for (bool disabled : {false, true}) {
+    request = {};
+    request.set_format(pb::IMAGE_FORMAT_JPEG);
+    request.set_lossless_refresh_ms(50);
+    request.set_disable_lossless_refresh(disabled);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(10));
+    auto reader = stub_->WatchFrames(&context, request);
+    pb::FrameEvent event;
+    std::vector<pb::FrameUpdate> updates;
+    while (reader->Read(&event)) {
+      if (!event.has_update() || !event.update().end_of_update()) continue;
+      updates.push_back(event.update());
+      if (updates.size() == 1) {  // the full screen; then quiet, then a marker
+        absl::SleepFor(absl::Milliseconds(300));
+        Publish(0xFF336699);
+      } else if (updates.back().flushes() > 0) {
+        break;
+      }
+    }
+    context.TryCancel();
+    ASSERT_GE(updates.size(), 2u);
+    if (disabled) {
+      EXPECT_EQ(updates.size(), 2u) << "no refresh between";
+    } else {
+      ASSERT_EQ(updates.size(), 3u);
+      EXPECT_TRUE(updates[1].refresh());
+      EXPECT_EQ(updates[1].rects(0).format(), pb::IMAGE_FORMAT_PNG);
+    }
+  }
+}
+
 class StreamedScreenTest
     : public DisplayServiceTest,
       public ::testing::WithParamInterface<pb::ImageFormat> {};
