@@ -29,7 +29,7 @@ ABSL_FLAG(std::string, server, "127.0.0.1:50051",
           "vgpu-displayd's gRPC address.");
 ABSL_FLAG(uint32_t, scanout, 0, "Scanout to watch.");
 ABSL_FLAG(std::string, format, "zstd",
-          "Preferred encoding: zstd, raw, png or jpeg.");
+          "Preferred encoding: zstd, raw (BGRX), rgbx, png or jpeg.");
 ABSL_FLAG(uint32_t, quality, 80, "JPEG quality, 1..100.");
 ABSL_FLAG(std::string, subsampling, "420",
           "JPEG chroma subsampling: 420, 422, 444 or gray.");
@@ -86,6 +86,7 @@ class Stats {
 
 pb::ImageFormat ParseFormat(const std::string& name) {
   if (name == "raw") return pb::IMAGE_FORMAT_RAW_BGRX;
+  if (name == "rgbx") return pb::IMAGE_FORMAT_RAW_RGBX;
   if (name == "png") return pb::IMAGE_FORMAT_PNG;
   if (name == "jpeg" || name == "jpg") return pb::IMAGE_FORMAT_JPEG;
   if (name == "zstd") return pb::IMAGE_FORMAT_ZSTD_BGRX;
@@ -146,7 +147,7 @@ int Watch() {
   pb::ImageFormat format = ParseFormat(absl::GetFlag(FLAGS_format));
   if (format == pb::IMAGE_FORMAT_UNSPECIFIED) {
     std::fprintf(stderr,
-                 "vgpu-watch: --format must be zstd, raw, png or jpeg\n");
+                 "vgpu-watch: --format must be zstd, raw, rgbx, png or jpeg\n");
     return 2;
   }
   std::ofstream record;

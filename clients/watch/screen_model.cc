@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include <turbojpeg.h>
 
+#include "common/pixel_order.h"
+
 namespace vgpu::watch {
 
 namespace pb = vgpu::display::v1;
@@ -47,6 +49,12 @@ absl::Status ScreenModel::Decode(const pb::EncodedRect& rect,
       if (data.size() != bytes)
         return absl::DataLossError("raw rect of the wrong size");
       std::memcpy(bgrx->data(), data.data(), bytes);
+      return absl::OkStatus();
+    case pb::IMAGE_FORMAT_RAW_RGBX:
+      if (data.size() != bytes)
+        return absl::DataLossError("raw rect of the wrong size");
+      std::memcpy(bgrx->data(), data.data(), bytes);
+      SwapRedAndBlue(bgrx->data(), bytes / 4);
       return absl::OkStatus();
     case pb::IMAGE_FORMAT_ZSTD_BGRX: {
       size_t size =

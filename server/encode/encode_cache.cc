@@ -98,7 +98,8 @@ absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
           c = end;
           continue;
         }
-        if (options.kind == ImageKind::kRawBgrx) {
+        if (options.kind == ImageKind::kRawBgrx ||
+            options.kind == ImageKind::kRawRgbx) {
           // Raw is a copy either way: the caller reads the frame directly.
           pieces.push_back({rect, nullptr});
           c = end;

@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include <turbojpeg.h>
 
+#include "common/pixel_order.h"
+
 namespace vgpu::server {
 namespace {
 
@@ -186,6 +188,13 @@ absl::StatusOr<std::string> EncodeBgrx(const uint8_t* pixels, uint32_t width,
     case ImageKind::kRawBgrx:
       return std::string(reinterpret_cast<const char*>(pixels),
                          size_t{width} * height * 4);
+    case ImageKind::kRawRgbx: {
+      std::string out(reinterpret_cast<const char*>(pixels),
+                      size_t{width} * height * 4);
+      SwapRedAndBlue(reinterpret_cast<uint8_t*>(out.data()),
+                     size_t{width} * height);
+      return out;
+    }
     case ImageKind::kZstdBgrx: {
       size_t raw = size_t{width} * height * 4;
       std::string out(ZSTD_compressBound(raw), '\0');

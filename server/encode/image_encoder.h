@@ -1,5 +1,5 @@
 // Encodes part of a frame as PNG (lossless), JPEG (TurboJPEG), raw BGRX or
-// zstd-compressed BGRX (lossless, fast).
+// RGBX, or zstd-compressed BGRX (lossless, fast).
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,7 @@
 
 namespace vgpu::server {
 
-enum class ImageKind { kPng, kJpeg, kRawBgrx, kZstdBgrx };
+enum class ImageKind { kPng, kJpeg, kRawBgrx, kRawRgbx, kZstdBgrx };
 enum class ChromaSubsampling { k420, k422, k444, kGray };
 
 struct EncodeOptions {

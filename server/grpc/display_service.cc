@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/pixel_order.h"
 #include "server/encode/encode_cache.h"
 #include "server/encode/image_encoder.h"
 #include "server/grpc/lossy_cells.h"
@@ -44,6 +45,9 @@ absl::StatusOr<EncodeOptions> ToEncodeOptions(pb::ImageFormat format,
       break;
     case pb::IMAGE_FORMAT_RAW_BGRX:
       options.kind = ImageKind::kRawBgrx;
+      break;
+    case pb::IMAGE_FORMAT_RAW_RGBX:
+      options.kind = ImageKind::kRawRgbx;
       break;
     case pb::IMAGE_FORMAT_ZSTD_BGRX:
       options.kind = ImageKind::kZstdBgrx;
@@ -176,6 +180,10 @@ class BandMaker {
       state_.frame->ReadPixels(piece.rect,
                                reinterpret_cast<uint8_t*>(data->data()),
                                size_t{piece.rect.width} * 4);
+      if (format_ == pb::IMAGE_FORMAT_RAW_RGBX) {
+        SwapRedAndBlue(reinterpret_cast<uint8_t*>(data->data()),
+                       size_t{piece.rect.width} * piece.rect.height);
+      }
     }
   }
 
@@ -557,6 +565,7 @@ absl::StatusOr<pb::ImageFormat> ChooseFormat(const pb::Subscribe& subscribe) {
       case pb::IMAGE_FORMAT_PNG:
       case pb::IMAGE_FORMAT_JPEG:
       case pb::IMAGE_FORMAT_RAW_BGRX:
+      case pb::IMAGE_FORMAT_RAW_RGBX:
       case pb::IMAGE_FORMAT_ZSTD_BGRX:
         return static_cast<pb::ImageFormat>(format);
       default:
@@ -621,7 +630,8 @@ class FrameStreamer final
     for (int listed : subscribe.formats()) {
       if (listed == pb::IMAGE_FORMAT_PNG ||
           listed == pb::IMAGE_FORMAT_ZSTD_BGRX ||
-          listed == pb::IMAGE_FORMAT_RAW_BGRX) {
+          listed == pb::IMAGE_FORMAT_RAW_BGRX ||
+          listed == pb::IMAGE_FORMAT_RAW_RGBX) {
         refresh_format = static_cast<pb::ImageFormat>(listed);
         break;
       }

@@ -140,6 +140,11 @@ TEST_F(DisplayServiceTest, ScreenshotNowInEveryFormat) {
   ASSERT_EQ(shot.data().size(), 320u * 200 * 4);
   EXPECT_EQ(static_cast<uint8_t>(shot.data()[0]), 0x30);  // B
   EXPECT_EQ(static_cast<uint8_t>(shot.data()[2]), 0x10);  // R
+  request.set_format(pb::IMAGE_FORMAT_RAW_RGBX);
+  ASSERT_TRUE(Shot(request, &shot).ok());
+  ASSERT_EQ(shot.data().size(), 320u * 200 * 4);
+  EXPECT_EQ(static_cast<uint8_t>(shot.data()[0]), 0x10);  // R
+  EXPECT_EQ(static_cast<uint8_t>(shot.data()[2]), 0x30);  // B
   request.set_format(pb::IMAGE_FORMAT_PNG);
   ASSERT_TRUE(Shot(request, &shot).ok());
   EXPECT_EQ(shot.data().substr(1, 3), "PNG");
@@ -799,6 +804,7 @@ TEST_P(StreamedScreenTest, TheViewersCopyMatchesTheFrame) {
 
 INSTANTIATE_TEST_SUITE_P(EveryFormat, StreamedScreenTest,
                          ::testing::Values(pb::IMAGE_FORMAT_RAW_BGRX,
+                                           pb::IMAGE_FORMAT_RAW_RGBX,
                                            pb::IMAGE_FORMAT_ZSTD_BGRX,
                                            pb::IMAGE_FORMAT_PNG,
                                            pb::IMAGE_FORMAT_JPEG));
