@@ -47,6 +47,12 @@ class ABSL_LOCKABLE Mutex {
     cv_.wait_until(lock, deadline);
     lock.release();
   }
+  // Waits once, with no deadline: until NotifyAll() (or a spurious wake-up).
+  void WaitOnce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
+    cv_.wait(lock);
+    lock.release();
+  }
   // Wakes every Await whose predicate may have changed. Call with or without
   // the lock held.
   void NotifyAll() { cv_.notify_all(); }

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,20 +50,28 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
 
 MetricsHttpServer::MetricsHttpServer(int fd, int port,
                                      std::function<std::string()> render)
-    : fd_(fd), port_(port), render_(std::move(render)) {
+    : fd_(fd),
+      wake_fd_(eventfd(0, EFD_CLOEXEC)),
+      port_(port),
+      render_(std::move(render)) {
   thread_ = std::thread([this] { Serve(); });
 }
 
 MetricsHttpServer::~MetricsHttpServer() {
-  stop_ = true;
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
   thread_.join();
+  close(wake_fd_);
   close(fd_);
 }
 
 void MetricsHttpServer::Serve() {
-  while (!stop_) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;
+  while (true) {
+    // Sleeps until a scraper connects or the destructor wakes it.
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) continue;
+    if (fds[1].revents != 0) return;
+    if (fds[0].revents == 0) continue;
     int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
     timeval timeout{2, 0};

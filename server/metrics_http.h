@@ -3,7 +3,6 @@
 // short timeouts: it serves a scraper, not the public.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,9 +26,9 @@ class MetricsHttpServer {
   void Serve();
 
   int fd_;
+  int wake_fd_;  // eventfd: stop
   int port_;
   std::function<std::string()> render_;
-  std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 

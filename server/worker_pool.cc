@@ -33,15 +33,14 @@ void WorkerPool::Loop() {
   while (true) {
     if (tasks_.empty()) {
       if (stopping_) break;
-      mu_.WaitOnce(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      mu_.WaitOnce();  // an idle pool sleeps until there is work
       continue;
     }
     absl::Time now = absl::Now();
     const Task& next = tasks_.top();
     if (next.when > now && !stopping_) {
       mu_.WaitOnce(std::chrono::steady_clock::now() +
-                   absl::ToChronoNanoseconds(
-                       std::min(next.when - now, absl::Seconds(1))));
+                   absl::ToChronoNanoseconds(next.when - now));
       continue;
     }
     std::function<void()> run = std::move(const_cast<Task&>(next).run);

@@ -1,6 +1,7 @@
 #include "server/grpc/unix_listener.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -50,6 +51,7 @@ UnixSocketListener::UnixSocketListener(int fd, std::string path,
                                        grpc::Server* server,
                                        int send_buffer_bytes)
     : fd_(fd),
+      wake_fd_(eventfd(0, EFD_CLOEXEC)),
       path_(std::move(path)),
       server_(server),
       send_buffer_bytes_(send_buffer_bytes) {
@@ -57,16 +59,21 @@ UnixSocketListener::UnixSocketListener(int fd, std::string path,
 }
 
 UnixSocketListener::~UnixSocketListener() {
-  stop_ = true;
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
   thread_.join();
+  close(wake_fd_);
   close(fd_);
   unlink(path_.c_str());
 }
 
 void UnixSocketListener::Serve() {
-  while (!stop_) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
+  while (true) {
+    // Sleeps until a client connects or the destructor wakes it.
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) continue;
+    if (fds[1].revents != 0) return;
+    if (fds[0].revents == 0) continue;
     int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (client < 0) {
       if (errno == EMFILE || errno == ENFILE) {

@@ -36,11 +36,11 @@ class UnixSocketListener {
   void Serve();
 
   const int fd_;
+  const int wake_fd_;  // eventfd: stop
   const std::string path_;
   grpc::Server* const server_;
   const int send_buffer_bytes_;
   std::atomic<int> granted_{0};
-  std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 
