@@ -44,16 +44,19 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   }
   socklen_t length = sizeof(in);
   getsockname(fd, reinterpret_cast<sockaddr*>(&in), &length);
-  return std::unique_ptr<MetricsHttpServer>(
-      new MetricsHttpServer(fd, ntohs(in.sin_port), std::move(render)));
+  int wake_fd = eventfd(0, EFD_CLOEXEC);
+  if (wake_fd < 0) {
+    int error = errno;
+    close(fd);
+    return absl::ErrnoToStatus(error, "eventfd");
+  }
+  return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(
+      fd, wake_fd, ntohs(in.sin_port), std::move(render)));
 }
 
-MetricsHttpServer::MetricsHttpServer(int fd, int port,
+MetricsHttpServer::MetricsHttpServer(int fd, int wake_fd, int port,
                                      std::function<std::string()> render)
-    : fd_(fd),
-      wake_fd_(eventfd(0, EFD_CLOEXEC)),
-      port_(port),
-      render_(std::move(render)) {
+    : fd_(fd), wake_fd_(wake_fd), port_(port), render_(std::move(render)) {
   thread_ = std::thread([this] { Serve(); });
 }
 

@@ -22,7 +22,8 @@ class MetricsHttpServer {
   int port() const { return port_; }
 
  private:
-  MetricsHttpServer(int fd, int port, std::function<std::string()> render);
+  MetricsHttpServer(int fd, int wake_fd, int port,
+                    std::function<std::string()> render);
   void Serve();
 
   int fd_;

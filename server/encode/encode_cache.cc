@@ -157,12 +157,12 @@ absl::StatusOr<std::shared_ptr<const std::string>> EncodeCache::GetOrEncode(
     return encoded.status();
   }
   auto data = std::make_shared<const std::string>(*std::move(encoded));
-  stats_.bytes += data->size();
+  stats_.bytes += data->capacity();
   lru_.push_front(key);
   entries_[key] = Entry{data, lru_.begin()};
   while (stats_.bytes > max_bytes_ && lru_.size() > 1) {
     auto victim = entries_.find(lru_.back());
-    stats_.bytes -= victim->second.data->size();
+    stats_.bytes -= victim->second.data->capacity();
     entries_.erase(victim);
     lru_.pop_back();
   }

@@ -35,7 +35,7 @@ struct EncodeCacheStats {
   uint64_t solid = 0;  // pieces sent as one colour
   uint64_t hits = 0;
   uint64_t misses = 0;
-  uint64_t bytes = 0;  // currently held
+  uint64_t bytes = 0;  // currently held (allocated, not just used)
 };
 
 // Thread-safe.

@@ -151,3 +151,24 @@ TEST(EncodeCacheTest, OldEntriesAreEvictedBeyondTheByteBudget) {
 
 }  // namespace
 }  // namespace vgpu::server
+
+namespace vgpu::server {
+namespace {
+
+// Encodings live in the cache for a long time: they must not keep the
+// worst-case buffer they were made in (zstd's bound is larger than the raw
+// pixels; a shrunk string keeps its capacity).
+TEST(ImageEncoderTest, LosslessEncodingsHoldOnlyTheirBytes) {
+  std::vector<uint32_t> pixels(256 * 256, 0xFF336699u);
+  for (ImageKind kind : {ImageKind::kZstdBgrx, ImageKind::kPng}) {
+    absl::StatusOr<std::string> out =
+        EncodeBgrx(reinterpret_cast<const uint8_t*>(pixels.data()), 256, 256,
+                   EncodeOptions{kind});
+    ASSERT_TRUE(out.ok());
+    EXPECT_LT(out->size(), 4096u);  // one colour compresses to almost nothing
+    EXPECT_LE(out->capacity(), out->size() + 32);
+  }
+}
+
+}  // namespace
+}  // namespace vgpu::server

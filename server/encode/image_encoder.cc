@@ -56,7 +56,9 @@ absl::StatusOr<std::string> EncodePng(const uint8_t* bgrx, uint32_t width,
   }
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  return out;
+  // Appends over-allocate, and the cache may keep this for long: an exact
+  // copy (cheap beside the encoding).
+  return std::string(out.data(), out.size());
 }
 
 int TurboJpegSubsampling(ChromaSubsampling subsampling) {
@@ -196,15 +198,19 @@ absl::StatusOr<std::string> EncodeBgrx(const uint8_t* pixels, uint32_t width,
       return out;
     }
     case ImageKind::kZstdBgrx: {
+      // Compressed into a per-thread scratch buffer and copied out at its
+      // size: a string shrunk from the worst-case bound would keep that
+      // capacity for as long as the encode cache holds it.
       size_t raw = size_t{width} * height * 4;
-      std::string out(ZSTD_compressBound(raw), '\0');
-      size_t size = ZSTD_compress(out.data(), out.size(), pixels, raw, 1);
+      thread_local std::vector<char> scratch;
+      scratch.resize(ZSTD_compressBound(raw));
+      size_t size =
+          ZSTD_compress(scratch.data(), scratch.size(), pixels, raw, 1);
       if (ZSTD_isError(size)) {
         return absl::InternalError(
             absl::StrCat("zstd: ", ZSTD_getErrorName(size)));
       }
-      out.resize(size);
-      return out;
+      return std::string(scratch.data(), size);
     }
   }
   return absl::InvalidArgumentError("unknown image kind");

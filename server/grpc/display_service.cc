@@ -234,12 +234,18 @@ class Viewer : public Reactor, public FrameListener {
   // run the next reaction inline.
   void OnWriteDone(bool ok) override {
     mu_.Lock();
-    if (!ok) {
-      bool finish = BeginFinishLocked();
+    writing_ = false;
+    if (finished_) {  // a Finish waited for this write
+      std::optional<grpc::Status> status = std::exchange(deferred_finish_, {});
       mu_.Unlock();
-      if (finish)
-        this->Finish(
-            grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+      if (status) this->Finish(*status);
+      return;
+    }
+    if (!ok) {
+      grpc::Status failed(grpc::StatusCode::UNAVAILABLE, "write failed");
+      bool finish = BeginFinishLocked(failed);  // true: no write in flight
+      mu_.Unlock();
+      if (finish) this->Finish(failed);
       return;
     }
     if (TakeNextLocked()) {
@@ -247,7 +253,6 @@ class Viewer : public Reactor, public FrameListener {
       this->StartWrite(&current_);
       return;
     }
-    writing_ = false;
     MaybeScheduleLocked();
     mu_.Unlock();
   }
@@ -309,7 +314,7 @@ class Viewer : public Reactor, public FrameListener {
 
   void FinishWith(const grpc::Status& status) {
     mu_.Lock();
-    bool finish = BeginFinishLocked();
+    bool finish = BeginFinishLocked(status);
     mu_.Unlock();
     if (finish) this->Finish(status);
   }
@@ -361,6 +366,11 @@ class Viewer : public Reactor, public FrameListener {
   // On a worker: turns what is pending into messages and starts writing.
   void Prepare() {
     mu_.Lock();
+    if (finished_) {  // nothing to send; the service may already be gone
+      scheduled_ = false;
+      EndTaskAndUnlock();
+      return;
+    }
     bool may_update = max_in_flight_ == 0 || sent_ - acked_ < max_in_flight_;
     bool send_mode = may_update && std::exchange(pending_mode_, false);
     std::vector<gpu::PixelRect> damage;
@@ -504,11 +514,19 @@ class Viewer : public Reactor, public FrameListener {
     return true;
   }
 
-  // True once: the caller then calls Finish() outside the lock.
-  bool BeginFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // Marks the stream finished (once). True when the caller must call
+  // Finish(status) now, outside the lock; false when a write is in flight
+  // (or about to start): then OnWriteDone finishes, as gRPC allows no
+  // Finish with a write outstanding.
+  bool BeginFinishLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return false;
     finished_ = true;
     outbox_.clear();
+    if (writing_) {
+      deferred_finish_ = status;
+      return false;
+    }
     return true;
   }
 
@@ -538,6 +556,7 @@ class Viewer : public Reactor, public FrameListener {
   bool writing_ VGPU_GUARDED_BY(mu_) = false;
   bool finished_ VGPU_GUARDED_BY(mu_) = false;
   bool done_ VGPU_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> deferred_finish_ VGPU_GUARDED_BY(mu_);
   int tasks_ VGPU_GUARDED_BY(mu_) = 0;
   absl::Time next_send_ VGPU_GUARDED_BY(mu_) = absl::InfinitePast();
   std::deque<Message> outbox_ VGPU_GUARDED_BY(mu_);

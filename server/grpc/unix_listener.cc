@@ -43,15 +43,21 @@ absl::StatusOr<std::unique_ptr<UnixSocketListener>> UnixSocketListener::Start(
     if (fd >= 0) close(fd);
     return absl::ErrnoToStatus(error, absl::StrCat("cannot listen on ", path));
   }
+  int wake_fd = eventfd(0, EFD_CLOEXEC);
+  if (wake_fd < 0) {
+    int error = errno;
+    close(fd);
+    return absl::ErrnoToStatus(error, "eventfd");
+  }
   return std::unique_ptr<UnixSocketListener>(
-      new UnixSocketListener(fd, path, server, send_buffer_bytes));
+      new UnixSocketListener(fd, wake_fd, path, server, send_buffer_bytes));
 }
 
-UnixSocketListener::UnixSocketListener(int fd, std::string path,
+UnixSocketListener::UnixSocketListener(int fd, int wake_fd, std::string path,
                                        grpc::Server* server,
                                        int send_buffer_bytes)
     : fd_(fd),
-      wake_fd_(eventfd(0, EFD_CLOEXEC)),
+      wake_fd_(wake_fd),
       path_(std::move(path)),
       server_(server),
       send_buffer_bytes_(send_buffer_bytes) {

@@ -31,8 +31,8 @@ class UnixSocketListener {
   int granted_send_buffer() const { return granted_.load(); }
 
  private:
-  UnixSocketListener(int fd, std::string path, grpc::Server* server,
-                     int send_buffer_bytes);
+  UnixSocketListener(int fd, int wake_fd, std::string path,
+                     grpc::Server* server, int send_buffer_bytes);
   void Serve();
 
   const int fd_;
