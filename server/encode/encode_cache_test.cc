@@ -170,5 +170,32 @@ TEST(ImageEncoderTest, LosslessEncodingsHoldOnlyTheirBytes) {
   }
 }
 
+// One JPEG encoder serves frames (staged from tiles, strips on tile
+// boundaries) and plain buffers: the same pixels give the same bytes, at
+// an origin that puts the first strip mid-tile too.
+TEST(ImageEncoderTest, JpegFromTilesEqualsJpegFromABuffer) {
+  gpu::TileGrid grid(200, 150);
+  Gradient(grid, {0, 0, 200, 150}, 7);
+  gpu::Frame frame(180, 120, 10, 20, grid.Snapshot(), grid.columns(), 1);
+  std::vector<uint8_t> pixels(180 * 120 * 4);
+  frame.ReadPixels({0, 0, 180, 120}, pixels.data(), 180 * 4);
+  for (ChromaSubsampling subsampling :
+       {ChromaSubsampling::k420, ChromaSubsampling::k444,
+        ChromaSubsampling::kGray}) {
+    EncodeOptions options{ImageKind::kJpeg, 75, subsampling};
+    absl::StatusOr<std::string> from_tiles =
+        EncodeImage(frame, {0, 0, 180, 120}, options);
+    absl::StatusOr<std::string> from_buffer =
+        EncodeBgrx(pixels.data(), 180, 120, options);
+    ASSERT_TRUE(from_tiles.ok() && from_buffer.ok());
+    EXPECT_EQ(*from_tiles, *from_buffer);
+  }
+  EncodeOptions bad{ImageKind::kJpeg, 101};
+  EXPECT_EQ(EncodeImage(frame, {0, 0, 10, 10}, bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeBgrx(pixels.data(), 10, 10, bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace vgpu::server

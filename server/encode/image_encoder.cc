@@ -8,8 +8,8 @@
 #include <csetjmp>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include <turbojpeg.h>
 
@@ -75,43 +75,26 @@ int TurboJpegSubsampling(ChromaSubsampling subsampling) {
   return TJSAMP_420;
 }
 
-absl::StatusOr<std::string> EncodeJpeg(const uint8_t* bgrx, uint32_t width,
-                                       uint32_t height, int quality,
-                                       ChromaSubsampling subsampling) {
-  const int tj_subsampling = TurboJpegSubsampling(subsampling);
-  std::unique_ptr<void, int (*)(tjhandle)> handle(tjInitCompress(), tjDestroy);
-  if (handle == nullptr)
-    return absl::ResourceExhaustedError("tjInitCompress failed");
-  unsigned long size = tjBufSize(static_cast<int>(width),
-                                 static_cast<int>(height), tj_subsampling);
-  std::string out(size, '\0');
-  auto* buffer = reinterpret_cast<unsigned char*>(out.data());
-  if (tjCompress2(handle.get(), bgrx, static_cast<int>(width), 0,
-                  static_cast<int>(height), TJPF_BGRX, &buffer, &size,
-                  tj_subsampling, quality,
-                  TJFLAG_NOREALLOC | TJFLAG_FASTDCT) != 0) {
-    return absl::InternalError(
-        absl::StrCat("JPEG encoding failed: ", tjGetErrorStr2(handle.get())));
-  }
-  out.resize(size);
-  return out;
-}
-
 struct JpegError {
   jpeg_error_mgr manager;
   std::jmp_buf jump;
 };
 
-// JPEG straight from a frame's tiles: rows are staged one tile row (64) at
-// a time in a buffer that stays in cache, instead of copying the whole rect
-// out first. Same settings as tjCompress2 with TJFLAG_FASTDCT.
-absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
-                                                const gpu::PixelRect& rect,
-                                                int quality,
-                                                ChromaSubsampling subsampling) {
+// Points rows[0..count) at the image rows [y, y + count), count <= 64.
+using JpegRowSource =
+    absl::FunctionRef<void(uint32_t y, uint32_t count, JSAMPROW* rows)>;
+
+// The one JPEG encoder (libjpeg-turbo, the settings of tjCompress2 with
+// TJFLAG_FASTDCT), fed 64 rows at a time: the first strip has
+// `first_strip_rows` rows (so a caller can end strips on tile boundaries).
+absl::StatusOr<std::string> EncodeJpeg(uint32_t width, uint32_t height,
+                                       int quality,
+                                       ChromaSubsampling subsampling,
+                                       uint32_t first_strip_rows,
+                                       JpegRowSource source) {
+  if (quality < 1 || quality > 100)
+    return absl::InvalidArgumentError("JPEG quality must be 1..100");
   constexpr uint32_t kStripRows = gpu::kTileSize;
-  thread_local std::vector<uint8_t> strip;
-  strip.resize(size_t{rect.width} * 4 * kStripRows);
   jpeg_compress_struct cinfo{};
   JpegError error{};
   cinfo.err = jpeg_std_error(&error.manager);
@@ -121,8 +104,7 @@ absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
   // A worst-case sized output buffer per thread: libjpeg never has to grow
   // (and copy) it. If it did, it would hand back a buffer of its own.
   thread_local std::vector<unsigned char> output;
-  output.resize(tjBufSize(static_cast<int>(rect.width),
-                          static_cast<int>(rect.height),
+  output.resize(tjBufSize(static_cast<int>(width), static_cast<int>(height),
                           TurboJpegSubsampling(subsampling)));
   unsigned char* buffer = output.data();
   unsigned long size = output.size();
@@ -136,8 +118,8 @@ absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
   }
   jpeg_create_compress(&cinfo);
   jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = rect.width;
-  cinfo.image_height = rect.height;
+  cinfo.image_width = width;
+  cinfo.image_height = height;
   cinfo.input_components = 4;
   cinfo.in_color_space = JCS_EXT_BGRX;
   jpeg_set_defaults(&cinfo);  // YCbCr 4:2:0
@@ -154,14 +136,10 @@ absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
   cinfo.dct_method = JDCT_IFAST;
   jpeg_start_compress(&cinfo, TRUE);
   JSAMPROW rows[kStripRows];
-  // Strips end on tile boundaries, so each reads every tile once.
-  uint32_t count = kStripRows - (frame.origin_y() + rect.y) % kStripRows;
-  for (uint32_t y = 0; y < rect.height; y += count, count = kStripRows) {
-    count = std::min(count, rect.height - y);
-    frame.ReadPixels({rect.x, rect.y + y, rect.width, count}, strip.data(),
-                     size_t{rect.width} * 4);
-    for (uint32_t i = 0; i < count; ++i)
-      rows[i] = strip.data() + size_t{i} * rect.width * 4;
+  uint32_t count = std::clamp<uint32_t>(first_strip_rows, 1, kStripRows);
+  for (uint32_t y = 0; y < height; y += count, count = kStripRows) {
+    count = std::min(count, height - y);
+    source(y, count, rows);
     jpeg_write_scanlines(&cinfo, rows, count);
   }
   jpeg_finish_compress(&cinfo);
@@ -169,6 +147,25 @@ absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
   std::string out(reinterpret_cast<char*>(buffer), size);
   release();
   return out;
+}
+
+// JPEG straight from a frame's tiles: rows are staged one tile row (64) at
+// a time in a buffer that stays in cache, instead of copying the whole rect
+// out first. Strips end on tile boundaries, so each reads every tile once.
+absl::StatusOr<std::string> EncodeJpegFromFrame(const gpu::Frame& frame,
+                                                const gpu::PixelRect& rect,
+                                                const EncodeOptions& options) {
+  thread_local std::vector<uint8_t> strip;
+  strip.resize(size_t{rect.width} * 4 * gpu::kTileSize);
+  return EncodeJpeg(
+      rect.width, rect.height, options.jpeg_quality, options.subsampling,
+      gpu::kTileSize - (frame.origin_y() + rect.y) % gpu::kTileSize,
+      [&](uint32_t y, uint32_t count, JSAMPROW* rows) {
+        frame.ReadPixels({rect.x, rect.y + y, rect.width, count}, strip.data(),
+                         size_t{rect.width} * 4);
+        for (uint32_t i = 0; i < count; ++i)
+          rows[i] = strip.data() + size_t{i} * rect.width * 4;
+      });
 }
 
 }  // namespace
@@ -182,11 +179,15 @@ absl::StatusOr<std::string> EncodeBgrx(const uint8_t* pixels, uint32_t width,
     case ImageKind::kPng:
       return EncodePng(pixels, width, height);
     case ImageKind::kJpeg:
-      if (options.jpeg_quality < 1 || options.jpeg_quality > 100) {
-        return absl::InvalidArgumentError("JPEG quality must be 1..100");
-      }
-      return EncodeJpeg(pixels, width, height, options.jpeg_quality,
-                        options.subsampling);
+      return EncodeJpeg(width, height, options.jpeg_quality,
+                        options.subsampling, gpu::kTileSize,
+                        [&](uint32_t y, uint32_t count, JSAMPROW* rows) {
+                          for (uint32_t i = 0; i < count; ++i) {
+                            // libjpeg only reads input rows.
+                            rows[i] = const_cast<uint8_t*>(pixels) +
+                                      size_t{y + i} * width * 4;
+                          }
+                        });
     case ImageKind::kRawBgrx:
       return std::string(reinterpret_cast<const char*>(pixels),
                          size_t{width} * height * 4);
@@ -223,11 +224,8 @@ absl::StatusOr<std::string> EncodeImage(const gpu::Frame& frame,
       gpu::Intersect(rect, gpu::PixelRect{0, 0, frame.width(), frame.height()});
   if (clipped.empty())
     return absl::InvalidArgumentError("region is outside the scanout");
-  if (options.kind == ImageKind::kJpeg && options.jpeg_quality >= 1 &&
-      options.jpeg_quality <= 100) {
-    return EncodeJpegFromFrame(frame, clipped, options.jpeg_quality,
-                               options.subsampling);
-  }
+  if (options.kind == ImageKind::kJpeg)
+    return EncodeJpegFromFrame(frame, clipped, options);
   // One staging buffer per thread, grown as needed: no allocation (and no
   // page faults) per encode.
   thread_local std::vector<uint8_t> pixels;
