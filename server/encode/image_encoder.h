@@ -15,6 +15,8 @@ namespace vgpu::server {
 enum class ImageKind { kPng, kJpeg, kRawBgrx, kRawRgbx, kZstdBgrx };
 enum class ChromaSubsampling { k420, k422, k444, kGray };
 
+inline bool IsLossless(ImageKind kind) { return kind != ImageKind::kJpeg; }
+
 struct EncodeOptions {
   ImageKind kind = ImageKind::kPng;
   int jpeg_quality = 90;  // 1..100

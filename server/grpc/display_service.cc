@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -106,13 +108,13 @@ absl::StatusOr<LosslessRefresh> ChooseRefresh(const EncodeOptions& encode,
   if (after_ms > 60000)
     return absl::InvalidArgumentError("lossless_refresh_ms must be <= 60000");
   LosslessRefresh refresh;
-  if (encode.kind != ImageKind::kJpeg || disabled) return refresh;
+  if (IsLossless(encode.kind) || disabled) return refresh;
   format = Normalized(format);
-  if (format == pb::IMAGE_FORMAT_JPEG)
-    return absl::InvalidArgumentError("refresh_format must be lossless");
   absl::StatusOr<EncodeOptions> lossless =
       ToEncodeOptions(format, 0, pb::JPEG_SUBSAMPLING_UNSPECIFIED);
   if (!lossless.ok()) return lossless.status();
+  if (!IsLossless(lossless->kind))
+    return absl::InvalidArgumentError("refresh_format must be lossless");
   refresh.after = absl::Milliseconds(after_ms == 0 ? 300 : after_ms);
   refresh.encode = *lossless;
   refresh.format = format;
@@ -297,8 +299,18 @@ class Viewer : public Reactor, public FrameListener {
     MaybeScheduleLocked();
   }
 
-  // Queues a message written before anything Prepare makes.
-  void Send(Message message) { Push(std::move(message)); }
+  // Queues `message` and starts writing it if no write is in flight.
+  void Push(Message message) {
+    mu_.Lock();
+    if (finished_) {
+      mu_.Unlock();
+      return;
+    }
+    outbox_.push_back(std::move(message));
+    bool start = !writing_ && TakeNextLocked();
+    mu_.Unlock();
+    if (start) this->StartWrite(&current_);
+  }
 
   void Acknowledge(uint64_t update_id) {
     MutexLock lock(&mu_);
@@ -465,19 +477,6 @@ class Viewer : public Reactor, public FrameListener {
     EndTaskAndUnlock();
   }
 
-  // Queues `message` and starts writing it if no write is in flight.
-  void Push(Message message) {
-    mu_.Lock();
-    if (finished_) {
-      mu_.Unlock();
-      return;
-    }
-    outbox_.push_back(std::move(message));
-    bool start = !writing_ && TakeNextLocked();
-    mu_.Unlock();
-    if (start) this->StartWrite(&current_);
-  }
-
   void AddCursorEvents(bool shape, std::deque<Message>* events) {
     std::optional<gpu::CursorUpdate> cursor = service_->store()->Cursor();
     if (!cursor) return;
@@ -576,23 +575,31 @@ class FrameWatcher final
   }
 };
 
-// The formats a viewer may ask for, in the server's own terms.
+// The first of the viewer's formats the server supports (ToEncodeOptions
+// is what knows them) for which `accept` holds; UNSPECIFIED entries are
+// skipped.
+std::optional<pb::ImageFormat> FirstSupported(
+    const pb::Subscribe& subscribe,
+    const std::function<bool(const EncodeOptions&)>& accept) {
+  for (int listed : subscribe.formats()) {
+    auto format = static_cast<pb::ImageFormat>(listed);
+    if (format == pb::IMAGE_FORMAT_UNSPECIFIED) continue;
+    absl::StatusOr<EncodeOptions> options =
+        ToEncodeOptions(format, 0, pb::JPEG_SUBSAMPLING_UNSPECIFIED);
+    if (options.ok() && accept(*options)) return format;
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<pb::ImageFormat> ChooseFormat(const pb::Subscribe& subscribe) {
   if (subscribe.formats().empty()) return pb::IMAGE_FORMAT_PNG;
-  for (int format : subscribe.formats()) {
-    switch (format) {
-      case pb::IMAGE_FORMAT_PNG:
-      case pb::IMAGE_FORMAT_JPEG:
-      case pb::IMAGE_FORMAT_RAW_BGRX:
-      case pb::IMAGE_FORMAT_RAW_RGBX:
-      case pb::IMAGE_FORMAT_ZSTD_BGRX:
-        return static_cast<pb::ImageFormat>(format);
-      default:
-        break;
-    }
+  std::optional<pb::ImageFormat> format =
+      FirstSupported(subscribe, [](const EncodeOptions&) { return true; });
+  if (!format) {
+    return absl::InvalidArgumentError(
+        "none of the requested formats is supported");
   }
-  return absl::InvalidArgumentError(
-      "none of the requested formats is supported");
+  return *format;
 }
 
 // StreamFrames: the first message must be Subscribe; then updates flow
@@ -645,19 +652,13 @@ class FrameStreamer final
         *format, subscribe.jpeg_quality(), subscribe.jpeg_subsampling());
     if (!encode.ok()) return encode.status();
     // Refreshes use the first lossless format the client listed, else PNG.
-    pb::ImageFormat refresh_format = pb::IMAGE_FORMAT_PNG;
-    for (int listed : subscribe.formats()) {
-      if (listed == pb::IMAGE_FORMAT_PNG ||
-          listed == pb::IMAGE_FORMAT_ZSTD_BGRX ||
-          listed == pb::IMAGE_FORMAT_RAW_BGRX ||
-          listed == pb::IMAGE_FORMAT_RAW_RGBX) {
-        refresh_format = static_cast<pb::ImageFormat>(listed);
-        break;
-      }
-    }
+    std::optional<pb::ImageFormat> refresh_format = FirstSupported(
+        subscribe,
+        [](const EncodeOptions& options) { return IsLossless(options.kind); });
     absl::StatusOr<LosslessRefresh> refresh =
         ChooseRefresh(*encode, subscribe.lossless_refresh_ms(),
-                      subscribe.disable_lossless_refresh(), refresh_format);
+                      subscribe.disable_lossless_refresh(),
+                      refresh_format.value_or(pb::IMAGE_FORMAT_PNG));
     if (!refresh.ok()) return refresh.status();
     subscribed_ = true;
     uint32_t credits =
@@ -671,7 +672,7 @@ class FrameStreamer final
     FillScanout(subscribe.scanout_id(),
                 service()->store()->State(subscribe.scanout_id()),
                 started.mutable_started()->mutable_scanout());
-    Send(std::move(started));
+    Push(std::move(started));  // before anything Prepare makes
     Begin(subscribe.include_cursor(), credits);
     return absl::OkStatus();
   }
