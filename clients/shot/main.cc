@@ -7,18 +7,19 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "vgpu/display/v1/display.grpc.pb.h"
 #include <grpcpp/grpcpp.h>
+
+#include "clients/subsampling_flag.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051",
           "vgpu-displayd's gRPC address.");
@@ -26,8 +27,7 @@ ABSL_FLAG(uint32_t, scanout, 0, "Scanout (virtual monitor) to capture.");
 ABSL_FLAG(std::string, out, "screen.png",
           "Output file: .png, .jpg/.jpeg or .ppm.");
 ABSL_FLAG(uint32_t, quality, 90, "JPEG quality, 1..100.");
-ABSL_FLAG(std::string, subsampling, "420",
-          "JPEG chroma subsampling: 420, 422, 444 or gray.");
+ABSL_FLAG(std::string, subsampling, "420", vgpu::clients::kSubsamplingHelp);
 ABSL_FLAG(std::string, wait, "now",
           "now | next (the next flush) | after:SEQ (a frame newer than SEQ) | "
           "stable:MS (no "
@@ -98,14 +98,11 @@ int Run() {
   } else if (absl::EndsWith(out, ".jpg") || absl::EndsWith(out, ".jpeg")) {
     request.set_format(pb::IMAGE_FORMAT_JPEG);
     request.set_jpeg_quality(absl::GetFlag(FLAGS_quality));
-    pb::JpegSubsampling subsampling;
-    if (!pb::JpegSubsampling_Parse(
-            absl::AsciiStrToUpper(absl::StrCat(
-                "JPEG_SUBSAMPLING_", absl::GetFlag(FLAGS_subsampling))),
-            &subsampling)) {
+    std::optional<pb::JpegSubsampling> subsampling =
+        vgpu::clients::ParseSubsampling(absl::GetFlag(FLAGS_subsampling));
+    if (!subsampling)
       return Fail("--subsampling must be 420, 422, 444 or gray");
-    }
-    request.set_jpeg_subsampling(subsampling);
+    request.set_jpeg_subsampling(*subsampling);
   } else if (ppm) {
     request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
   } else {

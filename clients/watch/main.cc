@@ -9,19 +9,19 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "vgpu/display/v1/display.grpc.pb.h"
 #include <grpcpp/grpcpp.h>
 
+#include "clients/subsampling_flag.h"
 #include "clients/watch/screen_model.h"
 #include "common/allocator.h"
 
@@ -31,8 +31,7 @@ ABSL_FLAG(uint32_t, scanout, 0, "Scanout to watch.");
 ABSL_FLAG(std::string, format, "zstd",
           "Preferred encoding: zstd, raw (BGRX), rgbx, png or jpeg.");
 ABSL_FLAG(uint32_t, quality, 80, "JPEG quality, 1..100.");
-ABSL_FLAG(std::string, subsampling, "420",
-          "JPEG chroma subsampling: 420, 422, 444 or gray.");
+ABSL_FLAG(std::string, subsampling, "420", vgpu::clients::kSubsamplingHelp);
 ABSL_FLAG(uint32_t, max_fps, 0,
           "Most updates per second (0: as fast as they come).");
 ABSL_FLAG(uint32_t, credits, 2, "Updates in flight before an ack.");
@@ -172,16 +171,14 @@ int Watch() {
   s->set_scanout_id(absl::GetFlag(FLAGS_scanout));
   s->add_formats(format);
   s->set_jpeg_quality(absl::GetFlag(FLAGS_quality));
-  pb::JpegSubsampling subsampling;
-  if (!pb::JpegSubsampling_Parse(
-          absl::AsciiStrToUpper(absl::StrCat("JPEG_SUBSAMPLING_",
-                                             absl::GetFlag(FLAGS_subsampling))),
-          &subsampling)) {
+  std::optional<pb::JpegSubsampling> subsampling =
+      vgpu::clients::ParseSubsampling(absl::GetFlag(FLAGS_subsampling));
+  if (!subsampling) {
     std::fprintf(stderr,
                  "vgpu-watch: --subsampling must be 420, 422, 444 or gray\n");
     return 2;
   }
-  s->set_jpeg_subsampling(subsampling);
+  s->set_jpeg_subsampling(*subsampling);
   s->set_max_fps(absl::GetFlag(FLAGS_max_fps));
   s->set_max_in_flight(absl::GetFlag(FLAGS_credits));
   s->set_include_cursor(true);
