@@ -2,8 +2,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +10,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+
+#include "common/status_macros.h"
 
 namespace vgpu::server {
 
@@ -44,70 +44,47 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   }
   socklen_t length = sizeof(in);
   getsockname(fd, reinterpret_cast<sockaddr*>(&in), &length);
-  int wake_fd = eventfd(0, EFD_CLOEXEC);
-  if (wake_fd < 0) {
-    int error = errno;
-    close(fd);
-    return absl::ErrnoToStatus(error, "eventfd");
+  std::unique_ptr<MetricsHttpServer> server(
+      new MetricsHttpServer(ntohs(in.sin_port), std::move(render)));
+  VGPU_ASSIGN_OR_RETURN(server->accept_loop_,
+                        AcceptLoop::Start(fd, SOCK_CLOEXEC, "metrics endpoint",
+                                          [raw = server.get()](int client) {
+                                            raw->Serve(client);
+                                          }));
+  return server;
+}
+
+void MetricsHttpServer::Serve(int client) {
+  timeval timeout{2, 0};
+  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  char request[1024];
+  ssize_t n = recv(client, request, sizeof(request) - 1, 0);
+  std::string response;
+  if (n > 0 && std::strncmp(request, "GET /metrics", 12) == 0) {
+    std::string body = render_();
+    response = absl::StrCat(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n",
+        "Content-Length: ", body.size(), "\r\n\r\n", body);
+  } else {
+    response = "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n";
   }
-  return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(
-      fd, wake_fd, ntohs(in.sin_port), std::move(render)));
-}
-
-MetricsHttpServer::MetricsHttpServer(int fd, int wake_fd, int port,
-                                     std::function<std::string()> render)
-    : fd_(fd), wake_fd_(wake_fd), port_(port), render_(std::move(render)) {
-  thread_ = std::thread([this] { Serve(); });
-}
-
-MetricsHttpServer::~MetricsHttpServer() {
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
-  thread_.join();
-  close(wake_fd_);
-  close(fd_);
-}
-
-void MetricsHttpServer::Serve() {
-  while (true) {
-    // Sleeps until a scraper connects or the destructor wakes it.
-    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) continue;
-    if (fds[1].revents != 0) return;
-    if (fds[0].revents == 0) continue;
-    int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) continue;
-    timeval timeout{2, 0};
-    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    char request[1024];
-    ssize_t n = recv(client, request, sizeof(request) - 1, 0);
-    std::string response;
-    if (n > 0 && std::strncmp(request, "GET /metrics", 12) == 0) {
-      std::string body = render_();
-      response = absl::StrCat(
-          "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n",
-          "Content-Length: ", body.size(), "\r\n\r\n", body);
-    } else {
-      response = "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n";
-    }
-    size_t sent = 0;
-    while (sent < response.size()) {
-      ssize_t m = send(client, response.data() + sent, response.size() - sent,
-                       MSG_NOSIGNAL);
-      if (m <= 0) break;
-      sent += static_cast<size_t>(m);
-    }
-    // Close gracefully: a close with unread request bytes would reset the
-    // connection under the client before it reads the answer.
-    shutdown(client, SHUT_WR);
-    timeval drain{0, 200000};
-    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &drain, sizeof(drain));
-    char sink[256];
-    while (recv(client, sink, sizeof(sink), 0) > 0) {
-    }
-    close(client);
+  size_t sent = 0;
+  while (sent < response.size()) {
+    ssize_t m = send(client, response.data() + sent, response.size() - sent,
+                     MSG_NOSIGNAL);
+    if (m <= 0) break;
+    sent += static_cast<size_t>(m);
   }
+  // Close gracefully: a close with unread request bytes would reset the
+  // connection under the client before it reads the answer.
+  shutdown(client, SHUT_WR);
+  timeval drain{0, 200000};
+  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &drain, sizeof(drain));
+  char sink[256];
+  while (recv(client, sink, sizeof(sink), 0) > 0) {
+  }
+  close(client);
 }
 
 }  // namespace vgpu::server

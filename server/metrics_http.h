@@ -6,31 +6,30 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
 
+#include "server/accept_loop.h"
+
 namespace vgpu::server {
 
-// Thread-safe (Stop); the serving runs on its own thread.
+// Serves on its own thread until destroyed.
 class MetricsHttpServer {
  public:
   // `address` is host:port (port 0 picks one).
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
       const std::string& address, std::function<std::string()> render);
-  ~MetricsHttpServer();
   int port() const { return port_; }
 
  private:
-  MetricsHttpServer(int fd, int wake_fd, int port,
-                    std::function<std::string()> render);
-  void Serve();
+  MetricsHttpServer(int port, std::function<std::string()> render)
+      : port_(port), render_(std::move(render)) {}
+  // Answers one request on `client` and closes it.
+  void Serve(int client);
 
-  int fd_;
-  int wake_fd_;  // eventfd: stop
-  int port_;
-  std::function<std::string()> render_;
-  std::thread thread_;
+  const int port_;
+  const std::function<std::string()> render_;
+  std::unique_ptr<AcceptLoop> accept_loop_;  // last: stops first
 };
 
 }  // namespace vgpu::server

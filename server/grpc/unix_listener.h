@@ -8,10 +8,11 @@
 #include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
 #include <grpcpp/server.h>
+
+#include "server/accept_loop.h"
 
 namespace vgpu::server {
 
@@ -31,17 +32,19 @@ class UnixSocketListener {
   int granted_send_buffer() const { return granted_.load(); }
 
  private:
-  UnixSocketListener(int fd, int wake_fd, std::string path,
-                     grpc::Server* server, int send_buffer_bytes);
-  void Serve();
+  UnixSocketListener(std::string path, grpc::Server* server,
+                     int send_buffer_bytes)
+      : path_(std::move(path)),
+        server_(server),
+        send_buffer_bytes_(send_buffer_bytes) {}
+  // Gives an accepted connection its send buffer and hands it to gRPC.
+  void Serve(int client);
 
-  const int fd_;
-  const int wake_fd_;  // eventfd: stop
   const std::string path_;
   grpc::Server* const server_;
   const int send_buffer_bytes_;
   std::atomic<int> granted_{0};
-  std::thread thread_;
+  std::unique_ptr<AcceptLoop> accept_loop_;  // last: stops first
 };
 
 }  // namespace vgpu::server
