@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "device/virtio/guest_memory.h"
+#include "device/virtio/mapping_guard.h"
 
 namespace vgpu::vhost_user {
 namespace {
@@ -133,7 +134,9 @@ void GpuBackend::OnSocket(uint32_t events) {
     return;
   }
   ++stats_.messages;
-  if (absl::Status status = Handle(*message); !status.ok()) Close(status);
+  absl::Status status = Handle(*message);
+  if (status.ok()) status = lost_memory_;
+  if (!status.ok()) Close(status);
 }
 
 absl::Status GpuBackend::Reply(const Message& request,
@@ -432,12 +435,25 @@ void GpuBackend::OnKick(uint32_t index) {
   }
   ++stats_.kicks;
   ProcessQueue(index);
+  if (!lost_memory_.ok()) Close(lost_memory_);
 }
 
 void GpuBackend::ProcessQueue(uint32_t index) {
   Queue& queue = queues_[index];
-  if (!queue.ring || !queue.enabled || device_->needs_reset()) return;
+  if (!queue.ring || !queue.enabled || device_->needs_reset() ||
+      !lost_memory_.ok()) {
+    return;
+  }
+  const uint64_t faults = virtio::MappingFaultCount();
   absl::StatusOr<bool> notify = device_->ProcessQueue(index, *queue.ring);
+  if (virtio::MappingFaultCount() != faults) {
+    // What the device read since the fault was zeros, not the guest's: the
+    // device must not go on with this memory.
+    lost_memory_ = absl::DataLossError(
+        "guest RAM became inaccessible while the device read it (the file "
+        "behind it shrank?): dropping the connection");
+    return;
+  }
   if (!notify.ok()) {
     // The guest broke its own queue: the device stays stopped until the
     // guest resets it; tell the VMM through the error eventfd if it gave one.

@@ -72,6 +72,9 @@ class GpuBackend {
   absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> MapRing(
       const Queue& queue) const;
   void OnKick(uint32_t index);
+  // Runs the device over a queue. If guest memory faulted meanwhile (its
+  // file shrank), sets lost_memory_: the caller closes the connection once
+  // it is safe to (Close may destroy *this).
   void ProcessQueue(uint32_t index);
   void Close(const absl::Status& reason);
   bool protocol_negotiated() const {
@@ -85,6 +88,7 @@ class GpuBackend {
   Fd display_;
   std::function<void(const absl::Status&)> on_close_;
   bool closed_ = false;
+  absl::Status lost_memory_;
   uint64_t features_ = 0;
   uint64_t protocol_features_ = 0;
   std::array<Queue, kNumQueues> queues_;

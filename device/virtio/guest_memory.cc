@@ -1,6 +1,7 @@
 #include "device/virtio/guest_memory.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,12 +11,20 @@
 #include "absl/strings/str_cat.h"
 
 #include "common/checked_math.h"
+#include "device/virtio/mapping_guard.h"
 
 namespace vgpu::virtio {
 
 absl::StatusOr<std::shared_ptr<MemoryMapping>> MemoryMapping::MapFd(
     int fd, uint64_t length) {
   if (length == 0) return absl::InvalidArgumentError("cannot map 0 bytes");
+  struct stat st;
+  if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fstat failed");
+  if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the file is ", st.st_size, " bytes long but ", length,
+                     " bytes of it are declared (mmap_offset + size)"));
+  }
   void* addr = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (addr == MAP_FAILED) {
     return absl::ErrnoToStatus(
@@ -43,10 +52,33 @@ absl::StatusOr<std::shared_ptr<MemoryMapping>> MemoryMapping::CreateMemfd(
   return mapped;
 }
 
+MemoryMapping::MemoryMapping(uint8_t* data, uint64_t size, int owned_fd)
+    : data_(data),
+      size_(size),
+      owned_fd_(owned_fd),
+      guard_slot_(GuardMapping(data, size)) {}
+
+bool MemoryMapping::lost() const { return MappingLost(guard_slot_); }
+
 MemoryMapping::~MemoryMapping() {
+  UnguardMapping(guard_slot_);
   munmap(data_, size_);
   if (owned_fd_ >= 0) close(owned_fd_);
 }
+
+namespace {
+
+absl::Status CheckNotLost(const std::vector<HostSegment>& segments) {
+  for (const HostSegment& segment : segments) {
+    if ((*segment.mapping)->lost()) {
+      return absl::DataLossError(
+          "guest memory became inaccessible (its file shrank)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 GuestMemory::GuestMemory(std::vector<GuestRegion> regions)
     : regions_(std::move(regions)) {
@@ -166,7 +198,7 @@ absl::Status GuestMemory::Read(uint64_t gpa, absl::Span<uint8_t> out) const {
     std::memcpy(cursor, segment.data, segment.size);
     cursor += segment.size;
   }
-  return absl::OkStatus();
+  return CheckNotLost(segments);
 }
 
 absl::Status GuestMemory::Write(uint64_t gpa,
@@ -181,7 +213,14 @@ absl::Status GuestMemory::Write(uint64_t gpa,
     std::memcpy(segment.data, cursor, segment.size);
     cursor += segment.size;
   }
-  return absl::OkStatus();
+  return CheckNotLost(segments);
+}
+
+bool GuestMemory::lost() const {
+  for (const GuestRegion& region : regions_) {
+    if (region.mapping->lost()) return true;
+  }
+  return false;
 }
 
 }  // namespace vgpu::virtio

@@ -27,6 +27,9 @@ namespace vgpu::virtio {
 class MemoryMapping {
  public:
   // Maps [0, length) of `fd` shared and read-write. Does not take `fd`.
+  // A regular file (memfd, tmpfs, hugetlbfs) shorter than `length` is
+  // refused: touching a page past its end would raise SIGBUS. The mapping
+  // is guarded against the file shrinking later (mapping_guard.h).
   static absl::StatusOr<std::shared_ptr<MemoryMapping>> MapFd(int fd,
                                                               uint64_t length);
   // Creates a sealed-size memfd of `size` bytes and maps it. The mapping owns
@@ -41,13 +44,16 @@ class MemoryMapping {
   uint64_t size() const { return size_; }
   // The memfd made by CreateMemfd, or -1.
   int fd() const { return owned_fd_; }
+  // True once an access faulted (the file behind it shrank): the mapping
+  // now reads as zeros and no longer reaches the guest.
+  bool lost() const;
 
  private:
-  MemoryMapping(uint8_t* data, uint64_t size, int owned_fd)
-      : data_(data), size_(size), owned_fd_(owned_fd) {}
+  MemoryMapping(uint8_t* data, uint64_t size, int owned_fd);
   uint8_t* data_;
   uint64_t size_;
   int owned_fd_;
+  int guard_slot_;
 };
 
 struct GuestRegion {
@@ -88,11 +94,14 @@ class GuestMemory {
   absl::Status AppendSegments(uint64_t gpa, uint64_t length,
                               std::vector<HostSegment>* segments) const;
 
-  // Copy out of / into guest memory; all-or-nothing.
+  // Copy out of / into guest memory; all-or-nothing. DataLoss when the
+  // memory became inaccessible during the copy (see MemoryMapping::lost).
   absl::Status Read(uint64_t gpa, absl::Span<uint8_t> out) const;
   absl::Status Write(uint64_t gpa, absl::Span<const uint8_t> in) const;
 
   const std::vector<GuestRegion>& regions() const { return regions_; }
+  // Whether any region's mapping faulted.
+  bool lost() const;
   // Sum of region sizes.
   uint64_t total_size() const { return total_size_; }
 

@@ -1,9 +1,15 @@
 #include "device/virtio/guest_memory.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "gtest/gtest.h"
+
+#include "device/virtio/mapping_guard.h"
 
 namespace vgpu::virtio {
 namespace {
@@ -122,6 +128,74 @@ TEST(GuestMemoryTest, CreateRejectsOverlapsAndRegionsPastTheirMapping) {
   EXPECT_FALSE(GuestMemory::Create(
                    {{.guest_phys_addr = 0, .size = 0, .mapping = *mapping}})
                    .ok());
+}
+
+}  // namespace
+}  // namespace vgpu::virtio
+
+namespace vgpu::virtio {
+namespace {
+
+// A file that backs guest RAM, as the VMM would pass it.
+class RamFile {
+ public:
+  explicit RamFile(uint64_t size) : fd_(memfd_create("ram", MFD_CLOEXEC)) {
+    EXPECT_GE(fd_, 0);
+    EXPECT_EQ(ftruncate(fd_, static_cast<off_t>(size)), 0);
+  }
+  ~RamFile() { close(fd_); }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+TEST(GuestMemoryFaultTest, FileShorterThanTheDeclaredRegionIsRefused) {
+  RamFile file(2 * kMiB);
+  auto mapping = MemoryMapping::MapFd(file.fd(), 64 * kMiB);
+  ASSERT_FALSE(mapping.ok());
+  EXPECT_NE(mapping.status().message().find("2097152 bytes long"),
+            std::string::npos)
+      << mapping.status();
+  EXPECT_TRUE(MemoryMapping::MapFd(file.fd(), 2 * kMiB).ok());
+}
+
+TEST(GuestMemoryFaultTest, FileTruncatedAfterMappingFailsReadsNotProcess) {
+  RamFile file(4 * kMiB);
+  auto mapping = MemoryMapping::MapFd(file.fd(), 4 * kMiB);
+  ASSERT_TRUE(mapping.ok());
+  auto memory = GuestMemory::Create(
+      {{.guest_phys_addr = 0, .size = 4 * kMiB, .mapping = *mapping}});
+  ASSERT_TRUE(memory.ok());
+  std::vector<uint8_t> buffer(4096, 0xAB);
+  ASSERT_TRUE((*memory)->Write(3 * kMiB, buffer).ok());
+  ASSERT_FALSE((*memory)->lost());
+  const uint64_t faults = MappingFaultCount();
+
+  ASSERT_EQ(ftruncate(file.fd(), static_cast<off_t>(kMiB)), 0);
+  // Past the new end of the file: SIGBUS, absorbed.
+  absl::Status read = (*memory)->Read(3 * kMiB, absl::MakeSpan(buffer));
+  EXPECT_EQ(read.code(), absl::StatusCode::kDataLoss) << read;
+  EXPECT_TRUE((*memory)->lost());
+  EXPECT_TRUE((*mapping)->lost());
+  EXPECT_EQ(MappingFaultCount(), faults + 1);
+  // The whole mapping now reads as zeros, and writes go nowhere harmful.
+  EXPECT_EQ(buffer[0], 0);
+  EXPECT_EQ((*memory)->Write(0, buffer).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(GuestMemoryFaultTest, FaultsOutsideGuestMemoryStillCrash) {
+  EXPECT_DEATH(
+      {
+        RamFile file(kMiB);
+        void* plain =
+            mmap(nullptr, 2 * kMiB, PROT_READ, MAP_SHARED, file.fd(), 0);
+        auto guarded = MemoryMapping::MapFd(file.fd(), kMiB);  // installs
+        // An unguarded mapping of our own: a SIGBUS here is a bug.
+        volatile uint8_t byte = static_cast<volatile uint8_t*>(plain)[kMiB + 1];
+        (void)byte;
+      },
+      "");
 }
 
 }  // namespace
