@@ -6,19 +6,46 @@
 
 #include "absl/time/clock.h"
 
+#include "common/log.h"
+
 namespace vgpu::server {
 
-void FrameStore::OnScanoutMode(const gpu::ScanoutMode& mode) {
+namespace {
+
+bool Fits(const gpu::Frame& frame, const gpu::ScanoutMode& mode) {
+  return mode.enabled && frame.width() == mode.width &&
+         frame.height() == mode.height;
+}
+
+}  // namespace
+
+void FrameStore::OnScanoutMode(const gpu::ScanoutMode& mode,
+                               gpu::FramePtr first_frame) {
   gpu::FramePtr previous;  // dropped outside the lock
+  gpu::PixelRect damage;
   {
     MutexLock lock(&mu_);
     ScanoutState& state = scanouts_[mode.scanout_id];
     state.mode = mode;
-    if (!mode.enabled) previous = std::exchange(state.frame, nullptr);
+    if (first_frame && !Fits(*first_frame, mode)) {
+      VGPU_LOG(ERROR) << "scanout " << mode.scanout_id << ": a "
+                      << first_frame->width() << "x" << first_frame->height()
+                      << " frame for a " << mode.width << "x" << mode.height
+                      << " mode is not shown";
+      first_frame = nullptr;
+    }
+    if (first_frame) {
+      damage = {0, 0, first_frame->width(), first_frame->height()};
+      state.sequence = first_frame->sequence();
+      state.last_flush = absl::Now();
+      ++frame_count_;
+    }
+    // The old frame goes with the old mode, whatever comes instead.
+    previous = std::exchange(state.frame, std::move(first_frame));
     ++mode_changes_;
   }
   mu_.NotifyAll();
-  Notify(Change{mode.scanout_id, true, {}});
+  Notify(Change{mode.scanout_id, true, damage});
 }
 
 void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
@@ -27,6 +54,14 @@ void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
   {
     MutexLock lock(&mu_);
     ScanoutState& state = scanouts_[scanout_id];
+    if (!state.mode || !Fits(*frame, *state.mode)) {
+      // The device tells a new size with its first frame; a frame that
+      // disagrees with the mode would pair an update with the wrong screen.
+      VGPU_LOG(ERROR) << "scanout " << scanout_id << ": a " << frame->width()
+                      << "x" << frame->height()
+                      << " frame outside the current mode is not shown";
+      return;
+    }
     state.sequence = frame->sequence();
     state.last_flush = absl::Now();
     previous = std::exchange(state.frame, std::move(frame));

@@ -16,18 +16,20 @@
 
 namespace vgpu::server {
 
+// One consistent pair: `frame`, when set, always has the size of `mode`.
 struct ScanoutState {
   std::optional<gpu::ScanoutMode> mode;  // unset until the device reports one
-  gpu::FramePtr frame;                   // latest; null when disabled
-  uint64_t sequence = 0;                 // frame->sequence(), 0 before any
+  gpu::FramePtr frame;    // latest; null when disabled or none of this mode yet
+  uint64_t sequence = 0;  // frame->sequence(), 0 before any
   absl::Time last_flush = absl::InfinitePast();
 };
 
 struct Change {
   uint32_t scanout_id = 0;
   bool mode_changed = false;
-  gpu::PixelRect
-      damage;  // frame coordinates; empty for mode and cursor changes
+  // Frame coordinates; for a mode change with a first frame, the whole
+  // frame; empty for cursor changes and modes without a frame.
+  gpu::PixelRect damage;
   bool cursor_moved = false;
   bool cursor_shape_changed = false;
 };
@@ -43,7 +45,8 @@ class FrameListener {
 // Thread-safe.
 class FrameStore : public gpu::DisplaySink {
  public:
-  void OnScanoutMode(const gpu::ScanoutMode& mode) override;
+  void OnScanoutMode(const gpu::ScanoutMode& mode,
+                     gpu::FramePtr first_frame) override;
   void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
                const gpu::PixelRect& damage) override;
   void OnCursor(const gpu::CursorUpdate& update) override;

@@ -41,9 +41,11 @@ struct CursorUpdate {
 class DisplaySink {
  public:
   virtual ~DisplaySink() = default;
-  // A scanout was enabled, disabled or changed size. A frame with full
-  // damage follows an enable or resize once pixels are available.
-  virtual void OnScanoutMode(const ScanoutMode& mode) = 0;
+  // A scanout was enabled, disabled or changed size. `first_frame` is the
+  // first picture of the new mode (its size is the mode's; the whole of it
+  // is new), told in the same call so that no reader ever pairs the new
+  // mode with a frame of the old size; nullptr when disabled.
+  virtual void OnScanoutMode(const ScanoutMode& mode, FramePtr first_frame) = 0;
   // A new picture of `scanout_id`; `damage` (frame coordinates) is what
   // changed since the previous frame of that scanout.
   virtual void OnFrame(uint32_t scanout_id, FramePtr frame,
@@ -54,7 +56,7 @@ class DisplaySink {
 // Drops everything. For tests and benchmarks that only drive the device.
 class NullDisplaySink : public DisplaySink {
  public:
-  void OnScanoutMode(const ScanoutMode&) override {}
+  void OnScanoutMode(const ScanoutMode&, FramePtr) override {}
   void OnFrame(uint32_t, FramePtr, const PixelRect&) override {}
   void OnCursor(const CursorUpdate&) override {}
 };

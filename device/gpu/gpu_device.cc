@@ -435,9 +435,28 @@ void GpuDevice::ShowOnScanout(uint32_t scanout_id, Resource& resource,
   scanout.resource_id = resource.id;
   scanout.rect = rect;
   resource.scanout_mask |= 1u << scanout_id;
+  if (resource.shared) {
+    if (!resized) {
+      // Same size: the old picture stays a valid frame of this mode until
+      // the flush that normally follows captures the new one.
+      scanout.needs_full_capture = true;
+      return;
+    }
+    // A new mode is told together with its first frame, so no reader ever
+    // pairs it with a frame of the old size (Linux flushes right after,
+    // but a guest that only modesets never does).
+    stats_.mode_capture_bytes_copied +=
+        CaptureShared(resource, scanout_id, rect);
+    scanout.needs_full_capture = false;
+  }
+  // Copied sources hold the whole image already: shown at once.
+  FramePtr frame = MakeFrame(scanout_id);
   if (resized) {
-    sink_->OnScanoutMode(
-        ScanoutMode{scanout_id, true, rect.width, rect.height});
+    sink_->OnScanoutMode(ScanoutMode{scanout_id, true, rect.width, rect.height},
+                         std::move(frame));
+  } else {
+    sink_->OnFrame(scanout_id, std::move(frame),
+                   PixelRect{0, 0, rect.width, rect.height});
   }
 }
 
@@ -452,7 +471,9 @@ void GpuDevice::DisableScanout(uint32_t scanout_id) {
   scanout.blob_grid_charge = 0;
   scanout.last_frame = nullptr;
   scanout.needs_full_capture = false;
-  if (was_enabled) sink_->OnScanoutMode(ScanoutMode{scanout_id, false, 0, 0});
+  if (was_enabled) {
+    sink_->OnScanoutMode(ScanoutMode{scanout_id, false, 0, 0}, nullptr);
+  }
 }
 
 absl::Status GpuDevice::ResourceUnref(const wire::ResourceUnref& cmd) {
@@ -495,12 +516,6 @@ absl::Status GpuDevice::SetScanout(const wire::SetScanout& cmd) {
   scanout.blob_grid_charge = 0;
   scanout.blob_grid = TileGrid();
   ShowOnScanout(cmd.scanout_id, *resource, rect);
-  if (resource->shared) {
-    scanout.needs_full_capture = true;
-  } else {
-    // The host copy is complete: show it right away, no pixel copied.
-    PublishFrame(cmd.scanout_id, PixelRect{0, 0, rect.width, rect.height});
-  }
   return absl::OkStatus();
 }
 
@@ -560,17 +575,16 @@ absl::Status GpuDevice::SetScanoutBlob(const wire::SetScanoutBlob& cmd) {
   scanout.blob_format = cmd.format;
   scanout.blob_offset = cmd.offsets[0];
   scanout.blob_stride = cmd.strides[0];
-  scanout.needs_full_capture = true;
   ShowOnScanout(cmd.scanout_id, *resource, rect);
   return absl::OkStatus();
 }
 
-void GpuDevice::CaptureShared(Resource& resource, uint32_t scanout_id,
-                              const PixelRect& rect) {
+uint64_t GpuDevice::CaptureShared(Resource& resource, uint32_t scanout_id,
+                                  const PixelRect& rect) {
   // `rect` is in resource (2D) or blob framebuffer coordinates and lies
   // inside the scanout rect, whose bounds were validated against the backing
   // when the scanout was set (blob) or are checked here (2D).
-  if (!resource.backing || rect.empty()) return;
+  if (!resource.backing || rect.empty()) return 0;
   Scanout& scanout = *scanouts_[scanout_id];
   virtio::GuestBacking& backing = *resource.backing;
   uint64_t copied = 0;
@@ -580,7 +594,7 @@ void GpuDevice::CaptureShared(Resource& resource, uint32_t scanout_id,
                            uint64_t{rect.y} * scanout.blob_stride,
                        scanout.blob_stride, scanout.blob_format};
     std::optional<uint64_t> end = SourceEnd(source, rect.width, rect.height);
-    if (!end || *end > backing.size()) return;
+    if (!end || *end > backing.size()) return 0;
     PixelRect dest{rect.x - scanout.rect.x, rect.y - scanout.rect.y, rect.width,
                    rect.height};
     copied = CopyIntoGrid(source, dest, scanout.blob_grid, &stats_.grid);
@@ -595,14 +609,14 @@ void GpuDevice::CaptureShared(Resource& resource, uint32_t scanout_id,
     if (!end || *end > backing.size()) {
       VGPU_LOG_GUEST_ERROR() << "backing of resource " << resource.id
                              << " is too short to read in place";
-      return;
+      return 0;
     }
     copied = CopyIntoGrid(source, rect, resource.grid, &stats_.grid);
   }
-  stats_.flush_bytes_copied += copied;
+  return copied;
 }
 
-void GpuDevice::PublishFrame(uint32_t scanout_id, const PixelRect& damage) {
+FramePtr GpuDevice::MakeFrame(uint32_t scanout_id) {
   Scanout& scanout = *scanouts_[scanout_id];
   Resource& resource = *resources_.at(scanout.resource_id);
   FramePtr frame;
@@ -618,7 +632,7 @@ void GpuDevice::PublishFrame(uint32_t scanout_id, const PixelRect& damage) {
   }
   scanout.last_frame = frame;
   ++stats_.frames_published;
-  sink_->OnFrame(scanout_id, std::move(frame), damage);
+  return frame;
 }
 
 absl::Status GpuDevice::ResourceFlush(const wire::ResourceFlush& cmd) {
@@ -645,9 +659,9 @@ absl::Status GpuDevice::ResourceFlush(const wire::ResourceFlush& cmd) {
         damage = PixelRect{0, 0, scanout.rect.width, scanout.rect.height};
         scanout.needs_full_capture = false;
       }
-      CaptureShared(*resource, i, visible);
+      stats_.flush_bytes_copied += CaptureShared(*resource, i, visible);
     }
-    PublishFrame(i, damage);
+    sink_->OnFrame(i, MakeFrame(i), damage);
   }
   if (resource->blob && !overlapped) {
     return InvalidParameter(

@@ -69,6 +69,9 @@ struct DeviceStats {
       0;  // guest -> tiles during TRANSFER_TO_HOST_2D
   uint64_t flush_bytes_copied =
       0;  // guest -> tiles during FLUSH (shared resources)
+  // guest -> tiles when a shared source is shown in a new mode (its first
+  // frame goes out with the mode)
+  uint64_t mode_capture_bytes_copied = 0;
   uint64_t cursor_bytes_copied = 0;
   uint64_t frames_published = 0;
   uint64_t bad_chains = 0;      // a buffer was not guest RAM
@@ -165,15 +168,19 @@ class GpuDevice {
   absl::Status Charge(uint64_t bytes);
   void Credit(uint64_t bytes);
   void DisableScanout(uint32_t scanout_id);
-  // Points a scanout at `resource`'s `rect`, telling the sink if its size
-  // changed; the resource it showed before forgets it.
+  // Points a scanout at `resource`'s `rect`; the resource it showed before
+  // forgets it. A size change reaches the sink with its first frame (shared
+  // sources are captured here for it); a copied source is shown at once.
   void ShowOnScanout(uint32_t scanout_id, Resource& resource,
                      const PixelRect& rect);
   // The resource shown on `scanout_id` forgets it.
   void ReleaseFromResource(uint32_t scanout_id);
-  void PublishFrame(uint32_t scanout_id, const PixelRect& damage);
-  void CaptureShared(Resource& resource, uint32_t scanout_id,
-                     const PixelRect& rect);
+  // The scanout's current picture as a new frame (next sequence number).
+  FramePtr MakeFrame(uint32_t scanout_id);
+  // Copies `rect` of a shared source from guest pages into its tiles;
+  // returns the bytes copied.
+  uint64_t CaptureShared(Resource& resource, uint32_t scanout_id,
+                         const PixelRect& rect);
   void SetResponse(uint32_t type, const void* payload, size_t size);
   bool Negotiated(uint32_t feature) const {
     return (driver_features_ >> feature) & 1;

@@ -237,6 +237,8 @@ TEST(GpuDeviceTest, SharedPolicyCopiesAtFlushAndTransferCopiesNothing) {
             kOk);  // first flush captures everything
   uint64_t after_first = guest->device().stats().flush_bytes_copied;
   EXPECT_EQ(after_first, 640u * 480 * 4);
+  // Showing it in a new mode captured it once too: the mode's first frame.
+  EXPECT_EQ(guest->device().stats().mode_capture_bytes_copied, 640u * 480 * 4);
   ASSERT_EQ(guest->Transfer(2, Rect{128, 64, 64, 64}, 64 * 640 * 4 + 128 * 4),
             kOk);
   EXPECT_EQ(guest->device().stats().transfer_bytes_copied, 0u);
@@ -294,6 +296,8 @@ TEST(GpuDeviceTest, BlobScanoutReadsGuestPagesAtFlush) {
     for (uint32_t x : {0u, 226u, 319u})
       EXPECT_EQ(frame->PixelAt(x, y), Pattern(x, y)) << x << "," << y;
   EXPECT_EQ(guest->device().stats().flush_bytes_copied, uint64_t{kW} * kH * 4);
+  EXPECT_EQ(guest->device().stats().mode_capture_bytes_copied,
+            uint64_t{kW} * kH * 4);
 }
 
 TEST(GpuDeviceTest, FencedFlushOfSharedResourceCapturesBeforeReplying) {

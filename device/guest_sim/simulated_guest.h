@@ -30,8 +30,13 @@ class RecordingSink : public gpu::DisplaySink {
     gpu::FramePtr frame;
     gpu::PixelRect damage;
   };
-  void OnScanoutMode(const gpu::ScanoutMode& mode) override {
+  void OnScanoutMode(const gpu::ScanoutMode& mode,
+                     gpu::FramePtr first_frame) override {
     modes.push_back(mode);
+    if (first_frame) {
+      OnFrame(mode.scanout_id, std::move(first_frame),
+              gpu::PixelRect{0, 0, mode.width, mode.height});
+    }
   }
   void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
                const gpu::PixelRect& damage) override {

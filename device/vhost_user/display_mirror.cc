@@ -81,38 +81,47 @@ void DisplayMirror::Flush() {
   }
 }
 
-void DisplayMirror::OnScanoutMode(const gpu::ScanoutMode& mode) {
-  next_->OnScanoutMode(mode);
-  if (!Active()) return;
-  GpuScanout scanout{mode.scanout_id, mode.enabled ? mode.width : 0,
-                     mode.enabled ? mode.height : 0};
-  Enqueue(kGpuScanout, PayloadOf(scanout));
+void DisplayMirror::OnScanoutMode(const gpu::ScanoutMode& mode,
+                                  gpu::FramePtr first_frame) {
+  if (Active()) {
+    GpuScanout scanout{mode.scanout_id, mode.enabled ? mode.width : 0,
+                       mode.enabled ? mode.height : 0};
+    Enqueue(kGpuScanout, PayloadOf(scanout));
+    if (first_frame) {
+      MirrorFrame(mode.scanout_id, *first_frame,
+                  {0, 0, first_frame->width(), first_frame->height()});
+    }
+  }
+  next_->OnScanoutMode(mode, std::move(first_frame));
 }
 
 void DisplayMirror::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
                             const gpu::PixelRect& damage) {
-  if (Active()) {
-    gpu::PixelRect rect = damage;
-    if (resend_full_) {
-      // A new channel (or one that fell behind) starts from the whole screen.
-      GpuScanout scanout{scanout_id, frame->width(), frame->height()};
-      Enqueue(kGpuScanout, PayloadOf(scanout));
-      rect = {0, 0, frame->width(), frame->height()};
-    }
-    size_t bytes = size_t{rect.width} * rect.height * 4;
-    if (queued_ + bytes > max_queued_) {
-      ++stats_.updates_dropped;
-      resend_full_ = true;
-    } else if (!rect.empty()) {
-      resend_full_ = false;
-      GpuUpdate update{scanout_id, rect.x, rect.y, rect.width, rect.height};
-      std::vector<uint8_t> payload = PayloadOf(update, bytes);
-      frame->ReadPixels(rect, payload.data() + sizeof(update),
-                        size_t{rect.width} * 4);
-      Enqueue(kGpuUpdate, std::move(payload));
-    }
-  }
+  if (Active()) MirrorFrame(scanout_id, *frame, damage);
   next_->OnFrame(scanout_id, std::move(frame), damage);
+}
+
+void DisplayMirror::MirrorFrame(uint32_t scanout_id, const gpu::Frame& frame,
+                                const gpu::PixelRect& damage) {
+  gpu::PixelRect rect = damage;
+  if (resend_full_) {
+    // A new channel (or one that fell behind) starts from the whole screen.
+    GpuScanout scanout{scanout_id, frame.width(), frame.height()};
+    Enqueue(kGpuScanout, PayloadOf(scanout));
+    rect = {0, 0, frame.width(), frame.height()};
+  }
+  size_t bytes = size_t{rect.width} * rect.height * 4;
+  if (queued_ + bytes > max_queued_) {
+    ++stats_.updates_dropped;
+    resend_full_ = true;
+  } else if (!rect.empty()) {
+    resend_full_ = false;
+    GpuUpdate update{scanout_id, rect.x, rect.y, rect.width, rect.height};
+    std::vector<uint8_t> payload = PayloadOf(update, bytes);
+    frame.ReadPixels(rect, payload.data() + sizeof(update),
+                     size_t{rect.width} * 4);
+    Enqueue(kGpuUpdate, std::move(payload));
+  }
 }
 
 void DisplayMirror::OnCursor(const gpu::CursorUpdate& update) {

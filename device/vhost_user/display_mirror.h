@@ -41,7 +41,8 @@ class DisplayMirror : public gpu::DisplaySink {
   bool enabled() const { return enabled_; }
   void set_enabled(bool enabled) { enabled_ = enabled; }
 
-  void OnScanoutMode(const gpu::ScanoutMode& mode) override;
+  void OnScanoutMode(const gpu::ScanoutMode& mode,
+                     gpu::FramePtr first_frame) override;
   void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
                const gpu::PixelRect& damage) override;
   void OnCursor(const gpu::CursorUpdate& update) override;
@@ -52,6 +53,9 @@ class DisplayMirror : public gpu::DisplaySink {
  private:
   bool Active() const { return enabled_ && fd_ >= 0 && loop_ != nullptr; }
   void Enqueue(uint32_t request, std::vector<uint8_t> payload);
+  // Queues the pixels of `damage` (or of the whole frame after a loss).
+  void MirrorFrame(uint32_t scanout_id, const gpu::Frame& frame,
+                   const gpu::PixelRect& damage);
   void Flush();
   void Lose();
 

@@ -93,6 +93,15 @@ pb::ImageFormat Normalized(pb::ImageFormat format) {
 
 int64_t UnixNanos(absl::Time time) { return absl::ToUnixNanos(time); }
 
+// Whether two modes show the same thing to a viewer (disabled modes are all
+// alike).
+bool SameMode(const std::optional<gpu::ScanoutMode>& a,
+              const std::optional<gpu::ScanoutMode>& b) {
+  if (!a || !b) return !a && !b;
+  if (!a->enabled || !b->enabled) return a->enabled == b->enabled;
+  return a->width == b->width && a->height == b->height;
+}
+
 // How a viewer of a lossy stream re-sends regions once they settle.
 struct LosslessRefresh {
   absl::Duration after = absl::ZeroDuration();  // zero: off
@@ -377,6 +386,9 @@ class Viewer : public Reactor, public FrameListener {
 
   // On a worker: turns what is pending into messages and starts writing.
   void Prepare() {
+    // The mode and its frame, as one consistent pair: every update below
+    // is cut from this frame and follows the mode it belongs to.
+    ScanoutState state = service_->store()->State(scanout_id_);
     mu_.Lock();
     if (finished_) {  // nothing to send; the service may already be gone
       scheduled_ = false;
@@ -384,9 +396,23 @@ class Viewer : public Reactor, public FrameListener {
       return;
     }
     bool may_update = max_in_flight_ == 0 || sent_ - acked_ < max_in_flight_;
-    bool send_mode = may_update && std::exchange(pending_mode_, false);
+    // The store's mode, not the notifications, decides: a change and its
+    // undoing between two rounds need no announcement.
+    bool send_mode = may_update && (std::exchange(pending_mode_, false) ||
+                                    !SameMode(state.mode, announced_));
+    if (send_mode) {
+      announced_ = state.mode;
+      need_full_ = true;
+    }
     std::vector<gpu::PixelRect> damage;
     if (may_update) damage.swap(damage_);
+    // (EncodeCache clips damage to the frame it encodes.)
+    if (may_update && state.frame && std::exchange(need_full_, false)) {
+      damage = {
+          gpu::PixelRect{0, 0, state.frame->width(), state.frame->height()}};
+    } else if (may_update && !state.frame) {
+      damage.clear();  // no frame of this mode yet: the first one goes whole
+    }
     uint32_t flushes = may_update ? std::exchange(flushes_, 0) : 0;
     bool send_cursor = std::exchange(pending_cursor_, false);
     bool send_shape = std::exchange(pending_cursor_shape_, false);
@@ -402,14 +428,10 @@ class Viewer : public Reactor, public FrameListener {
     const bool refresh = !settled.empty();
     if (refresh) damage = std::move(settled);
 
-    ScanoutState state = service_->store()->State(scanout_id_);
     std::deque<Message> events;
     if (send_mode) {
       FillScanout(scanout_id_, state,
                   events.emplace_back().mutable_mode_changed());
-      if (state.frame)
-        damage = {
-            gpu::PixelRect{0, 0, state.frame->width(), state.frame->height()}};
     }
     // Pieces are whole-tile runs shared with every other viewer (raw size
     // under the band budget, so every encoding fits a band).
@@ -544,6 +566,10 @@ class Viewer : public Reactor, public FrameListener {
   uint64_t sent_ VGPU_GUARDED_BY(mu_) = 0;           // last update_id sent
   uint64_t acked_ VGPU_GUARDED_BY(mu_) = 0;
   bool pending_mode_ VGPU_GUARDED_BY(mu_) = false;
+  // The mode this viewer was last told; the next update after a mode change
+  // is the whole frame.
+  std::optional<gpu::ScanoutMode> announced_ VGPU_GUARDED_BY(mu_);
+  bool need_full_ VGPU_GUARDED_BY(mu_) = false;
   bool pending_cursor_ VGPU_GUARDED_BY(mu_) = false;
   bool pending_cursor_shape_ VGPU_GUARDED_BY(mu_) = false;
   std::vector<gpu::PixelRect> damage_ VGPU_GUARDED_BY(mu_);

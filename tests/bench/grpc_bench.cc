@@ -103,7 +103,7 @@ class Server {
       listener_ = *std::move(listener);
     }
     address_ = unix_socket ? address : "127.0.0.1:" + std::to_string(port);
-    store_.OnScanoutMode({0, true, kWidth, kHeight});
+    store_.OnScanoutMode({0, true, kWidth, kHeight}, nullptr);
   }
   ~Server() {
     listener_.reset();

@@ -92,7 +92,7 @@ class DisplayServiceTest : public ::testing::Test {
     channel_ = grpc::CreateCustomChannel(
         address_, grpc::InsecureChannelCredentials(), arguments);
     stub_ = pb::Display::NewStub(channel_);
-    store_.OnScanoutMode({0, true, 320, 200});
+    store_.OnScanoutMode({0, true, 320, 200}, nullptr);
   }
   void TearDown() override { server_->Shutdown(); }
 
@@ -325,7 +325,7 @@ TEST_F(DisplayServiceTest, ViewersConvergeOnTheLatestFrameAndASlowOneSkips) {
 }
 
 TEST_F(DisplayServiceTest, FullHdRawUpdatesAreSplitIntoBandsUnder4MiB) {
-  store_.OnScanoutMode({0, true, 1920, 1080});
+  store_.OnScanoutMode({0, true, 1920, 1080}, nullptr);
   ++sequence_;
   store_.OnFrame(0, PatternFrame(1920, 1080, sequence_), {0, 0, 1920, 1080});
   grpc::ClientContext context;
@@ -471,7 +471,7 @@ TEST_F(DisplayServiceTest, WatchScanoutsSendsStateThenChanges) {
   ASSERT_TRUE(reader->Read(&scanout));
   EXPECT_EQ(scanout.id(), 1u);
   EXPECT_FALSE(scanout.enabled());
-  store_.OnScanoutMode({1, true, 800, 600});
+  store_.OnScanoutMode({1, true, 800, 600}, nullptr);
   ASSERT_TRUE(reader->Read(&scanout));
   EXPECT_EQ(scanout.id(), 1u);
   EXPECT_TRUE(scanout.enabled());
@@ -541,7 +541,7 @@ TEST_F(DisplayServiceTest, ViewersOfTheSameFramesShareOneEncoding) {
 }
 
 TEST_F(DisplayServiceTest, AOneColourScreenTravelsAsColoursOnly) {
-  store_.OnScanoutMode({0, true, 1920, 1080});
+  store_.OnScanoutMode({0, true, 1920, 1080}, nullptr);
   store_.OnFrame(0, SolidFrame(1920, 1080, 0xFF204060, ++sequence_),
                  {0, 0, 1920, 1080});
   grpc::ClientContext context;
@@ -621,7 +621,7 @@ struct AckingViewer {
 };
 
 TEST_F(DisplayServiceTest, LossyRegionsAreSentAgainLosslesslyOnceTheySettle) {
-  store_.OnScanoutMode({0, true, 320, 200});
+  store_.OnScanoutMode({0, true, 320, 200}, nullptr);
   gpu::FramePtr frame = PatternFrame(320, 200, ++sequence_);
   store_.OnFrame(0, frame, {0, 0, 320, 200});
   pb::Subscribe subscribe;
@@ -761,7 +761,7 @@ class StreamedScreenTest
       public ::testing::WithParamInterface<pb::ImageFormat> {};
 
 TEST_P(StreamedScreenTest, TheViewersCopyMatchesTheFrame) {
-  store_.OnScanoutMode({0, true, 300, 170});
+  store_.OnScanoutMode({0, true, 300, 170}, nullptr);
   gpu::FramePtr frame = PatternFrame(300, 170, ++sequence_);
   store_.OnFrame(0, frame, {0, 0, 300, 170});
   grpc::ClientContext context;

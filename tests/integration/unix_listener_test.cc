@@ -55,7 +55,7 @@ long WmemMax() {
 TEST_F(UnixListenerTest, ServesClientsWithALargeSendBuffer) {
   auto listener = UnixSocketListener::Start(path_, server_.get(), 4 << 20);
   ASSERT_TRUE(listener.ok()) << listener.status();
-  store_.OnScanoutMode({0, true, 640, 480});
+  store_.OnScanoutMode({0, true, 640, 480}, nullptr);
   auto stub = pb::Display::NewStub(
       grpc::CreateChannel("unix:" + path_, grpc::InsecureChannelCredentials()));
   for (int i = 0; i < 3; ++i) {  // several calls, one connection
