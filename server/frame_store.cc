@@ -136,22 +136,6 @@ uint64_t FrameStore::mode_changes() const {
   return mode_changes_;
 }
 
-std::pair<ScanoutState, bool> FrameStore::WaitFor(
-    uint32_t scanout_id, const std::function<bool(const ScanoutState&)>& done,
-    absl::Time deadline, const std::function<bool()>& cancelled) const {
-  MutexLock lock(&mu_);
-  while (true) {
-    auto it = scanouts_.find(scanout_id);
-    ScanoutState state = it == scanouts_.end() ? ScanoutState{} : it->second;
-    if (done(state)) return {state, true};
-    absl::Time now = absl::Now();
-    if (now >= deadline || (cancelled && cancelled())) return {state, false};
-    absl::Time until = std::min(deadline, now + absl::Milliseconds(50));
-    mu_.WaitOnce(std::chrono::steady_clock::now() +
-                 absl::ToChronoNanoseconds(until - now));
-  }
-}
-
 bool FrameStore::WaitForFrameCount(uint64_t count,
                                    absl::Duration timeout) const {
   auto deadline =
@@ -165,13 +149,16 @@ bool FrameStore::WaitForFrameCount(uint64_t count,
 bool FrameStore::WaitForFrame(
     uint32_t scanout_id, const std::function<bool(const gpu::Frame&)>& accept,
     absl::Duration timeout) const {
-  return WaitFor(
-             scanout_id,
-             [&accept](const ScanoutState& state) {
-               return state.frame && accept(*state.frame);
-             },
-             absl::Now() + timeout)
-      .second;
+  auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  MutexLock lock(&mu_);
+  return mu_.AwaitUntil(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        auto it = scanouts_.find(scanout_id);
+        return it != scanouts_.end() && it->second.frame &&
+               accept(*it->second.frame);
+      },
+      deadline);
 }
 
 }  // namespace vgpu::server

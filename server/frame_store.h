@@ -60,13 +60,8 @@ class FrameStore : public gpu::DisplaySink {
   uint64_t frame_count() const;
   uint64_t mode_changes() const;
 
-  // Waits until `done(state of scanout_id)` is true, `deadline` passes or
-  // `cancelled()` turns true (checked every 50 ms). Returns the state it
-  // ended on and whether `done` held.
-  std::pair<ScanoutState, bool> WaitFor(
-      uint32_t scanout_id, const std::function<bool(const ScanoutState&)>& done,
-      absl::Time deadline,
-      const std::function<bool()>& cancelled = nullptr) const;
+  // Blocking waits for tests and tools (the service's waits hold no thread:
+  // server/grpc/screenshot_waits.h).
   bool WaitForFrameCount(uint64_t count, absl::Duration timeout) const;
   bool WaitForFrame(uint32_t scanout_id,
                     const std::function<bool(const gpu::Frame&)>& accept,

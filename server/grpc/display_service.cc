@@ -774,6 +774,131 @@ class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
   pb::Scanout current_;
 };
 
+// GetScreenshot: waits (if asked) without a thread, then encodes on a
+// worker. Complete is called exactly once (by the wait or the "now" task);
+// a cancelled call ends its wait, which completes it with CANCELLED. The
+// call may complete before the handler has returned: it is deleted once
+// both OnDone and Started have run.
+class ScreenshotCall final : public grpc::ServerUnaryReactor {
+ public:
+  ScreenshotCall(const pb::GetScreenshotRequest* request,
+                 pb::Screenshot* response, EncodeOptions encode)
+      : request_(request), response_(response), encode_(encode) {}
+
+  uint32_t scanout_id() const { return request_->scanout_id(); }
+  absl::Duration timeout() const {
+    return absl::Milliseconds(
+        request_->timeout_ms() == 0 ? 10000 : request_->timeout_ms());
+  }
+
+  // The handler is done with the call; `wait` (nullable) is what a cancel
+  // must end.
+  void Started(ScreenshotWaits* waits,
+               std::shared_ptr<ScreenshotWaits::Wait> wait) {
+    bool cancelled, done;
+    {
+      MutexLock lock(&mu_);
+      waits_ = waits;
+      wait_ = wait;
+      cancelled = cancelled_;
+      started_ = true;
+      done = done_;
+    }
+    if (cancelled && wait) waits->Cancel(wait);
+    if (done) delete this;
+  }
+
+  void OnCancel() override {
+    std::shared_ptr<ScreenshotWaits::Wait> wait;
+    ScreenshotWaits* waits;
+    {
+      MutexLock lock(&mu_);
+      cancelled_ = true;
+      wait = wait_;
+      waits = waits_;
+    }
+    if (wait) waits->Cancel(wait);
+  }
+
+  void OnDone() override {
+    bool started;
+    {
+      MutexLock lock(&mu_);
+      done_ = true;
+      started = started_;
+    }
+    if (started) delete this;
+  }
+
+  // On a worker: the state to take the picture from, or why there is none.
+  void Complete(absl::StatusOr<ScanoutState> state) {
+    if (!state.ok()) {
+      if (state.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                            absl::StrCat("scanout ", scanout_id(),
+                                         ": wait condition not met within ",
+                                         absl::FormatDuration(timeout()))));
+      } else {
+        Finish(ToGrpc(state.status()));
+      }
+      return;
+    }
+    Finish(Take(*state));
+  }
+
+ private:
+  grpc::Status Take(const ScanoutState& state) {
+    if (!state.frame) {
+      bool enabled = state.mode && state.mode->enabled;
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          enabled ? absl::StrCat("scanout ", scanout_id(), ": no frame of its ",
+                                 state.mode->width, "x", state.mode->height,
+                                 " mode yet")
+                  : absl::StrCat("scanout ", scanout_id(), " shows nothing"));
+    }
+    gpu::PixelRect region{0, 0, state.frame->width(), state.frame->height()};
+    if (request_->has_region() && request_->region().width() > 0 &&
+        request_->region().height() > 0) {
+      region = gpu::Intersect(
+          region, {request_->region().x(), request_->region().y(),
+                   request_->region().width(), request_->region().height()});
+      if (region.empty()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "region is outside the scanout");
+      }
+    }
+    absl::StatusOr<std::string> data =
+        EncodeImage(*state.frame, region, encode_);
+    if (!data.ok()) return ToGrpc(data.status());
+    response_->set_scanout_id(scanout_id());
+    response_->set_width(region.width);
+    response_->set_height(region.height);
+    response_->set_format(Normalized(request_->format()));
+    response_->set_data(*std::move(data));
+    response_->set_frame_sequence(state.frame->sequence());
+    response_->set_capture_time_unix_ns(UnixNanos(absl::Now()));
+    return grpc::Status::OK;
+  }
+
+  const pb::GetScreenshotRequest* const request_;
+  pb::Screenshot* const response_;
+  const EncodeOptions encode_;
+  Mutex mu_;
+  bool cancelled_ VGPU_GUARDED_BY(mu_) = false;
+  ScreenshotWaits* waits_ VGPU_GUARDED_BY(mu_) = nullptr;
+  std::shared_ptr<ScreenshotWaits::Wait> wait_ VGPU_GUARDED_BY(mu_);
+  bool started_ VGPU_GUARDED_BY(mu_) = false;
+  bool done_ VGPU_GUARDED_BY(mu_) = false;
+};
+
+grpc::ServerUnaryReactor* FinishedReactor(grpc::CallbackServerContext* context,
+                                          grpc::Status status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(std::move(status));
+  return reactor;
+}
+
 }  // namespace
 
 bool DisplayService::AddViewer() {
@@ -804,93 +929,49 @@ grpc::ServerUnaryReactor* DisplayService::ListScanouts(
 grpc::ServerUnaryReactor* DisplayService::GetScreenshot(
     grpc::CallbackServerContext* context,
     const pb::GetScreenshotRequest* request, pb::Screenshot* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (request->scanout_id() >= options_.num_scanouts) {
-    reactor->Finish(
+    return FinishedReactor(
+        context,
         grpc::Status(grpc::StatusCode::NOT_FOUND,
                      absl::StrCat("no scanout ", request->scanout_id())));
-    return reactor;
   }
   absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
       request->format(), request->jpeg_quality(), request->jpeg_subsampling());
-  if (!encode.ok()) {
-    reactor->Finish(ToGrpc(encode.status()));
-    return reactor;
+  if (!encode.ok()) return FinishedReactor(context, ToGrpc(encode.status()));
+  auto* call = new ScreenshotCall(request, response, *encode);
+  if (request->wait_case() == pb::GetScreenshotRequest::WAIT_NOT_SET) {
+    pool_->Post(
+        [this, call] { call->Complete(store_->State(call->scanout_id())); });
+    call->Started(nullptr, nullptr);
+    return call;
   }
-  // The sequence a "next flush" waits past is the one current on arrival.
-  const uint64_t arrival_sequence =
-      store_->State(request->scanout_id()).sequence;
-  pool_->Post([this, context, request, response, reactor, encode = *encode,
-               arrival_sequence] {
-    absl::Duration timeout = absl::Milliseconds(
-        request->timeout_ms() == 0 ? 10000 : request->timeout_ms());
-    std::function<bool(const ScanoutState&)> done;
-    switch (request->wait_case()) {
-      case pb::GetScreenshotRequest::kNextFlush:
-        done = [arrival_sequence](const ScanoutState& s) {
-          return s.frame && s.sequence > arrival_sequence;
-        };
-        break;
-      case pb::GetScreenshotRequest::kAfterSequence:
-        done = [k = request->after_sequence()](const ScanoutState& s) {
-          return s.frame && s.sequence > k;
-        };
-        break;
-      case pb::GetScreenshotRequest::kStableForMs:
-        done = [quiet = absl::Milliseconds(request->stable_for_ms())](
-                   const ScanoutState& s) {
-          return s.frame && absl::Now() - s.last_flush >= quiet;
-        };
-        break;
-      default:
-        done = [](const ScanoutState&) { return true; };
-        break;
-    }
-    auto [state, met] =
-        store_->WaitFor(request->scanout_id(), done, absl::Now() + timeout,
-                        [context] { return context->IsCancelled(); });
-    if (!met) {
-      reactor->Finish(
-          grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                       absl::StrCat("scanout ", request->scanout_id(),
-                                    ": wait condition not met within ",
-                                    absl::FormatDuration(timeout))));
-      return;
-    }
-    if (!state.frame) {
-      reactor->Finish(grpc::Status(
-          grpc::StatusCode::FAILED_PRECONDITION,
-          absl::StrCat("scanout ", request->scanout_id(), " shows nothing")));
-      return;
-    }
-    gpu::PixelRect region{0, 0, state.frame->width(), state.frame->height()};
-    if (request->has_region() && request->region().width() > 0 &&
-        request->region().height() > 0) {
-      region = gpu::Intersect(
-          region, {request->region().x(), request->region().y(),
-                   request->region().width(), request->region().height()});
-      if (region.empty()) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                     "region is outside the scanout"));
-        return;
-      }
-    }
-    absl::StatusOr<std::string> data =
-        EncodeImage(*state.frame, region, encode);
-    if (!data.ok()) {
-      reactor->Finish(ToGrpc(data.status()));
-      return;
-    }
-    response->set_scanout_id(request->scanout_id());
-    response->set_width(region.width);
-    response->set_height(region.height);
-    response->set_format(Normalized(request->format()));
-    response->set_data(*std::move(data));
-    response->set_frame_sequence(state.frame->sequence());
-    response->set_capture_time_unix_ns(UnixNanos(absl::Now()));
-    reactor->Finish(grpc::Status::OK);
-  });
-  return reactor;
+  WaitCondition condition;
+  switch (request->wait_case()) {
+    case pb::GetScreenshotRequest::kNextFlush:
+      // The sequence a "next flush" waits past is the one current on
+      // arrival.
+      condition.sequence = store_->State(request->scanout_id()).sequence;
+      break;
+    case pb::GetScreenshotRequest::kAfterSequence:
+      condition.sequence = request->after_sequence();
+      break;
+    default:
+      condition.kind = WaitKind::kStable;
+      condition.quiet = absl::Milliseconds(request->stable_for_ms());
+      break;
+  }
+  absl::StatusOr<std::shared_ptr<ScreenshotWaits::Wait>> wait = waits_.Start(
+      request->scanout_id(), condition, absl::Now() + call->timeout(),
+      [call](absl::StatusOr<ScanoutState> state) {
+        call->Complete(std::move(state));
+      });
+  if (!wait.ok()) {
+    call->Complete(wait.status());
+    call->Started(nullptr, nullptr);
+    return call;
+  }
+  call->Started(&waits_, *std::move(wait));
+  return call;
 }
 
 grpc::ServerWriteReactor<pb::FrameEvent>* DisplayService::WatchFrames(

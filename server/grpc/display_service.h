@@ -12,6 +12,7 @@
 #include "device/gpu/gpu_device.h"
 #include "server/encode/encode_cache.h"
 #include "server/frame_store.h"
+#include "server/grpc/screenshot_waits.h"
 #include "server/metrics.h"
 #include "server/worker_pool.h"
 
@@ -27,6 +28,9 @@ struct DisplayServiceOptions {
   size_t band_bytes = 512u << 10;
   // Most WatchFrames streams at once; more get RESOURCE_EXHAUSTED.
   uint32_t max_viewers = 64;
+  // Most GetScreenshot calls waiting for a condition at once; more get
+  // RESOURCE_EXHAUSTED. A wait holds no thread, only a small record.
+  uint32_t max_screenshot_waits = 1024;
 };
 
 // Thread-safe.
@@ -35,7 +39,10 @@ class DisplayService final
  public:
   DisplayService(FrameStore* store, WorkerPool* pool,
                  DisplayServiceOptions options)
-      : store_(store), pool_(pool), options_(options) {}
+      : store_(store),
+        pool_(pool),
+        options_(options),
+        waits_(store, pool, options.max_screenshot_waits) {}
 
   grpc::ServerUnaryReactor* ListScanouts(
       grpc::CallbackServerContext* context,
@@ -74,6 +81,7 @@ class DisplayService final
   uint64_t NextViewerId() { return next_viewer_id_.fetch_add(1) + 1; }
   WorkerPool* pool() const { return pool_; }
   const DisplayServiceOptions& options() const { return options_; }
+  size_t pending_screenshot_waits() const { return waits_.pending(); }
   // Viewer accounting for WatchFrames (max_viewers).
   bool AddViewer();
   void RemoveViewer();
@@ -84,6 +92,7 @@ class DisplayService final
   DisplayServiceOptions options_;
   std::atomic<uint32_t> viewers_{0};
   LayoutFunction layout_;
+  ScreenshotWaits waits_;
   EncodeCache cache_;
   ServiceMetrics metrics_;
   std::atomic<uint64_t> next_viewer_id_{0};

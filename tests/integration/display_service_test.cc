@@ -9,6 +9,7 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include <grpcpp/grpcpp.h>
@@ -100,6 +101,16 @@ class DisplayServiceTest : public ::testing::Test {
     ++sequence_;
     store_.OnFrame(0, CornersFrame(320, 200, color, sequence_),
                    {0, 0, 320, 200});
+  }
+
+  // Polls `condition` (state another thread changes) until it holds.
+  static bool Eventually(const std::function<bool()>& condition) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (!condition()) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return true;
   }
 
   grpc::Status Shot(pb::GetScreenshotRequest request, pb::Screenshot* shot) {
@@ -194,13 +205,13 @@ TEST_F(DisplayServiceTest, JpegUsesTheSubsamplingTheClientChose) {
 
 TEST_F(DisplayServiceTest, ScreenshotWaitsForTheNextFlushAndAfterASequence) {
   Publish(0xFF000001);
-  // Generous gaps: the requests must arrive before the frames they wait for,
-  // even on a loaded machine.
+  // Each frame is published once the request waiting for it is pending.
   std::thread publisher([this] {
-    absl::SleepFor(absl::Milliseconds(600));
-    Publish(0xFF000002);
-    absl::SleepFor(absl::Milliseconds(600));
-    Publish(0xFF000003);
+    for (uint32_t color : {0xFF000002u, 0xFF000003u}) {
+      ASSERT_TRUE(Eventually(
+          [&] { return service_->pending_screenshot_waits() == 1; }));
+      Publish(color);
+    }
   });
   pb::GetScreenshotRequest request;
   request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
@@ -213,6 +224,77 @@ TEST_F(DisplayServiceTest, ScreenshotWaitsForTheNextFlushAndAfterASequence) {
   ASSERT_TRUE(Shot(request, &shot).ok());
   EXPECT_EQ(shot.frame_sequence(), 3u);
   publisher.join();
+}
+
+// Waits cost memory, not a thread: with a hundred of them pending, a
+// screenshot "now" is answered and a viewer keeps getting every update; each
+// wait then ends on the flush that meets it (or when its client goes).
+TEST_F(DisplayServiceTest, AHundredPendingWaitsStallNothing) {
+  Publish(0xFF000001);
+  constexpr int kWaits = 100;
+  pb::GetScreenshotRequest wait;
+  wait.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
+  wait.set_after_sequence(10);
+  wait.set_timeout_ms(120000);
+  struct Call {
+    grpc::ClientContext context;
+    pb::Screenshot shot;
+    grpc::Status status;
+    absl::Notification done;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int i = 0; i < kWaits + 1; ++i) {
+    auto call = std::make_unique<Call>();
+    Call* raw = call.get();
+    stub_->async()->GetScreenshot(&raw->context, &wait, &raw->shot,
+                                  [raw](grpc::Status status) {
+                                    raw->status = std::move(status);
+                                    raw->done.Notify();
+                                  });
+    calls.push_back(std::move(call));
+  }
+  ASSERT_TRUE(Eventually(
+      [&] { return service_->pending_screenshot_waits() == kWaits + 1; }));
+
+  pb::GetScreenshotRequest now;
+  now.set_format(pb::IMAGE_FORMAT_PNG);
+  pb::Screenshot shot;
+  ASSERT_TRUE(Shot(now, &shot).ok());
+  EXPECT_EQ(shot.frame_sequence(), 1u);
+
+  // A viewer gets frames 2..9 while every wait is still pending.
+  grpc::ClientContext watch_context;
+  pb::WatchFramesRequest watch;
+  watch.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
+  auto reader = stub_->WatchFrames(&watch_context, watch);
+  uint64_t seen = 0;
+  pb::FrameEvent event;
+  while (seen < 9 && reader->Read(&event)) {
+    if (!event.has_update() || !event.update().end_of_update()) continue;
+    seen = event.update().frame_sequence();
+    EXPECT_EQ(service_->pending_screenshot_waits(), size_t{kWaits} + 1);
+    if (seen < 9) Publish(0xFF000000u | static_cast<uint32_t>(seen + 1));
+  }
+  EXPECT_EQ(seen, 9u);
+  watch_context.TryCancel();
+
+  // One client gives up: its wait goes.
+  calls.back()->context.TryCancel();
+  ASSERT_TRUE(
+      calls.back()->done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(calls.back()->status.error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(Eventually(
+      [&] { return service_->pending_screenshot_waits() == kWaits; }));
+  calls.pop_back();
+
+  Publish(0xFF00000A);  // sequence 10: not yet
+  Publish(0xFF00000B);  // 11 meets them all
+  for (auto& call : calls) {
+    ASSERT_TRUE(call->done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    ASSERT_TRUE(call->status.ok()) << call->status.error_message();
+    EXPECT_EQ(call->shot.frame_sequence(), 11u);
+  }
+  EXPECT_EQ(service_->pending_screenshot_waits(), 0u);
 }
 
 TEST_F(DisplayServiceTest, ScreenshotStableWaitsForQuiet) {
