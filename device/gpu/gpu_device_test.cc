@@ -478,3 +478,60 @@ TEST(GpuDeviceTest, ResetDropsEverything) {
 
 }  // namespace
 }  // namespace vgpu::gpu
+
+namespace vgpu::gpu {
+namespace {
+
+// A scanout switched to a smaller picture before any flush (a viewer or a CI
+// screenshot can land in between; a guest that only modesets never
+// flushes): the new mode reaches the sink together with a first frame of
+// its own size showing the new picture, for every kind of source.
+class ModeChangeTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(ModeChangeTest, ANewModeComesWithAFrameOfItsSize) {
+  const bool blob = GetParam() == 2;
+  SimulatedGuestOptions options;
+  options.device.policy =
+      GetParam() == 1 ? ResourcePolicy::kShared : ResourcePolicy::kCopy;
+  auto guest = MakeGuest(options);
+  auto show = [&](uint32_t id, uint32_t width, uint32_t height,
+                  uint32_t color) {
+    const uint64_t bytes = uint64_t{width} * height * 4;
+    auto gpa = guest->Alloc(bytes);
+    ASSERT_TRUE(gpa.ok());
+    Paint(*guest, *gpa, width, height,
+          [=](uint32_t, uint32_t) { return color; });
+    wire::MemEntry entry{*gpa, static_cast<uint32_t>(bytes), 0};
+    if (blob) {
+      ASSERT_EQ(guest->CreateBlob(id, bytes, {&entry, 1}), kOk);
+      ASSERT_EQ(guest->SetScanoutBlob(0, id, width, height, width * 4, 0,
+                                      Rect{0, 0, width, height}),
+                kOk);
+    } else {
+      ASSERT_EQ(guest->Create2d(id, width, height), kOk);
+      ASSERT_EQ(guest->AttachEntries(id, {&entry, 1}), kOk);
+      ASSERT_EQ(guest->Transfer(id, Rect{0, 0, width, height}, 0), kOk);
+      ASSERT_EQ(guest->SetScanout(0, id, Rect{0, 0, width, height}), kOk);
+    }
+  };
+  show(1, 640, 480, 0xFF0000FFu);
+  ASSERT_EQ(guest->Flush(1, Rect{0, 0, 640, 480}), kOk);
+  show(2, 320, 200, 0xFFFF0000u);  // no flush
+  guest_sim::RecordingSink& sink = guest->sink();
+  ASSERT_FALSE(sink.modes.empty());
+  EXPECT_EQ(sink.modes.back().width, 320u);
+  EXPECT_EQ(sink.modes.back().height, 200u);
+  ASSERT_FALSE(sink.frames.empty());
+  const FramePtr& first = sink.frames.back().frame;
+  EXPECT_EQ(first->width(), 320u);
+  EXPECT_EQ(first->height(), 200u);
+  EXPECT_EQ(first->PixelAt(0, 0), 0xFFFF0000u);
+  EXPECT_EQ(first->PixelAt(319, 199), 0xFFFF0000u);
+  EXPECT_EQ(guest->device().LastFrame(0), first);
+}
+
+INSTANTIATE_TEST_SUITE_P(CopiedSharedAndBlob, ModeChangeTest,
+                         ::testing::Values(0, 1, 2));
+
+}  // namespace
+}  // namespace vgpu::gpu

@@ -22,9 +22,11 @@
 
 namespace vgpu::guest_sim {
 
-// Records what the device told the display server.
+// Records what the device told the display server, and passes it on to
+// `next` when one is set (a FrameStore, in tests of the whole path).
 class RecordingSink : public gpu::DisplaySink {
  public:
+  void set_next(gpu::DisplaySink* next) { next_ = next; }
   struct FrameEvent {
     uint32_t scanout_id;
     gpu::FramePtr frame;
@@ -34,18 +36,19 @@ class RecordingSink : public gpu::DisplaySink {
                      gpu::FramePtr first_frame) override {
     modes.push_back(mode);
     if (first_frame) {
-      OnFrame(mode.scanout_id, std::move(first_frame),
-              gpu::PixelRect{0, 0, mode.width, mode.height});
+      Record(mode.scanout_id, first_frame,
+             gpu::PixelRect{0, 0, mode.width, mode.height});
     }
+    if (next_) next_->OnScanoutMode(mode, std::move(first_frame));
   }
   void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
                const gpu::PixelRect& damage) override {
-    if (keep_frames) frames.push_back({scanout_id, frame, damage});
-    latest = std::move(frame);  // what a display server always holds
-    ++frame_count;
+    Record(scanout_id, frame, damage);
+    if (next_) next_->OnFrame(scanout_id, std::move(frame), damage);
   }
   void OnCursor(const gpu::CursorUpdate& update) override {
     cursors.push_back(update);
+    if (next_) next_->OnCursor(update);
   }
 
   // Keep every frame (tests) or only the latest (benchmarks, soak tests).
@@ -55,6 +58,16 @@ class RecordingSink : public gpu::DisplaySink {
   std::vector<gpu::ScanoutMode> modes;
   std::vector<FrameEvent> frames;
   std::vector<gpu::CursorUpdate> cursors;
+
+ private:
+  void Record(uint32_t scanout_id, const gpu::FramePtr& frame,
+              const gpu::PixelRect& damage) {
+    if (keep_frames) frames.push_back({scanout_id, frame, damage});
+    latest = frame;  // what a display server always holds
+    ++frame_count;
+  }
+
+  gpu::DisplaySink* next_ = nullptr;
 };
 
 struct SimulatedGuestOptions {

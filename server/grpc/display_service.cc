@@ -386,10 +386,12 @@ class Viewer : public Reactor, public FrameListener {
 
   // On a worker: turns what is pending into messages and starts writing.
   void Prepare() {
-    // The mode and its frame, as one consistent pair: every update below
-    // is cut from this frame and follows the mode it belongs to.
-    ScanoutState state = service_->store()->State(scanout_id_);
     mu_.Lock();
+    // The mode and its frame, as one consistent pair: every update below
+    // is cut from this frame and follows the mode it belongs to. Read with
+    // mu_ held, so a change that lands after it also sets pending work for
+    // the next round (the store never calls a listener with its lock held).
+    ScanoutState state = service_->store()->State(scanout_id_);
     if (finished_) {  // nothing to send; the service may already be gone
       scheduled_ = false;
       EndTaskAndUnlock();

@@ -2,6 +2,7 @@
 // real unix socket: memfd guest RAM passed as fds, rings driven by kick and
 // call eventfds, the full command path, and the connection lifecycle
 // (disconnect, reconnect, guest reboot, malformed messages).
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 
 #include "clients/synth_guest/frontend.h"
 #include "device/vhost_user/server.h"
+#include "device/virtio/mapping_guard.h"
 #include "server/frame_store.h"
 
 namespace vgpu {
@@ -249,6 +251,69 @@ TEST_F(VhostUserTest, MalformedMessagesCloseTheConnectionOnly) {
   DrawAndPresent((*frontend)->guest(), 2, 6);
   EXPECT_TRUE(ShowsSeed(6));
   EXPECT_GE(server_->stats().dropped, 5u);
+}
+
+// Guest RAM whose file is shorter than the region declared for it: refused
+// at SET_MEM_TABLE (touching it would raise SIGBUS), the server goes on.
+TEST_F(VhostUserTest, AMemoryTableLargerThanItsFileIsRefused) {
+  int ram = memfd_create("short-ram", MFD_CLOEXEC);
+  ASSERT_EQ(ftruncate(ram, 2 << 20), 0);
+  struct {
+    vhost_user::MemTableHeader header;
+    vhost_user::MemRegion region;
+  } table{};
+  table.header.nregions = 1;
+  table.region.guest_phys_addr = 0;
+  table.region.memory_size = 64 << 20;  // the file has 2 MiB
+  table.region.userspace_addr = 0x7f0000000000;
+  int fd = RawConnect(path_);
+  ASSERT_TRUE(vhost_user::WriteStruct(fd, vhost_user::kSetMemTable,
+                                      vhost_user::kVersion, table, {ram})
+                  .ok());
+  char byte;
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  EXPECT_EQ(read(fd, &byte, 1), 0);  // closed
+  close(fd);
+  close(ram);
+  auto frontend = Connect();
+  ASSERT_TRUE(frontend.ok()) << frontend.status();
+  DrawAndPresent((*frontend)->guest(), 2, 7);
+  EXPECT_TRUE(ShowsSeed(7));
+}
+
+// The file behind guest RAM shrinks while the device runs (a peer truncates
+// it): the device's next read past the new end faults, the connection is
+// dropped and the daemon lives to serve the next VM.
+TEST_F(VhostUserTest, GuestRamThatShrinksLaterCannotKillTheServer) {
+  const uint64_t faults = virtio::MappingFaultCount();
+  {
+    synth::FrontendOptions options;
+    options.socket_path = path_;
+    options.guest.ram_bytes = 32 << 20;
+    options.timeout = absl::Seconds(1);
+    auto frontend = synth::VhostUserFrontend::Connect(options);
+    ASSERT_TRUE(frontend.ok()) << frontend.status();
+    guest_sim::SimulatedGuest& guest = (*frontend)->guest();
+    DrawAndPresent(guest, 2, 8);
+    ASSERT_TRUE(ShowsSeed(8));
+    int ram = guest.memory().regions()[0].mapping->fd();
+    ASSERT_GE(ram, 0);
+    // The rings and the command area stay inside the first 2 MiB; the
+    // pixels do not.
+    ASSERT_EQ(ftruncate(ram, 2 << 20), 0);
+    EXPECT_NE(guest.Transfer(2, Rect{0, 0, 640, 480}, 0), kOk);
+  }
+  // The device was reset (the scanout went away), and the server goes on.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (store_.Mode(0)->enabled && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_FALSE(store_.Mode(0)->enabled);
+  EXPECT_GT(virtio::MappingFaultCount(), faults);
+  auto next = Connect();
+  ASSERT_TRUE(next.ok()) << next.status();
+  DrawAndPresent((*next)->guest(), 2, 9);
+  EXPECT_TRUE(ShowsSeed(9));
 }
 
 class MirrorTest : public VhostUserTest {
