@@ -46,6 +46,10 @@ ABSL_FLAG(bool, demo, false,
 ABSL_FLAG(std::string, demo_scene, "console",
           "Demo scene: console, scroll, video or cursor.");
 ABSL_FLAG(double, demo_fps, 30, "Demo frames per second.");
+ABSL_FLAG(uint64_t, demo_mode_every, 0,
+          "The demo guest changes resolution every N frames as a DRM modeset "
+          "does, cycling 800x600, 640x480, 1024x768 and --width x --height "
+          "(0 = never).");
 ABSL_FLAG(uint32_t, width, 1280,
           "Display width in pixels reported to the guest (16..4095).");
 ABSL_FLAG(uint32_t, height, 800,
@@ -379,9 +383,11 @@ int Run() {
   }
   std::thread demo_thread;
   if (demo) {
-    synth::ScenePlayerOptions demo_options{absl::GetFlag(FLAGS_demo_scene),
-                                           options.displays[0].width,
-                                           options.displays[0].height};
+    synth::ScenePlayerOptions demo_options;
+    demo_options.scene = absl::GetFlag(FLAGS_demo_scene);
+    demo_options.width = options.displays[0].width;
+    demo_options.height = options.displays[0].height;
+    demo_options.mode_every = absl::GetFlag(FLAGS_demo_mode_every);
     demo_thread =
         std::thread(DemoLoop, socket_path, demo_options, fps, std::cref(stop));
   }

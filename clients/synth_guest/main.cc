@@ -27,6 +27,9 @@ ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
           "Stop after this long (0 = off).");
 ABSL_FLAG(bool, blob, false,
           "Use guest blob resources if the back-end offers them.");
+ABSL_FLAG(uint64_t, mode_every, 0,
+          "Change resolution every N frames as a DRM modeset does, cycling "
+          "800x600, 640x480, 1024x768 and --width x --height (0 = never).");
 ABSL_FLAG(absl::Duration, linger, absl::ZeroDuration(),
           "Keep the connection open this long after reporting (lets a harness "
           "sample the "
@@ -41,9 +44,12 @@ int Run() {
     std::fprintf(stderr, "vgpu-synth-guest: --socket is required\n");
     return 2;
   }
-  synth::ScenePlayerOptions options{
-      absl::GetFlag(FLAGS_scene), absl::GetFlag(FLAGS_width),
-      absl::GetFlag(FLAGS_height), absl::GetFlag(FLAGS_blob)};
+  synth::ScenePlayerOptions options;
+  options.scene = absl::GetFlag(FLAGS_scene);
+  options.width = absl::GetFlag(FLAGS_width);
+  options.height = absl::GetFlag(FLAGS_height);
+  options.use_blob = absl::GetFlag(FLAGS_blob);
+  options.mode_every = absl::GetFlag(FLAGS_mode_every);
   synth::FrontendOptions frontend_options;
   frontend_options.socket_path = socket;
   frontend_options.use_blob = absl::GetFlag(FLAGS_blob);

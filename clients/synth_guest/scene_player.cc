@@ -1,5 +1,7 @@
 #include "clients/synth_guest/scene_player.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 #include "common/status_macros.h"
@@ -33,25 +35,16 @@ absl::StatusOr<std::unique_ptr<ScenePlayer>> ScenePlayer::Create(
        edid_type != gpu::wire::kRespErrUnspec)) {
     return absl::FailedPreconditionError("display probe failed");
   }
-  const uint64_t bytes = uint64_t{options.width} * options.height * 4;
-  if (options.use_blob) {
-    VGPU_ASSIGN_OR_RETURN(demo->framebuffer_gpa_, guest->Alloc(bytes));
-    gpu::wire::MemEntry entry{demo->framebuffer_gpa_,
-                              static_cast<uint32_t>(bytes), 0};
-    if (guest->CreateBlob(kFramebufferId, bytes, {&entry, 1}) !=
-            gpu::wire::kRespOkNodata ||
-        guest->SetScanoutBlob(
-            0, kFramebufferId, options.width, options.height, options.width * 4,
-            0, gpu::wire::Rect{0, 0, options.width, options.height}) !=
-            gpu::wire::kRespOkNodata) {
-      return absl::FailedPreconditionError(
-          "the device refused a blob framebuffer (RESOURCE_BLOB not offered?)");
-    }
-  } else {
-    VGPU_ASSIGN_OR_RETURN(demo->framebuffer_gpa_,
-                          demo->guest_->MakeScanoutResource(
-                              kFramebufferId, options.width, options.height));
+  if (options.mode_every > 0 && options.modes.empty()) {
+    options.modes = {
+        {800, 600}, {640, 480}, {1024, 768}, {options.width, options.height}};
   }
+  // One set of framebuffer pages, large enough for every mode (Linux would
+  // allocate a new dumb buffer; reusing the pages keeps guest RAM bounded).
+  uint64_t bytes = uint64_t{options.width} * options.height * 4;
+  for (const auto& [w, h] : options.modes)
+    bytes = std::max(bytes, uint64_t{w} * h * 4);
+  VGPU_ASSIGN_OR_RETURN(demo->framebuffer_gpa_, guest->Alloc(bytes));
   // The scene draws straight into the guest's framebuffer pages, as a guest
   // program drawing into its mmap()ed framebuffer does.
   VGPU_ASSIGN_OR_RETURN(
@@ -59,10 +52,61 @@ absl::StatusOr<std::unique_ptr<ScenePlayer>> ScenePlayer::Create(
       guest->memory_ptr()->Translate(demo->framebuffer_gpa_, bytes));
   demo->pixels_ = reinterpret_cast<uint32_t*>(framebuffer.data());
   demo->options_ = std::move(options);
+  VGPU_RETURN_IF_ERROR(demo->ShowFramebuffer(
+      kFramebufferId, demo->options_.width, demo->options_.height));
   return demo;
 }
 
+absl::Status ScenePlayer::ShowFramebuffer(uint32_t id, uint32_t width,
+                                          uint32_t height) {
+  const uint64_t bytes = uint64_t{width} * height * 4;
+  gpu::wire::MemEntry entry{framebuffer_gpa_, static_cast<uint32_t>(bytes), 0};
+  const gpu::wire::Rect all{0, 0, width, height};
+  if (options_.use_blob) {
+    if (guest_->CreateBlob(id, bytes, {&entry, 1}) !=
+            gpu::wire::kRespOkNodata ||
+        guest_->SetScanoutBlob(0, id, width, height, width * 4, 0, all) !=
+            gpu::wire::kRespOkNodata) {
+      return absl::FailedPreconditionError(
+          "the device refused a blob framebuffer (RESOURCE_BLOB not offered?)");
+    }
+  } else if (guest_->Create2d(id, width, height) != gpu::wire::kRespOkNodata ||
+             guest_->AttachEntries(id, {&entry, 1}) !=
+                 gpu::wire::kRespOkNodata ||
+             guest_->SetScanout(0, id, all) != gpu::wire::kRespOkNodata) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the device refused a ", width, "x", height, " framebuffer"));
+  }
+  framebuffer_id_ = id;
+  width_ = width;
+  height_ = height;
+  return absl::OkStatus();
+}
+
+absl::Status ScenePlayer::ChangeMode(uint32_t width, uint32_t height) {
+  VGPU_ASSIGN_OR_RETURN(scene_, MakeScene(options_.scene, width, height));
+  const uint32_t old_id = framebuffer_id_;
+  // Linux: a new buffer, a modeset to it, a flush of all of it, then the
+  // old buffer goes.
+  VGPU_RETURN_IF_ERROR(ShowFramebuffer(
+      old_id == kFramebufferId ? kFramebufferId + 8 : kFramebufferId, width,
+      height));
+  std::vector<Damage> damage;
+  scene_->Render(0, pixels_, &damage);
+  const gpu::wire::Rect all{0, 0, width, height};
+  VGPU_RETURN_IF_ERROR(guest_->Present(framebuffer_id_, {&all, 1}, width * 4,
+                                       /*fenced=*/options_.use_blob));
+  if (guest_->Unref(old_id) != gpu::wire::kRespOkNodata)
+    return absl::InternalError("the old framebuffer could not be released");
+  return absl::OkStatus();
+}
+
 absl::Status ScenePlayer::Tick(uint64_t index) {
+  if (options_.mode_every > 0 && !options_.modes.empty() && index > 0 &&
+      index % options_.mode_every == 0) {
+    const auto& [w, h] = options_.modes[modes_shown_++ % options_.modes.size()];
+    VGPU_RETURN_IF_ERROR(ChangeMode(w, h));
+  }
   std::vector<Damage> damage;
   scene_->Render(index, pixels_, &damage);
   std::vector<gpu::wire::Rect> rects;
@@ -72,8 +116,7 @@ absl::Status ScenePlayer::Tick(uint64_t index) {
     damage_pixels_ += uint64_t{d.width} * d.height;
   }
   // One kick per update, as the Linux driver batches it.
-  VGPU_RETURN_IF_ERROR(guest_->Present(kFramebufferId, rects,
-                                       options_.width * 4,
+  VGPU_RETURN_IF_ERROR(guest_->Present(framebuffer_id_, rects, width_ * 4,
                                        /*fenced=*/options_.use_blob));
   std::optional<CursorPoint> cursor = scene_->CursorAt(index);
   if (cursor) {

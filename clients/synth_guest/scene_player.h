@@ -24,6 +24,13 @@ struct ScenePlayerOptions {
   // Present from a guest blob (SET_SCANOUT_BLOB, fenced flushes), as Linux
   // does when the device offers RESOURCE_BLOB; otherwise a 2D resource.
   bool use_blob = false;
+  // Every `mode_every` frames (0: never) the guest changes resolution the
+  // way a DRM modeset does: a new framebuffer resource of the next size in
+  // `modes` (cycling; empty means 800x600, 640x480, 1024x768, then
+  // width x height again), SET_SCANOUT(_BLOB) to it, a flush of all of it,
+  // then UNREF of the old one.
+  uint64_t mode_every = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> modes;
 };
 
 // Thread-compatible.
@@ -39,15 +46,25 @@ class ScenePlayer {
   absl::Status Tick(uint64_t index);
 
   uint64_t damage_pixels() const { return damage_pixels_; }
+  uint32_t width() const { return width_; }
+  uint32_t height() const { return height_; }
 
  private:
   ScenePlayer() = default;
+  // A framebuffer resource of width x height over the framebuffer pages,
+  // shown on scanout 0.
+  absl::Status ShowFramebuffer(uint32_t id, uint32_t width, uint32_t height);
+  absl::Status ChangeMode(uint32_t width, uint32_t height);
 
   ScenePlayerOptions options_;
   guest_sim::SimulatedGuest* guest_ = nullptr;
   std::unique_ptr<Scene> scene_;
   uint32_t* pixels_ = nullptr;  // the framebuffer, in guest RAM
   uint64_t framebuffer_gpa_ = 0;
+  uint32_t framebuffer_id_ = 0;
+  uint32_t width_ = 0;
+  uint32_t height_ = 0;
+  uint64_t modes_shown_ = 0;
   bool cursor_shown_ = false;
   uint64_t damage_pixels_ = 0;
 };

@@ -3,7 +3,8 @@ vgpu-displayd. Stubs are generated from the project's proto at test time.
 
 Usage: python_client_test.py VGPU_DISPLAYD PROTO_DIR
 Starts the daemon with its built-in guest, then lists scanouts, takes PNG
-and raw screenshots and streams frame updates.
+and raw screenshots and streams frame updates; a second daemon whose guest
+changes resolution every few frames is watched through several modesets.
 """
 import os
 import struct
@@ -112,6 +113,75 @@ class PythonClientTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as error:
             self.stub.GetScreenshot(self.pb.GetScreenshotRequest(scanout_id=9))
         self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+
+class ResizingGuestTest(unittest.TestCase):
+    """A viewer keeps a copy of the screen while the guest modesets (new
+    framebuffer, SET_SCANOUT, flush, UNREF of the old one) every 4 frames."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="vgpu-py-resize-")
+        generate_stubs(cls.work)
+        import grpc
+        from vgpu.display.v1 import display_pb2, display_pb2_grpc
+        cls.pb = display_pb2
+        cls.address = f"unix:{cls.work}/grpc.sock"
+        cls.daemon = subprocess.Popen(
+            [DAEMON, "--demo", "--demo_scene=video", "--demo_fps=60",
+             "--demo_mode_every=4", "--width=640", "--height=480",
+             f"--grpc_listen={cls.address}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cls.channel = grpc.insecure_channel(
+            cls.address, options=[("grpc.max_receive_message_length", 64 << 20)])
+        grpc.channel_ready_future(cls.channel).result(timeout=10)
+        cls.stub = display_pb2_grpc.DisplayStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.daemon.terminate()
+        cls.daemon.wait(timeout=10)
+
+    def test_every_update_lies_inside_the_last_mode(self):
+        stream = self.stub.WatchFrames(self.pb.WatchFramesRequest(
+            scanout_id=0, format=self.pb.IMAGE_FORMAT_RAW_BGRX), timeout=30)
+        modes, width, height = [], 0, 0
+        screen = bytearray()
+        covered = None  # pixels the first update after a mode has drawn
+        for event in stream:
+            if event.HasField("mode_changed"):
+                width, height = event.mode_changed.width, event.mode_changed.height
+                modes.append((width, height))
+                screen = bytearray(width * height * 4)
+                covered = bytearray(width * height)
+                continue
+            for rect in event.update.rects:
+                r = rect.rect
+                self.assertLessEqual(r.x + r.width, width, (r, modes[-1]))
+                self.assertLessEqual(r.y + r.height, height, (r, modes[-1]))
+                row = r.width * 4
+                for y in range(r.height):
+                    start = ((r.y + y) * width + r.x) * 4
+                    if rect.solid:
+                        screen[start:start + row] = struct.pack("<I", rect.solid_bgrx) * r.width
+                    else:
+                        screen[start:start + row] = rect.data[y * row:(y + 1) * row]
+                    if covered is not None:
+                        covered[(r.y + y) * width + r.x:(r.y + y) * width + r.x + r.width] = \
+                            b"\x01" * r.width
+            if event.update.end_of_update and covered is not None:
+                self.assertNotIn(0, covered, "first update after %dx%d left pixels out" % modes[-1])
+                covered = None
+            if len(modes) >= 6 and covered is None:
+                break
+        stream.cancel()
+        self.assertGreaterEqual(len(modes), 6)
+        self.assertGreater(len(set(modes)), 2)  # really changed size
+        # The server agrees with the copy on the mode it ended on.
+        shot = self.stub.GetScreenshot(self.pb.GetScreenshotRequest(
+            scanout_id=0, format=self.pb.IMAGE_FORMAT_RAW_BGRX))
+        self.assertEqual(len(shot.data), shot.width * shot.height * 4)
 
 
 if __name__ == "__main__":
