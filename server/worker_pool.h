@@ -11,23 +11,21 @@
 #include "absl/time/time.h"
 
 #include "common/mutex.h"
+#include "server/executor.h"
 
 namespace vgpu::server {
 
 // Thread-safe.
-class WorkerPool {
+class WorkerPool final : public Executor {
  public:
   explicit WorkerPool(size_t threads);
   // Runs everything still queued, tasks scheduled for later included (at
   // once: they must tolerate running early), then joins.
-  ~WorkerPool();
+  ~WorkerPool() override;
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  void Post(std::function<void()> task) {
-    PostAt(absl::InfinitePast(), std::move(task));
-  }
-  void PostAt(absl::Time when, std::function<void()> task);
+  void PostAt(absl::Time when, std::function<void()> task) override;
 
  private:
   struct Task {

@@ -12,8 +12,9 @@
 #include "device/gpu/gpu_device.h"
 #include "server/encode/encode_cache.h"
 #include "server/frame_store.h"
-#include "server/grpc/screenshot_waits.h"
 #include "server/metrics.h"
+#include "server/viewer/screenshot_waits.h"
+#include "server/viewer/viewer_core.h"
 #include "server/worker_pool.h"
 
 namespace vgpu::server {
@@ -82,6 +83,12 @@ class DisplayService final
   WorkerPool* pool() const { return pool_; }
   const DisplayServiceOptions& options() const { return options_; }
   size_t pending_screenshot_waits() const { return waits_.pending(); }
+  // What a viewer core of this service works with.
+  ViewerContext ContextFor(uint64_t viewer_id);
+  // Server streams not yet done (every kind), for tests and shutdown.
+  void StreamOpened() { ++streams_open_; }
+  void StreamClosed() { --streams_open_; }
+  uint32_t streams_open() const { return streams_open_.load(); }
   // Viewer accounting for WatchFrames (max_viewers).
   bool AddViewer();
   void RemoveViewer();
@@ -91,6 +98,7 @@ class DisplayService final
   WorkerPool* pool_;
   DisplayServiceOptions options_;
   std::atomic<uint32_t> viewers_{0};
+  std::atomic<uint32_t> streams_open_{0};
   LayoutFunction layout_;
   ScreenshotWaits waits_;
   EncodeCache cache_;

@@ -297,6 +297,67 @@ TEST_F(DisplayServiceTest, AHundredPendingWaitsStallNothing) {
   EXPECT_EQ(service_->pending_screenshot_waits(), 0u);
 }
 
+// Every kind of server stream, cancelled by its client while the server has
+// writes in flight (a 1080p raw update is 16 bands) or about to start:
+// each ends exactly once and nothing of it is left.
+TEST_F(DisplayServiceTest, StreamsCancelledDuringAWriteEndOnce) {
+  store_.OnScanoutMode({0, true, 1920, 1080}, nullptr);
+  auto publish = [this] {
+    ++sequence_;
+    store_.OnFrame(0, PatternFrame(1920, 1080, sequence_), {0, 0, 1920, 1080});
+  };
+  publish();
+  for (int round = 0; round < 10; ++round) {
+    {
+      grpc::ClientContext context;
+      pb::WatchFramesRequest request;
+      request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
+      auto reader = stub_->WatchFrames(&context, request);
+      pb::FrameEvent event;
+      ASSERT_TRUE(reader->Read(&event));
+      publish();
+      context.TryCancel();
+      while (reader->Read(&event)) {
+      }
+      EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    }
+    {
+      grpc::ClientContext context;
+      auto stream = stub_->StreamFrames(&context);
+      pb::StreamFramesRequest subscribe;
+      subscribe.mutable_subscribe()->add_formats(pb::IMAGE_FORMAT_RAW_BGRX);
+      subscribe.mutable_subscribe()->set_max_in_flight(8);
+      ASSERT_TRUE(stream->Write(subscribe));
+      pb::StreamFramesResponse response;
+      ASSERT_TRUE(stream->Read(&response));  // started
+      ASSERT_TRUE(stream->Read(&response));  // the mode; bands follow
+      publish();
+      context.TryCancel();
+      while (stream->Read(&response)) {
+      }
+      EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    }
+    {
+      grpc::ClientContext context;
+      auto reader = stub_->WatchScanouts(&context, {});
+      pb::Scanout scanout;
+      ASSERT_TRUE(reader->Read(&scanout));
+      // Mode changes keep the writer busy while the cancel lands.
+      std::thread modes([this] {
+        for (uint32_t i = 0; i < 50; ++i)
+          store_.OnScanoutMode({1, (i & 1) != 0, 640, 480}, nullptr);
+      });
+      context.TryCancel();
+      modes.join();
+      while (reader->Read(&scanout)) {
+      }
+      EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    }
+  }
+  EXPECT_TRUE(Eventually([&] { return service_->streams_open() == 0; }))
+      << service_->streams_open() << " streams left";
+}
+
 TEST_F(DisplayServiceTest, ScreenshotStableWaitsForQuiet) {
   std::atomic<bool> stop{false};
   std::thread busy([&] {
@@ -386,7 +447,7 @@ TEST_F(DisplayServiceTest, ViewersConvergeOnTheLatestFrameAndASlowOneSkips) {
   std::thread t1([&] { fast1.Run(stub_.get(), absl::ZeroDuration(), kLast); });
   std::thread t2([&] { fast2.Run(stub_.get(), absl::ZeroDuration(), kLast); });
   std::thread t3([&] { slow.Run(stub_.get(), absl::Milliseconds(50), kLast); });
-  absl::SleepFor(absl::Milliseconds(200));  // all three subscribed
+  ASSERT_TRUE(Eventually([&] { return service_->streams_open() == 3; }));
   for (uint64_t i = 2; i <= kLast; ++i) {
     Publish(0xFF000000u | static_cast<uint32_t>(i));
     absl::SleepFor(absl::Microseconds(500));
@@ -609,7 +670,7 @@ TEST_F(DisplayServiceTest, ViewersOfTheSameFramesShareOneEncoding) {
       context.TryCancel();
     });
   }
-  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_TRUE(Eventually([&] { return service_->streams_open() == 3; }));
   for (uint32_t i = 2; i <= 20; ++i) {
     Publish(0xFF000000u | i);
     absl::SleepFor(absl::Milliseconds(20));  // every viewer sees every frame

@@ -1,4 +1,4 @@
-#include "server/grpc/screenshot_waits.h"
+#include "server/viewer/screenshot_waits.h"
 
 #include <algorithm>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "server/grpc/lossy_cells.h"
+#include "server/viewer/lossy_cells.h"
 
 #include "gtest/gtest.h"
 

@@ -1,0 +1,288 @@
+#include "server/grpc/viewer_streams.h"
+
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+#include "common/mutex.h"
+#include "server/grpc/display_service.h"
+#include "server/grpc/stream_writer.h"
+
+namespace vgpu::server {
+namespace {
+
+namespace pb = vgpu::display::v1;
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+// Stamps each update band as it is handed to gRPC, and measures flush to
+// send for the last band of an update.
+template <typename Message>
+std::function<void(Message&)> StampUpdates(ServiceMetrics* metrics) {
+  return [metrics](Message& message) {
+    if (!message.has_update()) return;
+    pb::FrameUpdate* update = message.mutable_update();
+    const int64_t now = UnixNanos(absl::Now());
+    update->set_send_time_unix_ns(now);
+    if (update->end_of_update() && update->flush_time_unix_ns() > 0) {
+      metrics->flush_to_send_seconds().Observe(
+          static_cast<double>(now - update->flush_time_unix_ns()) / 1e9);
+    }
+  };
+}
+
+// What WatchFrames and StreamFrames share: a viewer slot, a writer, a core
+// made by the subclass, and a lifetime that ends after OnDone once the
+// core's last task has returned.
+template <typename Reactor, typename Message>
+class ViewerStream : public Reactor, public ViewerOutput {
+ public:
+  explicit ViewerStream(DisplayService* service)
+      : service_(service),
+        viewer_id_(service->NextViewerId()),
+        writer_(this, StampUpdates<Message>(&service->metrics())) {
+    service_->StreamOpened();
+  }
+
+  bool Idle() const override { return writer_.Idle(); }
+  void OnWriteDone(bool ok) override {
+    if (writer_.OnWriteDone(ok)) {
+      if (std::shared_ptr<ViewerCore> core = this->core()) core->OnDrained();
+    }
+  }
+  void OnCancel() override { writer_.Finish(grpc::Status::CANCELLED); }
+  void OnDone() override {
+    service_->RemoveViewer();
+    service_->metrics().RemoveViewer(viewer_id_);
+    std::shared_ptr<ViewerCore> core = this->core();
+    if (!core) {
+      Destroy();
+      return;
+    }
+    core->Stop([this] { Destroy(); });
+  }
+
+ protected:
+  // Makes and starts the core (once).
+  void StartCore(ViewerSettings settings) {
+    std::shared_ptr<ViewerCore> core = ViewerCore::Create(
+        service_->ContextFor(viewer_id_), std::move(settings), this);
+    {
+      MutexLock lock(&core_mu_);
+      core_ = core;
+    }
+    core->Start();
+  }
+  std::shared_ptr<ViewerCore> core() const {
+    MutexLock lock(&core_mu_);
+    return core_;
+  }
+
+  DisplayService* const service_;
+  const uint64_t viewer_id_;
+  StreamWriter<Reactor, Message> writer_;
+
+ private:
+  void Destroy() {
+    service_->StreamClosed();
+    delete this;
+  }
+
+  mutable Mutex core_mu_;
+  std::shared_ptr<ViewerCore> core_ VGPU_GUARDED_BY(core_mu_);
+};
+
+class FrameWatcher final
+    : public ViewerStream<grpc::ServerWriteReactor<pb::FrameEvent>,
+                          pb::FrameEvent> {
+ public:
+  FrameWatcher(DisplayService* service, ViewerSettings settings)
+      : ViewerStream(service) {
+    StartCore(std::move(settings));
+  }
+
+  void Send(pb::StreamFramesResponse message) override {
+    pb::FrameEvent event;
+    if (message.has_mode_changed()) {
+      event.mutable_mode_changed()->Swap(message.mutable_mode_changed());
+    } else if (message.has_update()) {
+      event.mutable_update()->Swap(message.mutable_update());
+    } else {
+      return;  // no cursor events on WatchFrames
+    }
+    writer_.Write(std::move(event));
+  }
+};
+
+class FrameStreamer final
+    : public ViewerStream<grpc::ServerBidiReactor<pb::StreamFramesRequest,
+                                                  pb::StreamFramesResponse>,
+                          pb::StreamFramesResponse> {
+ public:
+  explicit FrameStreamer(DisplayService* service) : ViewerStream(service) {
+    this->StartRead(&incoming_);
+  }
+
+  void Send(pb::StreamFramesResponse message) override {
+    writer_.Write(std::move(message));
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side: no more acks can come
+      writer_.Finish(grpc::Status::OK);
+      return;
+    }
+    std::shared_ptr<ViewerCore> core = this->core();
+    if (!core) {
+      if (absl::Status status = Subscribe(); !status.ok()) {
+        writer_.Finish(ToGrpc(status));
+        return;
+      }
+    } else if (incoming_.has_ack()) {
+      core->Acknowledge(incoming_.ack().update_id());
+    } else if (incoming_.has_refresh()) {
+      core->Refresh();
+    } else {
+      writer_.Finish(grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          "after Subscribe only Ack and RefreshRequest are accepted"));
+      return;
+    }
+    this->StartRead(&incoming_);
+  }
+
+ private:
+  absl::Status Subscribe() {
+    if (!incoming_.has_subscribe()) {
+      return absl::InvalidArgumentError("the first message must be Subscribe");
+    }
+    const pb::Subscribe& subscribe = incoming_.subscribe();
+    if (subscribe.scanout_id() >= service_->options().num_scanouts) {
+      return absl::NotFoundError(
+          absl::StrCat("no scanout ", subscribe.scanout_id()));
+    }
+    pb::ImageFormat format = pb::IMAGE_FORMAT_PNG;
+    if (!subscribe.formats().empty()) {
+      std::optional<pb::ImageFormat> first = FirstSupported(
+          subscribe.formats(), [](const EncodeOptions&) { return true; });
+      if (!first) {
+        return absl::InvalidArgumentError(
+            "none of the requested formats is supported");
+      }
+      format = *first;
+    }
+    absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
+        format, subscribe.jpeg_quality(), subscribe.jpeg_subsampling());
+    if (!encode.ok()) return encode.status();
+    // Refreshes use the first lossless format the client listed, else PNG.
+    std::optional<pb::ImageFormat> refresh_format = FirstSupported(
+        subscribe.formats(),
+        [](const EncodeOptions& options) { return IsLossless(options.kind); });
+    absl::StatusOr<LosslessRefresh> refresh =
+        ChooseRefresh(*encode, subscribe.lossless_refresh_ms(),
+                      subscribe.disable_lossless_refresh(),
+                      refresh_format.value_or(pb::IMAGE_FORMAT_PNG));
+    if (!refresh.ok()) return refresh.status();
+    ViewerSettings settings;
+    settings.scanout_id = subscribe.scanout_id();
+    settings.encode = *encode;
+    settings.format = format;
+    settings.max_fps = subscribe.max_fps();
+    settings.refresh = *refresh;
+    settings.include_cursor = subscribe.include_cursor();
+    settings.max_in_flight =
+        subscribe.max_in_flight() == 0 ? 2 : subscribe.max_in_flight();
+    settings.band_bytes = service_->options().band_bytes;
+    pb::StreamFramesResponse started;
+    started.mutable_started()->set_format(format);
+    started.mutable_started()->set_refresh_format(refresh->format);
+    started.mutable_started()->set_max_in_flight(settings.max_in_flight);
+    FillScanout(subscribe.scanout_id(),
+                service_->store()->State(subscribe.scanout_id()),
+                started.mutable_started()->mutable_scanout());
+    writer_.Write(std::move(started));  // before anything the core sends
+    StartCore(std::move(settings));
+    return absl::OkStatus();
+  }
+
+  // Only touched by read reactions, which never overlap.
+  pb::StreamFramesRequest incoming_;
+};
+
+class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
+                             public FrameListener {
+ public:
+  explicit ScanoutWatcher(DisplayService* service)
+      : service_(service), writer_(this) {
+    service_->StreamOpened();
+    {
+      MutexLock lock(&mu_);
+      for (uint32_t id = 0; id < service_->options().num_scanouts; ++id)
+        pending_.insert(id);
+    }
+    service_->store()->AddListener(this);
+    WriteNext();
+  }
+
+  void OnChange(const Change& change) override {
+    if (!change.mode_changed) return;
+    {
+      MutexLock lock(&mu_);
+      pending_.insert(change.scanout_id);
+    }
+    WriteNext();
+  }
+  void OnWriteDone(bool ok) override {
+    if (writer_.OnWriteDone(ok)) WriteNext();
+  }
+  void OnCancel() override { writer_.Finish(grpc::Status::CANCELLED); }
+  void OnDone() override {
+    service_->store()->RemoveListener(this);
+    service_->StreamClosed();
+    delete this;
+  }
+
+ private:
+  // Writes the latest state of the next pending scanout, if the writer is
+  // idle (one at a time, so the pending set is the only queue).
+  void WriteNext() {
+    pb::Scanout scanout;
+    {
+      MutexLock lock(&mu_);
+      if (pending_.empty() || !writer_.Idle()) return;
+      uint32_t id = *pending_.begin();
+      pending_.erase(pending_.begin());
+      FillScanout(id, service_->store()->State(id), &scanout);
+    }
+    writer_.Write(std::move(scanout));
+  }
+
+  DisplayService* const service_;
+  StreamWriter<grpc::ServerWriteReactor<pb::Scanout>, pb::Scanout> writer_;
+  Mutex mu_;
+  std::set<uint32_t> pending_ VGPU_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<pb::FrameEvent>* NewFrameWatcher(
+    DisplayService* service, ViewerSettings settings) {
+  return new FrameWatcher(service, std::move(settings));
+}
+
+grpc::ServerBidiReactor<pb::StreamFramesRequest, pb::StreamFramesResponse>*
+NewFrameStreamer(DisplayService* service) {
+  return new FrameStreamer(service);
+}
+
+grpc::ServerWriteReactor<pb::Scanout>* NewScanoutWatcher(
+    DisplayService* service) {
+  return new ScanoutWatcher(service);
+}
+
+}  // namespace vgpu::server

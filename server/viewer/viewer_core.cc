@@ -1,0 +1,378 @@
+#include "server/viewer/viewer_core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/log.h"
+#include "common/pixel_order.h"
+
+namespace vgpu::server {
+namespace {
+
+namespace pb = vgpu::display::v1;
+
+// Makes the messages of one update from its encoded pieces, one band at a
+// time and each under the band budget, so the first band is on the wire
+// while the next is filled (raw pixels are read out of the frame here).
+// The last band has end_of_update set.
+class BandMaker {
+ public:
+  BandMaker(const ScanoutState& state, std::vector<EncodedPiece> pieces,
+            uint32_t flushes, pb::ImageFormat format, size_t budget,
+            uint64_t update_id, bool refresh)
+      : state_(state),
+        pieces_(std::move(pieces)),
+        flushes_(flushes),
+        format_(format),
+        budget_(budget),
+        update_id_(update_id),
+        refresh_(refresh) {}
+
+  // The next band; false once every piece went out.
+  bool Next(pb::FrameUpdate* update) {
+    if (next_ == pieces_.size() && made_any_) return false;
+    made_any_ = true;
+    update->Clear();
+    size_t bytes = 0;
+    for (; next_ < pieces_.size(); ++next_) {
+      const EncodedPiece& piece = pieces_[next_];
+      size_t size = piece.solid ? 16
+                    : piece.data
+                        ? piece.data->size()
+                        : size_t{piece.rect.width} * piece.rect.height * 4;
+      if (bytes + size > budget_ && update->rects_size() > 0) break;
+      AddRect(piece, size, update->add_rects());
+      bytes += size;
+    }
+    update->set_frame_sequence(state_.frame->sequence());
+    update->set_flushes(flushes_);
+    // A refresh shows no new flush.
+    if (!refresh_) update->set_flush_time_unix_ns(UnixNanos(state_.last_flush));
+    update->set_update_id(update_id_);
+    update->set_refresh(refresh_);
+    update->set_end_of_update(next_ == pieces_.size());
+    return true;
+  }
+
+ private:
+  void AddRect(const EncodedPiece& piece, size_t size, pb::EncodedRect* out) {
+    out->mutable_rect()->set_x(piece.rect.x);
+    out->mutable_rect()->set_y(piece.rect.y);
+    out->mutable_rect()->set_width(piece.rect.width);
+    out->mutable_rect()->set_height(piece.rect.height);
+    out->set_format(format_);
+    if (piece.solid) {
+      out->set_solid(true);
+      out->set_solid_bgrx(piece.solid_bgrx);
+    } else if (piece.data) {
+      out->set_data(*piece.data);
+    } else {
+      std::string* data = out->mutable_data();
+      data->resize(size);
+      state_.frame->ReadPixels(piece.rect,
+                               reinterpret_cast<uint8_t*>(data->data()),
+                               size_t{piece.rect.width} * 4);
+      if (format_ == pb::IMAGE_FORMAT_RAW_RGBX) {
+        SwapRedAndBlue(reinterpret_cast<uint8_t*>(data->data()),
+                       size_t{piece.rect.width} * piece.rect.height);
+      }
+    }
+  }
+
+  const ScanoutState state_;
+  const std::vector<EncodedPiece> pieces_;
+  const uint32_t flushes_;
+  const pb::ImageFormat format_;
+  const size_t budget_;
+  const uint64_t update_id_;
+  const bool refresh_;
+  size_t next_ = 0;
+  bool made_any_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<ViewerCore> ViewerCore::Create(ViewerContext context,
+                                               ViewerSettings settings,
+                                               ViewerOutput* output) {
+  return std::shared_ptr<ViewerCore>(
+      new ViewerCore(context, std::move(settings), output));
+}
+
+ViewerCore::ViewerCore(ViewerContext context, ViewerSettings settings,
+                       ViewerOutput* output)
+    : context_(context), settings_(std::move(settings)), output_(output) {}
+
+ViewerCore::~ViewerCore() {
+  bool listening;
+  {
+    MutexLock lock(&mu_);
+    listening = started_ && !stopped_;
+  }
+  if (listening) context_.store->RemoveListener(this);
+}
+
+void ViewerCore::Start() {
+  {
+    MutexLock lock(&mu_);
+    started_ = true;
+    pending_mode_ = true;
+    pending_cursor_ = pending_cursor_shape_ = settings_.include_cursor;
+  }
+  context_.store->AddListener(this);
+  MutexLock lock(&mu_);
+  MaybeScheduleLocked();
+}
+
+void ViewerCore::Stop(std::function<void()> stopped) {
+  bool listening;
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    listening = started_;
+  }
+  // Outside mu_: the store calls OnChange with its listener lock held.
+  if (listening) context_.store->RemoveListener(this);
+  {
+    MutexLock lock(&mu_);
+    if (running_ > 0) {  // the last task to end calls it
+      on_stopped_ = std::move(stopped);
+      return;
+    }
+  }
+  if (stopped) stopped();
+}
+
+void ViewerCore::OnChange(const Change& change) {
+  if (change.scanout_id != settings_.scanout_id) return;
+  MutexLock lock(&mu_);
+  if (stopped_) return;
+  if (change.cursor_moved) {
+    if (!settings_.include_cursor) return;
+    pending_cursor_ = true;
+    pending_cursor_shape_ |= change.cursor_shape_changed;
+  } else if (change.mode_changed) {
+    pending_mode_ = true;
+  } else {
+    damage_.push_back(change.damage);
+    ++flushes_;
+    if (damage_.size() > 16) {  // many small rects: send their bounding box
+      gpu::PixelRect box = damage_[0];
+      for (const gpu::PixelRect& r : damage_) box = gpu::BoundingBox(box, r);
+      damage_ = {box};
+    }
+  }
+  MaybeScheduleLocked();
+}
+
+void ViewerCore::OnDrained() {
+  MutexLock lock(&mu_);
+  MaybeScheduleLocked();
+}
+
+void ViewerCore::Acknowledge(uint64_t update_id) {
+  MutexLock lock(&mu_);
+  acked_ = std::max(acked_, std::min(update_id, sent_));
+  MaybeScheduleLocked();
+}
+
+void ViewerCore::Refresh() {
+  MutexLock lock(&mu_);
+  damage_ = {gpu::PixelRect{0, 0, ~0u >> 1, ~0u >> 1}};
+  MaybeScheduleLocked();
+}
+
+uint64_t ViewerCore::updates_sent() const {
+  MutexLock lock(&mu_);
+  return sent_;
+}
+
+bool ViewerCore::HasWorkLocked() const {
+  bool may_update =
+      settings_.max_in_flight == 0 || sent_ - acked_ < settings_.max_in_flight;
+  return pending_cursor_ ||
+         (may_update && (pending_mode_ || !damage_.empty() || refresh_due_));
+}
+
+void ViewerCore::MaybeScheduleLocked() {
+  // The output's lock is taken inside ours, never the other way round.
+  if (!started_ || stopped_ || scheduled_ || !HasWorkLocked() ||
+      !output_->Idle()) {
+    return;
+  }
+  scheduled_ = true;
+  context_.executor->PostAt(next_send_, [self = shared_from_this()] {
+    self->RunTask([&self] { self->Prepare(); });
+  });
+}
+
+// Wakes this viewer when its oldest lossy cell will have settled.
+void ViewerCore::ArmRefreshLocked() {
+  if (refresh_armed_ || stopped_ || lossy_.empty()) return;
+  refresh_armed_ = true;
+  context_.executor->PostAt(
+      lossy_.Oldest() + settings_.refresh.after, [self = shared_from_this()] {
+        self->RunTask([&self]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          MutexLock lock(&self->mu_);
+          self->refresh_armed_ = false;
+          self->refresh_due_ = true;
+        });
+      });
+}
+
+void ViewerCore::RunTask(const std::function<void()>& round) {
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return;  // touches nothing outside the core
+    ++running_;
+  }
+  round();
+  std::function<void()> stopped;
+  {
+    MutexLock lock(&mu_);
+    --running_;
+    if (!stopped_) {
+      MaybeScheduleLocked();
+    } else if (running_ == 0) {
+      stopped = std::exchange(on_stopped_, nullptr);
+    }
+  }
+  if (stopped) stopped();
+}
+
+void ViewerCore::Prepare() {
+  mu_.Lock();
+  const absl::Time now = context_.clock->Now();
+  // The mode and its frame, as one consistent pair: every update below is
+  // cut from this frame and follows the mode it belongs to. Read with mu_
+  // held, so a change that lands after it also sets pending work for the
+  // next round (the store never calls a listener with its lock held).
+  const ScanoutState state = context_.store->State(settings_.scanout_id);
+  const bool may_update =
+      settings_.max_in_flight == 0 || sent_ - acked_ < settings_.max_in_flight;
+  // The store's mode, not the notifications, decides: a change and its
+  // undoing between two rounds need no announcement.
+  const bool send_mode = may_update && (std::exchange(pending_mode_, false) ||
+                                        !SameMode(state.mode, announced_));
+  if (send_mode) {
+    announced_ = state.mode;
+    need_full_ = true;
+    lossy_.Reset(state.frame ? state.frame->width() : 0,
+                 state.frame ? state.frame->height() : 0);
+  }
+  std::vector<gpu::PixelRect> damage;
+  if (may_update) damage.swap(damage_);
+  // (EncodeCache clips damage to the frame it encodes.)
+  if (may_update && state.frame && std::exchange(need_full_, false)) {
+    damage = {
+        gpu::PixelRect{0, 0, state.frame->width(), state.frame->height()}};
+  } else if (may_update && !state.frame) {
+    damage.clear();  // no frame of this mode yet: the first one goes whole
+  }
+  const uint32_t flushes = may_update ? std::exchange(flushes_, 0) : 0;
+  const bool send_cursor = std::exchange(pending_cursor_, false);
+  const bool send_shape = std::exchange(pending_cursor_shape_, false);
+  // A refresh goes out on its own, in a round with no new damage (one
+  // update per round; the next round comes as long as it stays due).
+  std::vector<gpu::PixelRect> settled;
+  if (may_update && refresh_due_ && !send_mode && damage.empty()) {
+    refresh_due_ = false;
+    settled = lossy_.TakeSettled(now - settings_.refresh.after, damage_);
+    ArmRefreshLocked();  // for cells that have not settled yet
+  }
+  mu_.Unlock();
+
+  const bool refresh = !settled.empty();
+  if (refresh) damage = std::move(settled);
+  std::vector<pb::StreamFramesResponse> events;
+  if (send_mode) {
+    FillScanout(settings_.scanout_id, state,
+                events.emplace_back().mutable_mode_changed());
+  }
+  // Pieces are whole-tile runs shared with every other viewer (raw size
+  // under the band budget, so every encoding fits a band).
+  std::vector<EncodedPiece> pieces;
+  const bool has_update = state.frame && !damage.empty();
+  if (has_update) {
+    absl::StatusOr<std::vector<EncodedPiece>> encoded = context_.cache->Encode(
+        *state.frame, damage,
+        refresh ? settings_.refresh.encode : settings_.encode,
+        settings_.band_bytes);
+    if (encoded.ok()) {
+      pieces = *std::move(encoded);
+    } else {
+      VGPU_LOG(WARNING) << "encoding failed: " << encoded.status().message();
+    }
+  }
+  std::vector<pb::StreamFramesResponse> cursor_events;
+  if (send_cursor && settings_.include_cursor)
+    AddCursorEvents(send_shape, &cursor_events);
+
+  uint64_t update_id = 0;
+  {
+    MutexLock lock(&mu_);
+    if (has_update && !stopped_) {
+      update_id = ++sent_;
+      const absl::Time sent_at = context_.clock->Now();
+      if (settings_.max_fps > 0)
+        next_send_ = sent_at + absl::Seconds(1.0 / settings_.max_fps);
+      // Solid pieces are exact whatever the format.
+      if (settings_.refresh.after > absl::ZeroDuration() && !refresh) {
+        for (const EncodedPiece& piece : pieces) {
+          if (!piece.solid) lossy_.Mark(piece.rect, sent_at);
+        }
+        ArmRefreshLocked();
+      }
+    }
+  }
+  for (pb::StreamFramesResponse& event : events) Send(std::move(event));
+  if (update_id != 0) {
+    const pb::ImageFormat format =
+        refresh ? settings_.refresh.format : settings_.format;
+    BandMaker bands(state, std::move(pieces), refresh ? 0 : flushes, format,
+                    settings_.band_bytes, update_id, refresh);
+    size_t bytes = 0;
+    pb::StreamFramesResponse band;
+    while (bands.Next(band.mutable_update())) {
+      bytes += band.ByteSizeLong();
+      Send(std::exchange(band, pb::StreamFramesResponse()));
+    }
+    if (context_.metrics) {
+      context_.metrics->encode_seconds().Observe(
+          absl::ToDoubleSeconds(context_.clock->Now() - now));
+      context_.metrics->CountUpdate(format, bytes);
+      context_.metrics->CountViewerUpdate(context_.viewer_id,
+                                          settings_.scanout_id);
+    }
+  }
+  for (pb::StreamFramesResponse& event : cursor_events) Send(std::move(event));
+
+  MutexLock lock(&mu_);
+  scheduled_ = false;
+}
+
+void ViewerCore::AddCursorEvents(
+    bool shape, std::vector<pb::StreamFramesResponse>* events) const {
+  std::optional<gpu::CursorUpdate> cursor = context_.store->Cursor();
+  if (!cursor) return;
+  if (shape && cursor->image) {
+    pb::CursorShape* out = events->emplace_back().mutable_cursor_shape();
+    out->set_width(gpu::kCursorSize);
+    out->set_height(gpu::kCursorSize);
+    out->set_hot_x(cursor->image->hot_x);
+    out->set_hot_y(cursor->image->hot_y);
+    out->set_bgra(cursor->image->pixels.data(), cursor->image->pixels.size());
+  }
+  pb::CursorPosition* position =
+      events->emplace_back().mutable_cursor_position();
+  position->set_x(cursor->x);
+  position->set_y(cursor->y);
+  position->set_visible(cursor->visible);
+}
+
+void ViewerCore::Send(pb::StreamFramesResponse message) {
+  output_->Send(std::move(message));
+}
+
+}  // namespace vgpu::server

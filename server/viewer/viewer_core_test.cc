@@ -1,0 +1,319 @@
+// The viewer's scheduling, step by step: a fake clock, an executor that runs
+// tasks only when told, and an output that drains only when told. No gRPC,
+// no threads, no sleeps.
+#include "server/viewer/viewer_core.h"
+
+#include <map>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace vgpu::server {
+namespace {
+
+namespace pb = vgpu::display::v1;
+
+class FakeClock : public Clock {
+ public:
+  absl::Time Now() const override { return now_; }
+  void Advance(absl::Duration d) { now_ += d; }
+
+ private:
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+};
+
+// Holds tasks until RunDue() runs those whose time has come.
+class ManualExecutor : public Executor {
+ public:
+  explicit ManualExecutor(const FakeClock* clock) : clock_(clock) {}
+  void PostAt(absl::Time when, std::function<void()> task) override {
+    tasks_.emplace(std::make_pair(when, order_++), std::move(task));
+  }
+  // Runs every due task, including ones they post that are due too.
+  int RunDue() {
+    int ran = 0;
+    while (!tasks_.empty() && tasks_.begin()->first.first <= clock_->Now()) {
+      std::function<void()> task = std::move(tasks_.begin()->second);
+      tasks_.erase(tasks_.begin());
+      task();
+      ++ran;
+    }
+    return ran;
+  }
+  size_t queued() const { return tasks_.size(); }
+  absl::Time next() const { return tasks_.begin()->first.first; }
+
+ private:
+  const FakeClock* clock_;
+  std::map<std::pair<absl::Time, uint64_t>, std::function<void()>> tasks_;
+  uint64_t order_ = 0;
+};
+
+// Keeps what was sent; "writes" it when the test drains it.
+class FakeOutput : public ViewerOutput {
+ public:
+  void Send(pb::StreamFramesResponse message) override {
+    queued_.push_back(std::move(message));
+  }
+  bool Idle() const override { return queued_.empty(); }
+  // Everything queued reaches the viewer; the core hears the output drained.
+  std::vector<pb::StreamFramesResponse> Drain(ViewerCore& core) {
+    std::vector<pb::StreamFramesResponse> out = std::move(queued_);
+    queued_.clear();
+    core.OnDrained();
+    return out;
+  }
+  size_t queued() const { return queued_.size(); }
+
+ private:
+  std::vector<pb::StreamFramesResponse> queued_;
+};
+
+gpu::FramePtr Frame(uint32_t width, uint32_t height, uint64_t sequence,
+                    uint32_t color) {
+  gpu::TileGrid grid(width, height);
+  gpu::GridStats stats;
+  std::vector<uint32_t> pixels(size_t{width} * height, color);
+  // Not one colour, so updates carry pixels rather than solid rects.
+  for (size_t i = 0; i < pixels.size(); i += 7) pixels[i] ^= 0x00FFFFFF;
+  grid.WritePixels({0, 0, width, height},
+                   reinterpret_cast<const uint8_t*>(pixels.data()),
+                   size_t{width} * 4, &stats);
+  return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
+                                      grid.columns(), sequence);
+}
+
+// The updates (by update_id) and mode changes in `messages`.
+struct Received {
+  std::vector<pb::Scanout> modes;
+  std::map<uint64_t, std::vector<pb::FrameUpdate>> updates;
+  explicit Received(const std::vector<pb::StreamFramesResponse>& messages) {
+    for (const pb::StreamFramesResponse& m : messages) {
+      if (m.has_mode_changed()) modes.push_back(m.mode_changed());
+      if (m.has_update()) updates[m.update().update_id()].push_back(m.update());
+    }
+  }
+  // Pixels covered by the rects of update `id`.
+  uint64_t Area(uint64_t id) const {
+    uint64_t area = 0;
+    for (const pb::FrameUpdate& band : updates.at(id))
+      for (const pb::EncodedRect& rect : band.rects())
+        area += uint64_t{rect.rect().width()} * rect.rect().height();
+    return area;
+  }
+};
+
+class ViewerCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sequence_ = 1;
+    store_.OnScanoutMode({0, true, 256, 128}, Frame(256, 128, 1, 1));
+  }
+  void TearDown() override {
+    if (core_) core_->Stop(nullptr);
+  }
+
+  std::shared_ptr<ViewerCore> Start(ViewerSettings settings) {
+    ViewerContext context;
+    context.store = &store_;
+    context.cache = &cache_;
+    context.executor = &executor_;
+    context.clock = &clock_;
+    core_ = ViewerCore::Create(context, std::move(settings), &output_);
+    core_->Start();
+    return core_;
+  }
+  void Flush(const gpu::PixelRect& damage) {
+    ++sequence_;
+    store_.OnFrame(0, Frame(256, 128, sequence_, 0xFF000000u | sequence_),
+                   damage);
+  }
+  static ViewerSettings Raw() {
+    ViewerSettings settings;
+    settings.encode.kind = ImageKind::kRawBgrx;
+    settings.format = pb::IMAGE_FORMAT_RAW_BGRX;
+    return settings;
+  }
+
+  FakeClock clock_;
+  ManualExecutor executor_{&clock_};
+  FrameStore store_;
+  EncodeCache cache_;
+  FakeOutput output_;
+  std::shared_ptr<ViewerCore> core_;
+  uint64_t sequence_ = 0;
+};
+
+TEST_F(ViewerCoreTest, StartsWithTheModeThenTheWholeScreen) {
+  auto core = Start(Raw());
+  EXPECT_EQ(output_.queued(), 0u);  // nothing before its task runs
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received got(output_.Drain(*core));
+  ASSERT_EQ(got.modes.size(), 1u);
+  EXPECT_EQ(got.modes[0].width(), 256u);
+  ASSERT_EQ(got.updates.size(), 1u);
+  EXPECT_EQ(got.Area(1), 256u * 128);
+  EXPECT_TRUE(got.updates.at(1).back().end_of_update());
+  EXPECT_EQ(executor_.RunDue(), 0);  // nothing more to do
+  EXPECT_EQ(executor_.queued(), 0u);
+}
+
+TEST_F(ViewerCoreTest, ASlowViewerGetsTheLatestFrameOnce) {
+  auto core = Start(Raw());
+  executor_.RunDue();
+  // Three flushes while the first update is still being written.
+  Flush({0, 0, 64, 64});
+  Flush({128, 64, 64, 64});
+  Flush({64, 0, 64, 64});
+  EXPECT_EQ(executor_.RunDue(), 0);  // no round while the output is busy
+  Received first(output_.Drain(*core));
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received second(output_.Drain(*core));
+  ASSERT_EQ(second.updates.size(), 1u);
+  const pb::FrameUpdate& last = second.updates.at(2).back();
+  EXPECT_EQ(last.frame_sequence(), sequence_);  // the latest
+  EXPECT_EQ(last.flushes(), 3u);
+  EXPECT_EQ(second.Area(2), 3u * 64 * 64);  // the three damaged tiles only
+}
+
+TEST_F(ViewerCoreTest, CreditsHoldUpdatesUntilAcknowledged) {
+  ViewerSettings settings = Raw();
+  settings.max_in_flight = 1;
+  auto core = Start(settings);
+  executor_.RunDue();
+  output_.Drain(*core);
+  Flush({0, 0, 64, 64});
+  EXPECT_EQ(executor_.RunDue(), 0);  // update 1 not acknowledged
+  EXPECT_EQ(output_.queued(), 0u);
+  core->Acknowledge(1);
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received got(output_.Drain(*core));
+  EXPECT_EQ(got.updates.count(2), 1u);
+  core->Acknowledge(99);  // beyond what was sent: counts as 2
+  Flush({0, 0, 64, 64});
+  ASSERT_EQ(executor_.RunDue(), 1);
+  EXPECT_EQ(Received(output_.Drain(*core)).updates.count(3), 1u);
+}
+
+TEST_F(ViewerCoreTest, MaxFpsSpacesUpdatesOnTheClock) {
+  ViewerSettings settings = Raw();
+  settings.max_fps = 10;
+  auto core = Start(settings);
+  executor_.RunDue();
+  output_.Drain(*core);
+  Flush({0, 0, 64, 64});
+  EXPECT_EQ(executor_.RunDue(), 0);  // 100 ms have not passed
+  clock_.Advance(absl::Milliseconds(99));
+  EXPECT_EQ(executor_.RunDue(), 0);
+  clock_.Advance(absl::Milliseconds(1));
+  ASSERT_EQ(executor_.RunDue(), 1);
+  EXPECT_EQ(Received(output_.Drain(*core)).updates.size(), 1u);
+}
+
+TEST_F(ViewerCoreTest, LossyRegionsGoOutLosslesslyOnceSettled) {
+  ViewerSettings settings;
+  settings.encode.kind = ImageKind::kJpeg;
+  settings.format = pb::IMAGE_FORMAT_JPEG;
+  settings.refresh.after = absl::Milliseconds(300);
+  settings.refresh.encode.kind = ImageKind::kZstdBgrx;
+  settings.refresh.format = pb::IMAGE_FORMAT_ZSTD_BGRX;
+  auto core = Start(settings);
+  executor_.RunDue();
+  Received first(output_.Drain(*core));
+  EXPECT_FALSE(first.updates.at(1).back().refresh());
+  EXPECT_EQ(first.updates.at(1)[0].rects(0).format(), pb::IMAGE_FORMAT_JPEG);
+  // One wake-up is queued for when the screen has settled.
+  ASSERT_EQ(executor_.queued(), 1u);
+  EXPECT_EQ(executor_.next(), clock_.Now() + absl::Milliseconds(300));
+  clock_.Advance(absl::Milliseconds(200));
+  Flush({0, 0, 64, 64});  // one cell changes again (sent lossy again)
+  ASSERT_EQ(executor_.RunDue(), 1);
+  output_.Drain(*core);
+  clock_.Advance(absl::Milliseconds(100));  // the rest has settled
+  executor_.RunDue();
+  Received refresh(output_.Drain(*core));
+  ASSERT_EQ(refresh.updates.size(), 1u);
+  const pb::FrameUpdate& update = refresh.updates.begin()->second.back();
+  EXPECT_TRUE(update.refresh());
+  EXPECT_EQ(update.flushes(), 0u);
+  EXPECT_EQ(refresh.updates.begin()->second[0].rects(0).format(),
+            pb::IMAGE_FORMAT_ZSTD_BGRX);
+  EXPECT_EQ(refresh.Area(update.update_id()), 256u * 128 - 64 * 64);
+  clock_.Advance(absl::Milliseconds(200));  // the changed cell settles too
+  executor_.RunDue();
+  Received last(output_.Drain(*core));
+  ASSERT_EQ(last.updates.size(), 1u);
+  EXPECT_EQ(last.Area(last.updates.begin()->first), 64u * 64);
+  // Then nothing is lossy: no wake-up is left, however long we wait.
+  clock_.Advance(absl::Seconds(10));
+  EXPECT_EQ(executor_.RunDue(), 0);
+  EXPECT_EQ(executor_.queued(), 0u);
+}
+
+TEST_F(ViewerCoreTest, UpdatesAreCutIntoBands) {
+  ViewerSettings settings = Raw();
+  settings.band_bytes = 32 << 10;  // 256x128x4 = 128 KiB: several bands
+  auto core = Start(settings);
+  executor_.RunDue();
+  Received got(output_.Drain(*core));
+  const std::vector<pb::FrameUpdate>& bands = got.updates.at(1);
+  ASSERT_GE(bands.size(), 4u);
+  for (size_t i = 0; i < bands.size(); ++i) {
+    EXPECT_EQ(bands[i].end_of_update(), i + 1 == bands.size());
+    size_t bytes = 0;
+    for (const pb::EncodedRect& rect : bands[i].rects())
+      bytes += rect.data().size();
+    EXPECT_LE(bytes, settings.band_bytes);
+  }
+  EXPECT_EQ(got.Area(1), 256u * 128);
+}
+
+TEST_F(ViewerCoreTest, AModeChangeIsToldThenTheNewFrameGoesWhole) {
+  auto core = Start(Raw());
+  executor_.RunDue();
+  output_.Drain(*core);
+  Flush({0, 0, 64, 64});
+  store_.OnScanoutMode({0, true, 128, 64}, Frame(128, 64, ++sequence_, 9));
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received got(output_.Drain(*core));
+  ASSERT_EQ(got.modes.size(), 1u);
+  EXPECT_EQ(got.modes[0].width(), 128u);
+  ASSERT_EQ(got.updates.size(), 1u);
+  EXPECT_EQ(got.Area(2), 128u * 64);
+  // Disabled: told, and no update follows.
+  store_.OnScanoutMode({0, false, 0, 0}, nullptr);
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received off(output_.Drain(*core));
+  ASSERT_EQ(off.modes.size(), 1u);
+  EXPECT_FALSE(off.modes[0].enabled());
+  EXPECT_TRUE(off.updates.empty());
+}
+
+TEST_F(ViewerCoreTest, AChangeUndoneBetweenRoundsIsNotAnnounced) {
+  auto core = Start(Raw());
+  executor_.RunDue();
+  output_.Drain(*core);
+  store_.OnScanoutMode({0, true, 128, 64}, Frame(128, 64, ++sequence_, 9));
+  store_.OnScanoutMode({0, true, 256, 128}, Frame(256, 128, ++sequence_, 5));
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received got(output_.Drain(*core));
+  // Told once more (a mode change happened) and given the whole frame.
+  EXPECT_LE(got.modes.size(), 1u);
+  EXPECT_EQ(got.Area(2), 256u * 128);
+  EXPECT_EQ(got.updates.at(2).back().frame_sequence(), sequence_);
+}
+
+TEST_F(ViewerCoreTest, AfterStopQueuedTasksTouchNothing) {
+  auto core = Start(Raw());
+  bool stopped = false;
+  core->Stop([&] { stopped = true; });
+  EXPECT_TRUE(stopped);  // no task was running
+  executor_.RunDue();    // the queued first round returns at once
+  EXPECT_EQ(output_.queued(), 0u);
+  Flush({0, 0, 64, 64});  // no longer listening
+  EXPECT_EQ(executor_.queued(), 0u);
+  core_ = nullptr;
+}
+
+}  // namespace
+}  // namespace vgpu::server
