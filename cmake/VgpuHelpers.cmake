@@ -29,8 +29,16 @@ if(VGPU_SANITIZE STREQUAL "address")
   add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined
     -fno-omit-frame-pointer -D_GLIBCXX_ASSERTIONS)
   add_link_options(-fsanitize=address,undefined)
+elseif(VGPU_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
 elseif(NOT VGPU_SANITIZE STREQUAL "")
-  message(FATAL_ERROR "VGPU_SANITIZE must be empty or 'address'")
+  message(FATAL_ERROR "VGPU_SANITIZE must be empty, 'address' or 'thread'")
+endif()
+# Fuzz builds instrument every library a target links, not only the
+# target's own file: libFuzzer then sees coverage of the device code.
+if(VGPU_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link)
 endif()
 if(CMAKE_BUILD_TYPE STREQUAL "Debug")
   add_compile_options(-D_GLIBCXX_ASSERTIONS)

@@ -2,12 +2,18 @@
 // a vhost-user socket (QEMU: -device vhost-user-gpu-pci), or with --demo a
 // built-in synthetic guest that connects to that same socket, so it shows
 // something without a VM.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <prometheus/exposer.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,8 +22,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -28,11 +34,12 @@
 #include "clients/synth_guest/scene_player.h"
 #include "common/allocator.h"
 #include "common/log.h"
+#include "common/notification.h"
 #include "device/vhost_user/server.h"
 #include "server/frame_store.h"
 #include "server/grpc/display_service.h"
 #include "server/grpc/unix_listener.h"
-#include "server/metrics_http.h"
+#include "server/metrics.h"
 #include "server/snapshot.h"
 #include "server/worker_pool.h"
 
@@ -98,6 +105,37 @@ int Fail(const std::string& message) {
   return 2;
 }
 
+// Whether an IPv4 `host:port` can be listened on now (port 0: any).
+absl::Status CheckBindable(const std::string& address) {
+  size_t colon = address.rfind(':');
+  int port = -1;
+  in_addr host{};
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535 ||
+      inet_pton(AF_INET, address.substr(0, colon).c_str(), &host) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metrics_listen=", address,
+                     ": expected IPv4 host:port (port 0..65535)"));
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in in{};
+  in.sin_family = AF_INET;
+  in.sin_port = htons(static_cast<uint16_t>(port));
+  in.sin_addr = host;
+  int bound = bind(fd, reinterpret_cast<sockaddr*>(&in), sizeof(in));
+  int error = errno;
+  close(fd);
+  if (bound != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen for metrics on ",
+                                               address, ": ", strerror(error)));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError("cannot read " + path);
@@ -159,6 +197,7 @@ void DemoLoop(const std::string& socket_path,
               const std::atomic<bool>& stop) {
   synth::FrontendOptions frontend_options;
   frontend_options.socket_path = socket_path;
+  frontend_options.cancel = &stop;
   frontend_options.display_width = options.width;
   frontend_options.display_height = options.height;
   frontend_options.guest.ram_bytes =
@@ -181,7 +220,7 @@ void DemoLoop(const std::string& socket_path,
   absl::Time next = absl::Now();
   for (uint64_t index = 0; !stop; ++index) {
     if (absl::Status status = (*demo)->Tick(index); !status.ok()) {
-      VGPU_LOG(ERROR) << "demo guest stopped: " << status.message();
+      if (!stop) VGPU_LOG(ERROR) << "demo guest stopped: " << status.message();
       return;
     }
     next += period;
@@ -326,50 +365,69 @@ int Run() {
   }
 
   // Prometheus: service counters, plus the device's own (copied on the
-  // device thread, which owns them) and the encode cache's.
-  std::unique_ptr<server::MetricsHttpServer> metrics_server;
+  // device thread, which owns them) and the encode cache's, read at scrape
+  // time; served by prometheus-cpp's exposer (civetweb).
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::shared_ptr<server::ScrapeCollector> scrape_collector;
   if (std::string listen = absl::GetFlag(FLAGS_metrics_listen);
       !listen.empty()) {
-    auto render = [&display_service, &store, device = device->get(),
-                   loop = &(*server)->loop()]() {
-      auto stats = std::make_shared<std::optional<gpu::DeviceStats>>();
-      auto done = std::make_shared<absl::Notification>();
-      loop->Post([device, stats, done] {
-        *stats = device->stats();
-        done->Notify();
-      });
-      std::string extra;
-      if (done->WaitForNotificationWithTimeout(absl::Seconds(1)) &&
-          stats->has_value()) {
-        extra += "# TYPE vgpu_device_commands_total counter\n";
-        for (const auto& [type, count] : (*stats)->commands) {
-          extra += absl::StrCat("vgpu_device_commands_total{type=\"0x",
-                                absl::Hex(type), "\"} ", count, "\n");
-        }
-        extra += "# TYPE vgpu_device_errors_total counter\n";
-        for (const auto& [code, count] : (*stats)->errors) {
-          extra += absl::StrCat("vgpu_device_errors_total{code=\"0x",
-                                absl::Hex(code), "\"} ", count, "\n");
-        }
-      }
-      server::EncodeCacheStats cache = display_service.cache().stats();
-      extra +=
-          absl::StrCat("# TYPE vgpu_frames_published_total counter\n",
-                       "vgpu_frames_published_total ", store.frame_count(),
-                       "\n", "# TYPE vgpu_encode_cache_hits_total counter\n",
-                       "vgpu_encode_cache_hits_total ", cache.hits, "\n",
-                       "# TYPE vgpu_encode_cache_misses_total counter\n",
-                       "vgpu_encode_cache_misses_total ", cache.misses, "\n",
-                       "# TYPE vgpu_solid_runs_total counter\n",
-                       "vgpu_solid_runs_total ", cache.solid, "\n");
-      return display_service.metrics().Render(extra);
-    };
-    auto started = server::MetricsHttpServer::Start(listen, render);
-    if (!started.ok()) return Fail(std::string(started.status().message()));
-    metrics_server = *std::move(started);
+    // The exposer reports a failed bind by throwing, which this build
+    // cannot catch: find out first, with the system's reason.
+    if (absl::Status bindable = CheckBindable(listen); !bindable.ok())
+      return Fail(std::string(bindable.message()));
+    scrape_collector = std::make_shared<server::ScrapeCollector>(
+        [&display_service, &store, device = device->get(),
+         loop = &(*server)->loop()]() {
+          auto stats = std::make_shared<std::optional<gpu::DeviceStats>>();
+          auto done = std::make_shared<Notification>();
+          loop->Post([device, stats, done] {
+            *stats = device->stats();
+            done->Notify();
+          });
+          std::vector<prometheus::MetricFamily> families;
+          if (done->WaitForNotificationWithTimeout(absl::Seconds(1)) &&
+              stats->has_value()) {
+            std::vector<std::pair<std::map<std::string, std::string>, double>>
+                commands, errors;
+            for (const auto& [type, count] : (*stats)->commands) {
+              commands.push_back(
+                  {{{"type", absl::StrCat("0x", absl::Hex(type))}},
+                   static_cast<double>(count)});
+            }
+            for (const auto& [code, count] : (*stats)->errors) {
+              errors.push_back({{{"code", absl::StrCat("0x", absl::Hex(code))}},
+                                static_cast<double>(count)});
+            }
+            families.push_back(server::CounterFamily(
+                "vgpu_device_commands_total",
+                "virtio-gpu commands handled, by type.", commands));
+            families.push_back(server::CounterFamily(
+                "vgpu_device_errors_total",
+                "virtio-gpu error responses, by response code.", errors));
+          }
+          server::EncodeCacheStats cache = display_service.cache().stats();
+          families.push_back(server::CounterFamily(
+              "vgpu_frames_published_total", "Frames the device published.",
+              {{{}, static_cast<double>(store.frame_count())}}));
+          families.push_back(
+              server::CounterFamily("vgpu_encode_cache_hits_total",
+                                    "Tile runs served from the encode cache.",
+                                    {{{}, static_cast<double>(cache.hits)}}));
+          families.push_back(server::CounterFamily(
+              "vgpu_encode_cache_misses_total", "Tile runs encoded.",
+              {{{}, static_cast<double>(cache.misses)}}));
+          families.push_back(server::CounterFamily(
+              "vgpu_solid_runs_total", "Tile runs sent as one colour.",
+              {{{}, static_cast<double>(cache.solid)}}));
+          return families;
+        });
+    exposer = std::make_unique<prometheus::Exposer>(listen, /*threads=*/1);
+    exposer->RegisterCollectable(display_service.metrics().registry());
+    exposer->RegisterCollectable(scrape_collector);
+    std::vector<int> ports = exposer->GetListeningPorts();
     VGPU_LOG(INFO) << "Prometheus metrics on http://"
                    << listen.substr(0, listen.rfind(':') + 1)
-                   << metrics_server->port() << "/metrics";
+                   << (ports.empty() ? 0 : ports[0]) << "/metrics";
   }
 
   std::thread snapshot_thread;
@@ -412,7 +470,7 @@ int Run() {
   if (snapshot_thread.joinable()) snapshot_thread.join();
   kill(getpid(), SIGTERM);  // release the signal thread if it is still waiting
   signal_thread.join();
-  metrics_server.reset();
+  exposer.reset();
   server->reset();
   device->reset();
   if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);

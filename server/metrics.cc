@@ -1,107 +1,88 @@
 #include "server/metrics.h"
 
-#include "absl/strings/str_cat.h"
+#include <prometheus/text_serializer.h>
 
 namespace vgpu::server {
 namespace {
 
-const char* FormatName(int format) {
-  switch (format) {
-    case 1:
-      return "png";
-    case 2:
-      return "jpeg";
-    case 3:
-      return "raw";
-    case 4:
-      return "zstd";
-    default:
-      return "unspecified";
-  }
+const prometheus::Histogram::BucketBoundaries& SecondsBuckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+      0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0};
+  return buckets;
 }
 
 }  // namespace
 
-void Histogram::Observe(double seconds) {
-  size_t bucket = 0;
-  while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
-  counts_[bucket].fetch_add(1, std::memory_order_relaxed);
-  total_micros_.fetch_add(static_cast<uint64_t>(seconds * 1e6),
-                          std::memory_order_relaxed);
-}
+ServiceMetrics::ServiceMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      updates_(prometheus::BuildCounter()
+                   .Name("vgpu_updates_total")
+                   .Help("Updates sent to viewers, by encoding.")
+                   .Register(*registry_)),
+      bytes_(prometheus::BuildCounter()
+                 .Name("vgpu_sent_bytes_total")
+                 .Help("Update bytes sent, by encoding.")
+                 .Register(*registry_)),
+      viewer_updates_(prometheus::BuildCounter()
+                          .Name("vgpu_viewer_updates_total")
+                          .Help("Updates sent to each viewer (rate() = fps).")
+                          .Register(*registry_)),
+      encode_seconds_(prometheus::BuildHistogram()
+                          .Name("vgpu_encode_seconds")
+                          .Help("Time to encode one update.")
+                          .Register(*registry_)
+                          .Add({}, SecondsBuckets())),
+      flush_to_send_seconds_(
+          prometheus::BuildHistogram()
+              .Name("vgpu_flush_to_send_seconds")
+              .Help("From a guest flush to its update's send.")
+              .Register(*registry_)
+              .Add({}, SecondsBuckets())) {}
 
-void Histogram::Render(const std::string& name, const std::string& labels,
-                       std::string* out) const {
-  uint64_t cumulative = 0;
-  std::string prefix = labels.empty() ? "" : labels + ",";
-  for (size_t i = 0; i <= kBuckets.size(); ++i) {
-    cumulative += counts_[i].load(std::memory_order_relaxed);
-    std::string le = i < kBuckets.size() ? absl::StrCat(kBuckets[i]) : "+Inf";
-    absl::StrAppend(out, name, "_bucket{", prefix, "le=\"", le, "\"} ",
-                    cumulative, "\n");
-  }
-  std::string braces = labels.empty() ? "" : "{" + labels + "}";
-  absl::StrAppend(out, name, "_sum", braces, " ",
-                  total_micros_.load(std::memory_order_relaxed) / 1e6, "\n");
-  absl::StrAppend(out, name, "_count", braces, " ", cumulative, "\n");
-}
-
-void ServiceMetrics::CountUpdate(int format, uint64_t bytes) {
-  if (format < 0 || format >= kFormats) format = 0;
-  updates_[format].fetch_add(1, std::memory_order_relaxed);
-  bytes_[format].fetch_add(bytes, std::memory_order_relaxed);
+void ServiceMetrics::CountUpdate(std::string_view encoding, uint64_t bytes) {
+  const std::map<std::string, std::string> labels = {
+      {"encoding", std::string(encoding)}};
+  updates_.Add(labels).Increment();
+  bytes_.Add(labels).Increment(static_cast<double>(bytes));
 }
 
 void ServiceMetrics::CountViewerUpdate(uint64_t viewer, uint32_t scanout) {
   MutexLock lock(&mu_);
-  auto& entry = viewers_[viewer];
-  entry.first = scanout;
-  ++entry.second;
+  prometheus::Counter*& counter = viewers_[viewer];
+  if (counter == nullptr) {
+    counter = &viewer_updates_.Add({{"viewer", std::to_string(viewer)},
+                                    {"scanout", std::to_string(scanout)}});
+  }
+  counter->Increment();
 }
 
 void ServiceMetrics::RemoveViewer(uint64_t viewer) {
   MutexLock lock(&mu_);
-  viewers_.erase(viewer);
+  auto it = viewers_.find(viewer);
+  if (it == viewers_.end()) return;
+  viewer_updates_.Remove(it->second);
+  viewers_.erase(it);
 }
 
-std::string ServiceMetrics::Render(const std::string& extra) const {
-  std::string out;
-  absl::StrAppend(
-      &out, "# HELP vgpu_updates_total Updates sent to viewers, by encoding.\n",
-      "# TYPE vgpu_updates_total counter\n");
-  for (int f = 0; f < kFormats; ++f) {
-    absl::StrAppend(&out, "vgpu_updates_total{encoding=\"", FormatName(f),
-                    "\"} ", updates_[f].load(std::memory_order_relaxed), "\n");
+std::string ServiceMetrics::Render() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+prometheus::MetricFamily CounterFamily(
+    std::string name, std::string help,
+    const std::vector<std::pair<std::map<std::string, std::string>, double>>&
+        series) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Counter;
+  for (const auto& [labels, value] : series) {
+    prometheus::ClientMetric& metric = family.metric.emplace_back();
+    for (const auto& [label, label_value] : labels)
+      metric.label.push_back({label, label_value});
+    metric.counter.value = value;
   }
-  absl::StrAppend(
-      &out, "# HELP vgpu_sent_bytes_total Update bytes sent, by encoding.\n",
-      "# TYPE vgpu_sent_bytes_total counter\n");
-  for (int f = 0; f < kFormats; ++f) {
-    absl::StrAppend(&out, "vgpu_sent_bytes_total{encoding=\"", FormatName(f),
-                    "\"} ", bytes_[f].load(std::memory_order_relaxed), "\n");
-  }
-  absl::StrAppend(&out,
-                  "# HELP vgpu_encode_seconds Time to encode one update.\n",
-                  "# TYPE vgpu_encode_seconds histogram\n");
-  encode_seconds_.Render("vgpu_encode_seconds", "", &out);
-  absl::StrAppend(&out,
-                  "# HELP vgpu_flush_to_send_seconds From a guest flush to its "
-                  "update's send.\n",
-                  "# TYPE vgpu_flush_to_send_seconds histogram\n");
-  flush_to_send_seconds_.Render("vgpu_flush_to_send_seconds", "", &out);
-  absl::StrAppend(&out,
-                  "# HELP vgpu_viewer_updates_total Updates sent to each "
-                  "viewer (rate() = fps).\n",
-                  "# TYPE vgpu_viewer_updates_total counter\n");
-  {
-    MutexLock lock(&mu_);
-    for (const auto& [viewer, entry] : viewers_) {
-      absl::StrAppend(&out, "vgpu_viewer_updates_total{viewer=\"", viewer,
-                      "\",scanout=\"", entry.first, "\"} ", entry.second, "\n");
-    }
-  }
-  out += extra;
-  return out;
+  return family;
 }
 
 }  // namespace vgpu::server

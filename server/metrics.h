@@ -1,53 +1,84 @@
-// Prometheus metrics of the display service, in the text exposition format.
-// Counters are atomics bumped on the paths they count; rendering reads them.
+// Prometheus metrics of the display service, kept in a prometheus-cpp
+// registry (Debian's prometheus-cpp-dev) and served by its exposer.
+//
+// Names (units in the name, as Prometheus asks): vgpu_updates_total and
+// vgpu_sent_bytes_total by `encoding` (png, jpeg, raw, raw_rgbx, zstd),
+// vgpu_encode_seconds and vgpu_flush_to_send_seconds (histograms, seconds),
+// vgpu_viewer_updates_total by `viewer` and `scanout` (rate() is a viewer's
+// fps; the series goes with its viewer). Figures owned by other threads
+// (the device's counters, the encode cache) are read at scrape time through
+// a ScrapeCollector.
 #pragma once
 
-#include <array>
-#include <atomic>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/mutex.h"
 
 namespace vgpu::server {
 
-// Thread-safe. Buckets in seconds.
-class Histogram {
- public:
-  static constexpr std::array<double, 10> kBuckets = {
-      0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0};
-  void Observe(double seconds);
-  // Appends the series of `name` (with `labels`, may be empty) to `out`.
-  void Render(const std::string& name, const std::string& labels,
-              std::string* out) const;
-
- private:
-  std::array<std::atomic<uint64_t>, kBuckets.size() + 1> counts_{};
-  std::atomic<uint64_t> total_micros_{0};
-};
-
 // Thread-safe.
 class ServiceMetrics {
  public:
-  static constexpr int kFormats = 5;  // ImageFormat values 0..4
-  void CountUpdate(int format, uint64_t bytes);
+  ServiceMetrics();
+
+  // One update of `bytes` sent in `encoding`.
+  void CountUpdate(std::string_view encoding, uint64_t bytes);
   void CountViewerUpdate(uint64_t viewer, uint32_t scanout);
   void RemoveViewer(uint64_t viewer);
-  Histogram& encode_seconds() { return encode_seconds_; }
-  Histogram& flush_to_send_seconds() { return flush_to_send_seconds_; }
-  // Everything above, plus `extra` lines (device and cache figures).
-  std::string Render(const std::string& extra) const;
+  // Seconds.
+  prometheus::Histogram& encode_seconds() { return encode_seconds_; }
+  prometheus::Histogram& flush_to_send_seconds() {
+    return flush_to_send_seconds_;
+  }
+
+  const std::shared_ptr<prometheus::Registry>& registry() const {
+    return registry_;
+  }
+  // Everything registered, in the text exposition format (tests).
+  std::string Render() const;
 
  private:
-  std::array<std::atomic<uint64_t>, kFormats> updates_{};
-  std::array<std::atomic<uint64_t>, kFormats> bytes_{};
-  Histogram encode_seconds_, flush_to_send_seconds_;
-  mutable Mutex mu_;
-  // viewer id -> (scanout, updates sent)
-  std::map<uint64_t, std::pair<uint32_t, uint64_t>> viewers_
-      VGPU_GUARDED_BY(mu_);
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& updates_;
+  prometheus::Family<prometheus::Counter>& bytes_;
+  prometheus::Family<prometheus::Counter>& viewer_updates_;
+  prometheus::Histogram& encode_seconds_;
+  prometheus::Histogram& flush_to_send_seconds_;
+  Mutex mu_;
+  std::map<uint64_t, prometheus::Counter*> viewers_ VGPU_GUARDED_BY(mu_);
 };
+
+// Metric families made when a scrape asks for them. Thread-safe if
+// `collect` is.
+class ScrapeCollector : public prometheus::Collectable {
+ public:
+  explicit ScrapeCollector(
+      std::function<std::vector<prometheus::MetricFamily>()> collect)
+      : collect_(std::move(collect)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    return collect_();
+  }
+
+ private:
+  std::function<std::vector<prometheus::MetricFamily>()> collect_;
+};
+
+// A counter family of `series` (labels, value), for ScrapeCollector.
+prometheus::MetricFamily CounterFamily(
+    std::string name, std::string help,
+    const std::vector<std::pair<std::map<std::string, std::string>, double>>&
+        series);
 
 }  // namespace vgpu::server

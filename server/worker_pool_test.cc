@@ -2,7 +2,7 @@
 
 #include <atomic>
 
-#include "absl/synchronization/notification.h"
+#include "common/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
@@ -12,7 +12,7 @@ namespace {
 TEST(WorkerPoolTest, RunsTasksInTimeOrder) {
   WorkerPool pool(1);
   std::vector<int> order;
-  absl::Notification done;
+  Notification done;
   Mutex mu;
   absl::Time now = absl::Now();
   pool.PostAt(now + absl::Milliseconds(60), [&] {

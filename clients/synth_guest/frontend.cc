@@ -257,6 +257,10 @@ absl::Status VhostUserFrontend::KickAndWait(uint32_t queue,
       return absl::DeadlineExceededError(
           absl::StrCat("queue ", queue, ": no reply from the back-end"));
     }
+    if (options_.cancel != nullptr && options_.cancel->load()) {
+      return absl::CancelledError(
+          absl::StrCat("queue ", queue, ": stopped while waiting"));
+    }
     pollfd p{call_[queue].get(), POLLIN, 0};
     int n = poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 100)));
     if (n > 0) {

@@ -24,6 +24,9 @@ struct FrontendOptions {
   guest_sim::SimulatedGuestOptions guest;
   // How long to wait for the back-end to return buffers.
   absl::Duration timeout = absl::Seconds(10);
+  // When set and true, waits for the back-end end at once (checked every
+  // 100 ms): a guest in the back-end's own process stops with it.
+  const std::atomic<bool>* cancel = nullptr;
   // Offer blob resources to the "guest" if the back-end has them.
   bool use_blob = false;
   // Play QEMU's side of the display socket (false: never read it, like a

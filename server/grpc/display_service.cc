@@ -10,6 +10,7 @@
 #include "server/encode/image_encoder.h"
 #include "server/grpc/viewer_streams.h"
 #include "server/viewer/formats.h"
+#include "server/viewer/requests.h"
 
 namespace vgpu::server {
 namespace {
@@ -29,14 +30,10 @@ grpc::Status ToGrpc(const absl::Status& status) {
 class ScreenshotCall final : public grpc::ServerUnaryReactor {
  public:
   ScreenshotCall(const pb::GetScreenshotRequest* request,
-                 pb::Screenshot* response, EncodeOptions encode)
-      : request_(request), response_(response), encode_(encode) {}
+                 pb::Screenshot* response, ScreenshotPlan plan)
+      : request_(request), response_(response), plan_(std::move(plan)) {}
 
-  uint32_t scanout_id() const { return request_->scanout_id(); }
-  absl::Duration timeout() const {
-    return absl::Milliseconds(
-        request_->timeout_ms() == 0 ? 10000 : request_->timeout_ms());
-  }
+  const ScreenshotPlan& plan() const { return plan_; }
 
   // The handler is done with the call; `wait` (nullable) is what a cancel
   // must end.
@@ -82,55 +79,28 @@ class ScreenshotCall final : public grpc::ServerUnaryReactor {
     if (!state.ok()) {
       if (state.status().code() == absl::StatusCode::kDeadlineExceeded) {
         Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                            absl::StrCat("scanout ", scanout_id(),
+                            absl::StrCat("scanout ", plan_.scanout_id,
                                          ": wait condition not met within ",
-                                         absl::FormatDuration(timeout()))));
+                                         absl::FormatDuration(plan_.timeout))));
       } else {
         Finish(ToGrpc(state.status()));
       }
       return;
     }
-    Finish(Take(*state));
+    absl::StatusOr<pb::Screenshot> shot =
+        TakeScreenshot(*request_, plan_, *state, absl::Now());
+    if (!shot.ok()) {
+      Finish(ToGrpc(shot.status()));
+      return;
+    }
+    *response_ = *std::move(shot);
+    Finish(grpc::Status::OK);
   }
 
  private:
-  grpc::Status Take(const ScanoutState& state) {
-    if (!state.frame) {
-      bool enabled = state.mode && state.mode->enabled;
-      return grpc::Status(
-          grpc::StatusCode::FAILED_PRECONDITION,
-          enabled ? absl::StrCat("scanout ", scanout_id(), ": no frame of its ",
-                                 state.mode->width, "x", state.mode->height,
-                                 " mode yet")
-                  : absl::StrCat("scanout ", scanout_id(), " shows nothing"));
-    }
-    gpu::PixelRect region{0, 0, state.frame->width(), state.frame->height()};
-    if (request_->has_region() && request_->region().width() > 0 &&
-        request_->region().height() > 0) {
-      region = gpu::Intersect(
-          region, {request_->region().x(), request_->region().y(),
-                   request_->region().width(), request_->region().height()});
-      if (region.empty()) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "region is outside the scanout");
-      }
-    }
-    absl::StatusOr<std::string> data =
-        EncodeImage(*state.frame, region, encode_);
-    if (!data.ok()) return ToGrpc(data.status());
-    response_->set_scanout_id(scanout_id());
-    response_->set_width(region.width);
-    response_->set_height(region.height);
-    response_->set_format(Normalized(request_->format()));
-    response_->set_data(*std::move(data));
-    response_->set_frame_sequence(state.frame->sequence());
-    response_->set_capture_time_unix_ns(UnixNanos(absl::Now()));
-    return grpc::Status::OK;
-  }
-
   const pb::GetScreenshotRequest* const request_;
   pb::Screenshot* const response_;
-  const EncodeOptions encode_;
+  const ScreenshotPlan plan_;
   Mutex mu_;
   bool cancelled_ VGPU_GUARDED_BY(mu_) = false;
   ScreenshotWaits* waits_ VGPU_GUARDED_BY(mu_) = nullptr;
@@ -176,39 +146,21 @@ grpc::ServerUnaryReactor* DisplayService::ListScanouts(
 grpc::ServerUnaryReactor* DisplayService::GetScreenshot(
     grpc::CallbackServerContext* context,
     const pb::GetScreenshotRequest* request, pb::Screenshot* response) {
-  if (request->scanout_id() >= options_.num_scanouts) {
-    return FinishedReactor(
-        context,
-        grpc::Status(grpc::StatusCode::NOT_FOUND,
-                     absl::StrCat("no scanout ", request->scanout_id())));
-  }
-  absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
-      request->format(), request->jpeg_quality(), request->jpeg_subsampling());
-  if (!encode.ok()) return FinishedReactor(context, ToGrpc(encode.status()));
-  auto* call = new ScreenshotCall(request, response, *encode);
-  if (request->wait_case() == pb::GetScreenshotRequest::WAIT_NOT_SET) {
-    pool_->Post(
-        [this, call] { call->Complete(store_->State(call->scanout_id())); });
+  // A "next flush" waits past the sequence current on arrival.
+  absl::StatusOr<ScreenshotPlan> plan =
+      PlanScreenshot(*request, options_.num_scanouts,
+                     store_->State(request->scanout_id()).sequence);
+  if (!plan.ok()) return FinishedReactor(context, ToGrpc(plan.status()));
+  auto* call = new ScreenshotCall(request, response, *plan);
+  if (!plan->wait) {
+    pool_->Post([this, call] {
+      call->Complete(store_->State(call->plan().scanout_id));
+    });
     call->Started(nullptr, nullptr);
     return call;
   }
-  WaitCondition condition;
-  switch (request->wait_case()) {
-    case pb::GetScreenshotRequest::kNextFlush:
-      // The sequence a "next flush" waits past is the one current on
-      // arrival.
-      condition.sequence = store_->State(request->scanout_id()).sequence;
-      break;
-    case pb::GetScreenshotRequest::kAfterSequence:
-      condition.sequence = request->after_sequence();
-      break;
-    default:
-      condition.kind = WaitKind::kStable;
-      condition.quiet = absl::Milliseconds(request->stable_for_ms());
-      break;
-  }
   absl::StatusOr<std::shared_ptr<ScreenshotWaits::Wait>> wait = waits_.Start(
-      request->scanout_id(), condition, absl::Now() + call->timeout(),
+      plan->scanout_id, plan->condition, absl::Now() + plan->timeout,
       [call](absl::StatusOr<ScanoutState> state) {
         call->Complete(std::move(state));
       });
@@ -225,32 +177,16 @@ grpc::ServerWriteReactor<pb::FrameEvent>* DisplayService::WatchFrames(
     grpc::CallbackServerContext* /*context*/,
     const pb::WatchFramesRequest* request) {
   using Reactor = grpc::ServerWriteReactor<pb::FrameEvent>;
-  if (request->scanout_id() >= options_.num_scanouts) {
-    return NewRejectedStream<Reactor>(
-        grpc::Status(grpc::StatusCode::NOT_FOUND,
-                     absl::StrCat("no scanout ", request->scanout_id())));
-  }
-  absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
-      request->format(), request->jpeg_quality(), request->jpeg_subsampling());
-  if (!encode.ok()) return NewRejectedStream<Reactor>(ToGrpc(encode.status()));
-  absl::StatusOr<LosslessRefresh> refresh = ChooseRefresh(
-      *encode, request->lossless_refresh_ms(),
-      request->disable_lossless_refresh(), request->refresh_format());
-  if (!refresh.ok())
-    return NewRejectedStream<Reactor>(ToGrpc(refresh.status()));
+  absl::StatusOr<ViewerSettings> settings =
+      WatchSettings(*request, options_.num_scanouts, options_.band_bytes);
+  if (!settings.ok())
+    return NewRejectedStream<Reactor>(ToGrpc(settings.status()));
   if (!AddViewer()) {
     return NewRejectedStream<Reactor>(grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
         absl::StrCat("viewer limit of ", options_.max_viewers, " reached")));
   }
-  ViewerSettings settings;
-  settings.scanout_id = request->scanout_id();
-  settings.encode = *encode;
-  settings.format = Normalized(request->format());
-  settings.max_fps = request->max_fps();
-  settings.refresh = *refresh;
-  settings.band_bytes = options_.band_bytes;
-  return NewFrameWatcher(this, std::move(settings));
+  return NewFrameWatcher(this, *std::move(settings));
 }
 
 grpc::ServerBidiReactor<pb::StreamFramesRequest, pb::StreamFramesResponse>*

@@ -9,6 +9,7 @@
 #include "common/mutex.h"
 #include "server/grpc/display_service.h"
 #include "server/grpc/stream_writer.h"
+#include "server/viewer/requests.h"
 
 namespace vgpu::server {
 namespace {
@@ -162,51 +163,19 @@ class FrameStreamer final
       return absl::InvalidArgumentError("the first message must be Subscribe");
     }
     const pb::Subscribe& subscribe = incoming_.subscribe();
-    if (subscribe.scanout_id() >= service_->options().num_scanouts) {
-      return absl::NotFoundError(
-          absl::StrCat("no scanout ", subscribe.scanout_id()));
-    }
-    pb::ImageFormat format = pb::IMAGE_FORMAT_PNG;
-    if (!subscribe.formats().empty()) {
-      std::optional<pb::ImageFormat> first = FirstSupported(
-          subscribe.formats(), [](const EncodeOptions&) { return true; });
-      if (!first) {
-        return absl::InvalidArgumentError(
-            "none of the requested formats is supported");
-      }
-      format = *first;
-    }
-    absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
-        format, subscribe.jpeg_quality(), subscribe.jpeg_subsampling());
-    if (!encode.ok()) return encode.status();
-    // Refreshes use the first lossless format the client listed, else PNG.
-    std::optional<pb::ImageFormat> refresh_format = FirstSupported(
-        subscribe.formats(),
-        [](const EncodeOptions& options) { return IsLossless(options.kind); });
-    absl::StatusOr<LosslessRefresh> refresh =
-        ChooseRefresh(*encode, subscribe.lossless_refresh_ms(),
-                      subscribe.disable_lossless_refresh(),
-                      refresh_format.value_or(pb::IMAGE_FORMAT_PNG));
-    if (!refresh.ok()) return refresh.status();
-    ViewerSettings settings;
-    settings.scanout_id = subscribe.scanout_id();
-    settings.encode = *encode;
-    settings.format = format;
-    settings.max_fps = subscribe.max_fps();
-    settings.refresh = *refresh;
-    settings.include_cursor = subscribe.include_cursor();
-    settings.max_in_flight =
-        subscribe.max_in_flight() == 0 ? 2 : subscribe.max_in_flight();
-    settings.band_bytes = service_->options().band_bytes;
+    absl::StatusOr<ViewerSettings> settings =
+        SubscribeSettings(subscribe, service_->options().num_scanouts,
+                          service_->options().band_bytes);
+    if (!settings.ok()) return settings.status();
     pb::StreamFramesResponse started;
-    started.mutable_started()->set_format(format);
-    started.mutable_started()->set_refresh_format(refresh->format);
-    started.mutable_started()->set_max_in_flight(settings.max_in_flight);
+    started.mutable_started()->set_format(settings->format);
+    started.mutable_started()->set_refresh_format(settings->refresh.format);
+    started.mutable_started()->set_max_in_flight(settings->max_in_flight);
     FillScanout(subscribe.scanout_id(),
                 service_->store()->State(subscribe.scanout_id()),
                 started.mutable_started()->mutable_scanout());
     writer_.Write(std::move(started));  // before anything the core sends
-    StartCore(std::move(settings));
+    StartCore(*std::move(settings));
     return absl::OkStatus();
   }
 

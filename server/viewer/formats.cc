@@ -55,6 +55,24 @@ absl::StatusOr<EncodeOptions> ToEncodeOptions(pb::ImageFormat format,
   return options;
 }
 
+const char* EncodingName(pb::ImageFormat format) {
+  switch (format) {
+    case pb::IMAGE_FORMAT_UNSPECIFIED:
+    case pb::IMAGE_FORMAT_PNG:
+      return "png";
+    case pb::IMAGE_FORMAT_JPEG:
+      return "jpeg";
+    case pb::IMAGE_FORMAT_RAW_BGRX:
+      return "raw";
+    case pb::IMAGE_FORMAT_RAW_RGBX:
+      return "raw_rgbx";
+    case pb::IMAGE_FORMAT_ZSTD_BGRX:
+      return "zstd";
+    default:
+      return "unknown";
+  }
+}
+
 pb::ImageFormat Normalized(pb::ImageFormat format) {
   return format == pb::IMAGE_FORMAT_UNSPECIFIED ? pb::IMAGE_FORMAT_PNG : format;
 }

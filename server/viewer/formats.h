@@ -22,6 +22,9 @@ absl::StatusOr<EncodeOptions> ToEncodeOptions(
     vgpu::display::v1::ImageFormat format, uint32_t quality,
     vgpu::display::v1::JpegSubsampling subsampling);
 
+// The `encoding` label of metrics: png, jpeg, raw, raw_rgbx, zstd.
+const char* EncodingName(vgpu::display::v1::ImageFormat format);
+
 // UNSPECIFIED means PNG.
 vgpu::display::v1::ImageFormat Normalized(
     vgpu::display::v1::ImageFormat format);

@@ -3,9 +3,10 @@
 #include <atomic>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+
+#include "common/notification.h"
 
 namespace vgpu::server {
 namespace {
@@ -18,7 +19,7 @@ gpu::FramePtr Frame(uint64_t sequence) {
 
 // What one wait ended with, and how often `done` ran.
 struct Outcome {
-  absl::Notification ended;
+  Notification ended;
   std::atomic<int> calls{0};
   absl::StatusCode code = absl::StatusCode::kUnknown;
   uint64_t sequence = 0;
@@ -60,7 +61,7 @@ TEST_F(ScreenshotWaitsTest, AHundredWaitsHoldNoWorker) {
   }
   EXPECT_EQ(waits.pending(), 100u);
   // The pool's one thread is free for other work while they wait.
-  absl::Notification ran;
+  Notification ran;
   pool_.Post([&] { ran.Notify(); });
   ASSERT_TRUE(ran.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(waits.pending(), 100u);

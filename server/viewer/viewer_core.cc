@@ -341,7 +341,7 @@ void ViewerCore::Prepare() {
     if (context_.metrics) {
       context_.metrics->encode_seconds().Observe(
           absl::ToDoubleSeconds(context_.clock->Now() - now));
-      context_.metrics->CountUpdate(format, bytes);
+      context_.metrics->CountUpdate(EncodingName(format), bytes);
       context_.metrics->CountViewerUpdate(context_.viewer_id,
                                           settings_.scanout_id);
     }

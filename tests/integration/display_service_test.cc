@@ -9,7 +9,7 @@
 #include <atomic>
 #include <thread>
 
-#include "absl/synchronization/notification.h"
+#include "common/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include <grpcpp/grpcpp.h>
@@ -240,7 +240,7 @@ TEST_F(DisplayServiceTest, AHundredPendingWaitsStallNothing) {
     grpc::ClientContext context;
     pb::Screenshot shot;
     grpc::Status status;
-    absl::Notification done;
+    Notification done;
   };
   std::vector<std::unique_ptr<Call>> calls;
   for (int i = 0; i < kWaits + 1; ++i) {

@@ -18,7 +18,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$port" ] || { cat "$work/daemon.log"; echo "FAIL: no metrics port"; exit 1; }
-# A viewer stays connected while we scrape (per-viewer series are live ones).
+# A viewer stays connected while we scrape (per-viewer series are live ones);
+# one in raw RGBX has come and gone (its updates count under their own label).
+"$watch" --server="unix:$work/grpc.sock" --format=rgbx --duration=0.5s > /dev/null
 "$watch" --server="unix:$work/grpc.sock" --duration=4s > /dev/null &
 watch_pid=$!
 sleep 1.5
@@ -31,7 +33,8 @@ fetch() {
 fetch /metrics > "$work/metrics.txt"
 head -n 1 "$work/metrics.txt" | grep -q "200 OK" || { cat "$work/metrics.txt"; echo "FAIL: status"; exit 1; }
 for series in 'vgpu_device_commands_total{type="0x105"}' 'vgpu_frames_published_total' \
-    'vgpu_updates_total{encoding="zstd"}' 'vgpu_viewer_updates_total{viewer=' \
+    'vgpu_updates_total{encoding="zstd"}' 'vgpu_updates_total{encoding="raw_rgbx"}' \
+    'vgpu_viewer_updates_total{scanout="0",viewer=' \
     'vgpu_flush_to_send_seconds_bucket{le="+Inf"}' 'vgpu_encode_seconds_count' \
     'vgpu_encode_cache_misses_total'; do
   grep -qF "$series" "$work/metrics.txt" || { cat "$work/metrics.txt"; echo "FAIL: no $series"; exit 1; }

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include <grpcpp/grpcpp.h>
@@ -67,7 +67,7 @@ class CheckingViewer {
 
   // Whether the copy is the same picture as `frame` (nullptr: nothing).
   bool Shows(const gpu::FramePtr& frame) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!frame) return model_.width() == 0;
     if (model_.width() != frame->width() || model_.height() != frame->height())
       return false;
@@ -77,7 +77,7 @@ class CheckingViewer {
     return pixels == model_.pixels();
   }
   std::string Describe(const gpu::FramePtr& frame) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     std::string out =
         absl::StrCat("copy ", model_.width(), "x", model_.height(), ", frame ");
     if (!frame) return out + "none";
@@ -94,7 +94,7 @@ class CheckingViewer {
     return out;
   }
   std::string errors() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return errors_;
   }
 
@@ -102,7 +102,7 @@ class CheckingViewer {
   void Run() {
     pb::FrameEvent event;
     while (reader_->Read(&event)) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       pb::StreamFramesResponse as_stream;
       if (event.has_mode_changed()) {
         *as_stream.mutable_mode_changed() = event.mode_changed();
@@ -147,12 +147,12 @@ class CheckingViewer {
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReader<pb::FrameEvent>> reader_;
   std::thread thread_;
-  absl::Mutex mu_;
-  watch::ScreenModel model_ ABSL_GUARDED_BY(mu_);
-  std::vector<bool> covered_ ABSL_GUARDED_BY(mu_);
-  bool need_full_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string errors_ ABSL_GUARDED_BY(mu_);
+  Mutex mu_;
+  watch::ScreenModel model_ VGPU_GUARDED_BY(mu_);
+  std::vector<bool> covered_ VGPU_GUARDED_BY(mu_);
+  bool need_full_ VGPU_GUARDED_BY(mu_) = false;
+  uint64_t last_sequence_ VGPU_GUARDED_BY(mu_) = 0;
+  std::string errors_ VGPU_GUARDED_BY(mu_);
 };
 
 struct GuestResource {
