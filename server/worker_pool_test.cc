@@ -2,9 +2,10 @@
 
 #include <atomic>
 
-#include "common/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+
+#include "common/notification.h"
 
 namespace vgpu::server {
 namespace {

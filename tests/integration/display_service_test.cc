@@ -9,13 +9,13 @@
 #include <atomic>
 #include <thread>
 
-#include "common/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include <grpcpp/grpcpp.h>
 #include <turbojpeg.h>
 
 #include "clients/watch/screen_model.h"
+#include "common/notification.h"
 #include "server/frame_store.h"
 #include "server/worker_pool.h"
 

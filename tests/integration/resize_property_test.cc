@@ -13,12 +13,12 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include <grpcpp/grpcpp.h>
 
 #include "clients/watch/screen_model.h"
+#include "common/mutex.h"
 #include "device/guest_sim/simulated_guest.h"
 #include "server/frame_store.h"
 #include "server/grpc/display_service.h"
