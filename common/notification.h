@@ -14,11 +14,12 @@ namespace vgpu {
 // Thread-safe.
 class Notification {
  public:
+  // Wakes the waiters with the lock held: a waiter may destroy the
+  // Notification as soon as it returns, so nothing of it is touched after
+  // the unlock.
   void Notify() {
-    {
-      MutexLock lock(&mu_);
-      notified_ = true;
-    }
+    MutexLock lock(&mu_);
+    notified_ = true;
     mu_.NotifyAll();
   }
   bool HasBeenNotified() const {

@@ -446,7 +446,12 @@ void GpuBackend::ProcessQueue(uint32_t index) {
   }
   const uint64_t faults = virtio::MappingFaultCount();
   absl::StatusOr<bool> notify = device_->ProcessQueue(index, *queue.ring);
-  if (virtio::MappingFaultCount() != faults) {
+  // The count catches a fault in memory this device reads (backings of an
+  // older table included); lost() stays set for a fault seen elsewhere.
+  const std::shared_ptr<const virtio::GuestMemory>& memory =
+      device_->guest_memory();
+  if (virtio::MappingFaultCount() != faults ||
+      (memory != nullptr && memory->lost())) {
     // What the device read since the fault was zeros, not the guest's: the
     // device must not go on with this memory.
     lost_memory_ = absl::DataLossError(

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <mutex>
 
 namespace vgpu::virtio {
@@ -35,18 +36,29 @@ void Chain(int signal, siginfo_t* info, void* context) {
     previous_action.sa_handler(signal);
     return;
   }
-  // Default action: returning re-runs the access, which faults again and
-  // takes the process down with the original fault.
+  // Default action: for a fault, returning re-runs the access, which faults
+  // again and takes the process down with the original fault; a signal
+  // sent by someone is raised again to the same end.
   struct sigaction fallback = {};
   fallback.sa_handler = SIG_DFL;
   sigaction(SIGBUS, &fallback, nullptr);
+  if (info == nullptr ||
+      (info->si_code != BUS_ADRERR && info->si_code != BUS_OBJERR)) {
+    raise(SIGBUS);
+  }
 }
 
 // Only async-signal-safe work: atomics and raw system calls (mmap through
 // syscall() so no sanitizer interceptor runs inside the handler).
 void OnSigbus(int signal, siginfo_t* info, void* context) {
-  const uintptr_t address = reinterpret_cast<uintptr_t>(info->si_addr);
+  const int saved_errno = errno;
+  // Only a fault of our own access (not a kill -BUS) is absorbed.
+  const bool fault = info != nullptr && (info->si_code == BUS_ADRERR ||
+                                         info->si_code == BUS_OBJERR);
+  const uintptr_t address =
+      fault ? reinterpret_cast<uintptr_t>(info->si_addr) : 0;
   for (Slot& slot : slots) {
+    if (!fault) break;
     uintptr_t start = slot.start.load(std::memory_order_acquire);
     if (start <= kClaimed || address < start) continue;
     size_t length = slot.length.load(std::memory_order_relaxed);
@@ -57,11 +69,13 @@ void OnSigbus(int signal, siginfo_t* info, void* context) {
     if (mapped == static_cast<long>(start)) {
       slot.lost.store(true, std::memory_order_release);
       fault_count.fetch_add(1, std::memory_order_relaxed);
+      errno = saved_errno;
       return;
     }
     break;
   }
   Chain(signal, info, context);
+  errno = saved_errno;
 }
 
 void InstallHandler() {

@@ -8,6 +8,7 @@
 
 #include "common/mutex.h"
 #include "server/encode/image_encoder.h"
+#include "server/grpc/grpc_status.h"
 #include "server/grpc/viewer_streams.h"
 #include "server/viewer/formats.h"
 #include "server/viewer/requests.h"
@@ -17,16 +18,9 @@ namespace {
 
 namespace pb = vgpu::display::v1;
 
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
-
 // GetScreenshot: waits (if asked) without a thread, then encodes on a
 // worker. Complete is called exactly once (by the wait or the "now" task);
-// a cancelled call ends its wait, which completes it with CANCELLED. The
-// call may complete before the handler has returned: it is deleted once
-// both OnDone and Started have run.
+// a cancelled call ends its wait, which completes it with CANCELLED.
 class ScreenshotCall final : public grpc::ServerUnaryReactor {
  public:
   ScreenshotCall(const pb::GetScreenshotRequest* request,
@@ -35,21 +29,19 @@ class ScreenshotCall final : public grpc::ServerUnaryReactor {
 
   const ScreenshotPlan& plan() const { return plan_; }
 
-  // The handler is done with the call; `wait` (nullable) is what a cancel
-  // must end.
-  void Started(ScreenshotWaits* waits,
+  // `wait` is what a cancel must end (it may have ended already). The call
+  // may complete before this (even before the handler returns): gRPC runs
+  // no reaction, OnDone included, until the handler has returned it.
+  void SetWait(ScreenshotWaits* waits,
                std::shared_ptr<ScreenshotWaits::Wait> wait) {
-    bool cancelled, done;
+    bool cancelled;
     {
       MutexLock lock(&mu_);
       waits_ = waits;
       wait_ = wait;
       cancelled = cancelled_;
-      started_ = true;
-      done = done_;
     }
-    if (cancelled && waits != nullptr && wait) waits->Cancel(wait);
-    if (done) delete this;
+    if (cancelled) waits->Cancel(wait);
   }
 
   void OnCancel() override {
@@ -64,15 +56,7 @@ class ScreenshotCall final : public grpc::ServerUnaryReactor {
     if (waits != nullptr && wait) waits->Cancel(wait);
   }
 
-  void OnDone() override {
-    bool started;
-    {
-      MutexLock lock(&mu_);
-      done_ = true;
-      started = started_;
-    }
-    if (started) delete this;
-  }
+  void OnDone() override { delete this; }
 
   // On a worker: the state to take the picture from, or why there is none.
   void Complete(absl::StatusOr<ScanoutState> state) {
@@ -105,8 +89,6 @@ class ScreenshotCall final : public grpc::ServerUnaryReactor {
   bool cancelled_ VGPU_GUARDED_BY(mu_) = false;
   ScreenshotWaits* waits_ VGPU_GUARDED_BY(mu_) = nullptr;
   std::shared_ptr<ScreenshotWaits::Wait> wait_ VGPU_GUARDED_BY(mu_);
-  bool started_ VGPU_GUARDED_BY(mu_) = false;
-  bool done_ VGPU_GUARDED_BY(mu_) = false;
 };
 
 grpc::ServerUnaryReactor* FinishedReactor(grpc::CallbackServerContext* context,
@@ -117,6 +99,22 @@ grpc::ServerUnaryReactor* FinishedReactor(grpc::CallbackServerContext* context,
 }
 
 }  // namespace
+
+DisplayService::~DisplayService() {
+  MutexLock lock(&work_mu_);
+  work_mu_.Await([this]()
+                     ABSL_NO_THREAD_SAFETY_ANALYSIS { return work_ == 0; });
+}
+
+void DisplayService::BeginWork() {
+  MutexLock lock(&work_mu_);
+  ++work_;
+}
+
+void DisplayService::EndWork() {
+  MutexLock lock(&work_mu_);
+  if (--work_ == 0) work_mu_.NotifyAll();
+}
 
 bool DisplayService::AddViewer() {
   uint32_t now = viewers_.fetch_add(1) + 1;
@@ -153,10 +151,11 @@ grpc::ServerUnaryReactor* DisplayService::GetScreenshot(
   if (!plan.ok()) return FinishedReactor(context, ToGrpc(plan.status()));
   auto* call = new ScreenshotCall(request, response, *plan);
   if (!plan->wait) {
+    BeginWork();
     pool_->Post([this, call] {
       call->Complete(store_->State(call->plan().scanout_id));
+      EndWork();
     });
-    call->Started(nullptr, nullptr);
     return call;
   }
   absl::StatusOr<std::shared_ptr<ScreenshotWaits::Wait>> wait = waits_.Start(
@@ -166,10 +165,9 @@ grpc::ServerUnaryReactor* DisplayService::GetScreenshot(
       });
   if (!wait.ok()) {
     call->Complete(wait.status());
-    call->Started(nullptr, nullptr);
     return call;
   }
-  call->Started(&waits_, *std::move(wait));
+  call->SetWait(&waits_, *std::move(wait));
   return call;
 }
 

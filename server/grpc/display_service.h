@@ -9,6 +9,7 @@
 
 #include "vgpu/display/v1/display.grpc.pb.h"
 
+#include "common/mutex.h"
 #include "device/gpu/gpu_device.h"
 #include "server/encode/encode_cache.h"
 #include "server/frame_store.h"
@@ -44,6 +45,9 @@ class DisplayService final
         pool_(pool),
         options_(options),
         waits_(store, pool, options.max_screenshot_waits) {}
+  // Waits until every stream and every task of a call has let go of the
+  // service (the gRPC server is shut down first, so none start).
+  ~DisplayService() override;
 
   grpc::ServerUnaryReactor* ListScanouts(
       grpc::CallbackServerContext* context,
@@ -85,9 +89,20 @@ class DisplayService final
   size_t pending_screenshot_waits() const { return waits_.pending(); }
   // What a viewer core of this service works with.
   ViewerContext ContextFor(uint64_t viewer_id);
-  // Server streams not yet done (every kind), for tests and shutdown.
-  void StreamOpened() { ++streams_open_; }
-  void StreamClosed() { --streams_open_; }
+  // Work that uses the service from other threads: a stream until its
+  // reactor is deleted, a worker task until it returns. The destructor
+  // waits for all of it.
+  void BeginWork();
+  void EndWork();
+  // Server streams not yet done (every kind), for tests.
+  void StreamOpened() {
+    ++streams_open_;
+    BeginWork();
+  }
+  void StreamClosed() {
+    --streams_open_;
+    EndWork();
+  }
   uint32_t streams_open() const { return streams_open_.load(); }
   // Viewer accounting for WatchFrames (max_viewers).
   bool AddViewer();
@@ -99,6 +114,8 @@ class DisplayService final
   DisplayServiceOptions options_;
   std::atomic<uint32_t> viewers_{0};
   std::atomic<uint32_t> streams_open_{0};
+  Mutex work_mu_;
+  uint64_t work_ VGPU_GUARDED_BY(work_mu_) = 0;
   LayoutFunction layout_;
   ScreenshotWaits waits_;
   EncodeCache cache_;

@@ -8,6 +8,7 @@
 
 #include "common/mutex.h"
 #include "server/grpc/display_service.h"
+#include "server/grpc/grpc_status.h"
 #include "server/grpc/stream_writer.h"
 #include "server/viewer/requests.h"
 
@@ -15,11 +16,6 @@ namespace vgpu::server {
 namespace {
 
 namespace pb = vgpu::display::v1;
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
 
 // Stamps each update band as it is handed to gRPC, and measures flush to
 // send for the last band of an update.
@@ -59,7 +55,6 @@ class ViewerStream : public Reactor, public ViewerOutput {
   void OnCancel() override { writer_.Finish(grpc::Status::CANCELLED); }
   void OnDone() override {
     service_->RemoveViewer();
-    service_->metrics().RemoveViewer(viewer_id_);
     std::shared_ptr<ViewerCore> core = this->core();
     if (!core) {
       Destroy();
@@ -89,7 +84,9 @@ class ViewerStream : public Reactor, public ViewerOutput {
   StreamWriter<Reactor, Message> writer_;
 
  private:
+  // After the core's last round: nothing counts for this viewer any more.
   void Destroy() {
+    service_->metrics().RemoveViewer(viewer_id_);
     service_->StreamClosed();
     delete this;
   }
@@ -207,7 +204,12 @@ class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
     WriteNext();
   }
   void OnWriteDone(bool ok) override {
-    if (writer_.OnWriteDone(ok)) WriteNext();
+    if (!writer_.OnWriteDone(ok)) return;  // finishing
+    {
+      MutexLock lock(&mu_);
+      writing_ = false;
+    }
+    WriteNext();
   }
   void OnCancel() override { writer_.Finish(grpc::Status::CANCELLED); }
   void OnDone() override {
@@ -217,16 +219,19 @@ class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
   }
 
  private:
-  // Writes the latest state of the next pending scanout, if the writer is
-  // idle (one at a time, so the pending set is the only queue).
+  // Writes the latest state of the next pending scanout unless one is being
+  // written (one at a time, so the pending set is the only queue). The
+  // state is read and the write claimed under one lock: a change that lands
+  // after the read is pending again, and is written after this one.
   void WriteNext() {
     pb::Scanout scanout;
     {
       MutexLock lock(&mu_);
-      if (pending_.empty() || !writer_.Idle()) return;
+      if (pending_.empty() || writing_) return;
       uint32_t id = *pending_.begin();
       pending_.erase(pending_.begin());
       FillScanout(id, service_->store()->State(id), &scanout);
+      writing_ = true;
     }
     writer_.Write(std::move(scanout));
   }
@@ -235,6 +240,7 @@ class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
   StreamWriter<grpc::ServerWriteReactor<pb::Scanout>, pb::Scanout> writer_;
   Mutex mu_;
   std::set<uint32_t> pending_ VGPU_GUARDED_BY(mu_);
+  bool writing_ VGPU_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

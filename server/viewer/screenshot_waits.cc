@@ -14,6 +14,9 @@ struct ScreenshotWaits::Wait {
   absl::Time deadline;
   Done done;
   std::atomic<bool> ended{false};
+  // A stable wait that last saw no frame: the next change checks it again
+  // (its timer is only the deadline then).
+  std::atomic<bool> needs_frame{false};
 };
 
 bool ConditionMet(const WaitCondition& condition, const ScanoutState& state,
@@ -62,7 +65,7 @@ absl::StatusOr<std::shared_ptr<ScreenshotWaits::Wait>> ScreenshotWaits::Start(
           max_pending_, " screenshot waits are pending already (the limit)"));
     }
     pending_.push_back(wait);
-    if (condition.kind == WaitKind::kSequence) ++sequence_waits_;
+    ++count_;
   }
   Check(wait);  // it may be met already
   return wait;
@@ -78,21 +81,23 @@ size_t ScreenshotWaits::pending() const {
 }
 
 void ScreenshotWaits::OnChange(const Change& change) {
-  if (change.cursor_moved || sequence_waits_.load() == 0) return;
+  if (change.cursor_moved || count_.load() == 0) return;
   const ScanoutState state = store_->State(change.scanout_id);
   const absl::Time now = absl::Now();
-  std::vector<std::shared_ptr<Wait>> met;
+  std::vector<std::shared_ptr<Wait>> met, recheck;
   {
     MutexLock lock(&mu_);
     for (const std::shared_ptr<Wait>& wait : pending_) {
-      if (wait->scanout_id == change.scanout_id &&
-          wait->condition.kind == WaitKind::kSequence &&
-          ConditionMet(wait->condition, state, now)) {
-        met.push_back(wait);
+      if (wait->scanout_id != change.scanout_id) continue;
+      if (wait->condition.kind == WaitKind::kSequence) {
+        if (ConditionMet(wait->condition, state, now)) met.push_back(wait);
+      } else if (state.frame && wait->needs_frame.exchange(false)) {
+        recheck.push_back(wait);
       }
     }
   }
   for (const std::shared_ptr<Wait>& wait : met) End(wait, state);
+  for (const std::shared_ptr<Wait>& wait : recheck) Check(wait);
 }
 
 void ScreenshotWaits::End(const std::shared_ptr<Wait>& wait,
@@ -105,7 +110,7 @@ void ScreenshotWaits::End(const std::shared_ptr<Wait>& wait,
       *it = std::move(pending_.back());
       pending_.pop_back();
     }
-    if (wait->condition.kind == WaitKind::kSequence) --sequence_waits_;
+    --count_;
   }
   // The caller may be the device thread: encoding happens on a worker.
   pool_->Post([done = std::move(wait->done), result = std::move(result)] {
@@ -129,8 +134,17 @@ void ScreenshotWaits::Check(const std::shared_ptr<Wait>& wait) {
   // stable wait checks again when the last flush will be `quiet` old
   // (a later flush moves that moment: it is read again then).
   absl::Time next = wait->deadline;
-  if (wait->condition.kind == WaitKind::kStable && state.frame) {
-    next = std::min(next, state.last_flush + wait->condition.quiet);
+  if (wait->condition.kind == WaitKind::kStable) {
+    if (state.frame) {
+      next = std::min(next, state.last_flush + wait->condition.quiet);
+    } else {
+      wait->needs_frame = true;  // the first frame starts the quiet time
+      // A frame that came after the read above found no flag to clear.
+      if (store_->State(wait->scanout_id).frame &&
+          wait->needs_frame.exchange(false)) {
+        pool_->Post([this, wait] { Check(wait); });
+      }
+    }
   }
   pool_->PostAt(next, [this, wait] { Check(wait); });
 }

@@ -65,7 +65,8 @@ class ScreenshotWaits : public FrameListener {
   size_t pending() const;
   size_t max_pending() const { return max_pending_; }
 
-  // FrameListener (device thread): ends the sequence waits a flush meets.
+  // FrameListener (device thread): ends the sequence waits a flush meets,
+  // and has stable waits that were waiting for a first frame look again.
   void OnChange(const Change& change) override;
 
  private:
@@ -80,8 +81,8 @@ class ScreenshotWaits : public FrameListener {
   const size_t max_pending_;
   mutable Mutex mu_;
   std::vector<std::shared_ptr<Wait>> pending_ VGPU_GUARDED_BY(mu_);
-  // Sequence waits pending, read without mu_ on every flush.
-  std::atomic<size_t> sequence_waits_{0};
+  // Waits pending, read without mu_ on every change.
+  std::atomic<size_t> count_{0};
 };
 
 }  // namespace vgpu::server

@@ -173,3 +173,29 @@ TEST_F(ScreenshotWaitsTest, WaitsLeftAtShutdownEndUnavailable) {
 
 }  // namespace
 }  // namespace vgpu::server
+
+namespace vgpu::server {
+namespace {
+
+// A stable wait asked for before the scanout shows anything counts its
+// quiet time from the first frame, not from its deadline.
+TEST(ScreenshotWaitsNoFrameTest, AStableWaitStartsCountingAtTheFirstFrame) {
+  FrameStore store;
+  WorkerPool pool(1);
+  ScreenshotWaits waits(&store, &pool, 8);
+  Outcome outcome;
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(
+      waits
+          .Start(0,
+                 {.kind = WaitKind::kStable, .quiet = absl::Milliseconds(20)},
+                 start + absl::Seconds(60), outcome.Callback())
+          .ok());
+  store.OnScanoutMode({0, true, 64, 64}, Frame(1));
+  ASSERT_TRUE(outcome.ended.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(outcome.code, absl::StatusCode::kOk);
+  EXPECT_LT(outcome.at, start + absl::Seconds(30));  // long before 60 s
+}
+
+}  // namespace
+}  // namespace vgpu::server

@@ -12,11 +12,20 @@
 
 namespace vgpu::fuzz {
 
+// Only fatal lines: a fuzzer's inputs are errors by the million.
+inline void QuietLogs() {
+  static const bool quiet = [] {
+    SetMinLogSeverity(LogSeverity::kFatal);
+    return true;
+  }();
+  (void)quiet;
+}
+
 struct FuzzEnv {
   // `bytes` of RAM; with `split`, the second half sits at 4 GiB (QEMU's
   // high RAM layout, exercising mapping offsets and region crossings).
   FuzzEnv(uint64_t bytes, bool split) {
-    SetMinLogSeverity(LogSeverity::kFatal);
+    QuietLogs();
     auto created = virtio::MemoryMapping::CreateMemfd(bytes, "fuzz-ram");
     if (!created.ok()) std::abort();
     mapping = *created;

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "server/viewer/requests.h"
 #include "server/viewer/testing.h"
+#include "tests/fuzz/fuzz_env.h"
 
 namespace {
 
@@ -83,11 +84,7 @@ void RunViewer(const vgpu::server::ViewerSettings& settings) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static bool quiet = [] {
-    vgpu::SetMinLogSeverity(vgpu::LogSeverity::kFatal);
-    return true;
-  }();
-  (void)quiet;
+  vgpu::fuzz::QuietLogs();
   if (size < 1) return 0;
   const int kind = data[0] % 3;
   const void* body = data + 1;

@@ -25,6 +25,7 @@
 #include "device/gpu/gpu_device.h"
 #include "device/vhost_user/event_loop.h"
 #include "device/vhost_user/gpu_backend.h"
+#include "tests/fuzz/fuzz_env.h"
 
 namespace {
 
@@ -82,11 +83,7 @@ bool SendRecord(int socket, const uint8_t* bytes, size_t length,
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static bool quiet = [] {
-    vgpu::SetMinLogSeverity(vgpu::LogSeverity::kFatal);
-    return true;
-  }();
-  (void)quiet;
+  vgpu::fuzz::QuietLogs();
   vgpu::gpu::GpuDeviceOptions options;
   options.displays = {{320, 240, true}};
   options.max_host_memory = 8 << 20;

@@ -28,6 +28,31 @@ def generate_stubs(out_dir):
     sys.path.insert(0, out_dir)
 
 
+def start_daemon(cls, *flags):
+    """Starts vgpu-displayd with its demo guest (640x480, 60 fps, `flags`)
+    and connects `cls.stub` to it over a unix socket."""
+    cls.work = tempfile.mkdtemp(prefix="vgpu-py-")
+    generate_stubs(cls.work)
+    import grpc
+    from vgpu.display.v1 import display_pb2, display_pb2_grpc
+    cls.pb = display_pb2
+    cls.address = f"unix:{cls.work}/grpc.sock"
+    cls.daemon = subprocess.Popen(
+        [DAEMON, "--demo", "--demo_fps=60", "--width=640", "--height=480",
+         f"--grpc_listen={cls.address}", *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cls.channel = grpc.insecure_channel(
+        cls.address, options=[("grpc.max_receive_message_length", 64 << 20)])
+    grpc.channel_ready_future(cls.channel).result(timeout=10)
+    cls.stub = display_pb2_grpc.DisplayStub(cls.channel)
+
+
+def stop_daemon(cls):
+    cls.channel.close()
+    cls.daemon.terminate()
+    cls.daemon.wait(timeout=10)
+
+
 def png_size(data):
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     length, kind = struct.unpack(">I4s", data[8:16])
@@ -39,26 +64,11 @@ def png_size(data):
 class PythonClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = tempfile.mkdtemp(prefix="vgpu-py-")
-        generate_stubs(cls.work)
-        import grpc
-        from vgpu.display.v1 import display_pb2, display_pb2_grpc
-        cls.pb = display_pb2
-        cls.address = f"unix:{cls.work}/grpc.sock"
-        cls.daemon = subprocess.Popen(
-            [DAEMON, "--demo", "--demo_scene=console", "--demo_fps=60",
-             "--width=640", "--height=480", f"--grpc_listen={cls.address}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        cls.channel = grpc.insecure_channel(
-            cls.address, options=[("grpc.max_receive_message_length", 64 << 20)])
-        grpc.channel_ready_future(cls.channel).result(timeout=10)
-        cls.stub = display_pb2_grpc.DisplayStub(cls.channel)
+        start_daemon(cls, "--demo_scene=console")
 
     @classmethod
     def tearDownClass(cls):
-        cls.channel.close()
-        cls.daemon.terminate()
-        cls.daemon.wait(timeout=10)
+        stop_daemon(cls)
 
     def test_list_scanouts(self):
         deadline = time.time() + 10
@@ -121,27 +131,11 @@ class ResizingGuestTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.work = tempfile.mkdtemp(prefix="vgpu-py-resize-")
-        generate_stubs(cls.work)
-        import grpc
-        from vgpu.display.v1 import display_pb2, display_pb2_grpc
-        cls.pb = display_pb2
-        cls.address = f"unix:{cls.work}/grpc.sock"
-        cls.daemon = subprocess.Popen(
-            [DAEMON, "--demo", "--demo_scene=video", "--demo_fps=60",
-             "--demo_mode_every=4", "--width=640", "--height=480",
-             f"--grpc_listen={cls.address}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        cls.channel = grpc.insecure_channel(
-            cls.address, options=[("grpc.max_receive_message_length", 64 << 20)])
-        grpc.channel_ready_future(cls.channel).result(timeout=10)
-        cls.stub = display_pb2_grpc.DisplayStub(cls.channel)
+        start_daemon(cls, "--demo_scene=video", "--demo_mode_every=4")
 
     @classmethod
     def tearDownClass(cls):
-        cls.channel.close()
-        cls.daemon.terminate()
-        cls.daemon.wait(timeout=10)
+        stop_daemon(cls)
 
     def test_every_update_lies_inside_the_last_mode(self):
         stream = self.stub.WatchFrames(self.pb.WatchFramesRequest(
