@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=$(git ls-files '*.cc' '*.h' 2>/dev/null || find common device server clients tests -name '*.cc' -o -name '*.h')
 if ! clang-format --dry-run --Werror $files 2> /tmp/vgpu-format.$$; then
-  grep -o '^[^:]*\.\(cc\|h\)' /tmp/vgpu-format.$$ | sort -u | sed 's/^/not formatted: /'
+  grep -o '^[^: ]*\.\(cc\|h\):[0-9]*:[0-9]*: error' /tmp/vgpu-format.$$ | cut -d: -f1 | sort -u | sed 's/^/not formatted: /'
   rm -f /tmp/vgpu-format.$$
   echo "format check FAILED: run clang-format -i on the files above"
   exit 1
