@@ -12,15 +12,6 @@ std::atomic<uint64_t> next_tile_version{1};
 // Up to 64 MiB of free tiles stay pooled.
 constexpr size_t kMaxPooledTiles = (64u << 20) / kTileBytes;
 
-// A pointer held only here may be written in place. Other threads only ever
-// drop references (never add), so a count of 1 seen on the device thread is
-// stable; the fence orders their last reads before our writes.
-bool Exclusive(const std::shared_ptr<TileRow>& p) {
-  if (p.use_count() != 1) return false;
-  std::atomic_thread_fence(std::memory_order_acquire);
-  return true;
-}
-
 }  // namespace
 
 TilePool& TilePool::Default() {
@@ -98,7 +89,7 @@ TileGrid::TileGrid(uint32_t width, uint32_t height)
   uint32_t row_count = (height + kTileSize - 1) / kTileSize;
   rows_.reserve(row_count);
   for (uint32_t r = 0; r < row_count; ++r) {
-    auto row = std::make_shared<TileRow>();
+    RowRef row(new TileRow);
     row->tiles.resize(columns_);
     rows_.push_back(std::move(row));
   }
@@ -141,9 +132,12 @@ uint64_t CopyRegionExcept(uint8_t* to, const uint8_t* from,
 
 uint8_t* TileGrid::MutableTile(uint32_t column, uint32_t row,
                                const PixelRect& covered, GridStats* stats) {
-  std::shared_ptr<TileRow>& row_ptr = rows_[row];
-  if (!Exclusive(row_ptr)) {
-    row_ptr = std::make_shared<TileRow>(*row_ptr);
+  // A row held only here may be written in place (RowRef::Exclusive).
+  RowRef& row_ptr = rows_[row];
+  if (!row_ptr.Exclusive()) {
+    auto* copy = new TileRow;
+    copy->tiles = row_ptr->tiles;
+    row_ptr = RowRef(copy);
     ++stats->rows_cloned;
   }
   TileRef& tile = row_ptr->tiles[column];
@@ -213,14 +207,11 @@ void TileGrid::WritePixels(const PixelRect& rect, const uint8_t* pixels,
   }
 }
 
-std::vector<std::shared_ptr<const TileRow>> TileGrid::Snapshot() const {
-  return {rows_.begin(), rows_.end()};
-}
+std::vector<RowRef> TileGrid::Snapshot() const { return rows_; }
 
 Frame::Frame(uint32_t width, uint32_t height, uint32_t origin_x,
-             uint32_t origin_y,
-             std::vector<std::shared_ptr<const TileRow>> rows,
-             uint32_t grid_columns, uint64_t sequence)
+             uint32_t origin_y, std::vector<RowRef> rows, uint32_t grid_columns,
+             uint64_t sequence)
     : width_(width),
       height_(height),
       origin_x_(origin_x),

@@ -105,8 +105,47 @@ class TilePool {
   std::vector<Tile*> free_;
 };
 
+// One row of tiles, shared between a grid and the frames published from it.
 struct TileRow {
   std::vector<TileRef> tiles;
+  // References held by RowRefs; the last one deletes the row.
+  std::atomic<uint32_t> refs{0};
+};
+
+// A counted reference to a TileRow, as TileRef is to a Tile. Frames on
+// other threads only ever drop theirs (a release); the device thread writes
+// a row in place only when Exclusive() (an acquire), so every reader's last
+// read happens before the write, in a way ThreadSanitizer can see too.
+class RowRef {
+ public:
+  RowRef() = default;
+  // Takes a row no RowRef holds yet.
+  explicit RowRef(TileRow* row) : row_(row) {
+    if (row_) row_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  RowRef(const RowRef& other) : RowRef(other.row_) {}
+  RowRef(RowRef&& other) noexcept : row_(other.row_) { other.row_ = nullptr; }
+  RowRef& operator=(RowRef other) noexcept {
+    std::swap(row_, other.row_);
+    return *this;
+  }
+  ~RowRef() { Reset(); }
+
+  TileRow* operator->() const { return row_; }
+  TileRow& operator*() const { return *row_; }
+  bool Exclusive() const {
+    return row_->refs.load(std::memory_order_acquire) == 1;
+  }
+  void Reset() {
+    if (row_ != nullptr &&
+        row_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      delete row_;
+    }
+    row_ = nullptr;
+  }
+
+ private:
+  TileRow* row_ = nullptr;
 };
 
 struct GridStats {
@@ -142,13 +181,13 @@ class TileGrid {
                    GridStats* stats);
 
   // Shares the current rows with a new immutable snapshot.
-  std::vector<std::shared_ptr<const TileRow>> Snapshot() const;
+  std::vector<RowRef> Snapshot() const;
 
  private:
   uint32_t width_ = 0;
   uint32_t height_ = 0;
   uint32_t columns_ = 0;
-  std::vector<std::shared_ptr<TileRow>> rows_;
+  std::vector<RowRef> rows_;
   // Per tile slot, the version before the current one and the part of the
   // tile where they differ. When a published frame pins the current tile,
   // the previous one (once viewers have let go of it) is brought up to date
@@ -167,8 +206,7 @@ class TileGrid {
 class Frame {
  public:
   Frame(uint32_t width, uint32_t height, uint32_t origin_x, uint32_t origin_y,
-        std::vector<std::shared_ptr<const TileRow>> rows, uint32_t grid_columns,
-        uint64_t sequence);
+        std::vector<RowRef> rows, uint32_t grid_columns, uint64_t sequence);
 
   uint32_t width() const { return width_; }
   uint32_t height() const { return height_; }
@@ -190,7 +228,7 @@ class Frame {
 
  private:
   uint32_t width_, height_, origin_x_, origin_y_;
-  std::vector<std::shared_ptr<const TileRow>> rows_;
+  std::vector<RowRef> rows_;
   uint32_t grid_columns_;
   uint64_t sequence_;
 };
