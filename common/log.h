@@ -66,6 +66,9 @@ struct Voidify {
 #define VGPU_LOG_SEVERITY_ERROR ::vgpu::LogSeverity::kError
 #define VGPU_LOG_SEVERITY_FATAL ::vgpu::LogSeverity::kFatal
 
+// The stream macros expand to a conditional expression that the caller's
+// `<< ...` continues: their replacement cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define VGPU_LOG(severity)                                                 \
   (VGPU_LOG_SEVERITY_##severity < ::vgpu::MinLogSeverity())                \
       ? (void)0                                                            \
@@ -91,6 +94,7 @@ struct Voidify {
                             .stream()                                    \
                         << "Check failed: " #condition " "
 
+// NOLINTEND(bugprone-macro-parentheses)
 #ifdef NDEBUG
 #define VGPU_DCHECK(condition) \
   while (false) VGPU_CHECK(condition)

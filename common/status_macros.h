@@ -21,7 +21,10 @@
   VGPU_ASSIGN_OR_RETURN_IMPL(VGPU_STATUS_CONCAT(vgpu_statusor_, __LINE__), \
                              lhs, expr)
 
+// `lhs` is a declaration or an lvalue: it cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define VGPU_ASSIGN_OR_RETURN_IMPL(statusor, lhs, expr)    \
   auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)

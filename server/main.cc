@@ -22,6 +22,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -339,8 +340,8 @@ int Run() {
     int port = 0;
     // Plain unix sockets are accepted by our own listener (large send
     // buffers); TCP and TLS go through gRPC's.
-    const bool own_unix_listener =
-        listen.rfind("unix:", 0) == 0 && absl::GetFlag(FLAGS_tls_cert).empty();
+    const bool own_unix_listener = absl::StartsWith(listen, "unix:") &&
+                                   absl::GetFlag(FLAGS_tls_cert).empty();
     if (!own_unix_listener)
       builder.AddListeningPort(listen, *credentials, &port);
     builder.RegisterService(&display_service);
@@ -356,7 +357,7 @@ int Run() {
       unix_listener = *std::move(listener);
     }
     std::string where =
-        listen.rfind("unix:", 0) == 0
+        absl::StartsWith(listen, "unix:")
             ? listen
             : listen.substr(0, listen.rfind(':') + 1) + std::to_string(port);
     VGPU_LOG(INFO) << "gRPC display service on " << where

@@ -20,7 +20,7 @@ absl::Status WritePpm(const gpu::Frame& frame, const std::string& path) {
   bool ok = true;
   for (uint32_t y = 0; y < height && ok; ++y) {
     frame.ReadPixels(gpu::PixelRect{0, y, width, 1}, bgrx.data(), bgrx.size());
-    for (uint32_t x = 0; x < width; ++x) {
+    for (size_t x = 0; x < width; ++x) {
       rgb[x * 3] = bgrx[x * 4 + 2];
       rgb[x * 3 + 1] = bgrx[x * 4 + 1];
       rgb[x * 3 + 2] = bgrx[x * 4];

@@ -104,10 +104,11 @@ int Run() {
       "scene=%s size=%ux%u frames=%llu seconds=%.3f fps=%.1f damage_mpix=%.1f "
       "display_updates=%llu display_mib=%.1f\n",
       options.scene.c_str(), options.width, options.height,
-      static_cast<unsigned long long>(presented), seconds, presented / seconds,
-      (*demo)->damage_pixels() / 1e6,
+      static_cast<unsigned long long>(presented), seconds,
+      static_cast<double>(presented) / seconds,
+      static_cast<double>((*demo)->damage_pixels()) / 1e6,
       static_cast<unsigned long long>(display.updates.load()),
-      display.update_bytes.load() / 1048576.0);
+      static_cast<double>(display.update_bytes.load()) / 1048576.0);
   std::fflush(stdout);
   absl::SleepFor(absl::GetFlag(FLAGS_linger));
   return 0;

@@ -129,7 +129,7 @@ absl::Status ScenePlayer::Tick(uint64_t index) {
         return absl::InternalError("cursor resource could not be created");
       }
       uint64_t gpa = 0;
-      guest_->AttachNewBacking(kCursorId, 64 * 64 * 4, &gpa);
+      guest_->AttachNewBacking(kCursorId, uint64_t{64} * 64 * 4, &gpa);
       std::vector<uint32_t> arrow = CursorArrow();
       VGPU_RETURN_IF_ERROR(guest_->WriteGuest(
           gpa,

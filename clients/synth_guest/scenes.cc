@@ -25,8 +25,8 @@ bool GlyphBit(uint32_t ch, uint32_t gx, uint32_t gy) {
 void DrawCell(uint32_t* pixels, uint32_t width, uint32_t cx, uint32_t cy,
               uint32_t ch) {
   for (uint32_t gy = 0; gy < kCellHeight; ++gy) {
-    uint32_t* row =
-        pixels + size_t{cy * kCellHeight + gy} * width + cx * kCellWidth;
+    uint32_t* row = pixels + size_t{cy * kCellHeight + gy} * width +
+                    size_t{cx} * kCellWidth;
     for (uint32_t gx = 0; gx < kCellWidth; ++gx) {
       row[gx] = GlyphBit(ch, gx, gy) ? kForeground : kBackground;
     }
@@ -34,7 +34,7 @@ void DrawCell(uint32_t* pixels, uint32_t width, uint32_t cx, uint32_t cy,
 }
 
 uint32_t TextAt(uint64_t n) {
-  static const char kText[] =
+  static constexpr char kText[] =
       "vgpu-display demo guest: the quick brown fox jumps over the lazy dog "
       "0123456789 ";
   return static_cast<uint8_t>(kText[n % (sizeof(kText) - 1)]);
@@ -129,9 +129,9 @@ class CursorScene : public Scene {
   void Render(uint64_t index, uint32_t* pixels,
               std::vector<Damage>* damage) override {
     if (index != 0) return;
-    static const uint32_t kBars[8] = {0xFFFFFFFF, 0xFFFFFF00, 0xFF00FFFF,
-                                      0xFF00FF00, 0xFFFF00FF, 0xFFFF0000,
-                                      0xFF0000FF, 0xFF000000};
+    static constexpr uint32_t kBars[8] = {0xFFFFFFFF, 0xFFFFFF00, 0xFF00FFFF,
+                                          0xFF00FF00, 0xFFFF00FF, 0xFFFF0000,
+                                          0xFF0000FF, 0xFF000000};
     for (uint32_t y = 0; y < height_; ++y)
       for (uint32_t x = 0; x < width_; ++x)
         pixels[size_t{y} * width_ + x] = kBars[x * 8 / width_];
@@ -173,7 +173,7 @@ absl::StatusOr<std::unique_ptr<Scene>> MakeScene(const std::string& name,
 }
 
 std::vector<uint32_t> CursorArrow() {
-  std::vector<uint32_t> image(64 * 64, 0);
+  std::vector<uint32_t> image(size_t{64} * 64, 0);
   for (uint32_t y = 0; y < 24; ++y)
     for (uint32_t x = 0; x <= y / 2 + 1 && x < 16; ++x) {
       bool edge = x == 0 || x == y / 2 + 1 || y == 23;

@@ -57,19 +57,21 @@ class Stats {
       ++total_updates_;
       if (event.update().refresh()) ++refreshes_;
       int64_t flush = event.update().flush_time_unix_ns();
-      if (flush > 0) latencies_ms_.push_back((received_ns - flush) / 1e6);
+      if (flush > 0)
+        latencies_ms_.push_back(static_cast<double>(received_ns - flush) / 1e6);
     }
   }
   void Report(double seconds) {
     std::sort(latencies_ms_.begin(), latencies_ms_.end());
     auto percentile = [this](double p) {
-      return latencies_ms_.empty() ? 0.0
-                                   : latencies_ms_[static_cast<size_t>(
-                                         p * (latencies_ms_.size() - 1))];
+      return latencies_ms_.empty()
+                 ? 0.0
+                 : latencies_ms_[static_cast<size_t>(
+                       p * static_cast<double>(latencies_ms_.size() - 1))];
     };
     std::printf("%6.1f fps  latency p50 %6.2f ms p99 %6.2f ms  %8.2f MB/s\n",
-                updates_ / seconds, percentile(0.5), percentile(0.99),
-                bytes_ / seconds / 1e6);
+                static_cast<double>(updates_) / seconds, percentile(0.5),
+                percentile(0.99), static_cast<double>(bytes_) / seconds / 1e6);
     std::fflush(stdout);
     updates_ = 0;
     bytes_ = 0;
@@ -129,7 +131,7 @@ int Replay(const std::string& path) {
     }
     if (first < 0) first = second_start = received;
     if (received - second_start >= 1000000000) {
-      stats.Report((received - second_start) / 1e9);
+      stats.Report(static_cast<double>(received - second_start) / 1e9);
       second_start = received;
     }
     stats.Event(event, received);

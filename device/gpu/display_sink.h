@@ -24,7 +24,7 @@ struct CursorImage {
   uint32_t hot_x = 0;  // hotspot, pixels from the image's top-left
   uint32_t hot_y = 0;
   // 64x64 pixels, B,G,R,A bytes, rows 256 bytes apart.
-  std::array<uint8_t, kCursorSize * kCursorSize * 4> pixels{};
+  std::array<uint8_t, size_t{kCursorSize} * kCursorSize * 4> pixels{};
 };
 
 struct CursorUpdate {

@@ -15,7 +15,8 @@ void WriteDescriptorText(uint8_t* d, uint8_t tag, const char* text) {
   std::memset(d, 0, 18);
   d[3] = tag;
   size_t n = std::min<size_t>(std::strlen(text), 13);
-  std::memcpy(d + 5, text, n);
+  // EDID text ends with 0x0A (written below), not NUL.
+  std::memcpy(d + 5, text, n);  // NOLINT(bugprone-not-null-terminated-result)
   if (n < 13) {
     d[5 + n] = 0x0A;
     for (size_t i = n + 1; i < 13; ++i) d[5 + i] = 0x20;

@@ -274,9 +274,12 @@ absl::Status GpuDevice::Dispatch(const wire::CtrlHdr& hdr,
     return InvalidParameter(
         absl::StrCat(CommandName(hdr.type), " is shorter than its struct"));
   };
+// `Type` names a wire struct and `var` a new variable: no parentheses.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define VGPU_BODY(Type, var)                                         \
   std::optional<wire::Type> var = ReadBody<wire::Type>(hdr, reader); \
   if (!var) return too_short()
+  // NOLINTEND(bugprone-macro-parentheses)
 
   switch (hdr.type) {
     case wire::kCmdGetDisplayInfo:
@@ -856,7 +859,8 @@ void GpuDevice::HandleCursor(absl::Span<const absl::Span<uint8_t>> readable) {
           Frame view(kCursorSize, kCursorSize, 0, 0, resource.grid.Snapshot(),
                      resource.grid.columns(), 0);
           view.ReadPixels(PixelRect{0, 0, kCursorSize, kCursorSize},
-                          image->pixels.data(), kCursorSize * kBytesPerPixel);
+                          image->pixels.data(),
+                          size_t{kCursorSize} * kBytesPerPixel);
           ok = true;
         }
       } else if (resource.blob && resource.backing &&

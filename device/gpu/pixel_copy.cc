@@ -167,7 +167,7 @@ uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest,
             kBytesPerPixel;
         uint8_t* dst = tiles[column - first_column] +
                        size_t{y0 - row_top} * kTileStride +
-                       (x0 - col_left) * kBytesPerPixel;
+                       size_t{x0 - col_left} * kBytesPerPixel;
         const size_t src_x = size_t{x0 - dest.x} * kBytesPerPixel;
         if (bytes == kTileStride && streaming) {
           for (uint32_t y = y0; y < y1; ++y, dst += kTileStride) {
@@ -206,7 +206,7 @@ uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest,
             row_offset + uint64_t{x0 - dest.x} * kBytesPerPixel;
         const uint32_t bytes = (x1 - x0) * kBytesPerPixel;
         uint8_t* dst = tiles[column - first_column] + in_tile_row +
-                       (x0 - col_left) * kBytesPerPixel;
+                       size_t{x0 - col_left} * kBytesPerPixel;
         if (identity) {
           copied += source.backing->ForEachPiece(
               src, bytes, [&dst](const uint8_t* p, uint64_t n) {

@@ -66,7 +66,7 @@ absl::StatusOr<std::unique_ptr<DriverQueue>> DriverQueue::Create(
 
 void DriverQueue::WriteDesc(absl::Span<uint8_t> table, uint16_t index,
                             const VringDesc& desc) {
-  std::memcpy(table.data() + 16u * index, &desc, sizeof(desc));
+  std::memcpy(table.data() + size_t{16} * index, &desc, sizeof(desc));
 }
 
 absl::StatusOr<uint16_t> DriverQueue::Add(
@@ -125,7 +125,7 @@ absl::StatusOr<uint16_t> DriverQueue::Add(
     chain_length_[head] = static_cast<uint16_t>(total);
     chain_table_[head] = -1;
   }
-  uint8_t* slot = avail_.data() + 4 + 2u * (avail_idx_ % size_);
+  uint8_t* slot = avail_.data() + 4 + size_t{2} * (avail_idx_ % size_);
   __atomic_store_n(reinterpret_cast<uint16_t*>(slot), head, __ATOMIC_RELAXED);
   PublishAvailIndex(static_cast<uint16_t>(avail_idx_ + 1));
   return head;
@@ -146,7 +146,7 @@ std::optional<UsedEntry> DriverQueue::PopUsed() {
   uint16_t used_idx = __atomic_load_n(
       reinterpret_cast<const uint16_t*>(used_.data() + 2), __ATOMIC_ACQUIRE);
   if (used_idx == last_used_) return std::nullopt;
-  const uint8_t* elem = used_.data() + 4 + 8u * (last_used_ % size_);
+  const uint8_t* elem = used_.data() + 4 + size_t{8} * (last_used_ % size_);
   VringUsedElem used;
   std::memcpy(&used, elem, sizeof(used));
   ++last_used_;
@@ -157,7 +157,7 @@ std::optional<UsedEntry> DriverQueue::PopUsed() {
     for (uint16_t i = 0; i < chain_length_[head]; ++i) {
       free_list_.push_back(index);
       VringDesc desc;
-      std::memcpy(&desc, desc_.data() + 16u * index, sizeof(desc));
+      std::memcpy(&desc, desc_.data() + size_t{16} * index, sizeof(desc));
       index = desc.next;
     }
     num_free_ = static_cast<uint16_t>(num_free_ + chain_length_[head]);
@@ -176,7 +176,7 @@ bool DriverQueue::NeedsKick() {
   if (old_avail == avail_idx_) return false;
   if (event_idx_) {
     uint16_t avail_event = __atomic_load_n(
-        reinterpret_cast<const uint16_t*>(used_.data() + 4 + 8u * size_),
+        reinterpret_cast<const uint16_t*>(used_.data() + 4 + size_t{8} * size_),
         __ATOMIC_RELAXED);
     return static_cast<uint16_t>(avail_idx_ - avail_event - 1) <
            static_cast<uint16_t>(avail_idx_ - old_avail);
@@ -189,8 +189,8 @@ bool DriverQueue::NeedsKick() {
 void DriverQueue::RequestInterrupt() {
   if (event_idx_) {
     __atomic_store_n(
-        reinterpret_cast<uint16_t*>(avail_.data() + 4 + 2u * size_), last_used_,
-        __ATOMIC_RELAXED);
+        reinterpret_cast<uint16_t*>(avail_.data() + 4 + size_t{2} * size_),
+        last_used_, __ATOMIC_RELAXED);
   }
 }
 

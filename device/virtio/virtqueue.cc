@@ -101,7 +101,7 @@ absl::StatusOr<std::optional<DescriptorChain>> SplitVirtqueue::Pop(
                                             pending, " ahead of ", last_avail_,
                                             " in a queue of ", size_));
   }
-  uint16_t head = LoadRelaxed16(avail_ + 4 + 2u * (last_avail_ % size_));
+  uint16_t head = LoadRelaxed16(avail_ + 4 + size_t{2} * (last_avail_ % size_));
   if (head >= size_) {
     return absl::DataLossError(
         absl::StrCat("avail ring head ", head, " out of range"));
@@ -186,7 +186,7 @@ absl::Status SplitVirtqueue::WalkTable(const GuestMemory& memory,
 }
 
 void SplitVirtqueue::PushUsed(uint16_t head, uint32_t written) {
-  uint8_t* elem = used_ + 4 + 8u * (used_idx_ % size_);
+  uint8_t* elem = used_ + 4 + size_t{8} * (used_idx_ % size_);
   StoreRelaxed32(elem, head);
   StoreRelaxed32(elem + 4, written);
   ++used_idx_;
@@ -201,7 +201,7 @@ bool SplitVirtqueue::ShouldNotify() {
   signalled_used_ = new_used;
   if (old_used == new_used) return false;
   if (event_idx_) {
-    uint16_t used_event = LoadRelaxed16(avail_ + 4 + 2u * size_);
+    uint16_t used_event = LoadRelaxed16(avail_ + 4 + size_t{2} * size_);
     return static_cast<uint16_t>(new_used - used_event - 1) <
            static_cast<uint16_t>(new_used - old_used);
   }
@@ -210,7 +210,7 @@ bool SplitVirtqueue::ShouldNotify() {
 
 bool SplitVirtqueue::EnableNotifications() {
   if (event_idx_) {
-    StoreRelaxed16(used_ + 4 + 8u * size_, last_avail_);
+    StoreRelaxed16(used_ + 4 + size_t{8} * size_, last_avail_);
   } else {
     StoreRelaxed16(used_, static_cast<uint16_t>(LoadRelaxed16(used_) &
                                                 ~kUsedFlagNoNotify));

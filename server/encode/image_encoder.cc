@@ -47,7 +47,7 @@ absl::StatusOr<std::string> EncodePng(const uint8_t* bgrx, uint32_t width,
   png_write_info(png, info);
   for (uint32_t y = 0; y < height; ++y) {
     const uint8_t* src = bgrx + size_t{y} * width * 4;
-    for (uint32_t x = 0; x < width; ++x) {
+    for (size_t x = 0; x < width; ++x) {
       row[x * 3] = src[x * 4 + 2];
       row[x * 3 + 1] = src[x * 4 + 1];
       row[x * 3 + 2] = src[x * 4];

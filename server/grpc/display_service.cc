@@ -25,7 +25,7 @@ class ScreenshotCall final : public grpc::ServerUnaryReactor {
  public:
   ScreenshotCall(const pb::GetScreenshotRequest* request,
                  pb::Screenshot* response, ScreenshotPlan plan)
-      : request_(request), response_(response), plan_(std::move(plan)) {}
+      : request_(request), response_(response), plan_(plan) {}
 
   const ScreenshotPlan& plan() const { return plan_; }
 
@@ -33,7 +33,7 @@ class ScreenshotCall final : public grpc::ServerUnaryReactor {
   // may complete before this (even before the handler returns): gRPC runs
   // no reaction, OnDone included, until the handler has returned it.
   void SetWait(ScreenshotWaits* waits,
-               std::shared_ptr<ScreenshotWaits::Wait> wait) {
+               const std::shared_ptr<ScreenshotWaits::Wait>& wait) {
     bool cancelled;
     {
       MutexLock lock(&mu_);
@@ -236,7 +236,7 @@ grpc::ServerUnaryReactor* DisplayService::RequestLayout(
   layout_(request->scanout_id(),
           gpu::DisplayConfig{request->width(), request->height(),
                              request->enabled()},
-          [reactor, response](absl::Status status, bool guest_notified) {
+          [reactor, response](const absl::Status& status, bool guest_notified) {
             response->set_guest_notified(guest_notified);
             reactor->Finish(ToGrpc(status));
           });

@@ -66,8 +66,8 @@ class ViewerStream : public Reactor, public ViewerOutput {
  protected:
   // Makes and starts the core (once).
   void StartCore(ViewerSettings settings) {
-    std::shared_ptr<ViewerCore> core = ViewerCore::Create(
-        service_->ContextFor(viewer_id_), std::move(settings), this);
+    std::shared_ptr<ViewerCore> core =
+        ViewerCore::Create(service_->ContextFor(viewer_id_), settings, this);
     {
       MutexLock lock(&core_mu_);
       core_ = core;
@@ -101,7 +101,7 @@ class FrameWatcher final
  public:
   FrameWatcher(DisplayService* service, ViewerSettings settings)
       : ViewerStream(service) {
-    StartCore(std::move(settings));
+    StartCore(settings);
   }
 
   void Send(pb::StreamFramesResponse message) override {
@@ -172,7 +172,7 @@ class FrameStreamer final
                 service_->store()->State(subscribe.scanout_id()),
                 started.mutable_started()->mutable_scanout());
     writer_.Write(std::move(started));  // before anything the core sends
-    StartCore(*std::move(settings));
+    StartCore(*settings);
     return absl::OkStatus();
   }
 
@@ -247,7 +247,7 @@ class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
 
 grpc::ServerWriteReactor<pb::FrameEvent>* NewFrameWatcher(
     DisplayService* service, ViewerSettings settings) {
-  return new FrameWatcher(service, std::move(settings));
+  return new FrameWatcher(service, settings);
 }
 
 grpc::ServerBidiReactor<pb::StreamFramesRequest, pb::StreamFramesResponse>*

@@ -113,9 +113,10 @@ void ScreenshotWaits::End(const std::shared_ptr<Wait>& wait,
     --count_;
   }
   // The caller may be the device thread: encoding happens on a worker.
-  pool_->Post([done = std::move(wait->done), result = std::move(result)] {
-    done(std::move(result));
-  });
+  pool_->Post(
+      [done = std::move(wait->done), result = std::move(result)]() mutable {
+        done(std::move(result));
+      });
 }
 
 void ScreenshotWaits::Check(const std::shared_ptr<Wait>& wait) {

@@ -95,13 +95,12 @@ class BandMaker {
 std::shared_ptr<ViewerCore> ViewerCore::Create(ViewerContext context,
                                                ViewerSettings settings,
                                                ViewerOutput* output) {
-  return std::shared_ptr<ViewerCore>(
-      new ViewerCore(context, std::move(settings), output));
+  return std::shared_ptr<ViewerCore>(new ViewerCore(context, settings, output));
 }
 
 ViewerCore::ViewerCore(ViewerContext context, ViewerSettings settings,
                        ViewerOutput* output)
-    : context_(context), settings_(std::move(settings)), output_(output) {}
+    : context_(context), settings_(settings), output_(output) {}
 
 ViewerCore::~ViewerCore() {
   bool listening;
