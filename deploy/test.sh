@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): installs dependencies, checks formatting,
 # builds the release, ASan+UBSan and TSan configurations and runs every test
-# in each, boots a real Linux guest under real QEMU against vgpu-displayd
+# in each, runs clang-tidy, boots a real Linux guest under real QEMU against vgpu-displayd
 # (tests/e2e) and soaks it briefly (reboots and a killed QEMU with viewers
 # attached), then builds the libFuzzer targets and runs each for a bounded
 # time.
@@ -26,6 +26,9 @@ REBOOTS="${SOAK_REBOOTS:-1}" KILLS="${SOAK_KILLS:-1}" tests/e2e/soak.sh build/re
 
 echo "== asan+ubsan build and tests"
 cmake --workflow --preset asan
+
+echo "== clang-tidy (the asan build's compile database)"
+tests/tidy.sh build/asan
 
 echo "== tsan build and tests"
 cmake --workflow --preset tsan
