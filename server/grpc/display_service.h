@@ -84,7 +84,6 @@ class DisplayService final
   EncodeCache& cache() { return cache_; }
   ServiceMetrics& metrics() { return metrics_; }
   uint64_t NextViewerId() { return next_viewer_id_.fetch_add(1) + 1; }
-  WorkerPool* pool() const { return pool_; }
   const DisplayServiceOptions& options() const { return options_; }
   size_t pending_screenshot_waits() const { return waits_.pending(); }
   // What a viewer core of this service works with.
