@@ -1,5 +1,22 @@
 # Shared by the real-guest scripts (run.sh, soak.sh): sourced after
-# `build`, `cache`, `run` (a scratch folder) and `tool` are set.
+# `build`, `cache`, `here`, `width` and `height` are set; prepare_guest sets
+# `tool`, `run` (a scratch folder) and `pids` (killed at exit).
+
+# Fetches QEMU and the guest (cached), builds the initramfs, makes the
+# scratch folder $1-XXXXXX under /tmp.
+prepare_guest() {
+  "$here/fetch.sh" "$cache"
+  tool="$build/tests/e2e/e2e_tool"
+  "$here/build_initramfs.sh" "$cache" "$tool" "$width" "$height" "$cache/initrd.gz"
+  run="$(mktemp -d "/tmp/$1-XXXXXX")"
+  pids=()
+  trap cleanup EXIT
+}
+cleanup() {
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$run"
+}
 
 fail() {
   echo "E2E FAIL: $*"

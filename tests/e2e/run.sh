@@ -12,19 +12,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 width=1280 height=800
 started=$SECONDS
 
-"$here/fetch.sh" "$cache"
-tool="$build/tests/e2e/e2e_tool"
-"$here/build_initramfs.sh" "$cache" "$tool" "$width" "$height" "$cache/initrd.gz"
-
-run="$(mktemp -d /tmp/vgpu-e2e-XXXXXX)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$run"
-}
-trap cleanup EXIT
 source "$here/lib.sh"
+prepare_guest vgpu-e2e
 
 start_daemon --width=$width --height=$height --mirror_to_qemu
 

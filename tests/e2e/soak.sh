@@ -14,19 +14,8 @@ reboots="${REBOOTS:-5}" kills="${KILLS:-3}"
 width=1280 height=800
 started=$SECONDS
 
-"$here/fetch.sh" "$cache"
-tool="$build/tests/e2e/e2e_tool"
-"$here/build_initramfs.sh" "$cache" "$tool" "$width" "$height" "$cache/initrd.gz"
-
-run="$(mktemp -d /tmp/vgpu-soak-XXXXXX)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$run"
-}
-trap cleanup EXIT
 source "$here/lib.sh"
+prepare_guest vgpu-soak
 
 # RSS in KiB, threads and open fds of the daemon.
 sample() {

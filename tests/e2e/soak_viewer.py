@@ -13,7 +13,8 @@ import tempfile
 import threading
 
 address, proto_dir, out = sys.argv[1:4]
-stubs = tempfile.mkdtemp(prefix="vgpu-soak-pb-")
+# Next to OUT (the soak's scratch folder, removed with it).
+stubs = tempfile.mkdtemp(prefix="pb-", dir=os.path.dirname(os.path.abspath(out)))
 from grpc_tools import protoc  # noqa: E402
 if protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={stubs}", f"--grpc_python_out={stubs}",
                 os.path.join(proto_dir, "vgpu/display/v1/display.proto")]) != 0:
