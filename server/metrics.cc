@@ -27,6 +27,10 @@ ServiceMetrics::ServiceMetrics()
                           .Name("vgpu_viewer_updates_total")
                           .Help("Updates sent to each viewer (rate() = fps).")
                           .Register(*registry_)),
+      viewers_by_stream_(prometheus::BuildGauge()
+                             .Name("vgpu_viewers")
+                             .Help("Viewer streams connected now, by RPC.")
+                             .Register(*registry_)),
       encode_seconds_(prometheus::BuildHistogram()
                           .Name("vgpu_encode_seconds")
                           .Help("Time to encode one update.")
@@ -44,6 +48,14 @@ void ServiceMetrics::CountUpdate(std::string_view encoding, uint64_t bytes) {
       {"encoding", std::string(encoding)}};
   updates_.Add(labels).Increment();
   bytes_.Add(labels).Increment(static_cast<double>(bytes));
+}
+
+void ServiceMetrics::ViewerConnected(const std::string& stream) {
+  viewers_by_stream_.Add({{"stream", stream}}).Increment();
+}
+
+void ServiceMetrics::ViewerLeft(const std::string& stream) {
+  viewers_by_stream_.Add({{"stream", stream}}).Decrement();
 }
 
 void ServiceMetrics::CountViewerUpdate(uint64_t viewer, uint32_t scanout) {

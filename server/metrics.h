@@ -5,14 +5,16 @@
 // vgpu_sent_bytes_total by `encoding` (png, jpeg, raw, raw_rgbx, zstd),
 // vgpu_encode_seconds and vgpu_flush_to_send_seconds (histograms, seconds),
 // vgpu_viewer_updates_total by `viewer` and `scanout` (rate() is a viewer's
-// fps; the series goes with its viewer). Figures owned by other threads
-// (the device's counters, the encode cache) are read at scrape time through
-// a ScrapeCollector.
+// fps; the series goes with its viewer), vgpu_viewers by `stream`
+// (WatchFrames, StreamFrames, WatchScanouts: streams connected now). Figures
+// owned by other threads (the device's counters, the encode cache) are read at
+// scrape time through a ScrapeCollector.
 #pragma once
 
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -37,6 +39,9 @@ class ServiceMetrics {
   void CountUpdate(std::string_view encoding, uint64_t bytes);
   void CountViewerUpdate(uint64_t viewer, uint32_t scanout);
   void RemoveViewer(uint64_t viewer);
+  // The vgpu_viewers gauge, by `stream` (the RPC's name).
+  void ViewerConnected(const std::string& stream);
+  void ViewerLeft(const std::string& stream);
   // Seconds.
   prometheus::Histogram& encode_seconds() { return encode_seconds_; }
   prometheus::Histogram& flush_to_send_seconds() {
@@ -54,6 +59,7 @@ class ServiceMetrics {
   prometheus::Family<prometheus::Counter>& updates_;
   prometheus::Family<prometheus::Counter>& bytes_;
   prometheus::Family<prometheus::Counter>& viewer_updates_;
+  prometheus::Family<prometheus::Gauge>& viewers_by_stream_;
   prometheus::Histogram& encode_seconds_;
   prometheus::Histogram& flush_to_send_seconds_;
   Mutex mu_;

@@ -4,50 +4,99 @@
 //   vgpu-shot --server=127.0.0.1:50051 --out=screen.png
 //   vgpu-shot --server=unix:/run/vgpu.grpc --wait=stable:500 --timeout=30s
 //   --out=ci.png
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "vgpu/display/v1/display.grpc.pb.h"
 #include <grpcpp/grpcpp.h>
 
-#include "clients/subsampling_flag.h"
+#include "clients/common/grpc_client.h"
+#include "clients/common/subsampling_flag.h"
+#include "common/cli.h"
 
-ABSL_FLAG(std::string, server, "127.0.0.1:50051",
-          "vgpu-displayd's gRPC address.");
 ABSL_FLAG(uint32_t, scanout, 0, "Scanout (virtual monitor) to capture.");
 ABSL_FLAG(std::string, out, "screen.png",
           "Output file: .png, .jpg/.jpeg or .ppm.");
-ABSL_FLAG(uint32_t, quality, 90, "JPEG quality, 1..100.");
+ABSL_FLAG(uint32_t, quality, 90, "JPEG quality, 1..100 (.jpg/.jpeg only).");
 ABSL_FLAG(std::string, subsampling, "420", vgpu::clients::kSubsamplingHelp);
 ABSL_FLAG(std::string, wait, "now",
           "now | next (the next flush) | after:SEQ (a frame newer than SEQ) | "
           "stable:MS (no "
           "flush for MS milliseconds).");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10),
-          "How long to wait for the condition.");
+          "How long the daemon waits for the --wait condition, with a unit "
+          "(10s, 500ms).");
 ABSL_FLAG(std::string, region, "",
           "X,Y,WIDTH,HEIGHT of the part to capture (default: all).");
-ABSL_FLAG(std::string, tls_ca, "",
-          "PEM CA bundle: connect over TLS, trusting these roots.");
-ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mutual TLS).");
-ABSL_FLAG(std::string, tls_key, "", "PEM key of --tls_cert.");
 
 namespace {
 
 namespace pb = vgpu::display::v1;
 
-int Fail(const std::string& message) {
-  std::fprintf(stderr, "vgpu-shot: %s\n", message.c_str());
+constexpr absl::string_view kName = "vgpu-shot";
+
+// Exit codes: 0 written, 1 the daemon or the file failed, 2 bad flags.
+int Fail(absl::string_view message) {
+  std::fprintf(stderr, "vgpu-shot: %.*s\n", static_cast<int>(message.size()),
+               message.data());
   return 1;
+}
+int Usage(absl::string_view message) {
+  return vgpu::cli::UsageError(kName, message);
+}
+
+// Whether `path` can be written (its folder, and the file if it exists),
+// with the system's reason: found out before waiting on the daemon.
+absl::Status CheckWritable(const std::string& path) {
+  std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  std::string where = folder.empty() ? "." : folder.string();
+  if (access(where.c_str(), W_OK) != 0 ||
+      (access(path.c_str(), F_OK) == 0 && access(path.c_str(), W_OK) != 0)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot write ", path, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// Writes through a temporary file and a rename, so a failed or interrupted
+// write never leaves half an image under `path`.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::string& bytes) {
+  std::string temp = path + ".partial";
+  {
+    std::ofstream file(temp, std::ios::binary | std::ios::trunc);
+    if (!file) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot write ", path, ": ", strerror(errno)));
+    }
+    file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    file.flush();
+    if (!file.good()) {
+      int error = errno;
+      std::remove(temp.c_str());
+      return absl::DataLossError(
+          absl::StrCat("cannot write ", path, ": ", strerror(error)));
+    }
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    int error = errno;
+    std::remove(temp.c_str());
+    return absl::DataLossError(
+        absl::StrCat("cannot write ", path, ": ", strerror(error)));
+  }
+  return absl::OkStatus();
 }
 
 bool ParseWait(const std::string& wait, pb::GetScreenshotRequest* request) {
@@ -70,24 +119,6 @@ bool ParseWait(const std::string& wait, pb::GetScreenshotRequest* request) {
   return false;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in),
-                     std::istreambuf_iterator<char>());
-}
-
-std::shared_ptr<grpc::ChannelCredentials> Credentials() {
-  if (absl::GetFlag(FLAGS_tls_ca).empty())
-    return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = ReadFile(absl::GetFlag(FLAGS_tls_ca));
-  if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
-    options.pem_cert_chain = ReadFile(absl::GetFlag(FLAGS_tls_cert));
-    options.pem_private_key = ReadFile(absl::GetFlag(FLAGS_tls_key));
-  }
-  return grpc::SslCredentials(options);
-}
-
 int Run() {
   const std::string out = absl::GetFlag(FLAGS_out);
   pb::GetScreenshotRequest request;
@@ -97,19 +128,25 @@ int Run() {
     request.set_format(pb::IMAGE_FORMAT_PNG);
   } else if (absl::EndsWith(out, ".jpg") || absl::EndsWith(out, ".jpeg")) {
     request.set_format(pb::IMAGE_FORMAT_JPEG);
-    request.set_jpeg_quality(absl::GetFlag(FLAGS_quality));
+    const uint32_t quality = absl::GetFlag(FLAGS_quality);
+    if (absl::Status range = vgpu::cli::CheckRange("quality", quality, 1, 100);
+        !range.ok()) {
+      return Usage(range.message());
+    }
+    request.set_jpeg_quality(quality);
     std::optional<pb::JpegSubsampling> subsampling =
         vgpu::clients::ParseSubsampling(absl::GetFlag(FLAGS_subsampling));
     if (!subsampling)
-      return Fail("--subsampling must be 420, 422, 444 or gray");
+      return Usage("--subsampling must be 420, 422, 444 or gray");
     request.set_jpeg_subsampling(*subsampling);
   } else if (ppm) {
     request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
   } else {
-    return Fail("--out must end in .png, .jpg, .jpeg or .ppm");
+    return Usage("--out must end in .png, .jpg, .jpeg or .ppm");
   }
   if (!ParseWait(absl::GetFlag(FLAGS_wait), &request)) {
-    return Fail("--wait must be now, next, after:SEQ or stable:MS");
+    return Usage(
+        "--wait must be now, next, after:SEQ or stable:MS (MS up to 3600000)");
   }
   if (std::string region = absl::GetFlag(FLAGS_region); !region.empty()) {
     uint32_t v[4];
@@ -120,10 +157,10 @@ int Run() {
       parts.push_back(region.substr(start, comma - start));
     }
     parts.push_back(region.substr(start));
-    if (parts.size() != 4) return Fail("--region is X,Y,WIDTH,HEIGHT");
+    if (parts.size() != 4) return Usage("--region is X,Y,WIDTH,HEIGHT");
     for (int i = 0; i < 4; ++i) {
       if (!absl::SimpleAtoi(parts[i], &v[i]))
-        return Fail("--region is X,Y,WIDTH,HEIGHT");
+        return Usage("--region is X,Y,WIDTH,HEIGHT");
     }
     request.mutable_region()->set_x(v[0]);
     request.mutable_region()->set_y(v[1]);
@@ -131,14 +168,19 @@ int Run() {
     request.mutable_region()->set_height(v[3]);
   }
   absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
+  if (timeout < absl::ZeroDuration() || timeout > absl::Hours(1)) {
+    return Usage("--timeout must be 0..1h");
+  }
+  if (absl::Status writable = CheckWritable(out); !writable.ok()) {
+    return Fail(writable.message());
+  }
   request.set_timeout_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(timeout)));
 
-  grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(256 << 20);
-  auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server),
-                                           Credentials(), arguments);
-  auto stub = pb::Display::NewStub(channel);
+  absl::StatusOr<vgpu::clients::Connection> connection =
+      vgpu::clients::ConnectFromFlags(256 << 20);
+  if (!connection.ok()) return Usage(connection.status().message());
+  auto stub = pb::Display::NewStub(connection->channel);
   grpc::ClientContext context;
   // The server gives up at the wait timeout; allow for the transfer too.
   context.set_deadline(std::chrono::system_clock::now() +
@@ -146,29 +188,26 @@ int Run() {
   context.set_wait_for_ready(false);
   pb::Screenshot shot;
   grpc::Status status = stub->GetScreenshot(&context, request, &shot);
-  if (!status.ok()) {
-    std::string why = status.error_message();
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-      why = "cannot reach " + absl::GetFlag(FLAGS_server) + ": " + why;
-    }
-    return Fail(why);
-  }
-  std::ofstream file(out, std::ios::binary);
+  if (!status.ok())
+    return Fail(vgpu::clients::DescribeError(status, *connection));
+  std::string bytes;
   if (ppm) {
-    file << "P6\n" << shot.width() << " " << shot.height() << "\n255\n";
+    bytes = absl::StrCat("P6\n", shot.width(), " ", shot.height(), "\n255\n");
     const std::string& bgrx = shot.data();
-    std::string rgb(size_t{shot.width()} * shot.height() * 3, '\0');
-    for (size_t i = 0; i * 4 + 3 < bgrx.size() && i * 3 + 2 < rgb.size(); ++i) {
-      rgb[i * 3] = bgrx[i * 4 + 2];
-      rgb[i * 3 + 1] = bgrx[i * 4 + 1];
-      rgb[i * 3 + 2] = bgrx[i * 4];
+    const size_t header = bytes.size();
+    bytes.resize(header + size_t{shot.width()} * shot.height() * 3);
+    for (size_t i = 0;
+         i * 4 + 3 < bgrx.size() && header + i * 3 + 2 < bytes.size(); ++i) {
+      bytes[header + i * 3] = bgrx[i * 4 + 2];
+      bytes[header + i * 3 + 1] = bgrx[i * 4 + 1];
+      bytes[header + i * 3 + 2] = bgrx[i * 4];
     }
-    file.write(rgb.data(), static_cast<std::streamsize>(rgb.size()));
   } else {
-    file.write(shot.data().data(),
-               static_cast<std::streamsize>(shot.data().size()));
+    bytes = std::move(*shot.mutable_data());
   }
-  if (!file.good()) return Fail("cannot write " + out);
+  if (absl::Status written = WriteFileAtomically(out, bytes); !written.ok()) {
+    return Fail(written.message());
+  }
   std::printf("%s: %ux%u, frame %llu\n", out.c_str(), shot.width(),
               shot.height(),
               static_cast<unsigned long long>(shot.frame_sequence()));
@@ -178,8 +217,15 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "vgpu-shot: a screenshot of a VM from vgpu-displayd");
-  absl::ParseCommandLine(argc, argv);
+  vgpu::cli::ParseOrExit(
+      argc, argv,
+      {kName,
+       "a screenshot of a VM from vgpu-displayd, to PNG, JPEG or PPM.\n"
+       "  vgpu-shot --server=127.0.0.1:50051 --out=screen.png\n"
+       "  vgpu-shot --server=unix:/run/vgpu.grpc --connect_timeout=30s "
+       "--wait=stable:500 --timeout=30s --out=ci.png\n"
+       "Exit codes: 0 written, 1 the daemon or the file failed, 2 bad "
+       "flags."});
+  vgpu::clients::QuietGrpcLogs();
   return Run();
 }

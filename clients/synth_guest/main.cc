@@ -6,14 +6,13 @@
 #include <cstdio>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 #include "clients/synth_guest/frontend.h"
 #include "clients/synth_guest/scene_player.h"
+#include "common/cli.h"
 #include "common/log.h"
 
 ABSL_FLAG(std::string, socket, "", "vhost-user socket of the GPU back-end.");
@@ -38,11 +37,21 @@ ABSL_FLAG(absl::Duration, linger, absl::ZeroDuration(),
 namespace vgpu {
 namespace {
 
+constexpr absl::string_view kName = "vgpu-synth-guest";
+
 int Run() {
   std::string socket = absl::GetFlag(FLAGS_socket);
   if (socket.empty()) {
-    std::fprintf(stderr, "vgpu-synth-guest: --socket is required\n");
-    return 2;
+    return cli::UsageError(kName, "--socket is required");
+  }
+  const uint64_t frames = absl::GetFlag(FLAGS_frames);
+  const absl::Duration duration = absl::GetFlag(FLAGS_duration);
+  const double fps = absl::GetFlag(FLAGS_fps);
+  if (frames == 0 && duration == absl::ZeroDuration()) {
+    return cli::UsageError(kName, "give --frames or --duration");
+  }
+  if (duration < absl::ZeroDuration() || !(fps >= 0 && fps <= 1000)) {
+    return cli::UsageError(kName, "--duration must be >= 0 and --fps 0..1000");
   }
   synth::ScenePlayerOptions options;
   options.scene = absl::GetFlag(FLAGS_scene);
@@ -68,13 +77,6 @@ int Run() {
     std::fprintf(stderr, "vgpu-synth-guest: %s\n",
                  std::string(demo.status().message()).c_str());
     return 1;
-  }
-  const uint64_t frames = absl::GetFlag(FLAGS_frames);
-  const absl::Duration duration = absl::GetFlag(FLAGS_duration);
-  const double fps = absl::GetFlag(FLAGS_fps);
-  if (frames == 0 && duration == absl::ZeroDuration()) {
-    std::fprintf(stderr, "vgpu-synth-guest: give --frames or --duration\n");
-    return 2;
   }
   // Frame 0 draws the whole scene; timing starts after it.
   if (absl::Status status = (*demo)->Tick(0); !status.ok()) {
@@ -118,9 +120,11 @@ int Run() {
 }  // namespace vgpu
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "vgpu-synth-guest: a synthetic guest for vhost-user GPU back-ends");
-  absl::ParseCommandLine(argc, argv);
+  vgpu::cli::ParseOrExit(
+      argc, argv,
+      {vgpu::kName,
+       "a synthetic guest for vhost-user GPU back-ends.\n"
+       "Exit codes: 0 done, 1 the back-end failed, 2 bad flags."});
   vgpu::SetMinLogSeverity(vgpu::LogSeverity::kWarning);
   return vgpu::Run();
 }

@@ -21,7 +21,7 @@
 #include "vgpu/display/v1/display.grpc.pb.h"
 #include <grpcpp/grpcpp.h>
 
-#include "clients/subsampling_flag.h"
+#include "clients/common/subsampling_flag.h"
 #include "clients/watch/screen_model.h"
 #include "common/allocator.h"
 

@@ -13,6 +13,7 @@
 #include "device/gpu/edid.h"
 #include "device/gpu/errors.h"
 #include "device/gpu/pixel_copy.h"
+#include "device/gpu/wire_names.h"
 
 namespace vgpu::gpu {
 namespace {
@@ -54,37 +55,6 @@ std::optional<T> ReadBody(const wire::CtrlHdr& hdr,
     return std::nullopt;
   }
   return cmd;
-}
-
-const char* CommandName(uint32_t type) {
-  switch (type) {
-    case wire::kCmdGetDisplayInfo:
-      return "GET_DISPLAY_INFO";
-    case wire::kCmdResourceCreate2d:
-      return "RESOURCE_CREATE_2D";
-    case wire::kCmdResourceUnref:
-      return "RESOURCE_UNREF";
-    case wire::kCmdSetScanout:
-      return "SET_SCANOUT";
-    case wire::kCmdResourceFlush:
-      return "RESOURCE_FLUSH";
-    case wire::kCmdTransferToHost2d:
-      return "TRANSFER_TO_HOST_2D";
-    case wire::kCmdResourceAttachBacking:
-      return "RESOURCE_ATTACH_BACKING";
-    case wire::kCmdResourceDetachBacking:
-      return "RESOURCE_DETACH_BACKING";
-    case wire::kCmdGetEdid:
-      return "GET_EDID";
-    case wire::kCmdResourceAssignUuid:
-      return "RESOURCE_ASSIGN_UUID";
-    case wire::kCmdResourceCreateBlob:
-      return "RESOURCE_CREATE_BLOB";
-    case wire::kCmdSetScanoutBlob:
-      return "SET_SCANOUT_BLOB";
-    default:
-      return "unsupported command";
-  }
 }
 
 }  // namespace
@@ -248,7 +218,7 @@ uint32_t GpuDevice::HandleControl(
   if (!status.ok()) {
     uint32_t code = ToVirtioResp(status);
     ++stats_.errors[code];
-    VGPU_LOG_GUEST_ERROR() << CommandName(request.type) << " ("
+    VGPU_LOG_GUEST_ERROR() << wire::CommandName(request.type) << " ("
                            << absl::StrCat("0x", absl::Hex(request.type))
                            << "): " << status.message();
     response_type_ = code;
@@ -271,8 +241,8 @@ uint32_t GpuDevice::HandleControl(
 absl::Status GpuDevice::Dispatch(const wire::CtrlHdr& hdr,
                                  virtio::ChainReader& reader) {
   auto too_short = [&hdr] {
-    return InvalidParameter(
-        absl::StrCat(CommandName(hdr.type), " is shorter than its struct"));
+    return InvalidParameter(absl::StrCat(wire::CommandName(hdr.type),
+                                         " is shorter than its struct"));
   };
 // `Type` names a wire struct and `var` a new variable: no parentheses.
 // NOLINTBEGIN(bugprone-macro-parentheses)

@@ -2,9 +2,6 @@
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -18,33 +15,14 @@ namespace vgpu::vhost_user {
 absl::StatusOr<std::unique_ptr<VhostUserServer>> VhostUserServer::Create(
     const std::string& socket_path, gpu::GpuDevice* device,
     DisplayMirror* mirror) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (socket_path.empty() || socket_path.size() >= sizeof(address.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "socket path must be 1..", sizeof(address.sun_path) - 1, " bytes"));
-  }
-  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size());
-  Fd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!listener.valid()) return absl::ErrnoToStatus(errno, "socket");
-  struct stat existing;
-  if (lstat(socket_path.c_str(), &existing) == 0) {
-    if (!S_ISSOCK(existing.st_mode)) {
-      return absl::AlreadyExistsError(
-          absl::StrCat(socket_path, " exists and is not a socket"));
-    }
-    unlink(socket_path.c_str());  // a stale socket from an earlier run
-  }
-  if (bind(listener.get(), reinterpret_cast<sockaddr*>(&address),
-           sizeof(address)) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("bind ", socket_path));
-  }
-  if (listen(listener.get(), 4) != 0)
-    return absl::ErrnoToStatus(errno, "listen");
+  auto socket = OwnedUnixSocket::Listen(socket_path, /*backlog=*/4);
+  if (!socket.ok()) return socket.status();
+  Fd listener((*socket)->TakeFd());
   auto loop = EventLoop::Create();
   if (!loop.ok()) return loop.status();
-  std::unique_ptr<VhostUserServer> server(new VhostUserServer(
-      socket_path, device, mirror, *std::move(loop), std::move(listener)));
+  std::unique_ptr<VhostUserServer> server(
+      new VhostUserServer(*std::move(socket), device, mirror, *std::move(loop),
+                          std::move(listener)));
   if (mirror != nullptr) mirror->set_loop(server->loop_.get());
   absl::Status watched =
       server->loop_->Watch(server->listener_.get(), EPOLLIN,
@@ -55,7 +33,7 @@ absl::StatusOr<std::unique_ptr<VhostUserServer>> VhostUserServer::Create(
 
 VhostUserServer::~VhostUserServer() {
   backend_.reset();
-  unlink(path_.c_str());
+  listener_.Reset();
 }
 
 void VhostUserServer::OnAccept() {

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 
+#include "common/unix_socket.h"
 #include "device/gpu/gpu_device.h"
 #include "device/vhost_user/event_loop.h"
 #include "device/vhost_user/gpu_backend.h"
@@ -24,7 +25,8 @@ struct ServerStats {
 // Lives on the device thread, except Stop(), which is thread-safe.
 class VhostUserServer {
  public:
-  // Binds `socket_path` (an existing socket file is replaced).
+  // Listens on `socket_path` through OwnedUnixSocket: a stale socket there
+  // is replaced, a live one (or its lock held) is AlreadyExists.
   // `mirror`, if given, is the device's sink and mirrors to QEMU's display
   // socket when enabled.
   static absl::StatusOr<std::unique_ptr<VhostUserServer>> Create(
@@ -40,16 +42,18 @@ class VhostUserServer {
   bool connected() const { return backend_ != nullptr; }
 
  private:
-  VhostUserServer(std::string path, gpu::GpuDevice* device,
-                  DisplayMirror* mirror, std::unique_ptr<EventLoop> loop,
-                  Fd listener)
-      : path_(std::move(path)),
+  VhostUserServer(std::unique_ptr<OwnedUnixSocket> socket,
+                  gpu::GpuDevice* device, DisplayMirror* mirror,
+                  std::unique_ptr<EventLoop> loop, Fd listener)
+      : socket_(std::move(socket)),
+        path_(socket_->path()),
         device_(device),
         mirror_(mirror),
         loop_(std::move(loop)),
         listener_(std::move(listener)) {}
   void OnAccept();
 
+  std::unique_ptr<OwnedUnixSocket> socket_;  // removes the path last
   std::string path_;
   gpu::GpuDevice* device_;
   DisplayMirror* mirror_;

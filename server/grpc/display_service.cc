@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
+#include "common/log.h"
 #include "common/mutex.h"
 #include "server/encode/image_encoder.h"
 #include "server/grpc/grpc_status.h"
@@ -172,7 +173,7 @@ grpc::ServerUnaryReactor* DisplayService::GetScreenshot(
 }
 
 grpc::ServerWriteReactor<pb::FrameEvent>* DisplayService::WatchFrames(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const pb::WatchFramesRequest* request) {
   using Reactor = grpc::ServerWriteReactor<pb::FrameEvent>;
   absl::StatusOr<ViewerSettings> settings =
@@ -180,29 +181,33 @@ grpc::ServerWriteReactor<pb::FrameEvent>* DisplayService::WatchFrames(
   if (!settings.ok())
     return NewRejectedStream<Reactor>(ToGrpc(settings.status()));
   if (!AddViewer()) {
+    VGPU_LOG(WARNING) << "viewer " << context->peer() << " refused: limit of "
+                      << options_.max_viewers << " viewers (--max_viewers)";
     return NewRejectedStream<Reactor>(grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
         absl::StrCat("viewer limit of ", options_.max_viewers, " reached")));
   }
-  return NewFrameWatcher(this, *std::move(settings));
+  return NewFrameWatcher(this, context->peer(), *std::move(settings));
 }
 
 grpc::ServerBidiReactor<pb::StreamFramesRequest, pb::StreamFramesResponse>*
-DisplayService::StreamFrames(grpc::CallbackServerContext* /*context*/) {
+DisplayService::StreamFrames(grpc::CallbackServerContext* context) {
   if (!AddViewer()) {
+    VGPU_LOG(WARNING) << "viewer " << context->peer() << " refused: limit of "
+                      << options_.max_viewers << " viewers (--max_viewers)";
     return NewRejectedStream<grpc::ServerBidiReactor<pb::StreamFramesRequest,
                                                      pb::StreamFramesResponse>>(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                      absl::StrCat("viewer limit of ", options_.max_viewers,
                                   " reached")));
   }
-  return NewFrameStreamer(this);
+  return NewFrameStreamer(this, context->peer());
 }
 
 grpc::ServerWriteReactor<pb::Scanout>* DisplayService::WatchScanouts(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const pb::WatchScanoutsRequest* /*request*/) {
-  return NewScanoutWatcher(this);
+  return NewScanoutWatcher(this, context->peer());
 }
 
 ViewerContext DisplayService::ContextFor(uint64_t viewer_id) {

@@ -93,13 +93,17 @@ class DisplayService final
   // waits for all of it.
   void BeginWork();
   void EndWork();
-  // Server streams not yet done (every kind), for tests.
-  void StreamOpened() {
+  // Server streams not yet done (every kind), for tests; `kind` is the
+  // RPC's name (WatchFrames, StreamFrames, WatchScanouts), the label of the
+  // vgpu_viewers gauge.
+  void StreamOpened(const char* kind) {
     ++streams_open_;
+    metrics_.ViewerConnected(kind);
     BeginWork();
   }
-  void StreamClosed() {
+  void StreamClosed(const char* kind) {
     --streams_open_;
+    metrics_.ViewerLeft(kind);
     EndWork();
   }
   uint32_t streams_open() const { return streams_open_.load(); }

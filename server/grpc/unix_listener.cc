@@ -1,9 +1,6 @@
 #include "server/grpc/unix_listener.h"
 
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -17,32 +14,11 @@ namespace vgpu::server {
 
 absl::StatusOr<std::unique_ptr<UnixSocketListener>> UnixSocketListener::Start(
     const std::string& path, grpc::Server* server, int send_buffer_bytes) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(address.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unix socket path must be 1..",
-                     sizeof(address.sun_path) - 1, " bytes: '", path, "'"));
-  }
-  std::memcpy(address.sun_path, path.data(), path.size());
-  struct stat existing {};
-  if (lstat(path.c_str(), &existing) == 0) {
-    if (!S_ISSOCK(existing.st_mode)) {
-      return absl::AlreadyExistsError(
-          absl::StrCat(path, " exists and is not a socket"));
-    }
-    unlink(path.c_str());  // left behind by an earlier run
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 ||
-      bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      listen(fd, 64) != 0) {
-    int error = errno;
-    if (fd >= 0) close(fd);
-    return absl::ErrnoToStatus(error, absl::StrCat("cannot listen on ", path));
-  }
+  VGPU_ASSIGN_OR_RETURN(std::unique_ptr<OwnedUnixSocket> socket,
+                        OwnedUnixSocket::Listen(path, /*backlog=*/64));
+  int fd = socket->TakeFd();
   std::unique_ptr<UnixSocketListener> listener(
-      new UnixSocketListener(path, server, send_buffer_bytes));
+      new UnixSocketListener(std::move(socket), server, send_buffer_bytes));
   VGPU_ASSIGN_OR_RETURN(
       listener->accept_loop_,
       AcceptLoop::Start(
@@ -52,8 +28,7 @@ absl::StatusOr<std::unique_ptr<UnixSocketListener>> UnixSocketListener::Start(
 }
 
 UnixSocketListener::~UnixSocketListener() {
-  accept_loop_.reset();
-  unlink(path_.c_str());
+  accept_loop_.reset();  // closes the descriptor; then socket_ removes the path
 }
 
 void UnixSocketListener::Serve(int client) {

@@ -12,15 +12,16 @@
 #include "absl/status/statusor.h"
 #include <grpcpp/server.h>
 
+#include "common/unix_socket.h"
 #include "server/accept_loop.h"
 
 namespace vgpu::server {
 
 class UnixSocketListener {
  public:
-  // Binds `path` (a stale socket there is replaced; any other file is an
-  // error) and hands each accepted connection to `server`, which must
-  // outlive this object.
+  // Listens on `path` through OwnedUnixSocket (a stale socket there is
+  // replaced; a live one, or any other file, is an error) and hands each
+  // accepted connection to `server`, which must outlive this object.
   static absl::StatusOr<std::unique_ptr<UnixSocketListener>> Start(
       const std::string& path, grpc::Server* server,
       int send_buffer_bytes = 4 << 20);
@@ -32,15 +33,15 @@ class UnixSocketListener {
   int granted_send_buffer() const { return granted_.load(); }
 
  private:
-  UnixSocketListener(std::string path, grpc::Server* server,
-                     int send_buffer_bytes)
-      : path_(std::move(path)),
+  UnixSocketListener(std::unique_ptr<OwnedUnixSocket> socket,
+                     grpc::Server* server, int send_buffer_bytes)
+      : socket_(std::move(socket)),
         server_(server),
         send_buffer_bytes_(send_buffer_bytes) {}
   // Gives an accepted connection its send buffer and hands it to gRPC.
   void Serve(int client);
 
-  const std::string path_;
+  std::unique_ptr<OwnedUnixSocket> socket_;
   grpc::Server* const server_;
   const int send_buffer_bytes_;
   std::atomic<int> granted_{0};

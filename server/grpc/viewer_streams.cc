@@ -6,10 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
+#include "common/log.h"
 #include "common/mutex.h"
 #include "server/grpc/display_service.h"
 #include "server/grpc/grpc_status.h"
 #include "server/grpc/stream_writer.h"
+#include "server/viewer/formats.h"
 #include "server/viewer/requests.h"
 
 namespace vgpu::server {
@@ -39,11 +41,13 @@ std::function<void(Message&)> StampUpdates(ServiceMetrics* metrics) {
 template <typename Reactor, typename Message>
 class ViewerStream : public Reactor, public ViewerOutput {
  public:
-  explicit ViewerStream(DisplayService* service)
+  ViewerStream(DisplayService* service, const char* kind, std::string peer)
       : service_(service),
         viewer_id_(service->NextViewerId()),
+        kind_(kind),
+        peer_(std::move(peer)),
         writer_(this, StampUpdates<Message>(&service->metrics())) {
-    service_->StreamOpened();
+    service_->StreamOpened(kind_);
   }
 
   bool Idle() const override { return writer_.Idle(); }
@@ -66,6 +70,14 @@ class ViewerStream : public Reactor, public ViewerOutput {
  protected:
   // Makes and starts the core (once).
   void StartCore(ViewerSettings settings) {
+    VGPU_LOG(INFO) << "viewer " << viewer_id_ << " (" << peer_ << ") " << kind_
+                   << ": scanout " << settings.scanout_id << ", "
+                   << EncodingName(settings.format)
+                   << (settings.max_fps > 0
+                           ? absl::StrCat(", at most ", settings.max_fps,
+                                          " fps")
+                           : "");
+    started_ = absl::Now();
     std::shared_ptr<ViewerCore> core =
         ViewerCore::Create(service_->ContextFor(viewer_id_), settings, this);
     {
@@ -81,15 +93,25 @@ class ViewerStream : public Reactor, public ViewerOutput {
 
   DisplayService* const service_;
   const uint64_t viewer_id_;
+  const char* const kind_;
+  const std::string peer_;
   StreamWriter<Reactor, Message> writer_;
 
  private:
   // After the core's last round: nothing counts for this viewer any more.
   void Destroy() {
+    if (started_ != absl::InfinitePast()) {
+      VGPU_LOG(INFO) << "viewer " << viewer_id_ << " (" << peer_ << ") "
+                     << kind_ << ": left after "
+                     << absl::FormatDuration(absl::Trunc(
+                            absl::Now() - started_, absl::Milliseconds(100)));
+    }
     service_->metrics().RemoveViewer(viewer_id_);
-    service_->StreamClosed();
+    service_->StreamClosed(kind_);
     delete this;
   }
+
+  absl::Time started_ = absl::InfinitePast();  // set by StartCore
 
   mutable Mutex core_mu_;
   std::shared_ptr<ViewerCore> core_ VGPU_GUARDED_BY(core_mu_);
@@ -99,8 +121,9 @@ class FrameWatcher final
     : public ViewerStream<grpc::ServerWriteReactor<pb::FrameEvent>,
                           pb::FrameEvent> {
  public:
-  FrameWatcher(DisplayService* service, ViewerSettings settings)
-      : ViewerStream(service) {
+  FrameWatcher(DisplayService* service, std::string peer,
+               ViewerSettings settings)
+      : ViewerStream(service, "WatchFrames", std::move(peer)) {
     StartCore(settings);
   }
 
@@ -122,7 +145,8 @@ class FrameStreamer final
                                                   pb::StreamFramesResponse>,
                           pb::StreamFramesResponse> {
  public:
-  explicit FrameStreamer(DisplayService* service) : ViewerStream(service) {
+  FrameStreamer(DisplayService* service, std::string peer)
+      : ViewerStream(service, "StreamFrames", std::move(peer)) {
     this->StartRead(&incoming_);
   }
 
@@ -183,9 +207,10 @@ class FrameStreamer final
 class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
                              public FrameListener {
  public:
-  explicit ScanoutWatcher(DisplayService* service)
-      : service_(service), writer_(this) {
-    service_->StreamOpened();
+  ScanoutWatcher(DisplayService* service, std::string peer)
+      : service_(service), peer_(std::move(peer)), writer_(this) {
+    service_->StreamOpened("WatchScanouts");
+    VGPU_LOG(INFO) << "viewer (" << peer_ << ") WatchScanouts: connected";
     {
       MutexLock lock(&mu_);
       for (uint32_t id = 0; id < service_->options().num_scanouts; ++id)
@@ -214,7 +239,8 @@ class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
   void OnCancel() override { writer_.Finish(grpc::Status::CANCELLED); }
   void OnDone() override {
     service_->store()->RemoveListener(this);
-    service_->StreamClosed();
+    VGPU_LOG(INFO) << "viewer (" << peer_ << ") WatchScanouts: left";
+    service_->StreamClosed("WatchScanouts");
     delete this;
   }
 
@@ -237,6 +263,7 @@ class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
   }
 
   DisplayService* const service_;
+  const std::string peer_;
   StreamWriter<grpc::ServerWriteReactor<pb::Scanout>, pb::Scanout> writer_;
   Mutex mu_;
   std::set<uint32_t> pending_ VGPU_GUARDED_BY(mu_);
@@ -246,18 +273,18 @@ class ScanoutWatcher final : public grpc::ServerWriteReactor<pb::Scanout>,
 }  // namespace
 
 grpc::ServerWriteReactor<pb::FrameEvent>* NewFrameWatcher(
-    DisplayService* service, ViewerSettings settings) {
-  return new FrameWatcher(service, settings);
+    DisplayService* service, std::string peer, ViewerSettings settings) {
+  return new FrameWatcher(service, std::move(peer), settings);
 }
 
 grpc::ServerBidiReactor<pb::StreamFramesRequest, pb::StreamFramesResponse>*
-NewFrameStreamer(DisplayService* service) {
-  return new FrameStreamer(service);
+NewFrameStreamer(DisplayService* service, std::string peer) {
+  return new FrameStreamer(service, std::move(peer));
 }
 
 grpc::ServerWriteReactor<pb::Scanout>* NewScanoutWatcher(
-    DisplayService* service) {
-  return new ScanoutWatcher(service);
+    DisplayService* service, std::string peer) {
+  return new ScanoutWatcher(service, std::move(peer));
 }
 
 }  // namespace vgpu::server

@@ -4,6 +4,8 @@
 // handlers after the request was validated.
 #pragma once
 
+#include <string>
+
 #include "vgpu/display/v1/display.grpc.pb.h"
 #include <grpcpp/grpcpp.h>
 
@@ -16,20 +18,20 @@ class DisplayService;
 // WatchFrames: updates paced only by the client's reads. The viewer slot
 // (DisplayService::AddViewer) is taken already.
 grpc::ServerWriteReactor<vgpu::display::v1::FrameEvent>* NewFrameWatcher(
-    DisplayService* service, ViewerSettings settings);
+    DisplayService* service, std::string peer, ViewerSettings settings);
 
 // StreamFrames: the first message must be Subscribe; then updates flow
 // while the client holds credits, and Acks and RefreshRequests come in. The
 // viewer slot is taken already.
 grpc::ServerBidiReactor<vgpu::display::v1::StreamFramesRequest,
                         vgpu::display::v1::StreamFramesResponse>*
-NewFrameStreamer(DisplayService* service);
+NewFrameStreamer(DisplayService* service, std::string peer);
 
 // WatchScanouts: every scanout now, then each one whose mode changes (the
 // latest state of each, so a stalled client costs at most one pending
 // entry per scanout).
 grpc::ServerWriteReactor<vgpu::display::v1::Scanout>* NewScanoutWatcher(
-    DisplayService* service);
+    DisplayService* service, std::string peer);
 
 // A stream that fails at once with `status`.
 template <typename Reactor>

@@ -32,15 +32,25 @@ fetch() {
 }
 fetch /metrics > "$work/metrics.txt"
 head -n 1 "$work/metrics.txt" | grep -q "200 OK" || { cat "$work/metrics.txt"; echo "FAIL: status"; exit 1; }
-for series in 'vgpu_device_commands_total{type="0x105"}' 'vgpu_frames_published_total' \
+for series in 'vgpu_device_commands_total{command="TRANSFER_TO_HOST_2D"}' \
+    'vgpu_device_commands_total{command="RESOURCE_FLUSH"}' 'vgpu_frames_published_total' \
+    'vgpu_viewers{stream="StreamFrames"} 1' \
     'vgpu_updates_total{encoding="zstd"}' 'vgpu_updates_total{encoding="raw_rgbx"}' \
     'vgpu_viewer_updates_total{scanout="0",viewer=' \
     'vgpu_flush_to_send_seconds_bucket{le="+Inf"}' 'vgpu_encode_seconds_count' \
     'vgpu_encode_cache_misses_total'; do
   grep -qF "$series" "$work/metrics.txt" || { cat "$work/metrics.txt"; echo "FAIL: no $series"; exit 1; }
 done
+# Every metric family says what it is (HELP) and what kind (TYPE).
+families="$(sed -n 's/^# TYPE \([a-z_]*\) .*/\1/p' "$work/metrics.txt" | sort)"
+helped="$(sed -n 's/^# HELP \([a-z_]*\) ..*/\1/p' "$work/metrics.txt" | sort)"
+[ -n "$families" ] && [ "$families" = "$helped" ] || {
+  echo "FAIL: families without HELP: $(comm -23 <(echo "$families") <(echo "$helped"))"; exit 1; }
+! grep -q 'command="0x\|response="0x' "$work/metrics.txt" || { echo "FAIL: hex labels"; exit 1; }
 frames="$(sed -n 's/^vgpu_frames_published_total \([0-9]*\)/\1/p' "$work/metrics.txt")"
 [ "${frames:-0}" -gt 10 ] || { echo "FAIL: $frames frames"; exit 1; }
 fetch /other | head -n 1 | grep -q "404" || { echo "FAIL: /other is not 404"; exit 1; }
 wait "$watch_pid"
+fetch /metrics | grep -qF 'vgpu_viewers{stream="StreamFrames"} 0' || {
+  echo "FAIL: the viewers gauge did not go back to 0"; exit 1; }
 echo "PASS: /metrics ($frames frames published)"

@@ -1,0 +1,52 @@
+// Command-line handling shared by every vgpu-display program, on top of
+// Abseil flags.
+//
+//   int main(int argc, char** argv) {
+//     vgpu::cli::ParseOrExit(argc, argv, {"vgpu-shot", "a screenshot ..."});
+//     if (absl::Status s = vgpu::cli::CheckRange("quality", q, 1, 100); ...)
+//
+// Rules (the same in all programs, documented in the README):
+//   --help, --helpfull, --helpshort   the program's own flags, exit 0
+//   --version                         "PROGRAM vgpu-display VERSION", exit 0
+//   an unknown flag or a bad value    one line on stderr, exit 2 (kUsageExit)
+// Values are checked before Abseil sees them, so its own multi-line errors
+// (and its exit code 1) never show.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace vgpu::cli {
+
+// Exit code of a usage or start-up error (wrong flag, bad value, a listener
+// that cannot be opened), as in sysexits' EX_USAGE convention of shells.
+inline constexpr int kUsageExit = 2;
+
+struct Program {
+  absl::string_view name;     // e.g. "vgpu-shot"
+  absl::string_view summary;  // one line, then optional example lines
+};
+
+// The project version (CMake's project VERSION).
+absl::string_view Version();
+
+// Parses argv into the Abseil flags, or prints help / version / the error
+// and exits. Returns the positional arguments (argv[0] first).
+std::vector<char*> ParseOrExit(int argc, char** argv, const Program& program);
+
+// The help text ParseOrExit prints: the summary, then every flag this binary
+// defines outside Abseil, sorted by name, with its default and meaning.
+std::string HelpText(const Program& program);
+
+// Prints "PROGRAM: message" to stderr and returns kUsageExit.
+int UsageError(absl::string_view program, absl::string_view message);
+
+// "--NAME must be LO..HI (got VALUE)" unless LO <= value <= HI.
+absl::Status CheckRange(absl::string_view flag, int64_t value, int64_t lo,
+                        int64_t hi);
+
+}  // namespace vgpu::cli

@@ -1,0 +1,564 @@
+#include "server/daemon.h"
+
+#include <grpc/support/log.h>
+#include <prometheus/exposer.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "grpc/health/v1/health.pb.h"
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "clients/synth_guest/frontend.h"
+#include "clients/synth_guest/scene_player.h"
+#include "clients/synth_guest/scenes.h"
+#include "common/listen_address.h"
+#include "common/log.h"
+#include "common/notification.h"
+#include "common/status_macros.h"
+#include "device/gpu/wire_names.h"
+#include "device/vhost_user/server.h"
+#include "server/frame_store.h"
+#include "server/grpc/display_service.h"
+#include "server/grpc/unix_listener.h"
+#include "server/metrics.h"
+#include "server/snapshot.h"
+#include "server/worker_pool.h"
+
+namespace vgpu::server {
+namespace {
+
+constexpr char kDisplayServiceName[] = "vgpu.display.v1.Display";
+
+absl::Status Invalid(std::string message) {
+  return absl::InvalidArgumentError(std::move(message));
+}
+
+absl::StatusOr<std::string> ReadPem(absl::string_view flag,
+                                    const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("--", flag, "=", path,
+                                            ": cannot read: ", strerror(errno)));
+  }
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  if (!absl::StrContains(text, "-----BEGIN ")) {
+    return Invalid(absl::StrCat("--", flag, "=", path, ": not a PEM file"));
+  }
+  return text;
+}
+
+// gRPC's own log lines (TLS handshake failures of clients, ...) go through
+// our log as warnings; its informational chatter is dropped.
+void ForwardGrpcLog(gpr_log_func_args* args) {
+  if (args->severity != GPR_LOG_SEVERITY_ERROR) return;
+  VGPU_LOG(WARNING) << "grpc: " << args->message;
+}
+
+// Rewrites the snapshot file whenever scanout 0 shows a new frame.
+void SnapshotLoop(const FrameStore& store, const std::string& path,
+                  absl::Duration interval, const std::atomic<bool>& stop) {
+  const gpu::Frame* written = nullptr;
+  uint64_t written_sequence = 0;
+  while (!stop) {
+    gpu::FramePtr frame = store.Latest(0);
+    if (frame &&
+        (frame.get() != written || frame->sequence() != written_sequence)) {
+      if (absl::Status status = WritePpm(*frame, path); !status.ok()) {
+        VGPU_LOG(WARNING) << status.message();
+      }
+      written = frame.get();
+      written_sequence = frame->sequence();
+    }
+    absl::SleepFor(interval);
+  }
+}
+
+// The built-in guest: a vhost-user front-end on our own socket.
+void DemoLoop(const std::string& socket_path,
+              const synth::ScenePlayerOptions& options, double fps,
+              const std::atomic<bool>& stop) {
+  synth::FrontendOptions frontend_options;
+  frontend_options.socket_path = socket_path;
+  frontend_options.cancel = &stop;
+  frontend_options.display_width = options.width;
+  frontend_options.display_height = options.height;
+  frontend_options.guest.ram_bytes =
+      uint64_t{options.width} * options.height * 4 + (32ull << 20);
+  auto frontend = synth::VhostUserFrontend::Connect(frontend_options);
+  if (!frontend.ok()) {
+    VGPU_LOG(ERROR) << "demo guest cannot connect: "
+                    << frontend.status().message();
+    return;
+  }
+  auto demo = synth::ScenePlayer::Create(options, &(*frontend)->guest());
+  if (!demo.ok()) {
+    VGPU_LOG(ERROR) << "demo guest: " << demo.status().message();
+    return;
+  }
+  VGPU_LOG(INFO) << "demo guest: scene " << options.scene << ", "
+                 << options.width << "x" << options.height << " at " << fps
+                 << " fps";
+  const absl::Duration period = absl::Seconds(1.0 / fps);
+  absl::Time next = absl::Now();
+  for (uint64_t index = 0; !stop; ++index) {
+    if (absl::Status status = (*demo)->Tick(index); !status.ok()) {
+      if (!stop) VGPU_LOG(ERROR) << "demo guest stopped: " << status.message();
+      return;
+    }
+    next += period;
+    absl::SleepFor(next - absl::Now());
+  }
+}
+
+// Device and encode-cache figures, read at scrape time (the device's on its
+// own thread, which owns them).
+std::shared_ptr<ScrapeCollector> MakeScrapeCollector(
+    DisplayService* service, const FrameStore* store, gpu::GpuDevice* device,
+    vhost_user::EventLoop* loop) {
+  return std::make_shared<ScrapeCollector>([service, store, device, loop]() {
+    auto stats = std::make_shared<std::optional<gpu::DeviceStats>>();
+    auto done = std::make_shared<Notification>();
+    loop->Post([device, stats, done] {
+      *stats = device->stats();
+      done->Notify();
+    });
+    std::vector<prometheus::MetricFamily> families;
+    if (done->WaitForNotificationWithTimeout(absl::Seconds(1)) &&
+        stats->has_value()) {
+      std::vector<std::pair<std::map<std::string, std::string>, double>>
+          commands, errors;
+      for (const auto& [type, count] : (*stats)->commands) {
+        commands.push_back({{{"command", gpu::wire::CommandName(type)}},
+                            static_cast<double>(count)});
+      }
+      for (const auto& [code, count] : (*stats)->errors) {
+        errors.push_back({{{"response", gpu::wire::ResponseName(code)}},
+                          static_cast<double>(count)});
+      }
+      families.push_back(CounterFamily(
+          "vgpu_device_commands_total",
+          "virtio-gpu commands handled, by command (virtio spec name).",
+          commands));
+      families.push_back(CounterFamily(
+          "vgpu_device_errors_total",
+          "virtio-gpu error responses, by response (virtio spec name).",
+          errors));
+    }
+    EncodeCacheStats cache = service->cache().stats();
+    families.push_back(CounterFamily(
+        "vgpu_frames_published_total", "Frames the device published.",
+        {{{}, static_cast<double>(store->frame_count())}}));
+    families.push_back(CounterFamily("vgpu_encode_cache_hits_total",
+                                     "Tile runs served from the encode cache.",
+                                     {{{}, static_cast<double>(cache.hits)}}));
+    families.push_back(CounterFamily(
+        "vgpu_encode_cache_misses_total", "Tile runs encoded.",
+        {{{}, static_cast<double>(cache.misses)}}));
+    families.push_back(CounterFamily(
+        "vgpu_solid_runs_total", "Tile runs sent as one colour.",
+        {{{}, static_cast<double>(cache.solid)}}));
+    return families;
+  });
+}
+
+}  // namespace
+
+absl::Status ValidateConfig(const DaemonConfig& config) {
+  if (config.vhost_user_socket.empty() && !config.demo) {
+    return Invalid(
+        "nothing to serve: pass --vhost_user_socket=PATH (for QEMU) and/or "
+        "--demo");
+  }
+  for (const gpu::DisplayConfig& display : config.device.displays) {
+    if (display.width < 16 || display.width > 4095 || display.height < 16 ||
+        display.height > 4095) {
+      return Invalid(absl::StrCat("display mode ", display.width, "x",
+                                  display.height,
+                                  " outside 16..4095 (--width, --height)"));
+    }
+  }
+  const uint64_t frame_bytes = uint64_t{config.device.displays[0].width} *
+                               config.device.displays[0].height * 4;
+  const uint64_t budget_mib = config.device.max_host_memory >> 20;
+  if (budget_mib < 1 || budget_mib > (1u << 20)) {
+    return Invalid(absl::StrCat("--max_host_memory_mib must be 1..",
+                                1u << 20, " (got ", budget_mib, ")"));
+  }
+  if (config.device.max_host_memory < frame_bytes) {
+    return Invalid(absl::StrCat(
+        "--max_host_memory_mib=", budget_mib, " cannot hold one ",
+        config.device.displays[0].width, "x", config.device.displays[0].height,
+        " frame (", (frame_bytes + (1 << 20) - 1) >> 20, " MiB)"));
+  }
+  if (config.device.max_resources < 1 ||
+      config.device.max_resources > (1u << 20)) {
+    return Invalid(absl::StrCat("--max_resources must be 1..", 1u << 20,
+                                " (got ", config.device.max_resources, ")"));
+  }
+  if (config.device.auto_shared_min_bytes > (uint64_t{1} << 40)) {
+    return Invalid("--auto_shared_min_kib must be at most 1073741824 (1 TiB)");
+  }
+  if (config.duration < absl::ZeroDuration()) {
+    return Invalid(absl::StrCat(
+        "--duration must be 0 (run until stopped) or more (got ",
+        absl::FormatDuration(config.duration), ")"));
+  }
+  if (config.snapshot_interval < absl::Milliseconds(10)) {
+    return Invalid("--snapshot_interval must be at least 10ms");
+  }
+  if (!(config.demo_fps > 0 && config.demo_fps <= 1000)) {
+    return Invalid(
+        absl::StrCat("--demo_fps must be in (0, 1000] (got ", config.demo_fps,
+                     ")"));
+  }
+  const std::vector<std::string>& scenes = synth::SceneNames();
+  if (std::find(scenes.begin(), scenes.end(), config.demo_scene) ==
+      scenes.end()) {
+    return Invalid(absl::StrCat("--demo_scene must be one of ",
+                                absl::StrJoin(scenes, ", "), " (got '",
+                                config.demo_scene, "')"));
+  }
+  if (config.max_viewers < 1 || config.max_viewers > 4096) {
+    return Invalid(absl::StrCat("--max_viewers must be 1..4096 (got ",
+                                config.max_viewers, ")"));
+  }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return Invalid("--tls_cert and --tls_key go together");
+  }
+  if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
+    return Invalid("--tls_client_ca needs --tls_cert and --tls_key");
+  }
+  if (!config.tls_cert.empty() && config.grpc_listen.empty()) {
+    return Invalid("--tls_cert is for gRPC, but --grpc_listen is empty");
+  }
+  return absl::OkStatus();
+}
+
+// Everything the daemon owns, in construction order (destroyed in reverse).
+struct Daemon::State {
+  DaemonConfig config;
+  FrameStore store;
+  std::optional<vhost_user::DisplayMirror> mirror;
+  std::unique_ptr<gpu::GpuDevice> device;
+  std::string temp_dir;  // removed last
+  std::unique_ptr<vhost_user::VhostUserServer> vhost_user;
+  std::unique_ptr<WorkerPool> workers;
+  std::unique_ptr<DisplayService> display_service;
+  std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<UnixSocketListener> unix_listener;
+  std::string grpc_where;
+  std::shared_ptr<ScrapeCollector> scrape_collector;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  // Said by Run, once everything is open: a failed start says one thing.
+  std::vector<std::string> startup_info, startup_warnings;
+
+  ~State() {
+    exposer.reset();
+    unix_listener.reset();
+    grpc_server.reset();
+    display_service.reset();
+    workers.reset();
+    vhost_user.reset();
+    device.reset();
+    if (!temp_dir.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(temp_dir, ignored);
+    }
+  }
+
+  absl::Status OpenGrpc();
+  absl::Status OpenMetrics();
+};
+
+absl::Status Daemon::State::OpenGrpc() {
+  VGPU_ASSIGN_OR_RETURN(
+      ListenAddress address,
+      ParseListenAddress("grpc_listen", config.grpc_listen, /*allow_unix=*/true));
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      grpc::InsecureServerCredentials();
+  std::string mode = "plaintext";
+  if (!config.tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions options;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    VGPU_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem("tls_cert", config.tls_cert));
+    VGPU_ASSIGN_OR_RETURN(pair.private_key, ReadPem("tls_key", config.tls_key));
+    options.pem_key_cert_pairs.push_back(pair);
+    mode = "TLS";
+    if (!config.tls_client_ca.empty()) {
+      VGPU_ASSIGN_OR_RETURN(options.pem_root_certs,
+                            ReadPem("tls_client_ca", config.tls_client_ca));
+      options.client_certificate_request =
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+      mode = "mutual TLS (client certificates required)";
+    }
+    credentials = grpc::SslServerCredentials(options);
+  }
+  // Plain unix sockets are accepted by our own listener (large send
+  // buffers); TCP and TLS go through gRPC's.
+  const bool own_unix_listener =
+      address.unix_socket && config.tls_cert.empty();
+  if (!address.unix_socket) {
+    VGPU_RETURN_IF_ERROR(CheckTcpListenable(address));
+  }
+  gpr_set_log_function(ForwardGrpcLog);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Reflection finds services in the generated descriptor pool; gRPC's own
+  // health service has none there, so ours is linked in by naming it.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second daemon on the same port
+  // would then share it and viewers would get either VM's screen.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  int port = 0;
+  if (!own_unix_listener) {
+    builder.AddListeningPort(address.ToString(), credentials, &port);
+  }
+  builder.RegisterService(display_service.get());
+  grpc_server = builder.BuildAndStart();
+  if (grpc_server == nullptr || (!address.unix_socket && port == 0)) {
+    grpc_server.reset();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for gRPC on ", address.ToString()));
+  }
+  grpc_server->GetHealthCheckService()->SetServingStatus(kDisplayServiceName,
+                                                         true);
+  if (own_unix_listener) {
+    absl::StatusOr<std::unique_ptr<UnixSocketListener>> listener =
+        UnixSocketListener::Start(address.path, grpc_server.get());
+    if (!listener.ok()) return listener.status();
+    unix_listener = *std::move(listener);
+  }
+  if (!address.unix_socket) address.port = static_cast<uint16_t>(port);
+  grpc_where = address.ToString();
+  startup_info.push_back(absl::StrCat(
+      "gRPC display service on ", grpc_where, ", ", mode,
+      " (try: vgpu-shot --server=", grpc_where,
+      config.tls_cert.empty() ? "" : " --tls_ca=CA.pem", " --out=screen.png)"));
+  if (!address.loopback && config.tls_cert.empty()) {
+    startup_warnings.push_back(absl::StrCat(
+        "gRPC listens on ", grpc_where,
+        " without TLS: anyone who can reach it sees the VM's screen; pass "
+        "--tls_cert and --tls_key (and --tls_client_ca)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::State::OpenMetrics() {
+  VGPU_ASSIGN_OR_RETURN(
+      ListenAddress address,
+      ParseListenAddress("metrics_listen", config.metrics_listen,
+                         /*allow_unix=*/false, /*ipv4_only=*/true));
+  // The exposer reports a failed bind by throwing, which this build cannot
+  // catch: find out first, with the system's reason.
+  if (absl::Status status = CheckTcpListenable(address); !status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("--metrics_listen: ",
+                                                    status.message()));
+  }
+  scrape_collector = MakeScrapeCollector(display_service.get(), &store,
+                                         device.get(), &vhost_user->loop());
+  exposer = std::make_unique<prometheus::Exposer>(address.ToString(),
+                                                  /*threads=*/1);
+  exposer->RegisterCollectable(display_service->metrics().registry());
+  exposer->RegisterCollectable(scrape_collector);
+  std::vector<int> ports = exposer->GetListeningPorts();
+  startup_info.push_back(absl::StrCat("Prometheus metrics on http://",
+                                      address.host, ":",
+                                      ports.empty() ? 0 : ports[0],
+                                      "/metrics"));
+  if (!address.loopback) {
+    startup_warnings.push_back(absl::StrCat(
+        "metrics listen on ", address.ToString(),
+        ", reachable from other machines"));
+  }
+  return absl::OkStatus();
+}
+
+Daemon::Daemon(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Daemon::~Daemon() = default;
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
+  VGPU_RETURN_IF_ERROR(ValidateConfig(config));
+  // Threads started from here on (gRPC's, the workers) must not take
+  // SIGINT/SIGTERM: Run's signal thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto state = std::make_unique<State>();
+  state->config = std::move(config);
+  DaemonConfig& c = state->config;
+
+  if (!c.snapshot.empty()) {
+    std::filesystem::path folder =
+        std::filesystem::path(c.snapshot).parent_path();
+    std::error_code error;
+    if (!folder.empty()) std::filesystem::create_directories(folder, error);
+    if (error || access(folder.empty() ? "." : folder.c_str(), W_OK) != 0) {
+      return Invalid(absl::StrCat(
+          "--snapshot=", c.snapshot, ": cannot write in ",
+          folder.empty() ? "." : folder.string(), ": ",
+          error ? error.message() : strerror(errno)));
+    }
+  }
+
+  state->mirror.emplace(&state->store);
+  state->mirror->set_enabled(c.mirror_to_qemu);
+  VGPU_ASSIGN_OR_RETURN(state->device,
+                        gpu::GpuDevice::Create(c.device, &*state->mirror));
+  std::string socket_path = c.vhost_user_socket;
+  if (socket_path.empty()) {
+    char pattern[] = "/tmp/vgpu-displayd-XXXXXX";
+    if (mkdtemp(pattern) == nullptr) {
+      return absl::ErrnoToStatus(errno, "cannot make a temporary folder");
+    }
+    state->temp_dir = pattern;
+    socket_path = state->temp_dir + "/vhost-user.sock";
+    c.vhost_user_socket = socket_path;
+  }
+  absl::StatusOr<std::unique_ptr<vhost_user::VhostUserServer>> vhost_user =
+      vhost_user::VhostUserServer::Create(socket_path, state->device.get(),
+                                          &*state->mirror);
+  if (!vhost_user.ok()) {
+    return absl::Status(vhost_user.status().code(),
+                        absl::StrCat("--vhost_user_socket: ",
+                                     vhost_user.status().message()));
+  }
+  state->vhost_user = *std::move(vhost_user);
+
+  // The gRPC display service: encoding and waits on a small worker pool.
+  state->workers = std::make_unique<WorkerPool>(
+      std::max(2u, std::thread::hardware_concurrency()));
+  state->display_service = std::make_unique<DisplayService>(
+      &state->store, state->workers.get(),
+      DisplayServiceOptions{
+          .num_scanouts = static_cast<uint32_t>(c.device.displays.size()),
+          .max_viewers = c.max_viewers});
+  // RequestLayout: the mode is applied on the device thread. vhost-user has
+  // no way for a back-end to raise VIRTIO_GPU_EVENT_DISPLAY (QEMU rejects
+  // back-end config-change messages), so the guest sees the new mode only at
+  // its next display probe, and the caller is told so.
+  state->display_service->set_layout_function(
+      [device = state->device.get(), loop = &state->vhost_user->loop()](
+          uint32_t scanout_id, const gpu::DisplayConfig& display,
+          std::function<void(absl::Status, bool)> done) {
+        loop->Post([device, scanout_id, display, done = std::move(done)] {
+          absl::Status status = device->SetDisplay(scanout_id, display);
+          if (!status.ok()) {
+            done(absl::InvalidArgumentError(status.message()), false);
+            return;
+          }
+          done(absl::FailedPreconditionError(
+                   "mode stored; vhost-user cannot raise "
+                   "VIRTIO_GPU_EVENT_DISPLAY, so the guest sees it at its "
+                   "next display probe (e.g. after a reboot)"),
+               false);
+        });
+      });
+  if (!c.grpc_listen.empty()) VGPU_RETURN_IF_ERROR(state->OpenGrpc());
+  if (!c.metrics_listen.empty()) VGPU_RETURN_IF_ERROR(state->OpenMetrics());
+  return std::unique_ptr<Daemon>(new Daemon(std::move(state)));
+}
+
+int Daemon::Run() {
+  State& s = *state_;
+  const DaemonConfig& c = s.config;
+  VGPU_LOG(INFO) << "vgpu-displayd serving a vhost-user-gpu device on "
+                 << c.vhost_user_socket << " ("
+                 << c.device.displays[0].width << "x"
+                 << c.device.displays[0].height << ", policy "
+                 << c.policy_name << ")";
+  for (const std::string& line : s.startup_info) VGPU_LOG(INFO) << line;
+  for (const std::string& line : s.startup_warnings) VGPU_LOG(WARNING) << line;
+
+  // Signals (blocked in every thread since Open) go to one thread that
+  // stops the device loop. The same thread ends a --duration run.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  std::atomic<bool> stop{false};
+  std::atomic<bool> finishing{false};
+  std::thread signal_thread([&] {
+    const bool timed = c.duration > absl::ZeroDuration();
+    const absl::Time end = absl::Now() + c.duration;
+    while (true) {
+      siginfo_t info{};
+      int received;
+      if (timed) {
+        timespec wait = absl::ToTimespec(
+            std::max(end - absl::Now(), absl::ZeroDuration()));
+        received = sigtimedwait(&signals, &info, &wait);
+      } else {
+        received = sigwaitinfo(&signals, &info);
+      }
+      if (received < 0 && errno == EINTR) continue;
+      if (finishing) return;  // released by Run's own shutdown
+      if (received < 0) {
+        VGPU_LOG(INFO) << "--duration=" << absl::FormatDuration(c.duration)
+                       << " elapsed: shutting down";
+      } else {
+        VGPU_LOG(INFO) << (received == SIGINT ? "SIGINT" : "SIGTERM")
+                       << " received: shutting down";
+      }
+      break;
+    }
+    stop = true;
+    s.vhost_user->Stop();
+  });
+
+  std::thread snapshot_thread;
+  if (!c.snapshot.empty()) {
+    snapshot_thread = std::thread(SnapshotLoop, std::cref(s.store), c.snapshot,
+                                  c.snapshot_interval, std::cref(stop));
+  }
+  std::thread demo_thread;
+  if (c.demo) {
+    synth::ScenePlayerOptions demo_options;
+    demo_options.scene = c.demo_scene;
+    demo_options.width = c.device.displays[0].width;
+    demo_options.height = c.device.displays[0].height;
+    demo_options.mode_every = c.demo_mode_every;
+    demo_thread = std::thread(DemoLoop, c.vhost_user_socket, demo_options,
+                              c.demo_fps, std::cref(stop));
+  }
+
+  s.vhost_user->Run();  // the device thread
+
+  stop = true;
+  finishing = true;
+  s.unix_listener.reset();
+  if (s.grpc_server) {
+    s.grpc_server->Shutdown(std::chrono::system_clock::now() +
+                            std::chrono::seconds(2));
+  }
+  if (demo_thread.joinable()) demo_thread.join();
+  if (snapshot_thread.joinable()) snapshot_thread.join();
+  pthread_kill(signal_thread.native_handle(), SIGTERM);  // if still waiting
+  signal_thread.join();
+  const uint64_t frames = s.store.frame_count();
+  state_.reset();
+  VGPU_LOG(INFO) << "vgpu-displayd: stopped after " << frames << " frames";
+  return 0;
+}
+
+}  // namespace vgpu::server
