@@ -110,8 +110,7 @@ void CheckArgument(const Program& program, int argc, char** argv, int* index) {
       hint = absl::StrCat("not a valid value (default: ", flag->DefaultValue(),
                           ")");
     }
-    Exit(program.name,
-         absl::StrCat("--", name, "=", text, ": ", hint));
+    Exit(program.name, absl::StrCat("--", name, "=", text, ": ", hint));
   }
   flag->ParseFrom(saved, &error);
 }
@@ -121,8 +120,8 @@ void CheckArgument(const Program& program, int argc, char** argv, int* index) {
 absl::string_view Version() { return VGPU_VERSION; }
 
 std::string HelpText(const Program& program) {
-  std::string out = absl::StrCat(program.name, ": ", program.summary, "\n\n",
-                                 "Flags:\n");
+  std::string out =
+      absl::StrCat(program.name, ": ", program.summary, "\n\n", "Flags:\n");
   std::vector<absl::CommandLineFlag*> flags;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (IsOwnFlag(*flag)) flags.push_back(flag);
@@ -171,8 +170,8 @@ int UsageError(absl::string_view program, absl::string_view message) {
 absl::Status CheckRange(absl::string_view flag, int64_t value, int64_t lo,
                         int64_t hi) {
   if (value >= lo && value <= hi) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("--", flag, " must be ", lo, "..", hi, " (got ", value, ")"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--", flag, " must be ", lo, "..", hi, " (got ", value, ")"));
 }
 
 }  // namespace vgpu::cli

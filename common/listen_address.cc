@@ -100,7 +100,8 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view flag,
   absl::StatusOr<AddrInfoPtr> resolved = Resolve(address.host, address.port);
   if (!resolved.ok()) return error(resolved.status().message());
   address.loopback = !address.host.empty();
-  for (addrinfo* info = resolved->get(); info != nullptr; info = info->ai_next) {
+  for (addrinfo* info = resolved->get(); info != nullptr;
+       info = info->ai_next) {
     if (!IsLoopback(info->ai_addr)) address.loopback = false;
   }
   return address;
@@ -110,7 +111,8 @@ absl::Status CheckTcpListenable(const ListenAddress& address) {
   if (address.unix_socket || address.port == 0) return absl::OkStatus();
   absl::StatusOr<AddrInfoPtr> resolved = Resolve(address.host, address.port);
   if (!resolved.ok()) return resolved.status();
-  for (addrinfo* info = resolved->get(); info != nullptr; info = info->ai_next) {
+  for (addrinfo* info = resolved->get(); info != nullptr;
+       info = info->ai_next) {
     int fd = socket(info->ai_family, info->ai_socktype | SOCK_CLOEXEC,
                     info->ai_protocol);
     if (fd < 0) continue;  // e.g. IPv6 disabled: the listener skips it too
@@ -128,8 +130,8 @@ absl::Status CheckTcpListenable(const ListenAddress& address) {
           absl::StrCat(address.ToString(), " is in use"));
     }
     if (error == EADDRNOTAVAIL) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          address.host, " is not an address of this machine"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(address.host, " is not an address of this machine"));
     }
     if (error == EACCES) {
       return absl::PermissionDeniedError(absl::StrCat(

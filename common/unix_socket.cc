@@ -24,8 +24,8 @@ absl::Status SystemError(int error, const std::string& what) {
 absl::StatusOr<bool> Answers(const sockaddr_un& address) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return SystemError(errno, "socket");
-  int connected = connect(fd, reinterpret_cast<const sockaddr*>(&address),
-                          sizeof(address));
+  int connected =
+      connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address));
   int error = errno;
   close(fd);
   if (connected == 0 || error == EAGAIN || error == EINPROGRESS) return true;
@@ -50,7 +50,8 @@ absl::StatusOr<int> TakeLock(const std::string& socket_path,
       }
       return SystemError(error, "cannot lock " + lock_path);
     }
-    struct stat held {}, now {};
+    struct stat held {
+    }, now{};
     if (fstat(fd, &held) == 0 && stat(lock_path.c_str(), &now) == 0 &&
         held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
       return fd;
@@ -75,9 +76,9 @@ absl::StatusOr<std::unique_ptr<OwnedUnixSocket>> OwnedUnixSocket::Listen(
   std::filesystem::path folder = std::filesystem::path(path).parent_path();
   std::error_code ignored;
   if (!folder.empty() && !std::filesystem::is_directory(folder, ignored)) {
-    return absl::NotFoundError(absl::StrCat(
-        "cannot listen on ", path, ": folder ", folder.string(),
-        " does not exist"));
+    return absl::NotFoundError(absl::StrCat("cannot listen on ", path,
+                                            ": folder ", folder.string(),
+                                            " does not exist"));
   }
   const std::string lock_path = path + ".lock";
   absl::StatusOr<int> lock = TakeLock(path, lock_path);
@@ -95,8 +96,9 @@ absl::StatusOr<std::unique_ptr<OwnedUnixSocket>> OwnedUnixSocket::Listen(
     if (!alive.ok()) return alive.status();
     if (*alive) {
       return absl::AlreadyExistsError(
-          absl::StrCat(path, " is in use: a process accepts connections on it "
-                             "(stop it, or choose another path)"));
+          absl::StrCat(path,
+                       " is in use: a process accepts connections on it "
+                       "(stop it, or choose another path)"));
     }
     unlink(path.c_str());  // stale: nobody listens
   }
@@ -126,8 +128,8 @@ int OwnedUnixSocket::TakeFd() {
 OwnedUnixSocket::~OwnedUnixSocket() {
   if (listen_fd_ >= 0) close(listen_fd_);
   struct stat now {};
-  if (inode_ != 0 && lstat(path_.c_str(), &now) == 0 &&
-      now.st_dev == device_ && now.st_ino == inode_) {
+  if (inode_ != 0 && lstat(path_.c_str(), &now) == 0 && now.st_dev == device_ &&
+      now.st_ino == inode_) {
     unlink(path_.c_str());
   }
   if (lock_fd_ >= 0) {

@@ -1,6 +1,5 @@
 #include "server/daemon.h"
 
-#include <grpc/support/log.h>
 #include <prometheus/exposer.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.pb.h"
+#include <grpc/support/log.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -54,8 +54,8 @@ absl::StatusOr<std::string> ReadPem(absl::string_view flag,
                                     const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat("--", flag, "=", path,
-                                            ": cannot read: ", strerror(errno)));
+    return absl::NotFoundError(absl::StrCat(
+        "--", flag, "=", path, ": cannot read: ", strerror(errno)));
   }
   std::string text((std::istreambuf_iterator<char>(in)),
                    std::istreambuf_iterator<char>());
@@ -169,12 +169,12 @@ std::shared_ptr<ScrapeCollector> MakeScrapeCollector(
     families.push_back(CounterFamily("vgpu_encode_cache_hits_total",
                                      "Tile runs served from the encode cache.",
                                      {{{}, static_cast<double>(cache.hits)}}));
-    families.push_back(CounterFamily(
-        "vgpu_encode_cache_misses_total", "Tile runs encoded.",
-        {{{}, static_cast<double>(cache.misses)}}));
-    families.push_back(CounterFamily(
-        "vgpu_solid_runs_total", "Tile runs sent as one colour.",
-        {{{}, static_cast<double>(cache.solid)}}));
+    families.push_back(
+        CounterFamily("vgpu_encode_cache_misses_total", "Tile runs encoded.",
+                      {{{}, static_cast<double>(cache.misses)}}));
+    families.push_back(CounterFamily("vgpu_solid_runs_total",
+                                     "Tile runs sent as one colour.",
+                                     {{{}, static_cast<double>(cache.solid)}}));
     return families;
   });
 }
@@ -199,8 +199,8 @@ absl::Status ValidateConfig(const DaemonConfig& config) {
                                config.device.displays[0].height * 4;
   const uint64_t budget_mib = config.device.max_host_memory >> 20;
   if (budget_mib < 1 || budget_mib > (1u << 20)) {
-    return Invalid(absl::StrCat("--max_host_memory_mib must be 1..",
-                                1u << 20, " (got ", budget_mib, ")"));
+    return Invalid(absl::StrCat("--max_host_memory_mib must be 1..", 1u << 20,
+                                " (got ", budget_mib, ")"));
   }
   if (config.device.max_host_memory < frame_bytes) {
     return Invalid(absl::StrCat(
@@ -217,17 +217,16 @@ absl::Status ValidateConfig(const DaemonConfig& config) {
     return Invalid("--auto_shared_min_kib must be at most 1073741824 (1 TiB)");
   }
   if (config.duration < absl::ZeroDuration()) {
-    return Invalid(absl::StrCat(
-        "--duration must be 0 (run until stopped) or more (got ",
-        absl::FormatDuration(config.duration), ")"));
+    return Invalid(
+        absl::StrCat("--duration must be 0 (run until stopped) or more (got ",
+                     absl::FormatDuration(config.duration), ")"));
   }
   if (config.snapshot_interval < absl::Milliseconds(10)) {
     return Invalid("--snapshot_interval must be at least 10ms");
   }
   if (!(config.demo_fps > 0 && config.demo_fps <= 1000)) {
-    return Invalid(
-        absl::StrCat("--demo_fps must be in (0, 1000] (got ", config.demo_fps,
-                     ")"));
+    return Invalid(absl::StrCat("--demo_fps must be in (0, 1000] (got ",
+                                config.demo_fps, ")"));
   }
   const std::vector<std::string>& scenes = synth::SceneNames();
   if (std::find(scenes.begin(), scenes.end(), config.demo_scene) ==
@@ -289,16 +288,17 @@ struct Daemon::State {
 };
 
 absl::Status Daemon::State::OpenGrpc() {
-  VGPU_ASSIGN_OR_RETURN(
-      ListenAddress address,
-      ParseListenAddress("grpc_listen", config.grpc_listen, /*allow_unix=*/true));
+  VGPU_ASSIGN_OR_RETURN(ListenAddress address,
+                        ParseListenAddress("grpc_listen", config.grpc_listen,
+                                           /*allow_unix=*/true));
   std::shared_ptr<grpc::ServerCredentials> credentials =
       grpc::InsecureServerCredentials();
   std::string mode = "plaintext";
   if (!config.tls_cert.empty()) {
     grpc::SslServerCredentialsOptions options;
     grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-    VGPU_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem("tls_cert", config.tls_cert));
+    VGPU_ASSIGN_OR_RETURN(pair.cert_chain,
+                          ReadPem("tls_cert", config.tls_cert));
     VGPU_ASSIGN_OR_RETURN(pair.private_key, ReadPem("tls_key", config.tls_key));
     options.pem_key_cert_pairs.push_back(pair);
     mode = "TLS";
@@ -313,8 +313,7 @@ absl::Status Daemon::State::OpenGrpc() {
   }
   // Plain unix sockets are accepted by our own listener (large send
   // buffers); TCP and TLS go through gRPC's.
-  const bool own_unix_listener =
-      address.unix_socket && config.tls_cert.empty();
+  const bool own_unix_listener = address.unix_socket && config.tls_cert.empty();
   if (!address.unix_socket) {
     VGPU_RETURN_IF_ERROR(CheckTcpListenable(address));
   }
@@ -370,8 +369,8 @@ absl::Status Daemon::State::OpenMetrics() {
   // The exposer reports a failed bind by throwing, which this build cannot
   // catch: find out first, with the system's reason.
   if (absl::Status status = CheckTcpListenable(address); !status.ok()) {
-    return absl::Status(status.code(), absl::StrCat("--metrics_listen: ",
-                                                    status.message()));
+    return absl::Status(status.code(),
+                        absl::StrCat("--metrics_listen: ", status.message()));
   }
   scrape_collector = MakeScrapeCollector(display_service.get(), &store,
                                          device.get(), &vhost_user->loop());
@@ -380,14 +379,13 @@ absl::Status Daemon::State::OpenMetrics() {
   exposer->RegisterCollectable(display_service->metrics().registry());
   exposer->RegisterCollectable(scrape_collector);
   std::vector<int> ports = exposer->GetListeningPorts();
-  startup_info.push_back(absl::StrCat("Prometheus metrics on http://",
-                                      address.host, ":",
-                                      ports.empty() ? 0 : ports[0],
-                                      "/metrics"));
+  startup_info.push_back(
+      absl::StrCat("Prometheus metrics on http://", address.host, ":",
+                   ports.empty() ? 0 : ports[0], "/metrics"));
   if (!address.loopback) {
-    startup_warnings.push_back(absl::StrCat(
-        "metrics listen on ", address.ToString(),
-        ", reachable from other machines"));
+    startup_warnings.push_back(absl::StrCat("metrics listen on ",
+                                            address.ToString(),
+                                            ", reachable from other machines"));
   }
   return absl::OkStatus();
 }
@@ -414,10 +412,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
     std::error_code error;
     if (!folder.empty()) std::filesystem::create_directories(folder, error);
     if (error || access(folder.empty() ? "." : folder.c_str(), W_OK) != 0) {
-      return Invalid(absl::StrCat(
-          "--snapshot=", c.snapshot, ": cannot write in ",
-          folder.empty() ? "." : folder.string(), ": ",
-          error ? error.message() : strerror(errno)));
+      return Invalid(absl::StrCat("--snapshot=", c.snapshot,
+                                  ": cannot write in ",
+                                  folder.empty() ? "." : folder.string(), ": ",
+                                  error ? error.message() : strerror(errno)));
     }
   }
 
@@ -439,9 +437,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
       vhost_user::VhostUserServer::Create(socket_path, state->device.get(),
                                           &*state->mirror);
   if (!vhost_user.ok()) {
-    return absl::Status(vhost_user.status().code(),
-                        absl::StrCat("--vhost_user_socket: ",
-                                     vhost_user.status().message()));
+    return absl::Status(
+        vhost_user.status().code(),
+        absl::StrCat("--vhost_user_socket: ", vhost_user.status().message()));
   }
   state->vhost_user = *std::move(vhost_user);
 
@@ -483,9 +481,8 @@ int Daemon::Run() {
   State& s = *state_;
   const DaemonConfig& c = s.config;
   VGPU_LOG(INFO) << "vgpu-displayd serving a vhost-user-gpu device on "
-                 << c.vhost_user_socket << " ("
-                 << c.device.displays[0].width << "x"
-                 << c.device.displays[0].height << ", policy "
+                 << c.vhost_user_socket << " (" << c.device.displays[0].width
+                 << "x" << c.device.displays[0].height << ", policy "
                  << c.policy_name << ")";
   for (const std::string& line : s.startup_info) VGPU_LOG(INFO) << line;
   for (const std::string& line : s.startup_warnings) VGPU_LOG(WARNING) << line;
@@ -505,8 +502,8 @@ int Daemon::Run() {
       siginfo_t info{};
       int received;
       if (timed) {
-        timespec wait = absl::ToTimespec(
-            std::max(end - absl::Now(), absl::ZeroDuration()));
+        timespec wait =
+            absl::ToTimespec(std::max(end - absl::Now(), absl::ZeroDuration()));
         received = sigtimedwait(&signals, &info, &wait);
       } else {
         received = sigwaitinfo(&signals, &info);
@@ -547,10 +544,9 @@ int Daemon::Run() {
   stop = true;
   finishing = true;
   s.unix_listener.reset();
-  if (s.grpc_server) {
-    s.grpc_server->Shutdown(std::chrono::system_clock::now() +
-                            std::chrono::seconds(2));
-  }
+  // Viewer streams never end by themselves: cancel every call now rather
+  // than wait for them (clients see UNAVAILABLE "Cancelling all calls").
+  if (s.grpc_server) s.grpc_server->Shutdown(std::chrono::system_clock::now());
   if (demo_thread.joinable()) demo_thread.join();
   if (snapshot_thread.joinable()) snapshot_thread.join();
   pthread_kill(signal_thread.native_handle(), SIGTERM);  // if still waiting

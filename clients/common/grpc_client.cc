@@ -1,7 +1,5 @@
 #include "clients/common/grpc_client.h"
 
-#include <grpc/support/log.h>
-
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include <grpc/support/log.h>
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051",
           "vgpu-displayd's gRPC address: host:port or unix:/path/to.sock.");
@@ -112,11 +111,11 @@ std::string DescribeError(const grpc::Status& status,
                           const Connection& connection) {
   const std::string& message = status.error_message();
   if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return message;
-  std::string out = absl::StrCat("cannot reach ", connection.server, ": ",
-                                 message);
+  std::string out =
+      absl::StrCat("cannot reach ", connection.server, ": ", message);
   const std::string lower = absl::AsciiStrToLower(message);
-  const bool handshake = absl::StrContains(lower, "handshake") ||
-                         absl::StrContains(lower, "ssl");
+  const bool handshake =
+      absl::StrContains(lower, "handshake") || absl::StrContains(lower, "ssl");
   if (absl::StrContains(message, "Connection refused") ||
       absl::StrContains(message, "No such file")) {
     absl::StrAppend(&out,

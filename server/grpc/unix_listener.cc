@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include <grpcpp/server_posix.h>
 
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace vgpu::server {
@@ -43,6 +44,13 @@ void UnixSocketListener::Serve(int client) {
   socklen_t length = sizeof(granted);
   getsockopt(client, SOL_SOCKET, SO_SNDBUF, &granted, &length);
   granted_ = granted;
+  // gRPC names such a peer "fd:N"; say who that is.
+  ucred peer{};
+  socklen_t peer_length = sizeof(peer);
+  if (getsockopt(client, SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) == 0) {
+    VGPU_LOG(INFO) << "gRPC connection fd:" << client << " on " << path()
+                   << " from pid " << peer.pid << " (uid " << peer.uid << ")";
+  }
   grpc::AddInsecureChannelFromFd(server_, client);  // takes the fd
 }
 

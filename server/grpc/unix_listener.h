@@ -29,6 +29,7 @@ class UnixSocketListener {
   // handed over belong to the server.
   ~UnixSocketListener();
 
+  const std::string& path() const { return socket_->path(); }
   // The send buffer the kernel granted the last connection (bytes).
   int granted_send_buffer() const { return granted_.load(); }
 

@@ -7,6 +7,7 @@ and raw screenshots and streams frame updates; a second daemon whose guest
 changes resolution every few frames is watched through several modesets.
 """
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -20,11 +21,18 @@ DAEMON, PROTO_DIR = sys.argv[1], sys.argv[2]
 
 def generate_stubs(out_dir):
     from grpc_tools import protoc
-    proto = os.path.join(PROTO_DIR, "vgpu/display/v1/display.proto")
-    args = ["protoc", f"-I{PROTO_DIR}", f"--python_out={out_dir}",
-            f"--grpc_python_out={out_dir}", proto]
-    if protoc.main(args) != 0:
-        raise RuntimeError("protoc failed")
+    # health.proto is compiled from a copy named health_check/health.proto:
+    # a generated grpc/health/v1 package would shadow python3-grpcio's grpc.
+    health_root = os.path.join(out_dir, "protos")
+    os.makedirs(os.path.join(health_root, "health_check"))
+    shutil.copy(os.path.join(PROTO_DIR, "grpc/health/v1/health.proto"),
+                os.path.join(health_root, "health_check/health.proto"))
+    for root, name in ((PROTO_DIR, "vgpu/display/v1/display.proto"),
+                       (health_root, "health_check/health.proto")):
+        args = ["protoc", f"-I{root}", f"--python_out={out_dir}",
+                f"--grpc_python_out={out_dir}", os.path.join(root, name)]
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed on {name}")
     sys.path.insert(0, out_dir)
 
 
@@ -123,6 +131,100 @@ class PythonClientTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as error:
             self.stub.GetScreenshot(self.pb.GetScreenshotRequest(scanout_id=9))
         self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+
+def proto_fields(data):
+    """Decodes one protobuf message's fields: [(number, value)], where a
+    length-delimited value is bytes and a varint an int (enough for the
+    reflection service's replies)."""
+    fields, i = [], 0
+    def varint():
+        nonlocal i
+        value, shift = 0, 0
+        while True:
+            byte = data[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+    while i < len(data):
+        key = varint()
+        number, kind = key >> 3, key & 7
+        if kind == 0:
+            fields.append((number, varint()))
+        elif kind == 2:
+            length = varint()
+            fields.append((number, data[i:i + length]))
+            i += length
+        else:
+            raise ValueError(f"wire type {kind} not expected here")
+    return fields
+
+
+def string_field(number, text):
+    """One length-delimited protobuf field (for a request built by hand)."""
+    data = text.encode()
+    assert len(data) < 128
+    return bytes([number << 3 | 2, len(data)]) + data
+
+
+class HealthAndReflectionTest(unittest.TestCase):
+    """What a generic gRPC client (grpcurl, a load balancer, a Kubernetes
+    probe) relies on: grpc.health.v1 for the server and for the Display
+    service by name, and server reflection describing every service."""
+
+    @classmethod
+    def setUpClass(cls):
+        start_daemon(cls)
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_daemon(cls)
+
+    def test_health_serving_for_server_and_display_service(self):
+        import grpc
+        from health_check import health_pb2, health_pb2_grpc
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        serving = health_pb2.HealthCheckResponse.SERVING
+        for service in ("", "vgpu.display.v1.Display"):
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service),
+                               timeout=5)
+            self.assertEqual(reply.status, serving, service)
+        with self.assertRaises(grpc.RpcError) as caught:
+            stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"),
+                       timeout=5)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def reflect(self, request):
+        call = self.channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            request_serializer=lambda x: x, response_deserializer=lambda x: x)
+        replies = list(call(iter([request]), timeout=5))
+        self.assertEqual(len(replies), 1)
+        return dict(proto_fields(replies[0]))
+
+    def test_reflection_lists_and_describes_every_service(self):
+        from google.protobuf import descriptor_pb2
+        # list_services (field 7) -> list_services_response (6): services (1)
+        # each with name (1).
+        reply = self.reflect(string_field(7, ""))
+        self.assertIn(6, reply, f"no service list: {reply}")
+        names = {dict(proto_fields(service))[1].decode()
+                 for number, service in proto_fields(reply[6]) if number == 1}
+        self.assertTrue({"vgpu.display.v1.Display", "grpc.health.v1.Health",
+                         "grpc.reflection.v1alpha.ServerReflection"} <= names,
+                        names)
+        for name in sorted(names):
+            # file_containing_symbol (4) -> file_descriptor_response (4):
+            # file_descriptor_proto (1), serialized FileDescriptorProtos.
+            reply = self.reflect(string_field(4, name))
+            self.assertIn(4, reply, f"{name}: {reply}")
+            files = [descriptor_pb2.FileDescriptorProto.FromString(blob)
+                     for number, blob in proto_fields(reply[4]) if number == 1]
+            services = {f"{f.package}.{s.name}" for f in files
+                        for s in f.service}
+            self.assertIn(name, services)
 
 
 class ResizingGuestTest(unittest.TestCase):
