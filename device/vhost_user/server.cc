@@ -49,7 +49,11 @@ void VhostUserServer::OnAccept() {
     return;
   }
   ++stats_.connections;
-  VGPU_LOG(INFO) << "front-end connected on " << path_;
+  ucred peer{};
+  socklen_t peer_length = sizeof(peer);
+  getsockopt(connection.get(), SOL_SOCKET, SO_PEERCRED, &peer, &peer_length);
+  VGPU_LOG(INFO) << "front-end connected on " << path_ << " (pid " << peer.pid
+                 << ")";
   backend_ = std::make_unique<GpuBackend>(device_, loop_.get(),
                                           std::move(connection), mirror_);
   absl::Status started = backend_->Start([this](const absl::Status& reason) {
