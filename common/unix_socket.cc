@@ -125,6 +125,21 @@ int OwnedUnixSocket::TakeFd() {
   return fd;
 }
 
+void OwnedUnixSocket::Unbind() {
+  if (listen_fd_ >= 0) close(listen_fd_);
+  listen_fd_ = -1;
+  unlink(path_.c_str());
+  inode_ = 0;
+}
+
+void OwnedUnixSocket::Adopt() {
+  struct stat bound {};
+  if (lstat(path_.c_str(), &bound) == 0 && S_ISSOCK(bound.st_mode)) {
+    device_ = bound.st_dev;
+    inode_ = bound.st_ino;
+  }
+}
+
 OwnedUnixSocket::~OwnedUnixSocket() {
   if (listen_fd_ >= 0) close(listen_fd_);
   struct stat now {};

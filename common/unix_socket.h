@@ -38,6 +38,11 @@ class OwnedUnixSocket {
   // The listening descriptor; the caller owns it afterwards (closes it).
   // Call once.
   int TakeFd();
+  // For a listener that must bind the path itself (gRPC's, with TLS): closes
+  // our socket and removes its file, keeping the lock; after the other
+  // listener bound it, Adopt() records that socket as the one to remove.
+  void Unbind();
+  void Adopt();
   const std::string& path() const { return path_; }
 
  private:

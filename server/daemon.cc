@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/notification.h"
 #include "common/status_macros.h"
+#include "common/unix_socket.h"
 #include "device/gpu/wire_names.h"
 #include "device/vhost_user/server.h"
 #include "server/frame_store.h"
@@ -263,6 +264,7 @@ struct Daemon::State {
   std::unique_ptr<DisplayService> display_service;
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<UnixSocketListener> unix_listener;
+  std::unique_ptr<OwnedUnixSocket> tls_unix_socket;  // gRPC's, with TLS
   std::string grpc_where;
   std::shared_ptr<ScrapeCollector> scrape_collector;
   std::unique_ptr<prometheus::Exposer> exposer;
@@ -273,6 +275,7 @@ struct Daemon::State {
     exposer.reset();
     unix_listener.reset();
     grpc_server.reset();
+    tls_unix_socket.reset();
     display_service.reset();
     workers.reset();
     vhost_user.reset();
@@ -284,6 +287,7 @@ struct Daemon::State {
   }
 
   absl::Status OpenGrpc();
+  absl::StatusOr<ListenAddress> CheckMetrics();
   absl::Status OpenMetrics();
 };
 
@@ -314,9 +318,18 @@ absl::Status Daemon::State::OpenGrpc() {
   // Plain unix sockets are accepted by our own listener (large send
   // buffers); TCP and TLS go through gRPC's.
   const bool own_unix_listener = address.unix_socket && config.tls_cert.empty();
-  if (!address.unix_socket) {
+  // Everything that can fail is found out before gRPC starts its threads.
+  std::unique_ptr<OwnedUnixSocket> unix_socket;
+  if (address.unix_socket) {
+    VGPU_ASSIGN_OR_RETURN(
+        unix_socket, OwnedUnixSocket::Listen(address.path, /*backlog=*/64));
+    // With TLS gRPC binds the path itself; the lock stays ours.
+    if (!own_unix_listener) unix_socket->Unbind();
+  } else {
     VGPU_RETURN_IF_ERROR(CheckTcpListenable(address));
   }
+  if (!config.metrics_listen.empty())
+    VGPU_RETURN_IF_ERROR(CheckMetrics().status());
   gpr_set_log_function(ForwardGrpcLog);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -340,9 +353,13 @@ absl::Status Daemon::State::OpenGrpc() {
   }
   grpc_server->GetHealthCheckService()->SetServingStatus(kDisplayServiceName,
                                                          true);
+  if (unix_socket != nullptr && !own_unix_listener) {
+    unix_socket->Adopt();
+    tls_unix_socket = std::move(unix_socket);
+  }
   if (own_unix_listener) {
     absl::StatusOr<std::unique_ptr<UnixSocketListener>> listener =
-        UnixSocketListener::Start(address.path, grpc_server.get());
+        UnixSocketListener::Start(std::move(unix_socket), grpc_server.get());
     if (!listener.ok()) return listener.status();
     unix_listener = *std::move(listener);
   }
@@ -361,7 +378,7 @@ absl::Status Daemon::State::OpenGrpc() {
   return absl::OkStatus();
 }
 
-absl::Status Daemon::State::OpenMetrics() {
+absl::StatusOr<ListenAddress> Daemon::State::CheckMetrics() {
   VGPU_ASSIGN_OR_RETURN(
       ListenAddress address,
       ParseListenAddress("metrics_listen", config.metrics_listen,
@@ -372,6 +389,11 @@ absl::Status Daemon::State::OpenMetrics() {
     return absl::Status(status.code(),
                         absl::StrCat("--metrics_listen: ", status.message()));
   }
+  return address;
+}
+
+absl::Status Daemon::State::OpenMetrics() {
+  VGPU_ASSIGN_OR_RETURN(ListenAddress address, CheckMetrics());
   scrape_collector = MakeScrapeCollector(display_service.get(), &store,
                                          device.get(), &vhost_user->loop());
   exposer = std::make_unique<prometheus::Exposer>(address.ToString(),

@@ -88,9 +88,11 @@ absl::StatusOr<Connection> ConnectFromFlags(int max_receive_message_bytes) {
   }
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(max_receive_message_bytes);
-  // Retry quickly while waiting for a daemon that is starting.
+  // Retry quickly while waiting for a daemon that is starting. (Not
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC also uses it as the time one
+  // connection attempt may take, and a TLS handshake on a loaded machine
+  // can take longer than a short backoff.)
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   connection.channel =
       grpc::CreateCustomChannel(connection.server, credentials, arguments);

@@ -17,6 +17,12 @@ absl::StatusOr<std::unique_ptr<UnixSocketListener>> UnixSocketListener::Start(
     const std::string& path, grpc::Server* server, int send_buffer_bytes) {
   VGPU_ASSIGN_OR_RETURN(std::unique_ptr<OwnedUnixSocket> socket,
                         OwnedUnixSocket::Listen(path, /*backlog=*/64));
+  return Start(std::move(socket), server, send_buffer_bytes);
+}
+
+absl::StatusOr<std::unique_ptr<UnixSocketListener>> UnixSocketListener::Start(
+    std::unique_ptr<OwnedUnixSocket> socket, grpc::Server* server,
+    int send_buffer_bytes) {
   int fd = socket->TakeFd();
   std::unique_ptr<UnixSocketListener> listener(
       new UnixSocketListener(std::move(socket), server, send_buffer_bytes));

@@ -25,6 +25,11 @@ class UnixSocketListener {
   static absl::StatusOr<std::unique_ptr<UnixSocketListener>> Start(
       const std::string& path, grpc::Server* server,
       int send_buffer_bytes = 4 << 20);
+  // The same on a socket claimed already (so that a bad path is found
+  // before the gRPC server starts).
+  static absl::StatusOr<std::unique_ptr<UnixSocketListener>> Start(
+      std::unique_ptr<OwnedUnixSocket> socket, grpc::Server* server,
+      int send_buffer_bytes = 4 << 20);
   // Stops accepting and removes the socket file. Connections already
   // handed over belong to the server.
   ~UnixSocketListener();

@@ -470,9 +470,10 @@ TEST_F(DisplayServiceTest, ViewersConvergeOnTheLatestFrameAndASlowOneSkips) {
         std::is_sorted(viewer->sequences.begin(), viewer->sequences.end()));
   }
   // The slow viewer got coalesced updates, not a queue of stale ones: after
-  // its first, what the socket buffers held already (4 MiB of 256 KiB
-  // updates), then the latest.
-  EXPECT_LT(slow.sequences.size(), kLast / 4);
+  // its first, what the socket buffers and gRPC's flow-control window held
+  // already (16 MiB, 64 updates of 256 KiB, were seen on a loaded
+  // sanitizer build), then the latest.
+  EXPECT_LT(slow.sequences.size(), kLast / 2);
 }
 
 TEST_F(DisplayServiceTest, FullHdRawUpdatesAreSplitIntoBandsUnder4MiB) {

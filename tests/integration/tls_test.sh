@@ -44,3 +44,19 @@ expect_ok --tls_ca=ca.pem --tls_cert=client.pem --tls_key=client.key
 expect_fail --tls_ca=ca.pem                  # no client certificate
 stop
 echo "PASS: mutual TLS"
+
+# TLS on a unix socket: gRPC binds the path itself, the daemon still holds
+# its lock (a second daemon is refused) and nothing is left after a stop.
+"$daemon" --demo --demo_scene=cursor --width=320 --height=200 --grpc_listen="unix:$work/tls.sock" \
+  --tls_cert=server.pem --tls_key=server.key > daemon.log 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q "gRPC display service on unix:" daemon.log && break; sleep 0.1; done
+"$shot" --server="unix:$work/tls.sock" --tls_ca=ca.pem --timeout=5s --out=shot.png > out.txt 2>&1 ||
+  { cat out.txt daemon.log; echo "FAIL: TLS over a unix socket"; exit 1; }
+if "$daemon" --demo --grpc_listen="unix:$work/tls.sock" --tls_cert=server.pem --tls_key=server.key > second.log 2>&1; then
+  echo "FAIL: a second daemon took the TLS unix socket"; exit 1
+fi
+grep -q "is in use" second.log || { cat second.log; echo "FAIL: no 'in use' message"; exit 1; }
+stop
+[ ! -e "$work/tls.sock" ] && [ ! -e "$work/tls.sock.lock" ] || { ls -la "$work"; echo "FAIL: socket or lock left"; exit 1; }
+echo "PASS: TLS on a unix socket"
