@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/notification.h"
 #include "common/status_macros.h"
+#include "common/stop_signals.h"
 #include "common/unix_socket.h"
 #include "device/gpu/wire_names.h"
 #include "device/vhost_user/server.h"
@@ -47,8 +48,8 @@ namespace {
 
 constexpr char kDisplayServiceName[] = "vgpu.display.v1.Display";
 
-absl::Status Invalid(std::string message) {
-  return absl::InvalidArgumentError(std::move(message));
+absl::Status Invalid(absl::string_view message) {
+  return absl::InvalidArgumentError(message);
 }
 
 absl::StatusOr<std::string> ReadPem(absl::string_view flag,
@@ -419,11 +420,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
   VGPU_RETURN_IF_ERROR(ValidateConfig(config));
   // Threads started from here on (gRPC's, the workers) must not take
   // SIGINT/SIGTERM: Run's signal thread waits for them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  BlockStopSignals();
   auto state = std::make_unique<State>();
   state->config = std::move(config);
   DaemonConfig& c = state->config;
@@ -511,10 +508,7 @@ int Daemon::Run() {
 
   // Signals (blocked in every thread since Open) go to one thread that
   // stops the device loop. The same thread ends a --duration run.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  const sigset_t signals = StopSignals();
   std::atomic<bool> stop{false};
   std::atomic<bool> finishing{false};
   std::thread signal_thread([&] {
@@ -530,8 +524,8 @@ int Daemon::Run() {
       } else {
         received = sigwaitinfo(&signals, &info);
       }
-      if (received < 0 && errno == EINTR) continue;
       if (finishing) return;  // released by Run's own shutdown
+      if ((received < 0 && errno == EINTR) || received == kWakeSignal) continue;
       if (received < 0) {
         VGPU_LOG(INFO) << "--duration=" << absl::FormatDuration(c.duration)
                        << " elapsed: shutting down";
@@ -571,7 +565,7 @@ int Daemon::Run() {
   if (s.grpc_server) s.grpc_server->Shutdown(std::chrono::system_clock::now());
   if (demo_thread.joinable()) demo_thread.join();
   if (snapshot_thread.joinable()) snapshot_thread.join();
-  pthread_kill(signal_thread.native_handle(), SIGTERM);  // if still waiting
+  pthread_kill(signal_thread.native_handle(), kWakeSignal);  // if waiting
   signal_thread.join();
   const uint64_t frames = s.store.frame_count();
   state_.reset();

@@ -32,6 +32,7 @@
 #include "clients/watch/screen_model.h"
 #include "common/allocator.h"
 #include "common/cli.h"
+#include "common/stop_signals.h"
 
 ABSL_FLAG(uint32_t, scanout, 0, "Scanout to watch.");
 ABSL_FLAG(std::string, format, "zstd",
@@ -229,34 +230,24 @@ class SignalWatcher {
  public:
   explicit SignalWatcher(grpc::ClientContext* context) {
     thread_ = std::thread([this, context] {
-      sigset_t signals = Signals();
+      const sigset_t signals = vgpu::StopSignals();
       int received = 0;
-      sigwait(&signals, &received);
-      if (done_) return;
+      do {
+        sigwait(&signals, &received);
+        if (done_) return;
+      } while (received == vgpu::kWakeSignal);
       signal_ = received;
       context->TryCancel();
     });
   }
   ~SignalWatcher() {
     done_ = true;
-    pthread_kill(thread_.native_handle(), SIGTERM);
+    pthread_kill(thread_.native_handle(), vgpu::kWakeSignal);
     thread_.join();
   }
   int signal() const { return signal_; }
-  // Called first thing in main, before gRPC starts its threads.
-  static void Block() {
-    sigset_t signals = Signals();
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  }
 
  private:
-  static sigset_t Signals() {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    return signals;
-  }
   std::atomic<bool> done_{false};
   std::atomic<int> signal_{0};
   std::thread thread_;
@@ -416,7 +407,7 @@ int Watch() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  SignalWatcher::Block();
+  vgpu::BlockStopSignals();  // before gRPC starts its threads
   vgpu::cli::ParseOrExit(
       argc, argv,
       {kName,
