@@ -287,18 +287,29 @@ struct Daemon::State {
     }
   }
 
-  absl::Status OpenGrpc();
+  // Phase 1, no threads: parse, read files, claim sockets, probe ports.
+  absl::Status PrepareGrpc();
   absl::StatusOr<ListenAddress> CheckMetrics();
+  // Phase 2: start the listeners found usable.
+  absl::Status StartGrpc();
   absl::Status OpenMetrics();
+
+  // Between the phases.
+  ListenAddress grpc_address;
+  std::shared_ptr<grpc::ServerCredentials> grpc_credentials;
+  std::string grpc_mode;
+  bool own_unix_listener = false;
+  std::unique_ptr<OwnedUnixSocket> unix_socket;
 };
 
-absl::Status Daemon::State::OpenGrpc() {
-  VGPU_ASSIGN_OR_RETURN(ListenAddress address,
+absl::Status Daemon::State::PrepareGrpc() {
+  VGPU_ASSIGN_OR_RETURN(grpc_address,
                         ParseListenAddress("grpc_listen", config.grpc_listen,
                                            /*allow_unix=*/true));
-  std::shared_ptr<grpc::ServerCredentials> credentials =
-      grpc::InsecureServerCredentials();
-  std::string mode = "plaintext";
+  const ListenAddress& address = grpc_address;
+  grpc_credentials = grpc::InsecureServerCredentials();
+  std::string& mode = grpc_mode;
+  mode = "plaintext";
   if (!config.tls_cert.empty()) {
     grpc::SslServerCredentialsOptions options;
     grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
@@ -314,13 +325,11 @@ absl::Status Daemon::State::OpenGrpc() {
           GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
       mode = "mutual TLS (client certificates required)";
     }
-    credentials = grpc::SslServerCredentials(options);
+    grpc_credentials = grpc::SslServerCredentials(options);
   }
   // Plain unix sockets are accepted by our own listener (large send
   // buffers); TCP and TLS go through gRPC's.
-  const bool own_unix_listener = address.unix_socket && config.tls_cert.empty();
-  // Everything that can fail is found out before gRPC starts its threads.
-  std::unique_ptr<OwnedUnixSocket> unix_socket;
+  own_unix_listener = address.unix_socket && config.tls_cert.empty();
   if (address.unix_socket) {
     VGPU_ASSIGN_OR_RETURN(
         unix_socket, OwnedUnixSocket::Listen(address.path, /*backlog=*/64));
@@ -329,8 +338,11 @@ absl::Status Daemon::State::OpenGrpc() {
   } else {
     VGPU_RETURN_IF_ERROR(CheckTcpListenable(address));
   }
-  if (!config.metrics_listen.empty())
-    VGPU_RETURN_IF_ERROR(CheckMetrics().status());
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::State::StartGrpc() {
+  ListenAddress& address = grpc_address;
   gpr_set_log_function(ForwardGrpcLog);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -343,7 +355,7 @@ absl::Status Daemon::State::OpenGrpc() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
   if (!own_unix_listener) {
-    builder.AddListeningPort(address.ToString(), credentials, &port);
+    builder.AddListeningPort(address.ToString(), grpc_credentials, &port);
   }
   builder.RegisterService(display_service.get());
   grpc_server = builder.BuildAndStart();
@@ -367,7 +379,7 @@ absl::Status Daemon::State::OpenGrpc() {
   if (!address.unix_socket) address.port = static_cast<uint16_t>(port);
   grpc_where = address.ToString();
   startup_info.push_back(absl::StrCat(
-      "gRPC display service on ", grpc_where, ", ", mode,
+      "gRPC display service on ", grpc_where, ", ", grpc_mode,
       " (try: vgpu-shot --server=", grpc_where,
       config.tls_cert.empty() ? "" : " --tls_ca=CA.pem", " --out=screen.png)"));
   if (!address.loopback && config.tls_cert.empty()) {
@@ -462,6 +474,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
   }
   state->vhost_user = *std::move(vhost_user);
 
+  // Everything that can fail is found out before any thread starts.
+  if (!c.grpc_listen.empty()) VGPU_RETURN_IF_ERROR(state->PrepareGrpc());
+  if (!c.metrics_listen.empty()) {
+    VGPU_RETURN_IF_ERROR(state->CheckMetrics().status());
+  }
+
   // The gRPC display service: encoding and waits on a small worker pool.
   state->workers = std::make_unique<WorkerPool>(
       std::max(2u, std::thread::hardware_concurrency()));
@@ -491,7 +509,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
                false);
         });
       });
-  if (!c.grpc_listen.empty()) VGPU_RETURN_IF_ERROR(state->OpenGrpc());
+  if (!c.grpc_listen.empty()) VGPU_RETURN_IF_ERROR(state->StartGrpc());
   if (!c.metrics_listen.empty()) VGPU_RETURN_IF_ERROR(state->OpenMetrics());
   return std::unique_ptr<Daemon>(new Daemon(std::move(state)));
 }
