@@ -150,7 +150,13 @@ std::vector<char*> ParseOrExit(int argc, char** argv, const Program& program) {
   absl::SetProgramUsageMessage(std::string(program.summary));
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
-    if (arg == "--") break;
+    if (arg == "--") {
+      if (i + 1 < argc) {
+        Exit(program.name, absl::StrCat("unexpected argument '", argv[i + 1],
+                                        "' (every option is a --flag)"));
+      }
+      break;
+    }
     if (arg.size() < 2 || arg[0] != '-') {
       Exit(program.name, absl::StrCat("unexpected argument '", arg,
                                       "' (every option is a --flag)"));

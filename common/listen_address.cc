@@ -111,6 +111,10 @@ absl::Status CheckTcpListenable(const ListenAddress& address) {
   if (address.unix_socket || address.port == 0) return absl::OkStatus();
   absl::StatusOr<AddrInfoPtr> resolved = Resolve(address.host, address.port);
   if (!resolved.ok()) return resolved.status();
+  // As gRPC does: usable if some address binds and none is taken (a name
+  // may resolve to an IPv6 address this machine does not have).
+  bool any_bound = false;
+  int last_error = 0;
   for (addrinfo* info = resolved->get(); info != nullptr;
        info = info->ai_next) {
     int fd = socket(info->ai_family, info->ai_socktype | SOCK_CLOEXEC,
@@ -124,25 +128,29 @@ absl::Status CheckTcpListenable(const ListenAddress& address) {
     int bound = bind(fd, info->ai_addr, info->ai_addrlen);
     int error = errno;
     close(fd);
-    if (bound == 0) continue;
+    if (bound == 0) {
+      any_bound = true;
+      continue;
+    }
     if (error == EADDRINUSE) {
       return absl::AlreadyExistsError(
           absl::StrCat(address.ToString(), " is in use"));
     }
-    if (error == EADDRNOTAVAIL) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(address.host, " is not an address of this machine"));
-    }
-    if (error == EACCES) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "cannot listen on ", address.ToString(),
-          ": permission denied (ports below 1024 need privileges)"));
-    }
-    return absl::ErrnoToStatus(
-        error, absl::StrCat("cannot listen on ", address.ToString(), ": ",
-                            strerror(error)));
+    last_error = error;
   }
-  return absl::OkStatus();
+  if (any_bound || last_error == 0) return absl::OkStatus();
+  if (last_error == EADDRNOTAVAIL) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(address.host, " is not an address of this machine"));
+  }
+  if (last_error == EACCES) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot listen on ", address.ToString(),
+                     ": permission denied (ports below 1024 need privileges)"));
+  }
+  return absl::ErrnoToStatus(
+      last_error, absl::StrCat("cannot listen on ", address.ToString(), ": ",
+                               strerror(last_error)));
 }
 
 }  // namespace vgpu

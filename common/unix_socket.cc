@@ -39,7 +39,8 @@ absl::StatusOr<bool> Answers(const sockaddr_un& address) {
 absl::StatusOr<int> TakeLock(const std::string& socket_path,
                              const std::string& lock_path) {
   for (int attempt = 0; attempt < 8; ++attempt) {
-    int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                  0600);
     if (fd < 0) return SystemError(errno, "cannot create " + lock_path);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int error = errno;

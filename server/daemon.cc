@@ -247,6 +247,10 @@ absl::Status ValidateConfig(const DaemonConfig& config) {
   if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
     return Invalid("--tls_client_ca needs --tls_cert and --tls_key");
   }
+  if (!config.vhost_user_socket.empty() &&
+      config.grpc_listen == "unix:" + config.vhost_user_socket) {
+    return Invalid("--grpc_listen and --vhost_user_socket are the same path");
+  }
   if (!config.tls_cert.empty() && config.grpc_listen.empty()) {
     return Invalid("--tls_cert is for gRPC, but --grpc_listen is empty");
   }
@@ -259,7 +263,9 @@ struct Daemon::State {
   FrameStore store;
   std::optional<vhost_user::DisplayMirror> mirror;
   std::unique_ptr<gpu::GpuDevice> device;
-  std::string temp_dir;  // removed last
+  std::string temp_dir;                        // removed last
+  std::filesystem::path made_snapshot_folder;  // removed unless Run started
+  bool running = false;
   std::unique_ptr<vhost_user::VhostUserServer> vhost_user;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<DisplayService> display_service;
@@ -281,6 +287,10 @@ struct Daemon::State {
     workers.reset();
     vhost_user.reset();
     device.reset();
+    if (!running && !made_snapshot_folder.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(made_snapshot_folder, ignored);
+    }
     if (!temp_dir.empty()) {
       std::error_code ignored;
       std::filesystem::remove_all(temp_dir, ignored);
@@ -438,14 +448,23 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
   DaemonConfig& c = state->config;
 
   if (!c.snapshot.empty()) {
+    // The folders made here are removed again if the start fails.
     std::filesystem::path folder =
-        std::filesystem::path(c.snapshot).parent_path();
+        std::filesystem::absolute(c.snapshot).parent_path();
+    std::filesystem::path first_missing;
     std::error_code error;
-    if (!folder.empty()) std::filesystem::create_directories(folder, error);
-    if (error || access(folder.empty() ? "." : folder.c_str(), W_OK) != 0) {
+    for (std::filesystem::path p = folder;
+         !std::filesystem::exists(p, error) && p != p.parent_path();
+         p = p.parent_path()) {
+      first_missing = p;
+    }
+    std::filesystem::create_directories(folder, error);
+    if (!first_missing.empty() && !error) {
+      state->made_snapshot_folder = first_missing;
+    }
+    if (error || access(folder.c_str(), W_OK) != 0) {
       return Invalid(absl::StrCat("--snapshot=", c.snapshot,
-                                  ": cannot write in ",
-                                  folder.empty() ? "." : folder.string(), ": ",
+                                  ": cannot write in ", folder.string(), ": ",
                                   error ? error.message() : strerror(errno)));
     }
   }
@@ -477,7 +496,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
   // Everything that can fail is found out before any thread starts.
   if (!c.grpc_listen.empty()) VGPU_RETURN_IF_ERROR(state->PrepareGrpc());
   if (!c.metrics_listen.empty()) {
-    VGPU_RETURN_IF_ERROR(state->CheckMetrics().status());
+    VGPU_ASSIGN_OR_RETURN(ListenAddress metrics, state->CheckMetrics());
+    // Each probe passes alone while both want one port.
+    if (!c.grpc_listen.empty() && !state->grpc_address.unix_socket &&
+        metrics.port != 0 && metrics.port == state->grpc_address.port) {
+      return Invalid(absl::StrCat(
+          "--metrics_listen and --grpc_listen both use port ", metrics.port));
+    }
   }
 
   // The gRPC display service: encoding and waits on a small worker pool.
@@ -509,13 +534,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
                false);
         });
       });
-  if (!c.grpc_listen.empty()) VGPU_RETURN_IF_ERROR(state->StartGrpc());
+  // The exposer first: its failure aborts (it throws, and this build has no
+  // exceptions), gRPC's comes back as a Status.
   if (!c.metrics_listen.empty()) VGPU_RETURN_IF_ERROR(state->OpenMetrics());
+  if (!c.grpc_listen.empty()) VGPU_RETURN_IF_ERROR(state->StartGrpc());
   return std::unique_ptr<Daemon>(new Daemon(std::move(state)));
 }
 
 int Daemon::Run() {
   State& s = *state_;
+  s.running = true;
   const DaemonConfig& c = s.config;
   VGPU_LOG(INFO) << "vgpu-displayd serving a vhost-user-gpu device on "
                  << c.vhost_user_socket << " (" << c.device.displays[0].width
@@ -535,7 +563,7 @@ int Daemon::Run() {
     while (true) {
       siginfo_t info{};
       int received;
-      if (timed) {
+      if (timed && !stop) {
         timespec wait =
             absl::ToTimespec(std::max(end - absl::Now(), absl::ZeroDuration()));
         received = sigtimedwait(&signals, &info, &wait);
@@ -544,6 +572,10 @@ int Daemon::Run() {
       }
       if (finishing) return;  // released by Run's own shutdown
       if ((received < 0 && errno == EINTR) || received == kWakeSignal) continue;
+      if (stop) {  // a second signal while shutting down: do not hang on
+        VGPU_LOG(WARNING) << "second signal during shutdown: exiting now";
+        _exit(1);
+      }
       if (received < 0) {
         VGPU_LOG(INFO) << "--duration=" << absl::FormatDuration(c.duration)
                        << " elapsed: shutting down";
@@ -551,10 +583,9 @@ int Daemon::Run() {
         VGPU_LOG(INFO) << (received == SIGINT ? "SIGINT" : "SIGTERM")
                        << " received: shutting down";
       }
-      break;
+      stop = true;
+      s.vhost_user->Stop();
     }
-    stop = true;
-    s.vhost_user->Stop();
   });
 
   std::thread snapshot_thread;

@@ -52,7 +52,8 @@ void QuietGrpcLogs() {
   if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function(DropLog);
 }
 
-absl::StatusOr<Connection> ConnectFromFlags(int max_receive_message_bytes) {
+absl::StatusOr<Connection> ConnectFromFlags(
+    int max_receive_message_bytes, const std::function<bool()>& cancelled) {
   Connection connection;
   connection.server = absl::GetFlag(FLAGS_server);
   const std::string ca = absl::GetFlag(FLAGS_tls_ca);
@@ -98,12 +99,12 @@ absl::StatusOr<Connection> ConnectFromFlags(int max_receive_message_bytes) {
       grpc::CreateCustomChannel(connection.server, credentials, arguments);
   if (connect_timeout > absl::ZeroDuration()) {
     const absl::Time deadline = absl::Now() + connect_timeout;
-    while (absl::Now() < deadline) {
+    while (absl::Now() < deadline && !(cancelled && cancelled())) {
       grpc_connectivity_state state = connection.channel->GetState(true);
       if (state == GRPC_CHANNEL_READY) break;
       connection.channel->WaitForStateChange(
-          state, absl::ToChronoTime(
-                     std::min(deadline, absl::Now() + absl::Seconds(1))));
+          state, absl::ToChronoTime(std::min(
+                     deadline, absl::Now() + absl::Milliseconds(200))));
     }
   }
   return connection;

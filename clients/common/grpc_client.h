@@ -11,6 +11,7 @@
 // Thread rules: call from main, after flag parsing.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,7 +32,10 @@ struct Connection {
 // reason), makes the channel and, if --connect_timeout is set, waits up to
 // that long for it to be ready. A channel that is not ready is returned
 // anyway: the first call then fails with the reason (DescribeError).
-absl::StatusOr<Connection> ConnectFromFlags(int max_receive_message_bytes);
+// `cancelled`, if given, is polled while waiting (e.g. Ctrl-C).
+absl::StatusOr<Connection> ConnectFromFlags(
+    int max_receive_message_bytes,
+    const std::function<bool()>& cancelled = nullptr);
 
 // The call's message plus, where it helps, what to do: the daemon is not
 // running, it wants TLS, it wants a client certificate, the CA is wrong.

@@ -4,13 +4,10 @@
 //   vgpu-shot --server=127.0.0.1:50051 --out=screen.png
 //   vgpu-shot --server=unix:/run/vgpu.grpc --wait=stable:500 --timeout=30s
 //   --out=ci.png
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 
@@ -23,6 +20,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "clients/common/grpc_client.h"
+#include "clients/common/output_file.h"
 #include "clients/common/subsampling_flag.h"
 #include "common/cli.h"
 
@@ -55,48 +53,6 @@ int Fail(absl::string_view message) {
 }
 int Usage(absl::string_view message) {
   return vgpu::cli::UsageError(kName, message);
-}
-
-// Whether `path` can be written (its folder, and the file if it exists),
-// with the system's reason: found out before waiting on the daemon.
-absl::Status CheckWritable(const std::string& path) {
-  std::filesystem::path folder = std::filesystem::path(path).parent_path();
-  std::string where = folder.empty() ? "." : folder.string();
-  if (access(where.c_str(), W_OK) != 0 ||
-      (access(path.c_str(), F_OK) == 0 && access(path.c_str(), W_OK) != 0)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot write ", path, ": ", strerror(errno)));
-  }
-  return absl::OkStatus();
-}
-
-// Writes through a temporary file and a rename, so a failed or interrupted
-// write never leaves half an image under `path`.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 const std::string& bytes) {
-  std::string temp = path + ".partial";
-  {
-    std::ofstream file(temp, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("cannot write ", path, ": ", strerror(errno)));
-    }
-    file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    file.flush();
-    if (!file.good()) {
-      int error = errno;
-      std::remove(temp.c_str());
-      return absl::DataLossError(
-          absl::StrCat("cannot write ", path, ": ", strerror(error)));
-    }
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    int error = errno;
-    std::remove(temp.c_str());
-    return absl::DataLossError(
-        absl::StrCat("cannot write ", path, ": ", strerror(error)));
-  }
-  return absl::OkStatus();
 }
 
 bool ParseWait(const std::string& wait, pb::GetScreenshotRequest* request) {
@@ -171,7 +127,8 @@ int Run() {
   if (timeout < absl::ZeroDuration() || timeout > absl::Hours(1)) {
     return Usage("--timeout must be 0..1h");
   }
-  if (absl::Status writable = CheckWritable(out); !writable.ok()) {
+  if (absl::Status writable = vgpu::clients::CheckWritable(out);
+      !writable.ok()) {
     return Fail(writable.message());
   }
   request.set_timeout_ms(
@@ -205,7 +162,8 @@ int Run() {
   } else {
     bytes = std::move(*shot.mutable_data());
   }
-  if (absl::Status written = WriteFileAtomically(out, bytes); !written.ok()) {
+  if (absl::Status written = vgpu::clients::WriteFileAtomically(out, bytes);
+      !written.ok()) {
     return Fail(written.message());
   }
   std::printf("%s: %ux%u, frame %llu\n", out.c_str(), shot.width(),

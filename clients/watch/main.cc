@@ -28,10 +28,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include "clients/common/grpc_client.h"
+#include "clients/common/output_file.h"
 #include "clients/common/subsampling_flag.h"
 #include "clients/watch/screen_model.h"
 #include "common/allocator.h"
 #include "common/cli.h"
+#include "common/mutex.h"
 #include "common/stop_signals.h"
 
 ABSL_FLAG(uint32_t, scanout, 0, "Scanout to watch.");
@@ -125,45 +127,89 @@ void Error(absl::string_view message) {
                message.data());
 }
 
-// --out, opened at start so that a bad path is known before watching.
+// --out: checked at start so that a bad path is known before watching;
+// written whole at the end (an earlier file stays if no screen came).
 class ScreenFile {
  public:
   absl::Status Open(const std::string& path) {
     path_ = path;
     if (path.empty()) return absl::OkStatus();
-    file_.open(path, std::ios::binary | std::ios::trunc);
-    if (!file_) {
+    absl::Status writable = vgpu::clients::CheckWritable(path);
+    if (!writable.ok()) {
       return absl::PermissionDeniedError(
-          absl::StrCat("cannot write --out=", path, ": ", strerror(errno)));
+          absl::StrCat("--out: ", writable.message()));
     }
     return absl::OkStatus();
   }
-  // Writes the screen; a watch that never got one removes the empty file.
   bool Write(const vgpu::watch::ScreenModel& screen) {
     if (path_.empty()) return true;
     if (screen.width() == 0) {
-      file_.close();
-      std::remove(path_.c_str());
       Error(absl::StrCat("no screen was received; ", path_, " not written"));
       return false;
     }
-    file_ << screen.ToPpm();
-    file_.close();
-    if (!file_) {
-      Error(absl::StrCat("cannot write ", path_, ": ", strerror(errno)));
-      return false;
-    }
-    return true;
+    absl::Status written =
+        vgpu::clients::WriteFileAtomically(path_, screen.ToPpm());
+    if (!written.ok()) Error(written.message());
+    return written.ok();
   }
 
  private:
   std::string path_;
-  std::ofstream file_;
+};
+
+// Waits for SIGINT/SIGTERM (blocked in every thread from main on) and
+// cancels what the watch is doing (the connection wait, the call, a
+// replay), so that it ends through its normal path: last screen, summary.
+class SignalWatcher {
+ public:
+  SignalWatcher() {
+    thread_ = std::thread([this] {
+      const sigset_t signals = vgpu::StopSignals();
+      int received = 0;
+      do {
+        sigwait(&signals, &received);
+        if (done_) return;
+      } while (received == vgpu::kWakeSignal);
+      MutexLock lock(&mu_);
+      signal_ = received;
+      if (context_ != nullptr) context_->TryCancel();
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    pthread_kill(thread_.native_handle(), vgpu::kWakeSignal);
+    thread_.join();
+  }
+  // The call to cancel on a signal (nullptr: none); cancelled at once if a
+  // signal came already.
+  void Attach(grpc::ClientContext* context) {
+    MutexLock lock(&mu_);
+    context_ = context;
+    if (context_ != nullptr && signal_ != 0) context_->TryCancel();
+  }
+  // 0, or the signal that asked the watch to stop.
+  int signal() const {
+    MutexLock lock(&mu_);
+    return signal_;
+  }
+
+ private:
+  using Mutex = vgpu::Mutex;
+  using MutexLock = vgpu::MutexLock;
+  std::atomic<bool> done_{false};
+  mutable Mutex mu_;
+  int signal_ VGPU_GUARDED_BY(mu_) = 0;
+  grpc::ClientContext* context_ VGPU_GUARDED_BY(mu_) = nullptr;
+  std::thread thread_;
 };
 
 // The end of every watch: the last screen, the summary, the exit code.
 int Finish(const vgpu::watch::ScreenModel& screen, const Stats& stats,
            ScreenFile& out, int code) {
+  if (code > kSignalBase) {
+    std::printf("stopped by %s\n",
+                code == kSignalBase + SIGINT ? "SIGINT" : "SIGTERM");
+  }
   std::printf("%llu updates (%llu lossless refreshes); screen %ux%u\n",
               static_cast<unsigned long long>(stats.total_updates()),
               static_cast<unsigned long long>(stats.refreshes()),
@@ -173,7 +219,7 @@ int Finish(const vgpu::watch::ScreenModel& screen, const Stats& stats,
   return code;
 }
 
-int Replay(const std::string& path) {
+int Replay(const std::string& path, const SignalWatcher& signals) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     Error(absl::StrCat("cannot read --replay=", path, ": ", strerror(errno)));
@@ -193,6 +239,9 @@ int Replay(const std::string& path) {
   Stats stats;
   int64_t first = -1, second_start = 0;
   while (true) {
+    if (int signal = signals.signal(); signal != 0) {
+      return Finish(screen, stats, out, kSignalBase + signal);
+    }
     int64_t received;
     uint32_t length;
     if (!in.read(reinterpret_cast<char*>(&received), 8)) break;
@@ -224,36 +273,7 @@ int Replay(const std::string& path) {
   return Finish(screen, stats, out, kEndedAsAsked);
 }
 
-// Waits for SIGINT/SIGTERM (blocked in every other thread) and cancels the
-// call, so the watch ends through its normal path: last screen, summary.
-class SignalWatcher {
- public:
-  explicit SignalWatcher(grpc::ClientContext* context) {
-    thread_ = std::thread([this, context] {
-      const sigset_t signals = vgpu::StopSignals();
-      int received = 0;
-      do {
-        sigwait(&signals, &received);
-        if (done_) return;
-      } while (received == vgpu::kWakeSignal);
-      signal_ = received;
-      context->TryCancel();
-    });
-  }
-  ~SignalWatcher() {
-    done_ = true;
-    pthread_kill(thread_.native_handle(), vgpu::kWakeSignal);
-    thread_.join();
-  }
-  int signal() const { return signal_; }
-
- private:
-  std::atomic<bool> done_{false};
-  std::atomic<int> signal_{0};
-  std::thread thread_;
-};
-
-int Watch() {
+int Watch(SignalWatcher& signals) {
   const std::string format_name = absl::GetFlag(FLAGS_format);
   pb::ImageFormat format = ParseFormat(format_name);
   if (format == pb::IMAGE_FORMAT_UNSPECIFIED) {
@@ -301,7 +321,8 @@ int Watch() {
     }
   }
   absl::StatusOr<vgpu::clients::Connection> connection =
-      vgpu::clients::ConnectFromFlags(64 << 20);
+      vgpu::clients::ConnectFromFlags(
+          64 << 20, [&signals] { return signals.signal() != 0; });
   if (!connection.ok()) {
     return vgpu::cli::UsageError(kName, connection.status().message());
   }
@@ -311,7 +332,7 @@ int Watch() {
     context.set_deadline(std::chrono::system_clock::now() +
                          absl::ToChronoMilliseconds(duration));
   }
-  SignalWatcher signals(&context);
+  signals.Attach(&context);
   auto stream = stub->StreamFrames(&context);
   pb::StreamFramesRequest subscribe;
   pb::Subscribe* s = subscribe.mutable_subscribe();
@@ -325,6 +346,7 @@ int Watch() {
   vgpu::watch::ScreenModel screen;
   Stats stats;
   bool output_failed = false;
+  bool started = false;  // the daemon answered the subscription
   if (stream->Write(subscribe)) {
     absl::Time second_start = absl::Now();
     pb::StreamFramesResponse event;
@@ -345,25 +367,26 @@ int Watch() {
       }
       stats.Event(event, received);
       if (event.has_started()) {
-        const auto& started = event.started();
+        started = true;
+        const auto& start = event.started();
         std::printf("subscribed: scanout %u %ux%u, format %s, %u credits%s%s\n",
-                    started.scanout().id(), started.scanout().width(),
-                    started.scanout().height(),
-                    pb::ImageFormat_Name(started.format()).c_str(),
-                    started.max_in_flight(),
-                    started.refresh_format() != pb::IMAGE_FORMAT_UNSPECIFIED
+                    start.scanout().id(), start.scanout().width(),
+                    start.scanout().height(),
+                    pb::ImageFormat_Name(start.format()).c_str(),
+                    start.max_in_flight(),
+                    start.refresh_format() != pb::IMAGE_FORMAT_UNSPECIFIED
                         ? ", lossless refresh in "
                         : "",
-                    started.refresh_format() != pb::IMAGE_FORMAT_UNSPECIFIED
-                        ? pb::ImageFormat_Name(started.refresh_format()).c_str()
+                    start.refresh_format() != pb::IMAGE_FORMAT_UNSPECIFIED
+                        ? pb::ImageFormat_Name(start.refresh_format()).c_str()
                         : "");
       }
       if (absl::Status status = screen.Apply(event); !status.ok()) {
         Error(absl::StrCat("bad update from the daemon: ", status.message()));
         context.TryCancel();
         stream->Finish();
-        Finish(screen, stats, out, kError);
-        return kError;
+        signals.Attach(nullptr);
+        return Finish(screen, stats, out, kError);
       }
       if (event.has_update() && event.update().end_of_update()) {
         pb::StreamFramesRequest ack;
@@ -377,25 +400,31 @@ int Watch() {
     }
   }
   grpc::Status status = stream->Finish();
+  signals.Attach(nullptr);
+  if (record.is_open()) {
+    record.close();
+    if (!record && !output_failed) {
+      Error(absl::StrCat("cannot write ", record_path, ": ", strerror(errno)));
+      output_failed = true;
+    }
+  }
   int code = kEndedAsAsked;
   if (output_failed) {
     code = kError;
   } else if (signals.signal() != 0) {
-    std::printf("stopped by %s\n",
-                signals.signal() == SIGINT ? "SIGINT" : "SIGTERM");
     code = kSignalBase + signals.signal();
   } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
              duration > absl::ZeroDuration()) {
     std::printf("stopped after --duration=%s\n",
                 absl::FormatDuration(duration).c_str());
-  } else if (status.ok() ||
-             (screen.width() > 0 &&
-              status.error_code() == grpc::StatusCode::UNAVAILABLE)) {
+  } else if (status.ok() || (started && status.error_code() ==
+                                            grpc::StatusCode::UNAVAILABLE)) {
     // Served, then ended by the daemon (shut down or restarted).
     Error(status.error_message() == "Cancelling all calls"
               ? std::string("the daemon shut down")
               : absl::StrCat("the daemon ended the stream",
-                             status.ok() ? "" : ": ", status.error_message()));
+                             status.ok() ? "" : " (it stopped or restarted): ",
+                             status.error_message()));
     code = kServerEnded;
   } else {
     Error(vgpu::clients::DescribeError(status, *connection));
@@ -423,5 +452,6 @@ int main(int argc, char** argv) {
   vgpu::clients::QuietGrpcLogs();
   vgpu::KeepLargeBuffersInHeap();
   std::string replay = absl::GetFlag(FLAGS_replay);
-  return replay.empty() ? Watch() : Replay(replay);
+  SignalWatcher signals;
+  return replay.empty() ? Watch(signals) : Replay(replay, signals);
 }

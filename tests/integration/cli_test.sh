@@ -58,6 +58,7 @@ for program in "$daemon" "$shot" "$watch" "$synth"; do
   expect 0 '\(vgpu-display\) [0-9]+\.[0-9]+\.[0-9]+$' "$program" --version
   expect 2 'unknown flag --bogus \(see --help\)' "$program" --bogus
   expect 2 "unexpected argument 'stray'" "$program" stray
+  expect 2 "unexpected argument 'stray'" "$program" -- stray
 done
 expect 0 '--vhost_user_socket' "$daemon" --help
 expect 0 '--connect_timeout' "$shot" --help
@@ -86,6 +87,9 @@ expect 2 '--metrics_listen=bad: expected host:port' "$daemon" --demo --metrics_l
 expect 2 '--tls_cert and --tls_key go together' "$daemon" --demo --tls_cert=server.pem
 expect 2 '--tls_cert=missing.pem: cannot read: No such file or directory' "$daemon" --demo --tls_cert=missing.pem --tls_key=missing.key
 expect 2 '--snapshot=/proc/x/screen.ppm: cannot write' "$daemon" --demo --snapshot=/proc/x/screen.ppm
+expect 2 '--metrics_listen and --grpc_listen both use port 45999' "$daemon" --demo --grpc_listen=127.0.0.1:45999 --metrics_listen=127.0.0.1:45999
+expect 2 'folder .*/missing does not exist' "$daemon" --demo --snapshot="$work/snaps/s.ppm" --grpc_listen="unix:$work/missing/g.sock"
+[ ! -e "$work/snaps" ] || fail "a failed start made the --snapshot folder"
 [ "$(temp_dirs)" = "$before" ] || fail "a failed start left a /tmp/vgpu-displayd-* folder behind"
 
 echo "== vgpu-displayd: no silent takeovers"
@@ -144,11 +148,23 @@ expect 1 'no scanout 3' "$shot" --server="unix:$work/late.sock" --scanout=3
 expect 1 'not met within' "$shot" --server="unix:$work/late.sock" --wait=stable:5000 --timeout=300ms
 
 echo "== vgpu-watch"
-expect 1 'cannot write --out=/proc/nope/a.ppm: No such file or directory' "$watch" --server="unix:$work/late.sock" --out=/proc/nope/a.ppm
+expect 1 '--out: cannot write /proc/nope/a.ppm: No such file or directory' "$watch" --server="unix:$work/late.sock" --out=/proc/nope/a.ppm
 expect 1 'cannot write --record=/proc/nope/a.rec: No such file or directory' "$watch" --server="unix:$work/late.sock" --record=/proc/nope/a.rec
 expect 2 "--format must be zstd, raw, rgbx, png or jpeg \(got 'gif'\)" "$watch" --format=gif
 expect 2 '--quality must be 1..100' "$watch" --quality=101
 expect 1 'cannot reach unix:.*nobody.sock' "$watch" --server="unix:$work/nobody.sock"
+# An earlier --out stays when the watch gets no screen.
+printf 'P6\n1 1\n255\nabc' > keep.ppm
+expect 1 'no screen was received; keep.ppm not written' "$watch" --server="unix:$work/nobody.sock" --out=keep.ppm
+[ "$(cat keep.ppm | tail -c 3)" = abc ] || fail "an earlier --out file was replaced or removed"
+# Ctrl-C while waiting for a daemon that never comes: stops at once.
+"$watch" --server="unix:$work/nobody.sock" --connect_timeout=60s > wait.txt 2>&1 &
+watch_pid=$!
+sleep 1
+start_wait=$(date +%s)
+kill -INT "$watch_pid"; wait "$watch_pid"; code=$?
+[ "$code" = 130 ] && [ $(( $(date +%s) - start_wait )) -le 5 ] ||
+  fail "SIGINT during --connect_timeout: exit $code after $(( $(date +%s) - start_wait ))s, $(cat wait.txt)"
 expect 0 'stopped after --duration=1s' "$watch" --server="unix:$work/late.sock" --duration=1s --out=w1.ppm
 head -c 2 w1.ppm | grep -q P6 || fail "--duration: no --out"
 expect 0 'recording raw pixels .* 120 MB/s' "$watch" --server="unix:$work/late.sock" --format=raw --record=raw.rec --duration=500ms
@@ -167,7 +183,7 @@ for _ in $(seq 1 100); do grep -q subscribed gone.txt && break; sleep 0.1; done
 sleep 0.5
 kill -TERM "$daemon_pid"; wait "$daemon_pid"
 wait "$watch_pid"; code=$?
-[ "$code" = 3 ] && grep -q "the daemon shut down" gone.txt && head -c 2 gone.ppm | grep -q P6 ||
+[ "$code" = 3 ] && grep -qE "the daemon (shut down|ended the stream)" gone.txt && head -c 2 gone.ppm | grep -q P6 ||
   fail "daemon shutdown: exit $code, $(cat gone.txt)"
 
 echo "== vgpu-synth-guest"
