@@ -1,8 +1,12 @@
 #include "common/cli.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/parse.h"
@@ -171,6 +175,22 @@ int UsageError(absl::string_view program, absl::string_view message) {
                program.data(), static_cast<int>(message.size()),
                message.data());
   return kUsageExit;
+}
+
+absl::StatusOr<std::string> ReadPemFlag(absl::string_view flag,
+                                        const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", path, ": cannot read: ", strerror(errno)));
+  }
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  if (!absl::StrContains(text, "-----BEGIN ")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path, ": not a PEM file"));
+  }
+  return text;
 }
 
 absl::Status CheckRange(absl::string_view flag, int64_t value, int64_t lo,

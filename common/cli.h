@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace vgpu::cli {
@@ -44,6 +45,12 @@ std::string HelpText(const Program& program);
 
 // Prints "PROGRAM: message" to stderr and returns kUsageExit.
 int UsageError(absl::string_view program, absl::string_view message);
+
+// The PEM file a flag names (TLS certificates, keys, CA bundles), read
+// whole: InvalidArgument "--FLAG=PATH: cannot read: <system reason>" or
+// "--FLAG=PATH: not a PEM file".
+absl::StatusOr<std::string> ReadPemFlag(absl::string_view flag,
+                                        const std::string& path);
 
 // "--NAME must be LO..HI (got VALUE)" unless LO <= value <= HI.
 absl::Status CheckRange(absl::string_view flag, int64_t value, int64_t lo,

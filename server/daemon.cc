@@ -28,6 +28,7 @@
 #include "clients/synth_guest/frontend.h"
 #include "clients/synth_guest/scene_player.h"
 #include "clients/synth_guest/scenes.h"
+#include "common/cli.h"
 #include "common/listen_address.h"
 #include "common/log.h"
 #include "common/notification.h"
@@ -50,21 +51,6 @@ constexpr char kDisplayServiceName[] = "vgpu.display.v1.Display";
 
 absl::Status Invalid(absl::string_view message) {
   return absl::InvalidArgumentError(message);
-}
-
-absl::StatusOr<std::string> ReadPem(absl::string_view flag,
-                                    const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(
-        "--", flag, "=", path, ": cannot read: ", strerror(errno)));
-  }
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  if (!absl::StrContains(text, "-----BEGIN ")) {
-    return Invalid(absl::StrCat("--", flag, "=", path, ": not a PEM file"));
-  }
-  return text;
 }
 
 // gRPC's own log lines (TLS handshake failures of clients, ...) go through
@@ -324,13 +310,15 @@ absl::Status Daemon::State::PrepareGrpc() {
     grpc::SslServerCredentialsOptions options;
     grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
     VGPU_ASSIGN_OR_RETURN(pair.cert_chain,
-                          ReadPem("tls_cert", config.tls_cert));
-    VGPU_ASSIGN_OR_RETURN(pair.private_key, ReadPem("tls_key", config.tls_key));
+                          cli::ReadPemFlag("tls_cert", config.tls_cert));
+    VGPU_ASSIGN_OR_RETURN(pair.private_key,
+                          cli::ReadPemFlag("tls_key", config.tls_key));
     options.pem_key_cert_pairs.push_back(pair);
     mode = "TLS";
     if (!config.tls_client_ca.empty()) {
-      VGPU_ASSIGN_OR_RETURN(options.pem_root_certs,
-                            ReadPem("tls_client_ca", config.tls_client_ca));
+      VGPU_ASSIGN_OR_RETURN(
+          options.pem_root_certs,
+          cli::ReadPemFlag("tls_client_ca", config.tls_client_ca));
       options.client_certificate_request =
           GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
       mode = "mutual TLS (client certificates required)";

@@ -13,6 +13,8 @@
 #include "absl/time/clock.h"
 #include <grpc/support/log.h>
 
+#include "common/cli.h"
+
 ABSL_FLAG(std::string, server, "127.0.0.1:50051",
           "vgpu-displayd's gRPC address: host:port or unix:/path/to.sock.");
 ABSL_FLAG(std::string, tls_ca, "",
@@ -27,22 +29,6 @@ ABSL_FLAG(absl::Duration, connect_timeout, absl::ZeroDuration(),
 
 namespace vgpu::clients {
 namespace {
-
-absl::StatusOr<std::string> ReadPem(absl::string_view flag,
-                                    const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, "=", path, ": cannot read: ", strerror(errno)));
-  }
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  if (!absl::StrContains(text, "-----BEGIN ")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, "=", path, ": not a PEM file"));
-  }
-  return text;
-}
 
 void DropLog(gpr_log_func_args*) {}
 
@@ -71,14 +57,15 @@ absl::StatusOr<Connection> ConnectFromFlags(
   if (!ca.empty() || !cert.empty()) {
     grpc::SslCredentialsOptions options;
     if (!ca.empty()) {
-      absl::StatusOr<std::string> roots = ReadPem("tls_ca", ca);
+      absl::StatusOr<std::string> roots = cli::ReadPemFlag("tls_ca", ca);
       if (!roots.ok()) return roots.status();
       options.pem_root_certs = *std::move(roots);
     }
     if (!cert.empty()) {
-      absl::StatusOr<std::string> chain = ReadPem("tls_cert", cert);
+      absl::StatusOr<std::string> chain = cli::ReadPemFlag("tls_cert", cert);
       if (!chain.ok()) return chain.status();
-      absl::StatusOr<std::string> private_key = ReadPem("tls_key", key);
+      absl::StatusOr<std::string> private_key =
+          cli::ReadPemFlag("tls_key", key);
       if (!private_key.ok()) return private_key.status();
       options.pem_cert_chain = *std::move(chain);
       options.pem_private_key = *std::move(private_key);
