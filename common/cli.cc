@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <vector>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/parse.h"
@@ -150,7 +151,7 @@ std::string HelpText(const Program& program) {
   return out;
 }
 
-std::vector<char*> ParseOrExit(int argc, char** argv, const Program& program) {
+void ParseOrExit(int argc, char** argv, const Program& program) {
   absl::SetProgramUsageMessage(std::string(program.summary));
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
@@ -167,7 +168,7 @@ std::vector<char*> ParseOrExit(int argc, char** argv, const Program& program) {
     }
     CheckArgument(program, argc, argv, &i);
   }
-  return absl::ParseCommandLine(argc, argv);
+  absl::ParseCommandLine(argc, argv);
 }
 
 int UsageError(absl::string_view program, absl::string_view message) {

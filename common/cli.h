@@ -15,7 +15,6 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -36,8 +35,8 @@ struct Program {
 absl::string_view Version();
 
 // Parses argv into the Abseil flags, or prints help / version / the error
-// and exits. Returns the positional arguments (argv[0] first).
-std::vector<char*> ParseOrExit(int argc, char** argv, const Program& program);
+// and exits. No program takes positional arguments: any is an error.
+void ParseOrExit(int argc, char** argv, const Program& program);
 
 // The help text ParseOrExit prints: the summary, then every flag this binary
 // defines outside Abseil, sorted by name, with its default and meaning.

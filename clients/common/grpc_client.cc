@@ -1,10 +1,6 @@
 #include "clients/common/grpc_client.h"
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
