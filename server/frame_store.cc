@@ -45,11 +45,13 @@ void FrameStore::OnScanoutMode(const gpu::ScanoutMode& mode,
     ++mode_changes_;
   }
   mu_.NotifyAll();
-  Notify(Change{mode.scanout_id, true, damage});
+  Notify(Change{mode.scanout_id, true,
+                damage.empty() ? absl::Span<const gpu::PixelRect>()
+                               : absl::MakeConstSpan(&damage, 1)});
 }
 
 void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
-                         const gpu::PixelRect& damage) {
+                         absl::Span<const gpu::PixelRect> damage) {
   gpu::FramePtr previous;
   {
     MutexLock lock(&mu_);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 #include "common/mutex.h"
 #include "device/gpu/display_sink.h"
@@ -27,9 +28,11 @@ struct ScanoutState {
 struct Change {
   uint32_t scanout_id = 0;
   bool mode_changed = false;
-  // Frame coordinates; for a mode change with a first frame, the whole
-  // frame; empty for cursor changes and modes without a frame.
-  gpu::PixelRect damage;
+  // What changed, frame coordinates (valid during the call): exactly the
+  // changed pixels of a flush (possibly none), the whole frame for a mode
+  // change with a first frame, nothing for cursor changes and modes
+  // without a frame.
+  absl::Span<const gpu::PixelRect> damage;
   bool cursor_moved = false;
   bool cursor_shape_changed = false;
 };
@@ -48,7 +51,7 @@ class FrameStore : public gpu::DisplaySink {
   void OnScanoutMode(const gpu::ScanoutMode& mode,
                      gpu::FramePtr first_frame) override;
   void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
-               const gpu::PixelRect& damage) override;
+               absl::Span<const gpu::PixelRect> damage) override;
   void OnCursor(const gpu::CursorUpdate& update) override;
 
   gpu::FramePtr Latest(uint32_t scanout_id) const;

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/types/span.h"
+
 #include "device/gpu/frame.h"
 
 namespace vgpu::gpu {
@@ -46,10 +48,12 @@ class DisplaySink {
   // is new), told in the same call so that no reader ever pairs the new
   // mode with a frame of the old size; nullptr when disabled.
   virtual void OnScanoutMode(const ScanoutMode& mode, FramePtr first_frame) = 0;
-  // A new picture of `scanout_id`; `damage` (frame coordinates) is what
-  // changed since the previous frame of that scanout.
+  // A new picture of `scanout_id` (one per flush); `damage` (frame
+  // coordinates, valid during the call) is exactly what changed since the
+  // previous frame of that scanout, as Frame::ChangedSince tells it: at
+  // most one rect per 64x64 tile, and empty when the flush changed no pixel.
   virtual void OnFrame(uint32_t scanout_id, FramePtr frame,
-                       const PixelRect& damage) = 0;
+                       absl::Span<const PixelRect> damage) = 0;
   virtual void OnCursor(const CursorUpdate& update) = 0;
 };
 
@@ -57,7 +61,7 @@ class DisplaySink {
 class NullDisplaySink : public DisplaySink {
  public:
   void OnScanoutMode(const ScanoutMode&, FramePtr) override {}
-  void OnFrame(uint32_t, FramePtr, const PixelRect&) override {}
+  void OnFrame(uint32_t, FramePtr, absl::Span<const PixelRect>) override {}
   void OnCursor(const CursorUpdate&) override {}
 };
 

@@ -42,9 +42,15 @@ PixelRect BoundingBox(const PixelRect& a, const PixelRect& b);
 class TilePool;
 
 struct Tile {
-  // Unique across the process; a new version for every content change, so
-  // encoders can cache per (version, profile).
+  // Unique across the process; a new version for every content change (a
+  // write of identical pixels is no change), so encoders can cache per
+  // (version, profile). Null tiles have version 0.
   uint64_t version = 0;
+  // The version this tile was derived from and, in tile coordinates, the
+  // only part where the two differ: what lets a frame tell the next one
+  // which pixels changed (Frame::ChangedSince) without comparing them.
+  uint64_t base_version = 0;
+  PixelRect changed;
   // References held by TileRefs; the last one returns the tile to its pool.
   std::atomic<uint32_t> refs{0};
   TilePool* pool = nullptr;
@@ -154,6 +160,7 @@ struct GridStats {
   uint64_t clone_bytes = 0;   // bytes copied by those clones
   uint64_t rows_cloned = 0;
   uint64_t back_tiles_reused = 0;  // copy-on-write served by a previous version
+  uint64_t tiles_unchanged = 0;    // updates whose pixels were all the same
 };
 
 // A mutable tile grid. Thread-compatible; lives on the device thread.
@@ -173,10 +180,25 @@ class TileGrid {
   uint8_t* MutableTile(uint32_t column, uint32_t row, const PixelRect& covered,
                        GridStats* stats);
 
+  // The current pixels of tile (column, row), rows kTileStride apart, or
+  // nullptr for a tile never written (all zero).
+  const uint8_t* TilePixels(uint32_t column, uint32_t row) const;
+
+  // Brings `part` of tile (column, row) (tile coordinates, inside the grid)
+  // up to `source`: source[i] points at the first pixel of the part's row
+  // i, canonical B,G,R,X. Pixels are compared first and only the smallest
+  // rect holding every changed pixel is written (with copy-on-write as
+  // above): a write of identical pixels changes nothing, not even the
+  // version. `streaming` uses non-temporal stores (large copies; the caller
+  // fences before publishing). Returns the bytes written.
+  uint64_t UpdateTile(uint32_t column, uint32_t row, const PixelRect& part,
+                      const uint8_t* const* source, bool streaming,
+                      GridStats* stats);
+
   // Copies canonical B,G,R,X pixels (`stride` bytes per row) into `rect`
-  // (grid coordinates, inside the grid), with copy-on-write as above. For
-  // host-drawn content (tests, benchmarks, synthetic screens); guest pixels
-  // go through CopyIntoGrid.
+  // (grid coordinates, inside the grid), through UpdateTile. For host-drawn
+  // content (tests, benchmarks, synthetic screens); guest pixels go through
+  // CopyIntoGrid.
   void WritePixels(const PixelRect& rect, const uint8_t* pixels, size_t stride,
                    GridStats* stats);
 
@@ -225,6 +247,16 @@ class Frame {
   void ReadPixels(const PixelRect& rect, uint8_t* out, size_t out_stride) const;
   // The pixel at (x, y) as 0xXXRRGGBB; 0 outside the frame.
   uint32_t PixelAt(uint32_t x, uint32_t y) const;
+
+  // Where this frame differs from `previous` (an earlier frame of the same
+  // scanout): frame coordinates, at most one rect per grid tile (the part
+  // of it that changed), in row-major tile order. Tiles are compared by
+  // identity and lineage, never pixel by pixel: rows and tiles the frames
+  // share are skipped, a tile derived from the one `previous` holds
+  // reports the part it changed, any other tile the whole tile. A frame of
+  // another size or position reports everything. O(tile rows + tiles that
+  // differ).
+  std::vector<PixelRect> ChangedSince(const Frame& previous) const;
 
  private:
   uint32_t width_, height_, origin_x_, origin_y_;

@@ -1,5 +1,6 @@
 #include "device/gpu/frame.h"
 
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -239,6 +240,110 @@ TEST(FrameTest, WritePixelsCrossesTilesAndKeepsOldFramesIntact) {
   EXPECT_EQ(after.PixelAt(79, 79), 0xFF000000u | (19 * 30 + 29));
   EXPECT_EQ(after.PixelAt(80, 79), 0xFF000001u);
   EXPECT_EQ(before.PixelAt(79, 79), 0xFF000001u);
+}
+
+}  // namespace
+}  // namespace vgpu::gpu
+
+namespace vgpu::gpu {
+namespace {
+
+// Per 64x64 tile, the smallest rect holding every pixel where the frames
+// differ, in row-major tile order (frames with origin 0).
+std::vector<PixelRect> DiffByPixels(const Frame& a, const Frame& b) {
+  std::vector<PixelRect> rects;
+  for (uint32_t ty = 0; ty < a.height(); ty += kTileSize) {
+    for (uint32_t tx = 0; tx < a.width(); tx += kTileSize) {
+      uint32_t x0 = ~0u, y0 = ~0u, x1 = 0, y1 = 0;
+      for (uint32_t y = ty; y < std::min(ty + kTileSize, a.height()); ++y)
+        for (uint32_t x = tx; x < std::min(tx + kTileSize, a.width()); ++x)
+          if (a.PixelAt(x, y) != b.PixelAt(x, y)) {
+            x0 = std::min(x0, x), y0 = std::min(y0, y);
+            x1 = std::max(x1, x + 1), y1 = std::max(y1, y + 1);
+          }
+      if (x1 > 0) rects.push_back({x0, y0, x1 - x0, y1 - y0});
+    }
+  }
+  return rects;
+}
+
+// Random writes of identical and changed pixels: one write between frames
+// reports exactly the changed part of each tile; several writes report
+// every changed pixel, inside what was written. Identical rewrites change
+// no tile at all.
+TEST(FrameTest, ChangedSinceGivesExactlyTheChangedSubRects) {
+  std::mt19937 rng(11);
+  for (int round = 0; round < 40; ++round) {
+    const uint32_t width = 1 + rng() % 300, height = 1 + rng() % 200;
+    TileGrid grid(width, height);
+    GridStats stats;
+    std::vector<uint32_t> screen(size_t{width} * height, 0);
+    auto frame = [&, sequence = uint64_t{0}]() mutable {
+      return std::make_shared<const Frame>(width, height, 0, 0, grid.Snapshot(),
+                                           grid.columns(), ++sequence);
+    };
+    FramePtr previous = frame();
+    for (int step = 0; step < 25; ++step) {
+      const int writes = step % 3 == 0 ? 3 : 1;
+      PixelRect written;
+      for (int w = 0; w < writes; ++w) {
+        PixelRect r{static_cast<uint32_t>(rng() % width),
+                    static_cast<uint32_t>(rng() % height), 0, 0};
+        r.width = 1 + static_cast<uint32_t>(rng() % (width - r.x));
+        r.height = 1 + static_cast<uint32_t>(rng() % (height - r.y));
+        // Mostly what is there already, with a few changed pixels (or
+        // none: a pure rewrite).
+        const int changes = static_cast<int>(rng() % 4);
+        std::vector<uint32_t> pixels(size_t{r.width} * r.height);
+        for (uint32_t y = 0; y < r.height; ++y)
+          for (uint32_t x = 0; x < r.width; ++x)
+            pixels[size_t{y} * r.width + x] =
+                screen[size_t{r.y + y} * width + r.x + x];
+        for (int c = 0; c < changes; ++c)
+          pixels[rng() % pixels.size()] = static_cast<uint32_t>(rng());
+        grid.WritePixels(r, reinterpret_cast<const uint8_t*>(pixels.data()),
+                         size_t{r.width} * 4, &stats);
+        for (uint32_t y = 0; y < r.height; ++y)
+          for (uint32_t x = 0; x < r.width; ++x)
+            screen[size_t{r.y + y} * width + r.x + x] =
+                pixels[size_t{y} * r.width + x];
+        written = BoundingBox(written, r);
+      }
+      FramePtr next = frame();
+      const std::vector<PixelRect> reported = next->ChangedSince(*previous);
+      const std::vector<PixelRect> exact = DiffByPixels(*previous, *next);
+      if (writes == 1) {
+        ASSERT_EQ(reported, exact) << "round " << round << " step " << step;
+      } else {
+        for (const PixelRect& r : exact) {
+          bool covered = false;
+          for (const PixelRect& q : reported) covered |= Intersect(r, q) == r;
+          ASSERT_TRUE(covered) << "round " << round << " step " << step;
+        }
+        for (const PixelRect& q : reported) ASSERT_EQ(Intersect(q, written), q);
+      }
+      if (exact.empty()) {
+        for (uint32_t row = 0; row < grid.rows(); ++row)
+          for (uint32_t column = 0; column < grid.columns(); ++column)
+            ASSERT_EQ(next->GridTile(column, row),
+                      previous->GridTile(column, row));
+      }
+      for (uint32_t y = 0; y < height; y += 7)
+        for (uint32_t x = 0; x < width; x += 5)
+          ASSERT_EQ(next->PixelAt(x, y), screen[size_t{y} * width + x]);
+      previous = next;
+    }
+  }
+}
+
+TEST(FrameTest, ChangedSinceAFrameOfAnotherShapeIsEverything) {
+  TileGrid grid(200, 100);
+  Frame a(200, 100, 0, 0, grid.Snapshot(), grid.columns(), 1);
+  Frame b(100, 100, 0, 0, grid.Snapshot(), grid.columns(), 2);
+  Frame c(100, 100, 50, 0, grid.Snapshot(), grid.columns(), 3);
+  EXPECT_EQ(b.ChangedSince(a), (std::vector<PixelRect>{{0, 0, 100, 100}}));
+  EXPECT_EQ(c.ChangedSince(b), (std::vector<PixelRect>{{0, 0, 100, 100}}));
+  EXPECT_TRUE(b.ChangedSince(b).empty());
 }
 
 }  // namespace

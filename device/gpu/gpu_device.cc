@@ -423,13 +423,11 @@ void GpuDevice::ShowOnScanout(uint32_t scanout_id, Resource& resource,
     scanout.needs_full_capture = false;
   }
   // Copied sources hold the whole image already: shown at once.
-  FramePtr frame = MakeFrame(scanout_id);
   if (resized) {
     sink_->OnScanoutMode(ScanoutMode{scanout_id, true, rect.width, rect.height},
-                         std::move(frame));
+                         MakeFrame(scanout_id));
   } else {
-    sink_->OnFrame(scanout_id, std::move(frame),
-                   PixelRect{0, 0, rect.width, rect.height});
+    PublishFrame(scanout_id);
   }
 }
 
@@ -608,6 +606,20 @@ FramePtr GpuDevice::MakeFrame(uint32_t scanout_id) {
   return frame;
 }
 
+void GpuDevice::PublishFrame(uint32_t scanout_id) {
+  FramePtr previous = scanouts_[scanout_id]->last_frame;
+  FramePtr frame = MakeFrame(scanout_id);
+  // The damage is what the tiles say changed, not the flushed rect: pixels
+  // rewritten with the same values are no damage, and transfers not yet
+  // flushed are (the frame shows them).
+  std::vector<PixelRect> damage =
+      previous
+          ? frame->ChangedSince(*previous)
+          : std::vector<PixelRect>{{0, 0, frame->width(), frame->height()}};
+  stats_.damage_rects += damage.size();
+  sink_->OnFrame(scanout_id, std::move(frame), damage);
+}
+
 absl::Status GpuDevice::ResourceFlush(const wire::ResourceFlush& cmd) {
   VGPU_ASSIGN_OR_RETURN(Resource * resource, FindResource(cmd.resource_id));
   PixelRect flushed = ToPixelRect(cmd.r);
@@ -622,19 +634,16 @@ absl::Status GpuDevice::ResourceFlush(const wire::ResourceFlush& cmd) {
     PixelRect visible = Intersect(flushed, scanout.rect);
     if (!visible.empty()) overlapped = true;
     if (visible.empty() && !scanout.needs_full_capture) continue;
-    PixelRect damage{visible.x - scanout.rect.x, visible.y - scanout.rect.y,
-                     visible.width, visible.height};
     if (resource->shared) {
       // Capture before replying: a fenced flush completes only after its
       // pixels are in host tiles.
       if (scanout.needs_full_capture) {
         visible = scanout.rect;
-        damage = PixelRect{0, 0, scanout.rect.width, scanout.rect.height};
         scanout.needs_full_capture = false;
       }
       stats_.flush_bytes_copied += CaptureShared(*resource, i, visible);
     }
-    sink_->OnFrame(i, MakeFrame(i), damage);
+    PublishFrame(i);
   }
   if (resource->blob && !overlapped) {
     return InvalidParameter(

@@ -74,6 +74,7 @@ struct DeviceStats {
   uint64_t mode_capture_bytes_copied = 0;
   uint64_t cursor_bytes_copied = 0;
   uint64_t frames_published = 0;
+  uint64_t damage_rects = 0;    // rects told with those frames (changed parts)
   uint64_t bad_chains = 0;      // a buffer was not guest RAM
   uint64_t cursor_ignored = 0;  // cursor commands dropped as malformed
   uint64_t queue_errors = 0;    // corrupt queues (device needs reset)
@@ -177,6 +178,8 @@ class GpuDevice {
   void ReleaseFromResource(uint32_t scanout_id);
   // The scanout's current picture as a new frame (next sequence number).
   FramePtr MakeFrame(uint32_t scanout_id);
+  // Publishes a new frame of the scanout with what changed since its last.
+  void PublishFrame(uint32_t scanout_id);
   // Copies `rect` of a shared source from guest pages into its tiles;
   // returns the bytes copied.
   uint64_t CaptureShared(Resource& resource, uint32_t scanout_id,

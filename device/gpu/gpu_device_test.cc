@@ -173,8 +173,10 @@ TEST(GpuDeviceTest, FlushDamageIsInScanoutCoordinatesAndClipped) {
   guest->sink().frames.clear();
   ASSERT_EQ(guest->Flush(2, r), kOk);
   ASSERT_EQ(guest->sink().frames.size(), 2u);
-  EXPECT_EQ(guest->sink().frames[0].damage, (PixelRect{600, 100, 40, 10}));
-  EXPECT_EQ(guest->sink().frames[1].damage, (PixelRect{0, 100, 40, 10}));
+  EXPECT_EQ(guest->sink().frames[0].damage,
+            (std::vector<PixelRect>{{600, 100, 40, 10}}));
+  EXPECT_EQ(guest->sink().frames[1].damage,
+            (std::vector<PixelRect>{{0, 100, 40, 10}}));
   EXPECT_EQ(guest->sink().frames[1].frame->PixelAt(0, 100), Pattern(640, 100));
   EXPECT_EQ(guest->sink().frames[0].frame->PixelAt(639, 109),
             Pattern(639, 109));
@@ -187,12 +189,15 @@ TEST(GpuDeviceTest, SetScanoutReportsModeAndPublishesTheHostCopy) {
   EXPECT_TRUE(guest->sink().modes[0].enabled);
   EXPECT_EQ(guest->sink().modes[0].width, 1024u);
   ASSERT_EQ(guest->sink().frames.size(), 1u);
-  EXPECT_EQ(guest->sink().frames[0].damage, (PixelRect{0, 0, 1024, 768}));
+  EXPECT_EQ(guest->sink().frames[0].damage,
+            (std::vector<PixelRect>{{0, 0, 1024, 768}}));
   EXPECT_EQ(guest->SetScanout(0, 0, Rect{}), kOk);
   ASSERT_EQ(guest->sink().modes.size(), 2u);
   EXPECT_FALSE(guest->sink().modes[1].enabled);
   EXPECT_EQ(guest->device().LastFrame(0), nullptr);
 }
+
+uint32_t OtherPattern(uint32_t x, uint32_t y) { return ~Pattern(x, y); }
 
 TEST(GpuDeviceTest, UnchangedTilesAreSharedBetweenFrames) {
   auto guest = MakeGuest();
@@ -202,6 +207,7 @@ TEST(GpuDeviceTest, UnchangedTilesAreSharedBetweenFrames) {
   ASSERT_EQ(guest->Transfer(2, Rect{0, 0, 256, 256}, 0), kOk);
   ASSERT_EQ(guest->Flush(2, Rect{0, 0, 256, 256}), kOk);
   FramePtr before = guest->device().LastFrame(0);
+  Paint(*guest, *gpa, 256, 256, OtherPattern);
   constexpr uint32_t t = kTileSize;  // update exactly tile (1, 1)
   ASSERT_EQ(guest->Transfer(2, Rect{t, t, t, t}, t * 256 * 4 + t * 4), kOk);
   ASSERT_EQ(guest->Flush(2, Rect{t, t, t, t}), kOk);
@@ -211,12 +217,50 @@ TEST(GpuDeviceTest, UnchangedTilesAreSharedBetweenFrames) {
   EXPECT_NE(before->GridTile(1, 1), after->GridTile(1, 1));
   // A frame never changes after it is published.
   EXPECT_EQ(before->PixelAt(t + 6, t + 6), Pattern(t + 6, t + 6));
+  EXPECT_EQ(after->PixelAt(t + 6, t + 6), OtherPattern(t + 6, t + 6));
+}
+
+TEST(GpuDeviceTest, RewritingTheSamePixelsIsNoChange) {
+  auto guest = MakeGuest();
+  auto gpa = guest->MakeScanoutResource(2, 256, 256);
+  ASSERT_TRUE(gpa.ok());
+  Paint(*guest, *gpa, 256, 256, Pattern);
+  ASSERT_EQ(guest->Transfer(2, Rect{0, 0, 256, 256}, 0), kOk);
+  ASSERT_EQ(guest->Flush(2, Rect{0, 0, 256, 256}), kOk);
+  FramePtr before = guest->device().LastFrame(0);
+  const uint64_t copied = guest->device().stats().transfer_bytes_copied;
+  guest->sink().frames.clear();
+  // The guest redraws everything with what is already there (fbcon does).
+  ASSERT_EQ(guest->Transfer(2, Rect{0, 0, 256, 256}, 0), kOk);
+  ASSERT_EQ(guest->Flush(2, Rect{0, 0, 256, 256}), kOk);
+  EXPECT_EQ(guest->device().stats().transfer_bytes_copied, copied);
+  ASSERT_EQ(guest->sink().frames.size(), 1u);  // still a frame per flush
+  EXPECT_TRUE(guest->sink().frames[0].damage.empty());
+  FramePtr after = guest->device().LastFrame(0);
+  for (uint32_t row = 0; row < 4; ++row)
+    for (uint32_t column = 0; column < 4; ++column)
+      EXPECT_EQ(before->GridTile(column, row), after->GridTile(column, row));
+  // One character cell of new pixels: the damage is that cell, not the
+  // flushed rect, and only its bytes are copied.
+  Paint(*guest, *gpa, 256, 256, [](uint32_t x, uint32_t y) {
+    return x >= 72 && x < 80 && y >= 100 && y < 116 ? 0xFFFFFFFFu
+                                                    : Pattern(x, y);
+  });
+  guest->sink().frames.clear();
+  ASSERT_EQ(guest->Transfer(2, Rect{0, 96, 256, 32}, 96 * 256 * 4), kOk);
+  ASSERT_EQ(guest->Flush(2, Rect{0, 96, 256, 32}), kOk);
+  ASSERT_EQ(guest->sink().frames.size(), 1u);
+  EXPECT_EQ(guest->sink().frames[0].damage,
+            (std::vector<PixelRect>{{72, 100, 8, 16}}));
+  EXPECT_EQ(guest->device().stats().transfer_bytes_copied - copied,
+            8u * 16 * 4);
 }
 
 TEST(GpuDeviceTest, EachChangedPixelIsCopiedOnceForCopiedResources) {
   auto guest = MakeGuest();
   auto gpa = guest->MakeScanoutResource(2, 640, 480);
   ASSERT_TRUE(gpa.ok());
+  Paint(*guest, *gpa, 640, 480, Pattern);
   ASSERT_EQ(guest->Transfer(2, Rect{128, 64, 64, 64}, 64 * 640 * 4 + 128 * 4),
             kOk);
   ASSERT_EQ(guest->Flush(2, Rect{128, 64, 64, 64}), kOk);
@@ -237,15 +281,19 @@ TEST(GpuDeviceTest, SharedPolicyCopiesAtFlushAndTransferCopiesNothing) {
             kOk);  // first flush captures everything
   uint64_t after_first = guest->device().stats().flush_bytes_copied;
   EXPECT_EQ(after_first, 640u * 480 * 4);
-  // Showing it in a new mode captured it once too: the mode's first frame.
-  EXPECT_EQ(guest->device().stats().mode_capture_bytes_copied, 640u * 480 * 4);
+  // Showing it in a new mode read it too (the mode's first frame), when
+  // the guest's pixels were still all zero: nothing changed, nothing copied.
+  EXPECT_EQ(guest->device().stats().mode_capture_bytes_copied, 0u);
+  Paint(*guest, *gpa, 640, 480, OtherPattern);
   ASSERT_EQ(guest->Transfer(2, Rect{128, 64, 64, 64}, 64 * 640 * 4 + 128 * 4),
             kOk);
   EXPECT_EQ(guest->device().stats().transfer_bytes_copied, 0u);
   ASSERT_EQ(guest->Flush(2, Rect{128, 64, 64, 64}), kOk);
   EXPECT_EQ(guest->device().stats().flush_bytes_copied - after_first,
             64u * 64 * 4);
-  EXPECT_EQ(guest->device().LastFrame(0)->PixelAt(191, 127), Pattern(191, 127));
+  EXPECT_EQ(guest->device().LastFrame(0)->PixelAt(191, 127),
+            OtherPattern(191, 127));
+  EXPECT_EQ(guest->device().LastFrame(0)->PixelAt(192, 127), Pattern(192, 127));
 }
 
 TEST(GpuDeviceTest, AutoPolicyCopiesSmallResourcesAndSharesLargeOnes) {
@@ -253,10 +301,14 @@ TEST(GpuDeviceTest, AutoPolicyCopiesSmallResourcesAndSharesLargeOnes) {
   options.device.policy = ResourcePolicy::kAuto;
   options.device.auto_shared_min_bytes = 1 << 20;
   auto guest = MakeGuest(options);
-  ASSERT_TRUE(guest->MakeScanoutResource(2, 256, 256).ok());  // 256 KiB: copied
+  auto small = guest->MakeScanoutResource(2, 256, 256);  // 256 KiB: copied
+  ASSERT_TRUE(small.ok());
+  Paint(*guest, *small, 256, 64, Pattern);
   ASSERT_EQ(guest->Transfer(2, Rect{0, 0, 64, 64}, 0), kOk);
   EXPECT_EQ(guest->device().stats().transfer_bytes_copied, 64u * 64 * 4);
-  ASSERT_TRUE(guest->MakeScanoutResource(3, 1024, 1024).ok());  // 4 MiB: shared
+  auto large = guest->MakeScanoutResource(3, 1024, 1024);  // 4 MiB: shared
+  ASSERT_TRUE(large.ok());
+  Paint(*guest, *large, 1024, 64, Pattern);
   ASSERT_EQ(guest->Transfer(3, Rect{0, 0, 64, 64}, 0), kOk);
   EXPECT_EQ(guest->device().stats().transfer_bytes_copied, 64u * 64 * 4);
 }
@@ -296,8 +348,9 @@ TEST(GpuDeviceTest, BlobScanoutReadsGuestPagesAtFlush) {
     for (uint32_t x : {0u, 226u, 319u})
       EXPECT_EQ(frame->PixelAt(x, y), Pattern(x, y)) << x << "," << y;
   EXPECT_EQ(guest->device().stats().flush_bytes_copied, uint64_t{kW} * kH * 4);
-  EXPECT_EQ(guest->device().stats().mode_capture_bytes_copied,
-            uint64_t{kW} * kH * 4);
+  // The mode's first frame was read at SET_SCANOUT_BLOB, before the guest
+  // drew anything: all zero, nothing to copy.
+  EXPECT_EQ(guest->device().stats().mode_capture_bytes_copied, 0u);
 }
 
 TEST(GpuDeviceTest, FencedFlushOfSharedResourceCapturesBeforeReplying) {

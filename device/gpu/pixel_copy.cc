@@ -6,8 +6,6 @@
 #endif
 #include <cstring>
 
-#include "absl/container/inlined_vector.h"
-
 #include "common/checked_math.h"
 #include "device/gpu/wire.h"
 
@@ -18,25 +16,6 @@ namespace {
 // frame that large would only evict the cache (as glibc's memcpy does for
 // copies beyond its own threshold).
 constexpr uint64_t kStreamingThreshold = 2ull << 20;
-constexpr uint32_t kPrefetchRows = 8;
-
-// One whole tile row (kTileStride bytes) to a 16-byte aligned destination.
-void CopyTileRowStreaming(uint8_t* dst, const uint8_t* src) {
-#if defined(__SSE2__)
-  for (uint32_t i = 0; i < kTileStride; i += 64) {
-    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 16));
-    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 32));
-    __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 48));
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 16), b);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
-  }
-#else
-  std::memcpy(dst, src, kTileStride);
-#endif
-}
 
 enum class Swizzle { kNone, kByteSwap, kSwapRedBlue, kRotate };
 
@@ -120,10 +99,13 @@ uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest,
   const uint32_t last_column = (dest.x + dest.width - 1) / kTileSize;
   const uint32_t first_row = dest.y / kTileSize;
   const uint32_t last_row = (dest.y + dest.height - 1) / kTileSize;
-  absl::InlinedVector<uint8_t*, 64> tiles(last_column - first_column + 1);
-  uint64_t copied = 0;
-  uint8_t staging[kTileStride];
-  const uint8_t* row_ptrs[kTileSize];
+  uint64_t written = 0;
+  // Rows that are not one host range (or need converting) are gathered
+  // here a tile at a time, then compared like any other source.
+  // (Left uninitialised: only rows written here are read.)
+  __attribute__((uninitialized)) alignas(64) uint8_t staging[kTileBytes];
+  __attribute__((uninitialized)) const uint8_t* row_ptrs[kTileSize];
+  __attribute__((uninitialized)) const uint8_t* tile_rows[kTileSize];
   const bool streaming = uint64_t{dest.width} * dest.height * kBytesPerPixel >=
                          kStreamingThreshold;
 
@@ -131,26 +113,8 @@ uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest,
     const uint32_t row_top = tile_row * kTileSize;
     const uint32_t y0 = std::max(dest.y, row_top);
     const uint32_t y1 = std::min(dest.y + dest.height, row_top + kTileSize);
-    const uint32_t tile_bottom = std::min(row_top + kTileSize, grid.height());
-    // Resolve each tile of this row once (copy-on-write happens here).
-    for (uint32_t column = first_column; column <= last_column; ++column) {
-      const uint32_t col_left = column * kTileSize;
-      const uint32_t x0 = std::max(dest.x, col_left);
-      const uint32_t x1 = std::min(dest.x + dest.width, col_left + kTileSize);
-      // Pixels past the grid's right or bottom edge are never read, so a
-      // write reaching the edge covers the tile to its end.
-      const uint32_t tile_right = std::min(col_left + kTileSize, grid.width());
-      const uint32_t covered_right =
-          x1 == tile_right ? col_left + kTileSize : x1;
-      const uint32_t covered_bottom =
-          y1 == tile_bottom ? row_top + kTileSize : y1;
-      PixelRect covered{x0 - col_left, y0 - row_top, covered_right - x0,
-                        covered_bottom - y0};
-      tiles[column - first_column] =
-          grid.MutableTile(column, tile_row, covered, stats);
-    }
-    // Fast path: every source row of this tile row is one host range. Copy
-    // tile by tile so each destination tile is written front to back.
+    // Fast path: every source row of this tile row is one host range, read
+    // in place.
     bool rows_contiguous = identity;
     for (uint32_t y = y0; rows_contiguous && y < y1; ++y) {
       row_ptrs[y - y0] = source.backing->ContiguousAt(
@@ -158,73 +122,48 @@ uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest,
           uint64_t{dest.width} * kBytesPerPixel);
       rows_contiguous = row_ptrs[y - y0] != nullptr;
     }
-    if (rows_contiguous) {
-      for (uint32_t column = first_column; column <= last_column; ++column) {
-        const uint32_t col_left = column * kTileSize;
-        const uint32_t x0 = std::max(dest.x, col_left);
-        const size_t bytes =
-            size_t{std::min(dest.x + dest.width, col_left + kTileSize) - x0} *
-            kBytesPerPixel;
-        uint8_t* dst = tiles[column - first_column] +
-                       size_t{y0 - row_top} * kTileStride +
-                       size_t{x0 - col_left} * kBytesPerPixel;
-        const size_t src_x = size_t{x0 - dest.x} * kBytesPerPixel;
-        if (bytes == kTileStride && streaming) {
-          for (uint32_t y = y0; y < y1; ++y, dst += kTileStride) {
-            // Source rows are a stride apart: fetch a few rows ahead.
-            if (y + kPrefetchRows < y1) {
-              const uint8_t* ahead = row_ptrs[y + kPrefetchRows - y0] + src_x;
-              for (uint32_t line = 0; line < kTileStride; line += 64) {
-                __builtin_prefetch(ahead + line);
-              }
-            }
-            CopyTileRowStreaming(dst, row_ptrs[y - y0] + src_x);
-          }
-        } else if (bytes == kTileStride) {
-          // Whole tile rows: a fixed-size copy the compiler inlines.
-          for (uint32_t y = y0; y < y1; ++y, dst += kTileStride) {
-            std::memcpy(dst, row_ptrs[y - y0] + src_x, kTileStride);
-          }
-        } else {
-          for (uint32_t y = y0; y < y1; ++y, dst += kTileStride) {
-            std::memcpy(dst, row_ptrs[y - y0] + src_x, bytes);
-          }
+    for (uint32_t column = first_column; column <= last_column; ++column) {
+      const uint32_t col_left = column * kTileSize;
+      const uint32_t x0 = std::max(dest.x, col_left);
+      const uint32_t x1 = std::min(dest.x + dest.width, col_left + kTileSize);
+      const uint32_t bytes = (x1 - x0) * kBytesPerPixel;
+      const size_t src_x = size_t{x0 - dest.x} * kBytesPerPixel;
+      for (uint32_t y = y0; y < y1; ++y) {
+        if (rows_contiguous) {
+          tile_rows[y - y0] = row_ptrs[y - y0] + src_x;
+          continue;
         }
-      }
-      copied += uint64_t{y1 - y0} * dest.width * kBytesPerPixel;
-      continue;
-    }
-    for (uint32_t y = y0; y < y1; ++y) {
-      const uint64_t row_offset =
-          source.offset + uint64_t{y - dest.y} * source.stride;
-      const size_t in_tile_row = size_t{y - row_top} * kTileStride;
-      for (uint32_t column = first_column; column <= last_column; ++column) {
-        const uint32_t col_left = column * kTileSize;
-        const uint32_t x0 = std::max(dest.x, col_left);
-        const uint32_t x1 = std::min(dest.x + dest.width, col_left + kTileSize);
+        uint8_t* staged = staging + size_t{y - y0} * kTileStride;
         const uint64_t src =
-            row_offset + uint64_t{x0 - dest.x} * kBytesPerPixel;
-        const uint32_t bytes = (x1 - x0) * kBytesPerPixel;
-        uint8_t* dst = tiles[column - first_column] + in_tile_row +
-                       size_t{x0 - col_left} * kBytesPerPixel;
+            source.offset + uint64_t{y - dest.y} * source.stride + src_x;
         if (identity) {
-          copied += source.backing->ForEachPiece(
-              src, bytes, [&dst](const uint8_t* p, uint64_t n) {
-                std::memcpy(dst, p, n);
-                dst += n;
-              });
+          uint8_t* out = staged;
+          source.backing->ForEachPiece(src, bytes,
+                                       [&out](const uint8_t* p, uint64_t n) {
+                                         std::memcpy(out, p, n);
+                                         out += n;
+                                       });
+          // (The caller checked the range; never pass on stale stack bytes.)
+          std::memset(out, 0, static_cast<size_t>(staged + bytes - out));
         } else {
-          copied +=
-              source.backing->CopyOut(src, absl::MakeSpan(staging, bytes));
-          ConvertToCanonical(source.format, staging, dst, x1 - x0);
+          uint8_t converted[kTileStride];
+          const uint64_t got =
+              source.backing->CopyOut(src, absl::MakeSpan(converted, bytes));
+          std::memset(converted + got, 0, bytes - got);
+          ConvertToCanonical(source.format, converted, staged, x1 - x0);
         }
+        tile_rows[y - y0] = staged;
       }
+      written += grid.UpdateTile(
+          column, tile_row,
+          PixelRect{x0 - col_left, y0 - row_top, x1 - x0, y1 - y0}, tile_rows,
+          streaming, stats);
     }
   }
 #if defined(__SSE2__)
   if (streaming) _mm_sfence();  // order the streaming stores before publishing
 #endif
-  return copied;
+  return written;
 }
 
 }  // namespace vgpu::gpu

@@ -30,19 +30,25 @@ class RecordingSink : public gpu::DisplaySink {
   struct FrameEvent {
     uint32_t scanout_id;
     gpu::FramePtr frame;
-    gpu::PixelRect damage;
+    std::vector<gpu::PixelRect> damage;
+    // The smallest rect holding all of `damage`.
+    gpu::PixelRect bounds() const {
+      gpu::PixelRect box;
+      for (const gpu::PixelRect& r : damage) box = gpu::BoundingBox(box, r);
+      return box;
+    }
   };
   void OnScanoutMode(const gpu::ScanoutMode& mode,
                      gpu::FramePtr first_frame) override {
     modes.push_back(mode);
     if (first_frame) {
-      Record(mode.scanout_id, first_frame,
-             gpu::PixelRect{0, 0, mode.width, mode.height});
+      const gpu::PixelRect whole{0, 0, mode.width, mode.height};
+      Record(mode.scanout_id, first_frame, {&whole, 1});
     }
     if (next_) next_->OnScanoutMode(mode, std::move(first_frame));
   }
   void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
-               const gpu::PixelRect& damage) override {
+               absl::Span<const gpu::PixelRect> damage) override {
     Record(scanout_id, frame, damage);
     if (next_) next_->OnFrame(scanout_id, std::move(frame), damage);
   }
@@ -61,8 +67,10 @@ class RecordingSink : public gpu::DisplaySink {
 
  private:
   void Record(uint32_t scanout_id, const gpu::FramePtr& frame,
-              const gpu::PixelRect& damage) {
-    if (keep_frames) frames.push_back({scanout_id, frame, damage});
+              absl::Span<const gpu::PixelRect> damage) {
+    if (keep_frames) {
+      frames.push_back({scanout_id, frame, {damage.begin(), damage.end()}});
+    }
     latest = frame;  // what a display server always holds
     ++frame_count;
   }

@@ -96,8 +96,14 @@ void DisplayMirror::OnScanoutMode(const gpu::ScanoutMode& mode,
 }
 
 void DisplayMirror::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
-                            const gpu::PixelRect& damage) {
-  if (Active()) MirrorFrame(scanout_id, *frame, damage);
+                            absl::Span<const gpu::PixelRect> damage) {
+  if (Active()) {
+    // QEMU's console takes one UPDATE per rect; their bounding box keeps
+    // that to one message per flush.
+    gpu::PixelRect box;
+    for (const gpu::PixelRect& rect : damage) box = gpu::BoundingBox(box, rect);
+    MirrorFrame(scanout_id, *frame, box);
+  }
   next_->OnFrame(scanout_id, std::move(frame), damage);
 }
 

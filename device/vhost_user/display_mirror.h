@@ -44,7 +44,7 @@ class DisplayMirror : public gpu::DisplaySink {
   void OnScanoutMode(const gpu::ScanoutMode& mode,
                      gpu::FramePtr first_frame) override;
   void OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
-               const gpu::PixelRect& damage) override;
+               absl::Span<const gpu::PixelRect> damage) override;
   void OnCursor(const gpu::CursorUpdate& update) override;
 
   const MirrorStats& stats() const { return stats_; }

@@ -3,126 +3,153 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <map>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+
+#include "common/status_macros.h"
 
 namespace vgpu::server {
 
 namespace {
 
-// The one colour of grid tiles [first, end) in `row`, if they are solid
-// (B,G,R only: X is ignored, as viewers ignore it). Null tiles are black.
-// Pixels past the grid's edge are never written and do not count.
-std::optional<uint32_t> SolidColor(const gpu::Frame& frame, uint32_t first,
-                                   uint32_t end, uint32_t row) {
+constexpr uint32_t kTile = gpu::kTileSize;
+
+// The one colour of `rect` (frame coordinates, inside the frame), if it is
+// solid (B,G,R only: X is ignored, as viewers ignore it). Null tiles are
+// black.
+std::optional<uint32_t> SolidColor(const gpu::Frame& frame,
+                                   const gpu::PixelRect& rect) {
   std::optional<uint32_t> color;
-  const uint64_t grid_width = uint64_t{frame.width()} + frame.origin_x();
-  const uint64_t grid_height = uint64_t{frame.height()} + frame.origin_y();
-  for (uint32_t column = first; column < end; ++column) {
-    const gpu::Tile* tile = frame.GridTile(column, row);
-    uint32_t width = static_cast<uint32_t>(std::min<uint64_t>(
-        gpu::kTileSize, grid_width - uint64_t{column} * gpu::kTileSize));
-    uint32_t height = static_cast<uint32_t>(std::min<uint64_t>(
-        gpu::kTileSize, grid_height - uint64_t{row} * gpu::kTileSize));
-    if (tile == nullptr) {
-      if (color && *color != 0) return std::nullopt;
-      color = 0;
-      continue;
-    }
-    for (uint32_t y = 0; y < height; ++y) {
-      const uint8_t* line = tile->pixels + size_t{y} * gpu::kTileStride;
-      for (uint32_t x = 0; x < width; ++x) {
-        uint32_t pixel;
-        std::memcpy(&pixel, line + size_t{x} * 4, 4);
-        pixel &= 0x00FFFFFFu;
-        if (!color) color = pixel;
-        if (pixel != *color) return std::nullopt;
+  const uint64_t gx0 = uint64_t{rect.x} + frame.origin_x();
+  const uint64_t gy0 = uint64_t{rect.y} + frame.origin_y();
+  const uint64_t gx1 = gx0 + rect.width, gy1 = gy0 + rect.height;
+  for (uint64_t row = gy0 / kTile; row * kTile < gy1; ++row) {
+    const uint32_t y0 =
+        static_cast<uint32_t>(std::max(gy0, row * kTile) - row * kTile);
+    const uint32_t y1 =
+        static_cast<uint32_t>(std::min(gy1, (row + 1) * kTile) - row * kTile);
+    for (uint64_t column = gx0 / kTile; column * kTile < gx1; ++column) {
+      const gpu::Tile* tile = frame.GridTile(static_cast<uint32_t>(column),
+                                             static_cast<uint32_t>(row));
+      if (tile == nullptr) {
+        if (color && *color != 0) return std::nullopt;
+        color = 0;
+        continue;
+      }
+      const uint32_t x0 =
+          static_cast<uint32_t>(std::max(gx0, column * kTile) - column * kTile);
+      const uint32_t x1 = static_cast<uint32_t>(
+          std::min(gx1, (column + 1) * kTile) - column * kTile);
+      for (uint32_t y = y0; y < y1; ++y) {
+        const uint8_t* line = tile->pixels + size_t{y} * gpu::kTileStride;
+        for (uint32_t x = x0; x < x1; ++x) {
+          uint32_t pixel;
+          std::memcpy(&pixel, line + size_t{x} * 4, 4);
+          pixel &= 0x00FFFFFFu;
+          if (!color) color = pixel;
+          if (pixel != *color) return std::nullopt;
+        }
       }
     }
   }
   return color;
 }
 
+// Splits `rect` into strips of at most `max_pixels` pixels, cut on tile
+// rows of the grid where a strip holds 64 rows or more (so strips of the
+// same screen line up from one update to the next).
+std::vector<gpu::PixelRect> Strips(const gpu::Frame& frame,
+                                   const gpu::PixelRect& rect,
+                                   uint64_t max_pixels) {
+  if (uint64_t{rect.width} * rect.height <= max_pixels) return {rect};
+  uint32_t rows = static_cast<uint32_t>(
+      std::max<uint64_t>(1, max_pixels / std::max<uint32_t>(rect.width, 1)));
+  const bool aligned = rows >= kTile;
+  if (aligned) rows -= rows % kTile;
+  std::vector<gpu::PixelRect> strips;
+  for (uint32_t y = rect.y; y < rect.y + rect.height;) {
+    uint32_t end = y + rows;
+    if (aligned) {  // the next grid tile-row boundary at or before y + rows
+      const uint32_t grid_end = end + frame.origin_y();
+      end = std::max(y + 1, grid_end - grid_end % kTile - frame.origin_y());
+    }
+    end = std::min(end, rect.y + rect.height);
+    strips.push_back({rect.x, y, rect.width, end - y});
+    y = end;
+  }
+  return strips;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
-    const gpu::Frame& frame, const std::vector<gpu::PixelRect>& damage,
-    const EncodeOptions& options, size_t max_piece_bytes) {
-  constexpr uint32_t kTile = gpu::kTileSize;
+    const gpu::Frame& frame, const std::vector<gpu::PixelRect>& rects,
+    const EncodeOptions& options, size_t max_raw_piece_bytes) {
   const gpu::PixelRect bounds{0, 0, frame.width(), frame.height()};
-  // Damaged tiles per tile row, in grid coordinates.
-  std::map<uint32_t, std::vector<bool>> rows;
-  for (const gpu::PixelRect& rect : damage) {
-    gpu::PixelRect clipped = gpu::Intersect(rect, bounds);
-    if (clipped.empty()) continue;
-    uint64_t gx0 = uint64_t{clipped.x} + frame.origin_x();
-    uint64_t gy0 = uint64_t{clipped.y} + frame.origin_y();
-    uint64_t gx1 = gx0 + clipped.width, gy1 = gy0 + clipped.height;
-    for (uint64_t r = gy0 / kTile; r <= (gy1 - 1) / kTile; ++r) {
-      std::vector<bool>& columns = rows[static_cast<uint32_t>(r)];
-      uint64_t last = (gx1 - 1) / kTile;
-      if (columns.size() <= last) columns.resize(last + 1, false);
-      for (uint64_t c = gx0 / kTile; c <= last; ++c) columns[c] = true;
-    }
-  }
-  const uint32_t max_run = std::max<uint32_t>(
-      1, static_cast<uint32_t>(max_piece_bytes / (size_t{kTile} * kTile * 4)));
+  const bool raw = options.kind == ImageKind::kRawBgrx ||
+                   options.kind == ImageKind::kRawRgbx;
+  const uint64_t max_pixels =
+      raw ? std::max<uint64_t>(kTile, max_raw_piece_bytes / 4)
+          : kMaxEncodedPiecePixels;
   std::vector<EncodedPiece> pieces;
-  for (const auto& [row, columns] : rows) {
-    for (uint32_t c = 0; c < columns.size();) {
-      if (!columns[c]) {
-        ++c;
-        continue;
-      }
-      uint32_t end = c;
-      while (end < columns.size() && columns[end] && end - c < max_run) ++end;
-      // The run in frame coordinates, clipped to the frame.
-      int64_t fx = int64_t{c} * kTile - frame.origin_x();
-      int64_t fy = int64_t{row} * kTile - frame.origin_y();
-      int64_t fx1 = int64_t{end} * kTile - frame.origin_x();
-      int64_t fy1 = fy + kTile;
-      fx = std::max<int64_t>(fx, 0);
-      fy = std::max<int64_t>(fy, 0);
-      fx1 = std::min<int64_t>(fx1, frame.width());
-      fy1 = std::min<int64_t>(fy1, frame.height());
-      if (fx1 > fx && fy1 > fy) {
-        gpu::PixelRect rect{
-            static_cast<uint32_t>(fx), static_cast<uint32_t>(fy),
-            static_cast<uint32_t>(fx1 - fx), static_cast<uint32_t>(fy1 - fy)};
-        if (std::optional<uint32_t> color = SolidColor(frame, c, end, row)) {
-          pieces.push_back({rect, nullptr, true, *color});
-          MutexLock lock(&mu_);
-          ++stats_.solid;
-          c = end;
-          continue;
-        }
-        if (options.kind == ImageKind::kRawBgrx ||
-            options.kind == ImageKind::kRawRgbx) {
-          // Raw is a copy either way: the caller reads the frame directly.
-          pieces.push_back({rect, nullptr});
-          c = end;
-          continue;
-        }
-        std::string key = absl::StrCat(
-            static_cast<int>(options.kind), "/", options.jpeg_quality, "/",
-            static_cast<int>(options.subsampling), "/", frame.origin_x(), ",",
-            frame.origin_y(), "/", rect.x, ",", rect.y, ",", rect.width, ",",
-            rect.height);
-        for (uint32_t k = c; k < end; ++k) {
-          const gpu::Tile* tile = frame.GridTile(k, row);
-          absl::StrAppend(&key, ":", tile ? tile->version : 0);
-        }
-        absl::StatusOr<std::shared_ptr<const std::string>> data =
-            GetOrEncode(key, [&] { return EncodeImage(frame, rect, options); });
-        if (!data.ok()) return data.status();
-        pieces.push_back({rect, *std::move(data)});
-      }
-      c = end;
+  for (const gpu::PixelRect& rect : rects) {
+    const gpu::PixelRect clipped = gpu::Intersect(rect, bounds);
+    if (clipped.empty()) continue;
+    for (const gpu::PixelRect& strip : Strips(frame, clipped, max_pixels)) {
+      VGPU_RETURN_IF_ERROR(EncodePiece(frame, strip, options, &pieces));
     }
   }
   return pieces;
+}
+
+absl::Status EncodeCache::EncodePiece(const gpu::Frame& frame,
+                                      const gpu::PixelRect& rect,
+                                      const EncodeOptions& options,
+                                      std::vector<EncodedPiece>* pieces) {
+  if (std::optional<uint32_t> color = SolidColor(frame, rect)) {
+    pieces->push_back({rect, nullptr, true, *color});
+    MutexLock lock(&mu_);
+    ++stats_.solid;
+    return absl::OkStatus();
+  }
+  if (options.kind == ImageKind::kRawBgrx ||
+      options.kind == ImageKind::kRawRgbx) {
+    // Raw is a copy either way: the caller reads the frame directly.
+    pieces->push_back({rect, nullptr});
+    return absl::OkStatus();
+  }
+  // The key fixes the content: the profile, the rect and the version of
+  // every grid tile under it.
+  std::string key =
+      absl::StrCat(static_cast<int>(options.kind), "/", options.jpeg_quality,
+                   "/", static_cast<int>(options.subsampling), "/",
+                   frame.origin_x(), ",", frame.origin_y(), "/", rect.x, ",",
+                   rect.y, ",", rect.width, ",", rect.height);
+  const uint64_t gx0 = uint64_t{rect.x} + frame.origin_x();
+  const uint64_t gy0 = uint64_t{rect.y} + frame.origin_y();
+  for (uint64_t row = gy0 / kTile; row * kTile < gy0 + rect.height; ++row) {
+    for (uint64_t column = gx0 / kTile; column * kTile < gx0 + rect.width;
+         ++column) {
+      const gpu::Tile* tile = frame.GridTile(static_cast<uint32_t>(column),
+                                             static_cast<uint32_t>(row));
+      absl::StrAppend(&key, ":", tile ? tile->version : 0);
+    }
+  }
+  absl::StatusOr<std::shared_ptr<const std::string>> data =
+      GetOrEncode(key, [&] { return EncodeImage(frame, rect, options); });
+  if (!data.ok()) return data.status();
+  if ((*data)->size() > kMaxEncodedPieceBytes && rect.height > 1) {
+    // Noise at high quality: halves, each under the message limit.
+    const uint32_t half = rect.height / 2;
+    VGPU_RETURN_IF_ERROR(EncodePiece(frame, {rect.x, rect.y, rect.width, half},
+                                     options, pieces));
+    return EncodePiece(frame,
+                       {rect.x, rect.y + half, rect.width, rect.height - half},
+                       options, pieces);
+  }
+  pieces->push_back({rect, *std::move(data)});
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<const std::string>> EncodeCache::GetOrEncode(

@@ -1,8 +1,9 @@
-// Encoded pieces of frames, shared by every viewer: each tile version is
-// encoded once per profile (format + quality), however many viewers show it.
-// A piece is a run of whole tiles in one tile row; its key is the profile,
-// the run's position in the tile grid and the versions of its tiles (a
-// tile's version changes with every write, so the key fixes the content).
+// Encoded pieces of frames, shared by every viewer: a rect of given tile
+// versions is encoded once per profile (format + quality), however many
+// viewers ask for it. A piece's key is the profile, its rect and the
+// versions of the grid tiles under it (a tile's version changes with every
+// change of its pixels, so the key fixes the content). Viewers that keep up
+// ask for the same rects (the device's damage), so they share pieces.
 #pragma once
 
 #include <cstdint>
@@ -43,15 +44,25 @@ class EncodeCache {
  public:
   explicit EncodeCache(size_t max_bytes = 64u << 20) : max_bytes_(max_bytes) {}
 
-  // Splits `damage` (frame coordinates) into tile-row runs no larger than
-  // `max_piece_bytes` raw, and returns each encoded, from the cache when
-  // another viewer already encoded the same tiles with the same profile.
+  // Returns `rects` (frame coordinates, clipped to the frame) encoded,
+  // from the cache when another viewer already encoded the same pixels with
+  // the same profile. Rects are cut into strips on tile rows when too large
+  // for one piece: raw pieces hold at most `max_raw_piece_bytes`, encoded
+  // ones kMaxEncodedPiecePixels (a whole 1080p screen is one JPEG); an
+  // encoding over kMaxEncodedPieceBytes is made again in halves, so every
+  // piece fits a 4 MiB message. One-colour pieces come back solid.
   absl::StatusOr<std::vector<EncodedPiece>> Encode(
-      const gpu::Frame& frame, const std::vector<gpu::PixelRect>& damage,
-      const EncodeOptions& options, size_t max_piece_bytes);
+      const gpu::Frame& frame, const std::vector<gpu::PixelRect>& rects,
+      const EncodeOptions& options, size_t max_raw_piece_bytes);
   EncodeCacheStats stats() const;
 
+  static constexpr uint64_t kMaxEncodedPiecePixels = 1920 * 1088;
+  static constexpr size_t kMaxEncodedPieceBytes = 3u << 20;
+
  private:
+  absl::Status EncodePiece(const gpu::Frame& frame, const gpu::PixelRect& rect,
+                           const EncodeOptions& options,
+                           std::vector<EncodedPiece>* pieces);
   // The encoding of `key`, made by `encode` unless it is cached or another
   // thread is making it right now (then this one waits for that result).
   absl::StatusOr<std::shared_ptr<const std::string>> GetOrEncode(

@@ -45,44 +45,46 @@ TEST(EncodeCacheTest, RawPiecesCarryRectsOnly) {
       cache.Encode(frame, {{10, 10, 100, 20}}, {ImageKind::kRawBgrx}, 1 << 20);
   ASSERT_TRUE(pieces.ok());
   ASSERT_EQ(pieces->size(), 1u);
-  EXPECT_EQ((*pieces)[0].rect, (gpu::PixelRect{0, 0, 128, 64}));
+  EXPECT_EQ((*pieces)[0].rect, (gpu::PixelRect{10, 10, 100, 20}));
   EXPECT_EQ((*pieces)[0].data, nullptr);
   EXPECT_FALSE((*pieces)[0].solid);
   EXPECT_EQ(cache.stats().misses, 0u);
 }
 
-TEST(EncodeCacheTest, OneColourRunsAreSentAsTheColour) {
+TEST(EncodeCacheTest, OneColourRectsAreSentAsTheColour) {
   gpu::TileGrid grid(300, 200);
   Fill(grid, {0, 0, 300, 200}, 0xFF112233);
-  Fill(grid, {0, 64, 1, 1}, 0xFF000000);  // tile row 1 is not solid
+  Fill(grid, {0, 64, 1, 1}, 0xFF000000);
   gpu::Frame frame(300, 200, 0, 0, grid.Snapshot(), grid.columns(), 1);
   EncodeCache cache;
-  auto pieces =
-      cache.Encode(frame, {{0, 0, 300, 200}}, {ImageKind::kPng}, 1 << 20);
+  auto pieces = cache.Encode(
+      frame,
+      {{0, 0, 300, 64}, {0, 64, 300, 64}, {1, 64, 50, 10}, {0, 128, 300, 72}},
+      {ImageKind::kPng}, 1 << 20);
   ASSERT_TRUE(pieces.ok());
-  ASSERT_EQ(pieces->size(), 4u);  // one run per tile row
+  ASSERT_EQ(pieces->size(), 4u);
   EXPECT_TRUE((*pieces)[0].solid);
   EXPECT_EQ((*pieces)[0].solid_bgrx, 0x112233u);
   EXPECT_EQ((*pieces)[0].data, nullptr);
   EXPECT_FALSE((*pieces)[1].solid);
   EXPECT_NE((*pieces)[1].data, nullptr);
-  EXPECT_TRUE((*pieces)[3].solid);  // the bottom row is partly past the edge
+  EXPECT_TRUE((*pieces)[2].solid);  // beside the odd pixel, inside its tile
+  EXPECT_TRUE((*pieces)[3].solid);  // partly past the grid's edge
   EXPECT_EQ(cache.stats().solid, 3u);
 }
 
-TEST(EncodeCacheTest, SameTilesAreEncodedOncePerProfile) {
+TEST(EncodeCacheTest, SameRectOfTheSameTilesIsEncodedOncePerProfile) {
   gpu::TileGrid grid(300, 200);
   Gradient(grid, {0, 0, 300, 200}, 2);
   gpu::Frame frame(300, 200, 0, 0, grid.Snapshot(), grid.columns(), 1);
   EncodeCache cache;
-  EncodeOptions raw{ImageKind::kZstdBgrx};
-  auto first = cache.Encode(frame, {{10, 10, 100, 20}}, raw, 1 << 20);
+  EncodeOptions zstd{ImageKind::kZstdBgrx};
+  auto first = cache.Encode(frame, {{10, 10, 100, 20}}, zstd, 1 << 20);
   ASSERT_TRUE(first.ok());
-  // One run of whole tiles: columns 0..1 of row 0, i.e. (0,0)-(128,64).
   ASSERT_EQ(first->size(), 1u);
-  EXPECT_EQ((*first)[0].rect, (gpu::PixelRect{0, 0, 128, 64}));
-  EXPECT_EQ(Pixels((*first)[0]).size(), 128u * 64 * 4);
-  auto second = cache.Encode(frame, {{10, 10, 100, 20}}, raw, 1 << 20);
+  EXPECT_EQ((*first)[0].rect, (gpu::PixelRect{10, 10, 100, 20}));
+  EXPECT_EQ(Pixels((*first)[0]).size(), 100u * 20 * 4);
+  auto second = cache.Encode(frame, {{10, 10, 100, 20}}, zstd, 1 << 20);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ((*second)[0].data, (*first)[0].data);  // the same bytes, shared
   EXPECT_EQ(cache.stats().hits, 1u);
@@ -94,19 +96,19 @@ TEST(EncodeCacheTest, SameTilesAreEncodedOncePerProfile) {
   EXPECT_EQ(cache.stats().misses, 2u);
 }
 
-TEST(EncodeCacheTest, AChangedTileIsEncodedAgainAndUnchangedNeighboursAreNot) {
+TEST(EncodeCacheTest, APieceIsEncodedAgainOnlyWhenATileUnderItChanged) {
   gpu::TileGrid grid(256, 64);
   Gradient(grid, {0, 0, 256, 64}, 3);
   EncodeCache cache;
-  EncodeOptions raw{ImageKind::kZstdBgrx};
+  EncodeOptions zstd{ImageKind::kZstdBgrx};
+  const std::vector<gpu::PixelRect> tiles = {
+      {0, 0, 64, 64}, {64, 0, 64, 64}, {128, 0, 64, 64}, {192, 0, 64, 64}};
   gpu::Frame before(256, 64, 0, 0, grid.Snapshot(), grid.columns(), 1);
-  // Small pieces: one tile per run.
-  size_t one_tile = gpu::kTileBytes;
-  ASSERT_TRUE(cache.Encode(before, {{0, 0, 256, 64}}, raw, one_tile).ok());
+  ASSERT_TRUE(cache.Encode(before, tiles, zstd, 1 << 20).ok());
   EXPECT_EQ(cache.stats().misses, 4u);
   Fill(grid, {70, 5, 3, 3}, 0xFFFFFFFF);  // touches tile 1 only
   gpu::Frame after(256, 64, 0, 0, grid.Snapshot(), grid.columns(), 2);
-  auto pieces = cache.Encode(after, {{0, 0, 256, 64}}, raw, one_tile);
+  auto pieces = cache.Encode(after, tiles, zstd, 1 << 20);
   ASSERT_TRUE(pieces.ok());
   ASSERT_EQ(pieces->size(), 4u);
   EXPECT_EQ(cache.stats().misses, 5u);
@@ -120,19 +122,74 @@ TEST(EncodeCacheTest, FramesWithAnOffsetOriginMapToTheRightPixels) {
   gpu::TileGrid grid(400, 200);
   Fill(grid, {0, 0, 400, 200}, 0xFF000000);
   Fill(grid, {100, 70, 1, 1}, 0xFFABCDEF);
+  Fill(grid, {101, 70, 1, 1}, 0xFF010203);
   gpu::Frame frame(200, 100, 90, 60, grid.Snapshot(), grid.columns(),
                    1);  // shows (90,60)+
   EncodeCache cache;
   auto pieces =
-      cache.Encode(frame, {{10, 10, 1, 1}}, {ImageKind::kZstdBgrx}, 1 << 20);
+      cache.Encode(frame, {{10, 10, 2, 1}}, {ImageKind::kZstdBgrx}, 1 << 20);
   ASSERT_TRUE(pieces.ok());
   ASSERT_EQ(pieces->size(), 1u);
   const EncodedPiece& piece = (*pieces)[0];
-  // Grid tile (1,1) = grid (64..127, 64..127) = frame (0..37, 4..67).
-  EXPECT_EQ(piece.rect, (gpu::PixelRect{0, 4, 38, 64}));
+  EXPECT_EQ(piece.rect, (gpu::PixelRect{10, 10, 2, 1}));
   uint32_t pixel;
-  std::memcpy(&pixel, Pixels(piece).data() + ((10 - 4) * 38 + 10) * 4, 4);
+  std::memcpy(&pixel, Pixels(piece).data(), 4);
   EXPECT_EQ(pixel, 0xFFABCDEFu);
+}
+
+TEST(EncodeCacheTest, LargeRectsAreStripsOnTileRowsUnderTheLimits) {
+  gpu::TileGrid grid(1920, 1080);
+  Gradient(grid, {0, 0, 1920, 1080}, 4);
+  gpu::Frame frame(1920, 1080, 0, 0, grid.Snapshot(), grid.columns(), 1);
+  EncodeCache cache;
+  // Raw: strips of whole tile rows under the band budget.
+  auto raw = cache.Encode(frame, {{0, 10, 1920, 1070}}, {ImageKind::kRawBgrx},
+                          512u << 10);
+  ASSERT_TRUE(raw.ok());
+  ASSERT_GT(raw->size(), 1u);
+  uint32_t covered = 0;
+  for (const EncodedPiece& piece : *raw) {
+    EXPECT_LE(size_t{piece.rect.width} * piece.rect.height * 4, 512u << 10);
+    EXPECT_EQ(piece.rect.y, 10 + covered);
+    if (&piece != &raw->front()) {
+      EXPECT_EQ(piece.rect.y % gpu::kTileSize, 0u);
+    }
+    covered += piece.rect.height;
+  }
+  EXPECT_EQ(covered, 1070u);
+  // JPEG: a whole 1080p screen is one piece.
+  auto jpeg = cache.Encode(frame, {{0, 0, 1920, 1080}}, {ImageKind::kJpeg, 80},
+                           512u << 10);
+  ASSERT_TRUE(jpeg.ok());
+  ASSERT_EQ(jpeg->size(), 1u);
+  EXPECT_EQ((*jpeg)[0].rect, (gpu::PixelRect{0, 0, 1920, 1080}));
+}
+
+TEST(EncodeCacheTest, AnEncodingTooLargeForAMessageIsMadeInParts) {
+  gpu::TileGrid grid(1920, 1080);
+  std::vector<uint32_t> noise(size_t{1920} * 1080);
+  uint32_t state = 12345;
+  for (uint32_t& pixel : noise) {
+    state = state * 1664525u + 1013904223u;
+    pixel = state >> 8;
+  }
+  gpu::GridStats stats;
+  grid.WritePixels({0, 0, 1920, 1080},
+                   reinterpret_cast<const uint8_t*>(noise.data()), 1920 * 4,
+                   &stats);
+  gpu::Frame frame(1920, 1080, 0, 0, grid.Snapshot(), grid.columns(), 1);
+  EncodeCache cache;
+  auto pieces = cache.Encode(frame, {{0, 0, 1920, 1080}},
+                             {ImageKind::kJpeg, 100, ChromaSubsampling::k444},
+                             512u << 10);
+  ASSERT_TRUE(pieces.ok());
+  ASSERT_GT(pieces->size(), 1u);
+  uint64_t area = 0;
+  for (const EncodedPiece& piece : *pieces) {
+    EXPECT_LE(piece.data->size(), EncodeCache::kMaxEncodedPieceBytes);
+    area += uint64_t{piece.rect.width} * piece.rect.height;
+  }
+  EXPECT_EQ(area, uint64_t{1920} * 1080);
 }
 
 TEST(EncodeCacheTest, OldEntriesAreEvictedBeyondTheByteBudget) {

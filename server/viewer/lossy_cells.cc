@@ -43,17 +43,15 @@ void LossyCells::Clear(const gpu::PixelRect& rect) {
   });
 }
 
-std::vector<gpu::PixelRect> LossyCells::TakeSettled(
-    absl::Time settled_by, const std::vector<gpu::PixelRect>& pending) {
-  std::vector<bool> busy(marked_.size(), false);
-  for (const gpu::PixelRect& rect : pending)
-    ForCells(rect, [&](size_t i) { busy[i] = true; });
+std::vector<gpu::PixelRect> LossyCells::TakeSettled(absl::Time settled_by,
+                                                    const DamageMap& pending) {
   std::vector<gpu::PixelRect> runs;
   for (uint32_t row = 0; row < rows_; ++row) {
     for (uint32_t column = 0; column < columns_;) {
       auto settled = [&](uint32_t c) {
         size_t i = size_t{row} * columns_ + c;
-        return !busy[i] && marked_[i] <= settled_by;
+        return marked_[i] <= settled_by &&
+               !pending.Touches({c * kCell, row * kCell, kCell, kCell});
       };
       if (!settled(column)) {
         ++column;

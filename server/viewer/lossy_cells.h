@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 
 #include "device/gpu/frame.h"
+#include "server/encode/damage_map.h"
 
 namespace vgpu::server {
 
@@ -22,10 +23,10 @@ class LossyCells {
   // `rect` was just sent losslessly.
   void Clear(const gpu::PixelRect& rect);
   // Removes and returns, as runs of cells clipped to the screen, every cell
-  // marked at or before `settled_by` that no rect of `pending` touches
+  // marked at or before `settled_by` that no damage in `pending` touches
   // (those are about to be sent again anyway).
-  std::vector<gpu::PixelRect> TakeSettled(
-      absl::Time settled_by, const std::vector<gpu::PixelRect>& pending);
+  std::vector<gpu::PixelRect> TakeSettled(absl::Time settled_by,
+                                          const DamageMap& pending);
   // The earliest mark held; InfiniteFuture when nothing is lossy.
   absl::Time Oldest() const;
   bool empty() const { return count_ == 0; }

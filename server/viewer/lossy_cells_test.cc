@@ -16,8 +16,10 @@ TEST(LossyCellsTest, SettledCellsComeOutAsRunsClippedToTheScreen) {
   cells.Mark({70, 70, 10, 10}, kStart + absl::Milliseconds(200));  // (1,1)
   EXPECT_EQ(cells.Oldest(), kStart);
   // At kStart + 100 ms: all but cell (1,1) have settled; (3,0) is pending.
-  std::vector<gpu::PixelRect> settled = cells.TakeSettled(
-      kStart + absl::Milliseconds(100), {gpu::PixelRect{200, 10, 5, 5}});
+  DamageMap pending;
+  pending.Add({200, 10, 5, 5});
+  std::vector<gpu::PixelRect> settled =
+      cells.TakeSettled(kStart + absl::Milliseconds(100), pending);
   std::vector<gpu::PixelRect> want = {
       {0, 0, 192, 64}, {256, 0, 44, 64}, {0, 64, 64, 36}, {128, 64, 172, 36}};
   EXPECT_EQ(settled, want);
@@ -25,10 +27,11 @@ TEST(LossyCellsTest, SettledCellsComeOutAsRunsClippedToTheScreen) {
   EXPECT_EQ(cells.Oldest(), kStart);  // (3,0), still held
   cells.Clear({192, 0, 64, 64});
   EXPECT_EQ(cells.Oldest(), kStart + absl::Milliseconds(200));
-  settled = cells.TakeSettled(kStart + absl::Seconds(1), {});
+  settled = cells.TakeSettled(kStart + absl::Seconds(1), DamageMap());
   EXPECT_EQ(settled, (std::vector<gpu::PixelRect>{{64, 64, 64, 36}}));
   EXPECT_TRUE(cells.empty());
-  EXPECT_TRUE(cells.TakeSettled(kStart + absl::Seconds(2), {}).empty());
+  EXPECT_TRUE(
+      cells.TakeSettled(kStart + absl::Seconds(2), DamageMap()).empty());
 }
 
 TEST(LossyCellsTest, MarksOutsideTheScreenAndEmptyRectsAreIgnored) {

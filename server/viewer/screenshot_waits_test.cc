@@ -40,7 +40,7 @@ class ScreenshotWaitsTest : public ::testing::Test {
   void SetUp() override {
     store_.OnScanoutMode({0, true, 64, 64}, Frame(++sequence_));
   }
-  void Flush() { store_.OnFrame(0, Frame(++sequence_), {0, 0, 64, 64}); }
+  void Flush() { store_.OnFrame(0, Frame(++sequence_), {{0, 0, 64, 64}}); }
   WaitCondition After(uint64_t sequence) {
     return {.kind = WaitKind::kSequence, .sequence = sequence};
   }

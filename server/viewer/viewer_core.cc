@@ -154,13 +154,10 @@ void ViewerCore::OnChange(const Change& change) {
   } else if (change.mode_changed) {
     pending_mode_ = true;
   } else {
-    damage_.push_back(change.damage);
+    // A flush that changed no pixel adds nothing to send; it is counted in
+    // the next update's `flushes`.
+    for (const gpu::PixelRect& rect : change.damage) damage_.Add(rect);
     ++flushes_;
-    if (damage_.size() > 16) {  // many small rects: send their bounding box
-      gpu::PixelRect box = damage_[0];
-      for (const gpu::PixelRect& r : damage_) box = gpu::BoundingBox(box, r);
-      damage_ = {box};
-    }
   }
   MaybeScheduleLocked();
 }
@@ -178,7 +175,7 @@ void ViewerCore::Acknowledge(uint64_t update_id) {
 
 void ViewerCore::Refresh() {
   MutexLock lock(&mu_);
-  damage_ = {gpu::PixelRect{0, 0, ~0u >> 1, ~0u >> 1}};
+  damage_.AddAll();
   MaybeScheduleLocked();
 }
 
@@ -261,13 +258,11 @@ void ViewerCore::Prepare() {
                  state.frame ? state.frame->height() : 0);
   }
   std::vector<gpu::PixelRect> damage;
-  if (may_update) damage.swap(damage_);
-  // (EncodeCache clips damage to the frame it encodes.)
-  if (may_update && state.frame && std::exchange(need_full_, false)) {
-    damage = {
-        gpu::PixelRect{0, 0, state.frame->width(), state.frame->height()}};
-  } else if (may_update && !state.frame) {
-    damage.clear();  // no frame of this mode yet: the first one goes whole
+  if (may_update && state.frame) {
+    if (std::exchange(need_full_, false)) damage_.AddAll();
+    damage = damage_.Take(state.frame->width(), state.frame->height());
+  } else if (may_update) {
+    damage_.Clear();  // no frame of this mode yet: the first one goes whole
   }
   const uint32_t flushes = may_update ? std::exchange(flushes_, 0) : 0;
   const bool send_cursor = std::exchange(pending_cursor_, false);
@@ -289,8 +284,10 @@ void ViewerCore::Prepare() {
     FillScanout(settings_.scanout_id, state,
                 events.emplace_back().mutable_mode_changed());
   }
-  // Pieces are whole-tile runs shared with every other viewer (raw size
-  // under the band budget, so every encoding fits a band).
+  // Pieces are shared with every other viewer that asks for the same rects.
+  // Raw ones stay under the band budget; an encoded piece may be larger
+  // (a whole screen as one JPEG) and then is a band of its own, under the
+  // 4 MiB message limit.
   std::vector<EncodedPiece> pieces;
   const bool has_update = state.frame && !damage.empty();
   if (has_update) {

@@ -8,7 +8,7 @@
 // A round: the device thread marks the viewer dirty (OnChange, O(1)); once
 // the output is idle and a credit is free, a task on the executor reads the
 // store's mode and frame (one consistent pair), asks the encode cache for
-// the damaged tile runs (shared with every viewer) and sends a mode change
+// the damaged rects (shared with every viewer) and sends a mode change
 // if the mode differs from the last one told, then the update in bands,
 // then cursor events. The next round waits for the output to drain, so a
 // slow viewer's next update is always the latest screen.
@@ -24,6 +24,7 @@
 #include "vgpu/display/v1/display.pb.h"
 
 #include "common/mutex.h"
+#include "server/encode/damage_map.h"
 #include "server/encode/encode_cache.h"
 #include "server/executor.h"
 #include "server/frame_store.h"
@@ -132,7 +133,7 @@ class ViewerCore : public FrameListener,
   // change is the whole frame.
   std::optional<gpu::ScanoutMode> announced_ VGPU_GUARDED_BY(mu_);
   bool need_full_ VGPU_GUARDED_BY(mu_) = false;
-  std::vector<gpu::PixelRect> damage_ VGPU_GUARDED_BY(mu_);
+  DamageMap damage_ VGPU_GUARDED_BY(mu_);
   uint32_t flushes_ VGPU_GUARDED_BY(mu_) = 0;
   LossyCells lossy_ VGPU_GUARDED_BY(mu_);
   bool refresh_armed_ VGPU_GUARDED_BY(mu_) = false;  // a wake-up is queued

@@ -72,7 +72,7 @@ class ViewerCoreTest : public ::testing::Test {
   void Flush(const gpu::PixelRect& damage) {
     ++sequence_;
     store_.OnFrame(0, Frame(256, 128, sequence_, 0xFF000000u | sequence_),
-                   damage);
+                   {damage});
   }
   static ViewerSettings Raw() {
     ViewerSettings settings;
@@ -120,6 +120,35 @@ TEST_F(ViewerCoreTest, ASlowViewerGetsTheLatestFrameOnce) {
   EXPECT_EQ(last.frame_sequence(), sequence_);  // the latest
   EXPECT_EQ(last.flushes(), 3u);
   EXPECT_EQ(second.Area(2), 3u * 64 * 64);  // the three damaged tiles only
+}
+
+TEST_F(ViewerCoreTest, ManySmallChangesStayAsPreciseAsTheyCame) {
+  auto core = Start(Raw());
+  executor_.RunDue();
+  // Forty characters typed (a line and a bit) while the first update is
+  // still being written: forty 8x16 cells, not their bounding box.
+  for (uint32_t i = 0; i < 40; ++i) Flush({i % 32 * 8, i / 32 * 16, 8, 16});
+  output_.Drain(*core);
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received got(output_.Drain(*core));
+  ASSERT_EQ(got.updates.size(), 1u);
+  EXPECT_EQ(got.updates.begin()->second.back().flushes(), 40u);
+  EXPECT_EQ(got.Area(got.updates.begin()->first), 40u * 8 * 16);
+}
+
+TEST_F(ViewerCoreTest, AFlushThatChangedNothingSendsNothing) {
+  auto core = Start(Raw());
+  executor_.RunDue();
+  output_.Drain(*core);
+  ++sequence_;
+  store_.OnFrame(0, Frame(256, 128, sequence_, 7), {});
+  EXPECT_EQ(executor_.RunDue(), 0);
+  Flush({0, 0, 8, 16});
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received got(output_.Drain(*core));
+  ASSERT_EQ(got.updates.size(), 1u);
+  EXPECT_EQ(got.updates.at(2).back().flushes(), 2u);  // both flushes counted
+  EXPECT_EQ(got.Area(2), 8u * 16);
 }
 
 TEST_F(ViewerCoreTest, CreditsHoldUpdatesUntilAcknowledged) {

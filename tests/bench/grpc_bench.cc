@@ -240,7 +240,7 @@ void PublishVideo(Server& server, Screen& screen, uint32_t frames, double fps) {
   for (uint32_t i = 0; i < frames; ++i) {
     DrawVideo(screen, i);
     server.store().OnFrame(0, screen.Commit({0, 0, kWidth, kHeight}),
-                           {0, 0, kWidth, kHeight});
+                           {{0, 0, kWidth, kHeight}});
     next += absl::Seconds(1.0 / fps);
     absl::SleepFor(next - absl::Now());
   }
@@ -332,7 +332,7 @@ void ViewersSection(const char* self) {
     double before = CpuSeconds();
     absl::Time next = absl::Now();
     for (gpu::FramePtr& frame : frames) {
-      server.store().OnFrame(0, std::move(frame), {0, 0, kWidth, kHeight});
+      server.store().OnFrame(0, std::move(frame), {{0, 0, kWidth, kHeight}});
       next += absl::Seconds(1.0 / 30);
       absl::SleepFor(next - absl::Now());
     }
@@ -395,7 +395,7 @@ void TypingSection() {
     std::vector<synth::Damage> damage;
     (*scene)->Render(0, screen.pixels(), &damage);
     server.store().OnFrame(0, screen.Commit({0, 0, kWidth, kHeight}),
-                           {0, 0, kWidth, kHeight});
+                           {{0, 0, kWidth, kHeight}});
     grpc::ClientContext context;
     ViewerResult result;
     std::thread viewer(RunViewer, server.address(), format, &context, &result,
@@ -407,7 +407,7 @@ void TypingSection() {
       (*scene)->Render(i, screen.pixels(), &damage);
       const synth::Damage& d = damage[0];
       gpu::PixelRect rect{d.x, d.y, d.width, d.height};
-      server.store().OnFrame(0, screen.Commit(rect), rect);
+      server.store().OnFrame(0, screen.Commit(rect), {rect});
       absl::SleepFor(absl::Milliseconds(5));
     }
     absl::SleepFor(absl::Milliseconds(300));
@@ -446,7 +446,7 @@ void StallSection() {
   for (uint32_t i = 0; i < 120; ++i) {
     DrawVideo(screen, i);
     server.store().OnFrame(0, screen.Commit({0, 0, kWidth, kHeight}),
-                           {0, 0, kWidth, kHeight});
+                           {{0, 0, kWidth, kHeight}});
     rss_peak = std::max(rss_peak, ResidentKiB());
     next += absl::Seconds(1.0 / 30);
     absl::SleepFor(next - absl::Now());

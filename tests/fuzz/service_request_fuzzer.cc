@@ -70,10 +70,10 @@ void RunViewer(const vgpu::server::ViewerSettings& settings) {
     core->Acknowledge(core->updates_sent());
   };
   step();
-  store.OnFrame(0, MakeFrame(96, 64, 2), {10, 10, 70, 40});
+  store.OnFrame(0, MakeFrame(96, 64, 2), {{10, 10, 70, 40}});
   step();
   store.OnScanoutMode({0, true, 40, 130}, MakeFrame(40, 130, 3));
-  store.OnFrame(0, MakeFrame(40, 130, 4), {0, 64, 40, 66});
+  store.OnFrame(0, MakeFrame(40, 130, 4), {{0, 64, 40, 66}});
   step();
   clock.Advance(absl::Seconds(61));  // pacing and refresh deadlines pass
   step();

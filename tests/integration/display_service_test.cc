@@ -100,7 +100,7 @@ class DisplayServiceTest : public ::testing::Test {
   void Publish(uint32_t color) {
     ++sequence_;
     store_.OnFrame(0, CornersFrame(320, 200, color, sequence_),
-                   {0, 0, 320, 200});
+                   {{0, 0, 320, 200}});
   }
 
   // Polls `condition` (state another thread changes) until it holds.
@@ -304,7 +304,8 @@ TEST_F(DisplayServiceTest, StreamsCancelledDuringAWriteEndOnce) {
   store_.OnScanoutMode({0, true, 1920, 1080}, nullptr);
   auto publish = [this] {
     ++sequence_;
-    store_.OnFrame(0, PatternFrame(1920, 1080, sequence_), {0, 0, 1920, 1080});
+    store_.OnFrame(0, PatternFrame(1920, 1080, sequence_),
+                   {{0, 0, 1920, 1080}});
   };
   publish();
   for (int round = 0; round < 10; ++round) {
@@ -479,7 +480,7 @@ TEST_F(DisplayServiceTest, ViewersConvergeOnTheLatestFrameAndASlowOneSkips) {
 TEST_F(DisplayServiceTest, FullHdRawUpdatesAreSplitIntoBandsUnder4MiB) {
   store_.OnScanoutMode({0, true, 1920, 1080}, nullptr);
   ++sequence_;
-  store_.OnFrame(0, PatternFrame(1920, 1080, sequence_), {0, 0, 1920, 1080});
+  store_.OnFrame(0, PatternFrame(1920, 1080, sequence_), {{0, 0, 1920, 1080}});
   grpc::ClientContext context;
   pb::WatchFramesRequest request;
   request.set_format(pb::IMAGE_FORMAT_RAW_BGRX);
@@ -695,7 +696,7 @@ TEST_F(DisplayServiceTest, ViewersOfTheSameFramesShareOneEncoding) {
 TEST_F(DisplayServiceTest, AOneColourScreenTravelsAsColoursOnly) {
   store_.OnScanoutMode({0, true, 1920, 1080}, nullptr);
   store_.OnFrame(0, SolidFrame(1920, 1080, 0xFF204060, ++sequence_),
-                 {0, 0, 1920, 1080});
+                 {{0, 0, 1920, 1080}});
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(20));
@@ -775,7 +776,7 @@ struct AckingViewer {
 TEST_F(DisplayServiceTest, LossyRegionsAreSentAgainLosslesslyOnceTheySettle) {
   store_.OnScanoutMode({0, true, 320, 200}, nullptr);
   gpu::FramePtr frame = PatternFrame(320, 200, ++sequence_);
-  store_.OnFrame(0, frame, {0, 0, 320, 200});
+  store_.OnFrame(0, frame, {{0, 0, 320, 200}});
   pb::Subscribe subscribe;
   subscribe.add_formats(pb::IMAGE_FORMAT_JPEG);
   subscribe.add_formats(pb::IMAGE_FORMAT_ZSTD_BGRX);
@@ -816,7 +817,7 @@ TEST_F(DisplayServiceTest, LossyRegionsAreSentAgainLosslesslyOnceTheySettle) {
                        &stats);
       frame = std::make_shared<gpu::Frame>(320, 200, 0, 0, grid.Snapshot(),
                                            grid.columns(), ++sequence_);
-      store_.OnFrame(0, frame, {128, 64, 64, 64});
+      store_.OnFrame(0, frame, {{128, 64, 64, 64}});
       absl::SleepFor(absl::Milliseconds(20));
     }
     drawing = false;
@@ -842,7 +843,7 @@ TEST_F(DisplayServiceTest, LossyRegionsAreSentAgainLosslesslyOnceTheySettle) {
 
   // Settled and exact: nothing more comes until the screen changes.
   absl::SleepFor(absl::Milliseconds(400));
-  store_.OnFrame(0, frame, {0, 0, 1, 1});
+  store_.OnFrame(0, frame, {{0, 0, 1, 1}});
   ASSERT_TRUE(viewer.NextUpdate(&update));
   EXPECT_FALSE(update.refresh());
   EXPECT_EQ(update.flushes(), 1u);
@@ -914,7 +915,7 @@ class StreamedScreenTest
 TEST_P(StreamedScreenTest, TheViewersCopyMatchesTheFrame) {
   store_.OnScanoutMode({0, true, 300, 170}, nullptr);
   gpu::FramePtr frame = PatternFrame(300, 170, ++sequence_);
-  store_.OnFrame(0, frame, {0, 0, 300, 170});
+  store_.OnFrame(0, frame, {{0, 0, 300, 170}});
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(20));

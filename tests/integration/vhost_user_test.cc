@@ -66,14 +66,20 @@ class VhostUserTest : public ::testing::Test {
                              uint32_t seed) {
     auto gpa = guest.MakeScanoutResource(id, 640, 480);
     ASSERT_TRUE(gpa.ok()) << gpa.status();
+    Present(guest, id, *gpa, seed);
+  }
+  // Draws the picture of `seed` into resource `id` (640x480 at `gpa`),
+  // transfers and flushes it.
+  static void Present(guest_sim::SimulatedGuest& guest, uint32_t id,
+                      uint64_t gpa, uint32_t seed) {
     std::vector<uint32_t> pixels(640 * 480);
     for (uint32_t i = 0; i < pixels.size(); ++i)
       pixels[i] = 0xFF000000u | (i * 2654435761u + seed);
     ASSERT_TRUE(
         guest
-            .WriteGuest(*gpa, absl::MakeConstSpan(
-                                  reinterpret_cast<uint8_t*>(pixels.data()),
-                                  pixels.size() * 4))
+            .WriteGuest(gpa, absl::MakeConstSpan(
+                                 reinterpret_cast<uint8_t*>(pixels.data()),
+                                 pixels.size() * 4))
             .ok());
     ASSERT_EQ(guest.Transfer(id, Rect{0, 0, 640, 480}, 0), kOk);
     ASSERT_EQ(guest.Flush(id, Rect{0, 0, 640, 480}), kOk);
@@ -340,14 +346,11 @@ TEST_F(MirrorTest, AStuckDisplaySocketNeverBlocksTheDevice) {
   // updates are dropped, while every guest command still completes.
   auto frontend = Connect(false, false, /*serve_display=*/false);
   ASSERT_TRUE(frontend.ok()) << frontend.status();
-  for (uint32_t seed = 100; seed < 140; ++seed) {
-    guest_sim::SimulatedGuest& guest = (*frontend)->guest();
-    if (seed == 100) {
-      ASSERT_TRUE(guest.MakeScanoutResource(2, 640, 480).ok());
-    }
-    ASSERT_EQ(guest.Transfer(2, Rect{0, 0, 640, 480}, 0), kOk);
-    ASSERT_EQ(guest.Flush(2, Rect{0, 0, 640, 480}), kOk);
-  }
+  guest_sim::SimulatedGuest& guest = (*frontend)->guest();
+  auto gpa = guest.MakeScanoutResource(2, 640, 480);
+  ASSERT_TRUE(gpa.ok());
+  // Every frame new pixels (identical ones would be no damage at all).
+  for (uint32_t seed = 100; seed < 140; ++seed) Present(guest, 2, *gpa, seed);
   EXPECT_TRUE(store_.WaitForFrameCount(40, absl::Seconds(5)));
   StopServer();
   EXPECT_GT(mirror_.stats().updates_dropped, 0u);
@@ -356,14 +359,14 @@ TEST_F(MirrorTest, AStuckDisplaySocketNeverBlocksTheDevice) {
 TEST_F(MirrorTest, EpipeOnTheDisplaySocketIsSurvived) {
   auto frontend = Connect();
   ASSERT_TRUE(frontend.ok()) << frontend.status();
-  DrawAndPresent((*frontend)->guest(), 2, 9);
+  guest_sim::SimulatedGuest& guest = (*frontend)->guest();
+  auto gpa = guest.MakeScanoutResource(2, 640, 480);
+  ASSERT_TRUE(gpa.ok());
+  Present(guest, 2, *gpa, 9);
   ASSERT_TRUE(ShowsSeed(9));
   (*frontend)->CloseDisplayChannel();
-  guest_sim::SimulatedGuest& guest = (*frontend)->guest();
-  for (int i = 0; i < 5; ++i) {
-    ASSERT_EQ(guest.Transfer(2, Rect{0, 0, 640, 480}, 0), kOk);
-    ASSERT_EQ(guest.Flush(2, Rect{0, 0, 640, 480}), kOk);
-  }
+  // New pixels each time, so each flush has something to mirror.
+  for (uint32_t seed = 10; seed < 15; ++seed) Present(guest, 2, *gpa, seed);
   EXPECT_TRUE(server_->connected());
   StopServer();
   EXPECT_EQ(mirror_.stats().channels_lost, 1u);
