@@ -103,7 +103,7 @@ uint64_t CopyIntoGrid(const GuestPixels& source, const PixelRect& dest,
   // Rows that are not one host range (or need converting) are gathered
   // here a tile at a time, then compared like any other source.
   // (Left uninitialised: only rows written here are read.)
-  __attribute__((uninitialized)) alignas(64) uint8_t staging[kTileBytes];
+  __attribute__((uninitialized, aligned(64))) uint8_t staging[kTileBytes];
   __attribute__((uninitialized)) const uint8_t* row_ptrs[kTileSize];
   __attribute__((uninitialized)) const uint8_t* tile_rows[kTileSize];
   const bool streaming = uint64_t{dest.width} * dest.height * kBytesPerPixel >=

@@ -24,8 +24,8 @@ void DamageMap::Grow(uint32_t columns, uint32_t rows) {
   const uint32_t new_rows = std::max(rows, rows_);
   std::vector<Cell> cells(size_t{new_columns} * new_rows);
   for (uint32_t r = 0; r < rows_; ++r) {
-    std::copy_n(cells_.begin() + size_t{r} * columns_, columns_,
-                cells.begin() + size_t{r} * new_columns);
+    for (uint32_t c = 0; c < columns_; ++c)
+      cells[size_t{r} * new_columns + c] = cells_[size_t{r} * columns_ + c];
   }
   cells_ = std::move(cells);
   columns_ = new_columns;
@@ -81,10 +81,9 @@ bool DamageMap::Touches(const gpu::PixelRect& rect) const {
          ++column) {
       const Cell& cell = cells_[size_t{row} * columns_ + column];
       if (cell.x1 == 0) continue;
-      const gpu::PixelRect changed{column * kCell + cell.x0,
-                                   row * kCell + cell.y0,
-                                   uint32_t{cell.x1} - cell.x0,
-                                   uint32_t{cell.y1} - cell.y0};
+      const gpu::PixelRect changed{
+          column * kCell + cell.x0, row * kCell + cell.y0,
+          uint32_t{cell.x1} - cell.x0, uint32_t{cell.y1} - cell.y0};
       if (!gpu::Intersect(changed, r).empty()) return true;
     }
   }

@@ -56,7 +56,7 @@ class EncodeCache {
       const EncodeOptions& options, size_t max_raw_piece_bytes);
   EncodeCacheStats stats() const;
 
-  static constexpr uint64_t kMaxEncodedPiecePixels = 1920 * 1088;
+  static constexpr uint64_t kMaxEncodedPiecePixels = uint64_t{1920} * 1088;
   static constexpr size_t kMaxEncodedPieceBytes = 3u << 20;
 
  private:

@@ -2,8 +2,11 @@
 # Builds the guest's initramfs: busybox, the virtio-gpu module closure from
 # the fetched kernel, test patterns and an /init that shows them.
 # Usage: build_initramfs.sh CACHE_DIR E2E_TOOL WIDTH HEIGHT OUT.cpio.gz
+#          [INIT_SCRIPT [EXTRA_DIR]]
+# INIT_SCRIPT replaces tests/e2e/init.sh; EXTRA_DIR is copied to /bench.
 set -euo pipefail
 cache="$1"; tool="$2"; width="$3"; height="$4"; out="$5"
+init_script="${6:-}"; extra="${7:-}"
 root="$cache/root"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kver="$(ls "$root/lib/modules" | head -n 1)"
@@ -40,7 +43,8 @@ resolve virtio-gpu
 
 "$tool" pattern A "$width" "$height" "$work/patterns/a.raw" "$cache/expected-a.ppm"
 "$tool" pattern B "$width" "$height" "$work/patterns/b.raw" "$cache/expected-b.ppm"
-cp "$here/init.sh" "$work/init"
+cp "${init_script:-$here/init.sh}" "$work/init"
+[ -z "$extra" ] || cp -r "$extra" "$work/bench"
 chmod +x "$work/init"
 (cd "$work" && find . | cpio -o -H newc --quiet | gzip -1 > "$out")
 echo "initramfs: $(tr '\n' ' ' < "$work/modules/order")from $kver, $(du -h "$out" | cut -f1)"

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -53,6 +54,17 @@ uint32_t PatternPixel(char name, uint32_t x, uint32_t y, uint32_t width,
     uint32_t grey = x * 255 / (width - 1);
     return grey << 16 | grey << 8 | grey;
   }
+  if (name >= '0' && name <= '3') {
+    const double t = (name - '0') * 0.8, fx = x, fy = y;
+    auto channel = [](double v) {
+      return static_cast<uint32_t>(127.5 + 127.5 * std::sin(v));
+    };
+    return channel(fx / 97 + t) << 16 |
+           channel(fy / 61 - fx / 173 + 1.7 * t) << 8 |
+           channel((fx + fy) / 131 + std::sin(fy / 41 + t) + 2.3 * t);
+  }
+  if (name == 'M') return 0xFF8000;
+  if (name == 'N') return 0x0080FF;
   // B: red/blue 32 px checkerboard with an 8 px green border.
   if (x < 8 || y < 8 || x >= width - 8 || y >= height - 8) return 0x00FF00;
   return ((x / 32) + (y / 32)) % 2 ? 0xFF0000 : 0x0000FF;
@@ -166,6 +178,30 @@ int Monitor(int argc, char** argv) {
   return 0;
 }
 
+int Send(int argc, char** argv) {
+  if (argc < 4) return 2;
+  std::string line;
+  for (int i = 3; i < argc; ++i)
+    line += std::string(i > 3 ? " " : "") + argv[i];
+  line += "\n";
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, argv[2], sizeof(address.sun_path) - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
+      0) {
+    std::perror("connect");
+    return 1;
+  }
+  bool ok =
+      write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  // QEMU's socket chardev reads only what the UART can take and drops the
+  // rest when the peer hangs up: stay connected until it has taken it all.
+  usleep(500000);
+  close(fd);
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,6 +211,7 @@ int main(int argc, char** argv) {
   if (verb == "diff") result = Diff(argc, argv);
   if (verb == "text") result = Text(argc, argv);
   if (verb == "monitor") result = Monitor(argc, argv);
+  if (verb == "send") result = Send(argc, argv);
   if (result == 2)
     std::fprintf(stderr, "usage: see the comment at the top of e2e_tool.cc\n");
   return result;

@@ -1,0 +1,425 @@
+// stream_probe: a measuring StreamFrames viewer for the real-guest
+// benchmark, the gRPC counterpart of ../shared/tools/rfb_probe.py (same
+// modes, same JSON fields), so that the daemon and QEMU's VNC server are
+// measured the same way.
+//
+//   stream_probe --server=unix:/run/grpc.sock --mode=stats --format=zstd
+//       --duration=10s --json=out.json
+//   stream_probe --server=... --mode=latency --trigger_path=serial.sock
+//       --region=0,0,1280,32 --tries=30
+//
+// stats: updates per second, bytes per update (p50, p99, mean) and per
+// second over --duration. Bytes are the serialized StreamFramesResponse
+// messages of each update (every band; no gRPC or HTTP/2 framing, as
+// rfb_probe counts RFB bytes without TCP/IP).
+// latency: writes a trigger line (e.g. to the guest's serial console), and
+// times until an update has changed most of --region.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "vgpu/display/v1/display.grpc.pb.h"
+#include <grpcpp/grpcpp.h>
+
+#include "clients/common/grpc_client.h"
+#include "clients/watch/screen_model.h"
+#include "common/allocator.h"
+#include "common/cli.h"
+#include "common/mutex.h"
+#include "device/gpu/frame.h"
+
+ABSL_FLAG(std::string, mode, "stats", "stats or latency.");
+ABSL_FLAG(std::string, format, "zstd",
+          "Encoding asked for: zstd, jpeg, png, raw (a list, comma "
+          "separated, in order of preference).");
+ABSL_FLAG(uint32_t, quality, 60, "JPEG quality, 1..100.");
+ABSL_FLAG(uint32_t, credits, 2, "Updates in flight before an ack.");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
+          "stats: how long to count.");
+ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(),
+          "stats: time after the first update before counting.");
+ABSL_FLAG(std::string, trigger_path, "",
+          "latency: unix socket the trigger line is written to.");
+ABSL_FLAG(std::string, trigger_fmt, "mark {k}\\n",
+          "latency: line written per try; {i} = try, {k} = 1/2 alternating.");
+ABSL_FLAG(std::string, region, "", "latency: X,Y,W,H of the marker.");
+ABSL_FLAG(uint32_t, tries, 30, "latency: triggers.");
+ABSL_FLAG(uint32_t, gap_min_ms, 500, "latency: least idle time before one.");
+ABSL_FLAG(uint32_t, gap_max_ms, 2000, "latency: most idle time before one.");
+ABSL_FLAG(std::string, json, "", "Also write the result as JSON here.");
+
+namespace {
+
+namespace pb = vgpu::display::v1;
+
+struct Update {
+  absl::Time first, done;
+  int64_t flush_time_ns = 0;  // the device's flush (0 in a refresh)
+  uint64_t bytes = 0;
+  uint32_t rects = 0;
+  bool refresh = false;
+  bool region_hit = false;
+};
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[static_cast<size_t>(p / 100 *
+                                    static_cast<double>(values.size() - 1))];
+}
+
+// Reads the stream on its own thread: applies every update to the model and
+// keeps a record of each.
+class Receiver {
+ public:
+  explicit Receiver(pb::Display::Stub* stub) : stub_(stub) {}
+  ~Receiver() {
+    context_.TryCancel();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  absl::Status Start(const std::vector<pb::ImageFormat>& formats,
+                     uint32_t quality, uint32_t credits) {
+    stream_ = stub_->StreamFrames(&context_);
+    pb::StreamFramesRequest request;
+    pb::Subscribe* subscribe = request.mutable_subscribe();
+    for (pb::ImageFormat format : formats) subscribe->add_formats(format);
+    subscribe->set_jpeg_quality(quality);
+    subscribe->set_max_in_flight(credits);
+    if (!stream_->Write(request))
+      return absl::UnavailableError("the daemon closed the stream");
+    thread_ = std::thread([this] { Run(); });
+    return absl::OkStatus();
+  }
+
+  // Waits until at least `count` updates arrived or `deadline` passed.
+  bool WaitForUpdates(size_t count, absl::Time deadline) {
+    vgpu::MutexLock lock(&mu_);
+    return mu_.AwaitUntil(
+        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return updates_.size() >= count || ended_;
+        },
+        absl::ToChronoTime(deadline)) &&
+           updates_.size() >= count;
+  }
+  void set_region(const vgpu::gpu::PixelRect& region) {
+    vgpu::MutexLock lock(&mu_);
+    region_ = region;
+  }
+  // B,G,R of every 16th pixel of the region.
+  std::vector<uint8_t> RegionSample() {
+    vgpu::MutexLock lock(&mu_);
+    std::vector<uint8_t> sample;
+    for (uint32_t y = region_.y; y < region_.y + region_.height; y += 4)
+      for (uint32_t x = region_.x; x < region_.x + region_.width; x += 4) {
+        uint32_t pixel = model_.PixelAt(x, y);
+        sample.push_back(static_cast<uint8_t>(pixel));
+        sample.push_back(static_cast<uint8_t>(pixel >> 8));
+        sample.push_back(static_cast<uint8_t>(pixel >> 16));
+      }
+    return sample;
+  }
+  std::vector<Update> updates() {
+    vgpu::MutexLock lock(&mu_);
+    return updates_;
+  }
+  size_t update_count() {
+    vgpu::MutexLock lock(&mu_);
+    return updates_.size();
+  }
+  std::string error() {
+    vgpu::MutexLock lock(&mu_);
+    return error_;
+  }
+
+ private:
+  void Run() {
+    pb::StreamFramesResponse event;
+    Update current;
+    bool in_update = false;
+    while (stream_->Read(&event)) {
+      const absl::Time now = absl::Now();
+      vgpu::MutexLock lock(&mu_);
+      if (!in_update && event.has_update()) {
+        current = Update{now, now};
+        in_update = true;
+      }
+      if (in_update) current.bytes += event.ByteSizeLong();
+      if (absl::Status status = model_.Apply(event); !status.ok()) {
+        error_ = std::string(status.message());
+        break;
+      }
+      if (!event.has_update()) continue;
+      const pb::FrameUpdate& update = event.update();
+      current.rects += static_cast<uint32_t>(update.rects_size());
+      current.refresh = update.refresh();
+      current.flush_time_ns = update.flush_time_unix_ns();
+      for (const pb::EncodedRect& rect : update.rects()) {
+        const vgpu::gpu::PixelRect r{rect.rect().x(), rect.rect().y(),
+                                     rect.rect().width(), rect.rect().height()};
+        current.region_hit |= !vgpu::gpu::Intersect(r, region_).empty();
+      }
+      if (!update.end_of_update()) continue;
+      current.done = now;
+      updates_.push_back(current);
+      in_update = false;
+      pb::StreamFramesRequest ack;
+      ack.mutable_ack()->set_update_id(update.update_id());
+      mu_.Unlock();
+      stream_->Write(ack);
+      mu_.Lock();
+      mu_.NotifyAll();
+    }
+    vgpu::MutexLock lock(&mu_);
+    ended_ = true;
+    mu_.NotifyAll();
+  }
+
+  pb::Display::Stub* const stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<pb::StreamFramesRequest,
+                                           pb::StreamFramesResponse>>
+      stream_;
+  std::thread thread_;
+  vgpu::Mutex mu_;
+  vgpu::watch::ScreenModel model_ VGPU_GUARDED_BY(mu_);
+  std::vector<Update> updates_ VGPU_GUARDED_BY(mu_);
+  vgpu::gpu::PixelRect region_ VGPU_GUARDED_BY(mu_);
+  bool ended_ VGPU_GUARDED_BY(mu_) = false;
+  std::string error_ VGPU_GUARDED_BY(mu_);
+};
+
+void Emit(const std::string& line, const std::string& json) {
+  std::printf("%s\n", line.c_str());
+  const std::string path = absl::GetFlag(FLAGS_json);
+  if (path.empty()) return;
+  if (FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "w")) {
+    std::fprintf(f, "%s\n", json.c_str());
+    if (f != stdout) std::fclose(f);
+  }
+}
+
+int Stats(Receiver& receiver) {
+  if (!receiver.WaitForUpdates(1, absl::Now() + absl::Seconds(20))) {
+    std::fprintf(stderr, "stream_probe: no first update\n");
+    return 6;
+  }
+  const absl::Time t0 = absl::Now() + absl::GetFlag(FLAGS_warmup);
+  const absl::Time t1 = t0 + absl::GetFlag(FLAGS_duration);
+  absl::SleepFor(t1 - absl::Now());
+  std::vector<double> sizes, rects;
+  uint64_t bytes = 0, refreshes = 0;
+  for (const Update& u : receiver.updates()) {
+    if (u.done < t0 || u.done > t1) continue;
+    sizes.push_back(static_cast<double>(u.bytes));
+    rects.push_back(u.rects);
+    bytes += u.bytes;
+    refreshes += u.refresh;
+  }
+  const double seconds = absl::ToDoubleSeconds(t1 - t0);
+  double mean = sizes.empty() ? 0 : static_cast<double>(bytes) / sizes.size();
+  const std::string json = absl::StrFormat(
+      "{\"duration_s\": %.3f, \"updates\": %d, \"refresh_updates\": %d, "
+      "\"updates_per_s\": %.2f, \"bytes\": %d, \"bytes_per_s\": %.1f, "
+      "\"bytes_per_update_p50\": %.0f, \"bytes_per_update_p99\": %.0f, "
+      "\"bytes_per_update_mean\": %.1f, \"rects_per_update_p50\": %.0f}",
+      seconds, sizes.size(), refreshes, sizes.size() / seconds, bytes,
+      bytes / seconds, Percentile(sizes, 50), Percentile(sizes, 99), mean,
+      Percentile(rects, 50));
+  Emit(absl::StrFormat(
+           "stats over %.1f s: %d updates (%.1f/s, %d refreshes), bytes/update "
+           "p50 %.0f p99 %.0f, %.1f kB/s, rects/update p50 %.0f",
+           seconds, sizes.size(), sizes.size() / seconds, refreshes,
+           Percentile(sizes, 50), Percentile(sizes, 99), bytes / seconds / 1e3,
+           Percentile(rects, 50)),
+       json);
+  return 0;
+}
+
+// A connection to the trigger socket, kept for the whole run: QEMU's
+// socket chardev drops what the UART has not taken yet when a peer hangs up.
+absl::StatusOr<int> ConnectTrigger(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(address.sun_path)) {
+    close(fd);
+    return absl::InvalidArgumentError("--trigger_path is too long");
+  }
+  std::memcpy(address.sun_path, path.c_str(), path.size());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
+      0) {
+    absl::Status status = absl::ErrnoToStatus(errno, path);
+    close(fd);
+    return status;
+  }
+  return fd;
+}
+
+int Latency(Receiver& receiver) {
+  std::vector<std::string> parts =
+      absl::StrSplit(absl::GetFlag(FLAGS_region), ',');
+  uint32_t v[4];
+  if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &v[0]) ||
+      !absl::SimpleAtoi(parts[1], &v[1]) || !absl::SimpleAtoi(parts[2], &v[2]) ||
+      !absl::SimpleAtoi(parts[3], &v[3]) || v[2] == 0 || v[3] == 0) {
+    std::fprintf(stderr, "stream_probe: --region needs X,Y,W,H\n");
+    return 2;
+  }
+  receiver.set_region({v[0], v[1], v[2], v[3]});
+  if (!receiver.WaitForUpdates(1, absl::Now() + absl::Seconds(20))) {
+    std::fprintf(stderr, "stream_probe: no first update\n");
+    return 6;
+  }
+  absl::StatusOr<int> trigger =
+      ConnectTrigger(absl::GetFlag(FLAGS_trigger_path));
+  if (!trigger.ok()) {
+    std::fprintf(stderr, "stream_probe: %s\n",
+                 std::string(trigger.status().message()).c_str());
+    return 1;
+  }
+  std::mt19937 rng(1);
+  const uint32_t gap_min = absl::GetFlag(FLAGS_gap_min_ms);
+  const uint32_t gap_max = std::max(gap_min, absl::GetFlag(FLAGS_gap_max_ms));
+  // Also the daemon's part: from the flush that brought the marker to the
+  // update received (the guest's own delay before it flushes is not ours).
+  std::vector<double> done_ms, first_ms, flush_ms;
+  std::string each;
+  uint32_t missed = 0;
+  const uint32_t tries = absl::GetFlag(FLAGS_tries);
+  for (uint32_t i = 0; i < tries; ++i) {
+    absl::SleepFor(absl::Milliseconds(gap_min + rng() % (gap_max - gap_min + 1)));
+    const std::vector<uint8_t> before = receiver.RegionSample();
+    std::string line = absl::StrReplaceAll(
+        absl::GetFlag(FLAGS_trigger_fmt),
+        {{"{i}", absl::StrCat(i)}, {"{k}", absl::StrCat(1 + i % 2)}, {"\\n", "\n"}});
+    size_t seen_count = receiver.update_count();
+    const absl::Time t0 = absl::Now();
+    if (write(*trigger, line.data(), line.size()) !=
+        static_cast<ssize_t>(line.size())) {
+      std::fprintf(stderr, "stream_probe: writing the trigger: %s\n",
+                   std::strerror(errno));
+      close(*trigger);
+      return 1;
+    }
+    const absl::Time deadline = t0 + absl::Seconds(10);
+    bool seen = false;
+    while (!seen && receiver.WaitForUpdates(seen_count + 1, deadline)) {
+      std::vector<Update> all = receiver.updates();
+      for (; seen_count < all.size() && !seen; ++seen_count) {
+        if (!all[seen_count].region_hit) continue;
+        const std::vector<uint8_t> after = receiver.RegionSample();
+        size_t changed = 0;
+        for (size_t p = 0; p + 2 < after.size(); p += 3) {
+          int d = std::max({std::abs(after[p] - before[p]),
+                            std::abs(after[p + 1] - before[p + 1]),
+                            std::abs(after[p + 2] - before[p + 2])});
+          changed += d > 24;
+        }
+        if (changed * 2 >= after.size() / 3) {
+          seen = true;
+          done_ms.push_back(absl::ToDoubleMilliseconds(all[seen_count].done - t0));
+          first_ms.push_back(
+              absl::ToDoubleMilliseconds(all[seen_count].first - t0));
+          if (all[seen_count].flush_time_ns > 0) {
+            flush_ms.push_back(absl::ToDoubleMilliseconds(
+                all[seen_count].done -
+                absl::FromUnixNanos(all[seen_count].flush_time_ns)));
+          }
+          absl::StrAppend(&each, each.empty() ? "" : ", ",
+                          absl::StrFormat("%.1f", done_ms.back()));
+        }
+      }
+    }
+    if (!seen) {
+      ++missed;
+      absl::StrAppend(&each, each.empty() ? "" : ", ", "null");
+    }
+  }
+  close(*trigger);
+  const double min = done_ms.empty() ? 0 : *std::min_element(done_ms.begin(), done_ms.end());
+  const double max = done_ms.empty() ? 0 : *std::max_element(done_ms.begin(), done_ms.end());
+  Emit(absl::StrFormat("latency: %d tries, %d missed; trigger->marker update "
+                       "p50 %.1f ms p99 %.1f ms (min %.1f, max %.1f); "
+                       "flush->update p50 %.1f ms p99 %.1f ms",
+                       tries, missed, Percentile(done_ms, 50),
+                       Percentile(done_ms, 99), min, max,
+                       Percentile(flush_ms, 50), Percentile(flush_ms, 99)),
+       absl::StrFormat("{\"tries\": %d, \"missed\": %d, \"ms_p50\": %.1f, "
+                       "\"ms_p99\": %.1f, \"ms_min\": %.1f, \"ms_max\": %.1f, "
+                       "\"first_byte_ms_p50\": %.1f, \"flush_ms_p50\": %.1f, "
+                       "\"flush_ms_p99\": %.1f, \"each_ms\": [%s]}",
+                       tries, missed, Percentile(done_ms, 50),
+                       Percentile(done_ms, 99), min, max,
+                       Percentile(first_ms, 50), Percentile(flush_ms, 50),
+                       Percentile(flush_ms, 99), each));
+  return missed == 0 ? 0 : 6;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vgpu::cli::ParseOrExit(
+      argc, argv,
+      {"stream_probe",
+       "A measuring StreamFrames viewer (stats, latency) for benchmarks."});
+  vgpu::KeepLargeBuffersInHeap();
+  vgpu::clients::QuietGrpcLogs();
+  std::vector<pb::ImageFormat> formats;
+  for (absl::string_view name :
+       absl::StrSplit(absl::GetFlag(FLAGS_format), ',')) {
+    if (name == "zstd") formats.push_back(pb::IMAGE_FORMAT_ZSTD_BGRX);
+    else if (name == "jpeg") formats.push_back(pb::IMAGE_FORMAT_JPEG);
+    else if (name == "png") formats.push_back(pb::IMAGE_FORMAT_PNG);
+    else if (name == "raw") formats.push_back(pb::IMAGE_FORMAT_RAW_BGRX);
+    else {
+      std::fprintf(stderr, "stream_probe: unknown --format %s\n",
+                   std::string(name).c_str());
+      return 2;
+    }
+  }
+  absl::StatusOr<vgpu::clients::Connection> connection =
+      vgpu::clients::ConnectFromFlags(64 << 20);
+  if (!connection.ok()) {
+    std::fprintf(stderr, "stream_probe: %s\n",
+                 std::string(connection.status().message()).c_str());
+    return 1;
+  }
+  auto stub = pb::Display::NewStub(connection->channel);
+  int code;
+  {
+    Receiver receiver(stub.get());
+    if (absl::Status s = receiver.Start(formats, absl::GetFlag(FLAGS_quality),
+                                        absl::GetFlag(FLAGS_credits));
+        !s.ok()) {
+      std::fprintf(stderr, "stream_probe: %s\n", std::string(s.message()).c_str());
+      return 3;
+    }
+    code = absl::GetFlag(FLAGS_mode) == "latency" ? Latency(receiver)
+                                                   : Stats(receiver);
+    if (!receiver.error().empty()) {
+      std::fprintf(stderr, "stream_probe: %s\n", receiver.error().c_str());
+      code = 5;
+    }
+  }
+  return code;
+}
