@@ -7,15 +7,7 @@
 #   video FPS SECONDS   full-screen frames into /dev/fb0 at FPS
 #   mark K              fill the top 32 rows with marker colour K (1 or 2)
 # Each command but mark ends with "E2E PHASE DONE <command>".
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-phase() { echo "E2E PHASE $1" > /dev/ttyS0; }
-for m in $(cat /modules/order); do insmod "/modules/$m.ko" 2>/dev/null; done
-for i in $(seq 1 200); do [ -e /dev/fb0 ] && break; sleep 0.05; done
-[ -e /dev/fb0 ] || { phase NOFB; poweroff -f; }
+. /boot.sh
 stty -F /dev/ttyS0 -echo
 exec 3< /dev/ttyS0
 phase READY

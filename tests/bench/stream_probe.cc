@@ -114,10 +114,10 @@ class Receiver {
   bool WaitForUpdates(size_t count, absl::Time deadline) {
     vgpu::MutexLock lock(&mu_);
     return mu_.AwaitUntil(
-        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return updates_.size() >= count || ended_;
-        },
-        absl::ToChronoTime(deadline)) &&
+               [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                 return updates_.size() >= count || ended_;
+               },
+               absl::ToChronoTime(deadline)) &&
            updates_.size() >= count;
   }
   void set_region(const vgpu::gpu::PixelRect& region) {
@@ -280,7 +280,8 @@ int Latency(Receiver& receiver) {
       absl::StrSplit(absl::GetFlag(FLAGS_region), ',');
   uint32_t v[4];
   if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &v[0]) ||
-      !absl::SimpleAtoi(parts[1], &v[1]) || !absl::SimpleAtoi(parts[2], &v[2]) ||
+      !absl::SimpleAtoi(parts[1], &v[1]) ||
+      !absl::SimpleAtoi(parts[2], &v[2]) ||
       !absl::SimpleAtoi(parts[3], &v[3]) || v[2] == 0 || v[3] == 0) {
     std::fprintf(stderr, "stream_probe: --region needs X,Y,W,H\n");
     return 2;
@@ -307,11 +308,13 @@ int Latency(Receiver& receiver) {
   uint32_t missed = 0;
   const uint32_t tries = absl::GetFlag(FLAGS_tries);
   for (uint32_t i = 0; i < tries; ++i) {
-    absl::SleepFor(absl::Milliseconds(gap_min + rng() % (gap_max - gap_min + 1)));
+    absl::SleepFor(
+        absl::Milliseconds(gap_min + rng() % (gap_max - gap_min + 1)));
     const std::vector<uint8_t> before = receiver.RegionSample();
-    std::string line = absl::StrReplaceAll(
-        absl::GetFlag(FLAGS_trigger_fmt),
-        {{"{i}", absl::StrCat(i)}, {"{k}", absl::StrCat(1 + i % 2)}, {"\\n", "\n"}});
+    std::string line = absl::StrReplaceAll(absl::GetFlag(FLAGS_trigger_fmt),
+                                           {{"{i}", absl::StrCat(i)},
+                                            {"{k}", absl::StrCat(1 + i % 2)},
+                                            {"\\n", "\n"}});
     size_t seen_count = receiver.update_count();
     const absl::Time t0 = absl::Now();
     if (write(*trigger, line.data(), line.size()) !=
@@ -337,7 +340,8 @@ int Latency(Receiver& receiver) {
         }
         if (changed * 2 >= after.size() / 3) {
           seen = true;
-          done_ms.push_back(absl::ToDoubleMilliseconds(all[seen_count].done - t0));
+          done_ms.push_back(
+              absl::ToDoubleMilliseconds(all[seen_count].done - t0));
           first_ms.push_back(
               absl::ToDoubleMilliseconds(all[seen_count].first - t0));
           if (all[seen_count].flush_time_ns > 0) {
@@ -356,8 +360,10 @@ int Latency(Receiver& receiver) {
     }
   }
   close(*trigger);
-  const double min = done_ms.empty() ? 0 : *std::min_element(done_ms.begin(), done_ms.end());
-  const double max = done_ms.empty() ? 0 : *std::max_element(done_ms.begin(), done_ms.end());
+  const double min =
+      done_ms.empty() ? 0 : *std::min_element(done_ms.begin(), done_ms.end());
+  const double max =
+      done_ms.empty() ? 0 : *std::max_element(done_ms.begin(), done_ms.end());
   Emit(absl::StrFormat("latency: %d tries, %d missed; trigger->marker update "
                        "p50 %.1f ms p99 %.1f ms (min %.1f, max %.1f); "
                        "flush->update p50 %.1f ms p99 %.1f ms",
@@ -387,10 +393,14 @@ int main(int argc, char** argv) {
   std::vector<pb::ImageFormat> formats;
   for (absl::string_view name :
        absl::StrSplit(absl::GetFlag(FLAGS_format), ',')) {
-    if (name == "zstd") formats.push_back(pb::IMAGE_FORMAT_ZSTD_BGRX);
-    else if (name == "jpeg") formats.push_back(pb::IMAGE_FORMAT_JPEG);
-    else if (name == "png") formats.push_back(pb::IMAGE_FORMAT_PNG);
-    else if (name == "raw") formats.push_back(pb::IMAGE_FORMAT_RAW_BGRX);
+    if (name == "zstd")
+      formats.push_back(pb::IMAGE_FORMAT_ZSTD_BGRX);
+    else if (name == "jpeg")
+      formats.push_back(pb::IMAGE_FORMAT_JPEG);
+    else if (name == "png")
+      formats.push_back(pb::IMAGE_FORMAT_PNG);
+    else if (name == "raw")
+      formats.push_back(pb::IMAGE_FORMAT_RAW_BGRX);
     else {
       std::fprintf(stderr, "stream_probe: unknown --format %s\n",
                    std::string(name).c_str());
@@ -411,11 +421,12 @@ int main(int argc, char** argv) {
     if (absl::Status s = receiver.Start(formats, absl::GetFlag(FLAGS_quality),
                                         absl::GetFlag(FLAGS_credits));
         !s.ok()) {
-      std::fprintf(stderr, "stream_probe: %s\n", std::string(s.message()).c_str());
+      std::fprintf(stderr, "stream_probe: %s\n",
+                   std::string(s.message()).c_str());
       return 3;
     }
     code = absl::GetFlag(FLAGS_mode) == "latency" ? Latency(receiver)
-                                                   : Stats(receiver);
+                                                  : Stats(receiver);
     if (!receiver.error().empty()) {
       std::fprintf(stderr, "stream_probe: %s\n", receiver.error().c_str());
       code = 5;

@@ -44,6 +44,7 @@ resolve virtio-gpu
 "$tool" pattern A "$width" "$height" "$work/patterns/a.raw" "$cache/expected-a.ppm"
 "$tool" pattern B "$width" "$height" "$work/patterns/b.raw" "$cache/expected-b.ppm"
 cp "${init_script:-$here/init.sh}" "$work/init"
+cp "$here/guest_boot.sh" "$work/boot.sh"
 [ -z "$extra" ] || cp -r "$extra" "$work/bench"
 chmod +x "$work/init"
 (cd "$work" && find . | cpio -o -H newc --quiet | gzip -1 > "$out")

@@ -152,33 +152,11 @@ int Text(int argc, char** argv) {
                                                                            : 1;
 }
 
-int Monitor(int argc, char** argv) {
-  if (argc < 4) return 2;
-  std::string command;
-  for (int i = 3; i < argc; ++i)
-    command += std::string(i > 3 ? " " : "") + argv[i];
-  command += "\n";
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, argv[2], sizeof(address.sun_path) - 1);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
-      0) {
-    std::perror("connect");
-    return 1;
-  }
-  char buffer[4096];
-  usleep(200000);  // let the greeting arrive
-  [[maybe_unused]] ssize_t greeting = read(fd, buffer, sizeof(buffer));
-  if (write(fd, command.data(), command.size()) !=
-      static_cast<ssize_t>(command.size()))
-    return 1;
-  usleep(500000);
-  close(fd);
-  return 0;
-}
-
-int Send(int argc, char** argv) {
+// Writes argv[3..] as one line to unix socket argv[2], after reading a
+// greeting if `greeting`; stays connected a while after writing: QEMU's
+// socket chardev reads only what its device can take and drops the rest
+// when the peer hangs up (the monitor answers meanwhile).
+int SendLine(int argc, char** argv, bool greeting) {
   if (argc < 4) return 2;
   std::string line;
   for (int i = 3; i < argc; ++i)
@@ -193,10 +171,13 @@ int Send(int argc, char** argv) {
     std::perror("connect");
     return 1;
   }
+  if (greeting) {
+    char buffer[4096];
+    usleep(200000);  // let the greeting arrive
+    [[maybe_unused]] ssize_t read_bytes = read(fd, buffer, sizeof(buffer));
+  }
   bool ok =
       write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  // QEMU's socket chardev reads only what the UART can take and drops the
-  // rest when the peer hangs up: stay connected until it has taken it all.
   usleep(500000);
   close(fd);
   return ok ? 0 : 1;
@@ -210,8 +191,8 @@ int main(int argc, char** argv) {
   if (verb == "pattern") result = Pattern(argc, argv);
   if (verb == "diff") result = Diff(argc, argv);
   if (verb == "text") result = Text(argc, argv);
-  if (verb == "monitor") result = Monitor(argc, argv);
-  if (verb == "send") result = Send(argc, argv);
+  if (verb == "monitor") result = SendLine(argc, argv, /*greeting=*/true);
+  if (verb == "send") result = SendLine(argc, argv, /*greeting=*/false);
   if (result == 2)
     std::fprintf(stderr, "usage: see the comment at the top of e2e_tool.cc\n");
   return result;

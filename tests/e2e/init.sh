@@ -2,15 +2,7 @@
 # The e2e guest: load virtio-gpu, then show pattern A, pattern B and console
 # text, announcing each phase on the serial console. Stays up afterwards;
 # the harness resets or quits QEMU.
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-phase() { echo "E2E PHASE $1" > /dev/ttyS0; }
-for m in $(cat /modules/order); do insmod "/modules/$m.ko" 2>/dev/null; done
-for i in $(seq 1 200); do [ -e /dev/fb0 ] && break; sleep 0.05; done
-[ -e /dev/fb0 ] || { phase NOFB; poweroff -f; }
+. /boot.sh
 echo 0 > /sys/class/graphics/fbcon/cursor_blink 2>/dev/null
 size="$(cat /sys/class/graphics/fb0/virtual_size)"
 phase "FB $size"
