@@ -342,6 +342,7 @@ int Watch(SignalWatcher& signals) {
   s->set_jpeg_subsampling(*subsampling);
   s->set_max_fps(absl::GetFlag(FLAGS_max_fps));
   s->set_max_in_flight(absl::GetFlag(FLAGS_credits));
+  s->set_accept_copies(true);  // ScreenModel applies them
   s->set_include_cursor(true);
   vgpu::watch::ScreenModel screen;
   Stats stats;

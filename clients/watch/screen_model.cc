@@ -96,6 +96,25 @@ absl::Status ScreenModel::Decode(const pb::EncodedRect& rect,
 }
 
 absl::Status ScreenModel::ApplyUpdate(const pb::FrameUpdate& update) {
+  for (const pb::CopyRect& copy : update.copies()) {
+    const pb::Rect& r = copy.rect();
+    if (uint64_t{r.x()} + r.width() > width_ ||
+        uint64_t{r.y()} + r.height() > height_ ||
+        uint64_t{copy.src_x()} + r.width() > width_ ||
+        uint64_t{copy.src_y()} + r.height() > height_) {
+      return absl::OutOfRangeError("copy rect outside the screen");
+    }
+    // Source and destination may overlap: walk rows away from the overlap.
+    const size_t row_bytes = size_t{r.width()} * 4;
+    const bool upwards = copy.src_y() < r.y();
+    for (uint32_t i = 0; i < r.height(); ++i) {
+      const uint32_t row = upwards ? r.height() - 1 - i : i;
+      std::memmove(
+          &pixels_[(size_t{r.y() + row} * width_ + r.x()) * 4],
+          &pixels_[(size_t{copy.src_y() + row} * width_ + copy.src_x()) * 4],
+          row_bytes);
+    }
+  }
   std::vector<uint8_t> bgrx;
   for (const pb::EncodedRect& rect : update.rects()) {
     const pb::Rect& r = rect.rect();

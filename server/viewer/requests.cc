@@ -151,6 +151,7 @@ absl::StatusOr<ViewerSettings> SubscribeSettings(const pb::Subscribe& subscribe,
   settings.max_in_flight =
       subscribe.max_in_flight() == 0 ? 2 : subscribe.max_in_flight();
   settings.band_bytes = band_bytes;
+  settings.copies = subscribe.accept_copies();
   return settings;
 }
 

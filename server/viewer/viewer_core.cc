@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/pixel_order.h"
+#include "server/encode/scroll.h"
 
 namespace vgpu::server {
 namespace {
@@ -17,10 +18,12 @@ namespace pb = vgpu::display::v1;
 // The last band has end_of_update set.
 class BandMaker {
  public:
-  BandMaker(const ScanoutState& state, std::vector<EncodedPiece> pieces,
-            uint32_t flushes, pb::ImageFormat format, size_t budget,
-            uint64_t update_id, bool refresh)
+  BandMaker(const ScanoutState& state, std::vector<VerticalCopy> copies,
+            std::vector<EncodedPiece> pieces, uint32_t flushes,
+            pb::ImageFormat format, size_t budget, uint64_t update_id,
+            bool refresh)
       : state_(state),
+        copies_(std::move(copies)),
         pieces_(std::move(pieces)),
         flushes_(flushes),
         format_(format),
@@ -31,8 +34,19 @@ class BandMaker {
   // The next band; false once every piece went out.
   bool Next(pb::FrameUpdate* update) {
     if (next_ == pieces_.size() && made_any_) return false;
-    made_any_ = true;
     update->Clear();
+    if (!made_any_) {  // copies come first, before any pixels
+      for (const VerticalCopy& copy : copies_) {
+        pb::CopyRect* out = update->add_copies();
+        out->mutable_rect()->set_x(copy.rect.x);
+        out->mutable_rect()->set_y(copy.rect.y);
+        out->mutable_rect()->set_width(copy.rect.width);
+        out->mutable_rect()->set_height(copy.rect.height);
+        out->set_src_x(copy.rect.x);
+        out->set_src_y(copy.src_y);
+      }
+    }
+    made_any_ = true;
     size_t bytes = 0;
     for (; next_ < pieces_.size(); ++next_) {
       const EncodedPiece& piece = pieces_[next_];
@@ -80,6 +94,7 @@ class BandMaker {
   }
 
   const ScanoutState state_;
+  const std::vector<VerticalCopy> copies_;
   const std::vector<EncodedPiece> pieces_;
   const uint32_t flushes_;
   const pb::ImageFormat format_;
@@ -254,6 +269,7 @@ void ViewerCore::Prepare() {
   if (send_mode) {
     announced_ = state.mode;
     need_full_ = true;
+    shown_ = nullptr;
     lossy_.Reset(state.frame ? state.frame->width() : 0,
                  state.frame ? state.frame->height() : 0);
   }
@@ -275,10 +291,28 @@ void ViewerCore::Prepare() {
     settled = lossy_.TakeSettled(now - settings_.refresh.after, damage_);
     ArmRefreshLocked();  // for cells that have not settled yet
   }
+
+  const gpu::FramePtr shown = shown_;
   mu_.Unlock();
 
   const bool refresh = !settled.empty();
   if (refresh) damage = std::move(settled);
+  // A scroll since the screen the viewer shows: copies of what it has, and
+  // pixels for the rest.
+  std::vector<VerticalCopy> copies;
+  if (settings_.copies && IsLossless(settings_.encode.kind) && !refresh &&
+      shown && state.frame && shown->width() == state.frame->width() &&
+      shown->height() == state.frame->height() && !damage.empty()) {
+    gpu::PixelRect box;
+    for (const gpu::PixelRect& r : damage) box = gpu::BoundingBox(box, r);
+    if (box.width >= gpu::kTileSize && box.height >= 2 * kMinCopyRows) {
+      copies = FindVerticalCopies(*shown, *state.frame, box);
+      std::vector<gpu::PixelRect> holes;
+      holes.reserve(copies.size());
+      for (const VerticalCopy& copy : copies) holes.push_back(copy.rect);
+      if (!holes.empty()) damage = SubtractRects(std::move(damage), holes);
+    }
+  }
   std::vector<pb::StreamFramesResponse> events;
   if (send_mode) {
     FillScanout(settings_.scanout_id, state,
@@ -289,8 +323,9 @@ void ViewerCore::Prepare() {
   // (a whole screen as one JPEG) and then is a band of its own, under the
   // 4 MiB message limit.
   std::vector<EncodedPiece> pieces;
-  const bool has_update = state.frame && !damage.empty();
-  if (has_update) {
+  const bool has_update = state.frame && (!damage.empty() || !copies.empty());
+  bool encoded_all = true;
+  if (has_update && !damage.empty()) {
     absl::StatusOr<std::vector<EncodedPiece>> encoded = context_.cache->Encode(
         *state.frame, damage,
         refresh ? settings_.refresh.encode : settings_.encode,
@@ -299,6 +334,7 @@ void ViewerCore::Prepare() {
       pieces = *std::move(encoded);
     } else {
       VGPU_LOG(WARNING) << "encoding failed: " << encoded.status().message();
+      encoded_all = false;
     }
   }
   std::vector<pb::StreamFramesResponse> cursor_events;
@@ -310,6 +346,9 @@ void ViewerCore::Prepare() {
     MutexLock lock(&mu_);
     if (has_update && !stopped_) {
       update_id = ++sent_;
+      // What the viewer will show once it applied this update (unknown if
+      // some of it could not be encoded).
+      shown_ = encoded_all ? state.frame : nullptr;
       const absl::Time sent_at = context_.clock->Now();
       if (settings_.max_fps > 0)
         next_send_ = sent_at + absl::Seconds(1.0 / settings_.max_fps);
@@ -326,8 +365,9 @@ void ViewerCore::Prepare() {
   if (update_id != 0) {
     const pb::ImageFormat format =
         refresh ? settings_.refresh.format : settings_.format;
-    BandMaker bands(state, std::move(pieces), refresh ? 0 : flushes, format,
-                    settings_.band_bytes, update_id, refresh);
+    BandMaker bands(state, std::move(copies), std::move(pieces),
+                    refresh ? 0 : flushes, format, settings_.band_bytes,
+                    update_id, refresh);
     size_t bytes = 0;
     pb::StreamFramesResponse band;
     while (bands.Next(band.mutable_update())) {

@@ -47,6 +47,10 @@ struct ViewerSettings {
   uint32_t max_in_flight = 0;
   // Bands carry about this many bytes of pixels at most.
   size_t band_bytes = 512u << 10;
+  // The viewer applies copy rects (Subscribe.accept_copies): scrolls go as
+  // copies of what it shows. Used with lossless formats only (a copy of a
+  // lossy picture would carry its errors along).
+  bool copies = false;
 };
 
 // What a viewer shares with the others. All outlive the core's tasks.
@@ -136,6 +140,9 @@ class ViewerCore : public FrameListener,
   DamageMap damage_ VGPU_GUARDED_BY(mu_);
   uint32_t flushes_ VGPU_GUARDED_BY(mu_) = 0;
   LossyCells lossy_ VGPU_GUARDED_BY(mu_);
+  // The frame the viewer's screen shows (every update sends all pending
+  // damage of the frame it is cut from): where copies are found.
+  gpu::FramePtr shown_ VGPU_GUARDED_BY(mu_);
   bool refresh_armed_ VGPU_GUARDED_BY(mu_) = false;  // a wake-up is queued
   bool refresh_due_ VGPU_GUARDED_BY(mu_) = false;
   bool scheduled_ VGPU_GUARDED_BY(mu_) = false;  // a round is queued

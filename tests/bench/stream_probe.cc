@@ -52,6 +52,8 @@ ABSL_FLAG(std::string, format, "zstd",
           "separated, in order of preference).");
 ABSL_FLAG(uint32_t, quality, 60, "JPEG quality, 1..100.");
 ABSL_FLAG(uint32_t, credits, 2, "Updates in flight before an ack.");
+ABSL_FLAG(bool, copies, true,
+          "Accept copy rects (scrolls sent as copies of what is shown).");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
           "stats: how long to count.");
 ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(),
@@ -104,6 +106,7 @@ class Receiver {
     for (pb::ImageFormat format : formats) subscribe->add_formats(format);
     subscribe->set_jpeg_quality(quality);
     subscribe->set_max_in_flight(credits);
+    subscribe->set_accept_copies(absl::GetFlag(FLAGS_copies));
     if (!stream_->Write(request))
       return absl::UnavailableError("the daemon closed the stream");
     thread_ = std::thread([this] { Run(); });

@@ -69,6 +69,17 @@ def png_size(data):
     return width, height
 
 
+def paint_rect(screen, width, rect):
+    """Draws a raw (BGRX) or solid rect of an update into `screen`."""
+    r, row = rect.rect, rect.rect.width * 4
+    for y in range(r.height):
+        start = ((r.y + y) * width + r.x) * 4
+        if rect.solid:
+            screen[start:start + row] = struct.pack("<I", rect.solid_bgrx) * r.width
+        else:
+            screen[start:start + row] = rect.data[y * row:(y + 1) * row]
+
+
 class PythonClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -256,14 +267,9 @@ class ResizingGuestTest(unittest.TestCase):
                 r = rect.rect
                 self.assertLessEqual(r.x + r.width, width, (r, modes[-1]))
                 self.assertLessEqual(r.y + r.height, height, (r, modes[-1]))
-                row = r.width * 4
-                for y in range(r.height):
-                    start = ((r.y + y) * width + r.x) * 4
-                    if rect.solid:
-                        screen[start:start + row] = struct.pack("<I", rect.solid_bgrx) * r.width
-                    else:
-                        screen[start:start + row] = rect.data[y * row:(y + 1) * row]
-                    if covered is not None:
+                paint_rect(screen, width, rect)
+                if covered is not None:
+                    for y in range(r.height):
                         covered[(r.y + y) * width + r.x:(r.y + y) * width + r.x + r.width] = \
                             b"\x01" * r.width
             if event.update.end_of_update and covered is not None:
@@ -278,6 +284,77 @@ class ResizingGuestTest(unittest.TestCase):
         shot = self.stub.GetScreenshot(self.pb.GetScreenshotRequest(
             scanout_id=0, format=self.pb.IMAGE_FORMAT_RAW_BGRX))
         self.assertEqual(len(shot.data), shot.width * shot.height * 4)
+
+
+class ScrollingGuestTest(unittest.TestCase):
+    """A viewer that accepts copy rects over a scrolling console: scrolls
+    arrive as copies of what it already shows, and its copy of the screen
+    equals the daemon's screenshot of the same frame, pixel for pixel."""
+
+    @classmethod
+    def setUpClass(cls):
+        start_daemon(cls, "--demo_scene=scroll", "--demo_fps=5")
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_daemon(cls)
+
+    def test_copies_reassemble_the_screen(self):
+        import queue
+        requests = queue.Queue()
+        requests.put(self.pb.StreamFramesRequest(subscribe=self.pb.Subscribe(
+            scanout_id=0, formats=[self.pb.IMAGE_FORMAT_RAW_BGRX], accept_copies=True)))
+
+        def request_stream():
+            while True:
+                request = requests.get()
+                if request is None:
+                    return
+                yield request
+
+        stream = self.stub.StreamFrames(request_stream(), timeout=60)
+        width = height = 0
+        screen = bytearray()
+        copies = matches = 0
+        for event in stream:
+            if event.HasField("mode_changed"):
+                width, height = event.mode_changed.width, event.mode_changed.height
+                screen = bytearray(width * height * 4)
+                continue
+            if not event.HasField("update"):
+                continue
+            update = event.update
+            for copy in update.copies:
+                r, row = copy.rect, copy.rect.width * 4
+                source = bytes(screen)  # as through a buffer
+                for y in range(r.height):
+                    start = ((r.y + y) * width + r.x) * 4
+                    src = ((copy.src_y + y) * width + copy.src_x) * 4
+                    screen[start:start + row] = source[src:src + row]
+                copies += 1
+            for rect in update.rects:
+                paint_rect(screen, width, rect)
+            if not update.end_of_update:
+                continue
+            # The daemon's own picture, when it is still the same frame.
+            shot = self.stub.GetScreenshot(self.pb.GetScreenshotRequest(
+                scanout_id=0, format=self.pb.IMAGE_FORMAT_RAW_BGRX))
+            if shot.frame_sequence == update.frame_sequence:
+                pixels = bytearray(shot.data)
+                # X bytes are not part of the picture.
+                pixels[3::4] = bytes(len(pixels) // 4)
+                mine = bytearray(screen)
+                mine[3::4] = bytes(len(mine) // 4)
+                self.assertEqual(mine, pixels, "frame %d" % update.frame_sequence)
+                matches += 1
+            requests.put(self.pb.StreamFramesRequest(
+                ack=self.pb.Ack(update_id=update.update_id)))
+            if matches >= 3 and copies >= 3:
+                break
+        requests.put(None)
+        stream.cancel()
+        self.assertGreaterEqual(copies, 3)
+        self.assertGreaterEqual(matches, 3)
 
 
 if __name__ == "__main__":
