@@ -38,7 +38,8 @@
 
 ABSL_FLAG(uint32_t, scanout, 0, "Scanout to watch.");
 ABSL_FLAG(std::string, format, "zstd",
-          "Preferred encoding: zstd, raw (BGRX), rgbx, png or jpeg.");
+          "Preferred encoding: zstd, indexed (lossless, text as a palette), "
+          "raw (BGRX), rgbx, png or jpeg.");
 ABSL_FLAG(uint32_t, quality, 80, "JPEG quality, 1..100.");
 ABSL_FLAG(std::string, subsampling, "420", vgpu::clients::kSubsamplingHelp);
 ABSL_FLAG(uint32_t, max_fps, 0,
@@ -111,6 +112,7 @@ pb::ImageFormat ParseFormat(const std::string& name) {
   if (name == "png") return pb::IMAGE_FORMAT_PNG;
   if (name == "jpeg" || name == "jpg") return pb::IMAGE_FORMAT_JPEG;
   if (name == "zstd") return pb::IMAGE_FORMAT_ZSTD_BGRX;
+  if (name == "indexed") return pb::IMAGE_FORMAT_INDEXED;
   return pb::IMAGE_FORMAT_UNSPECIFIED;
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include <turbojpeg.h>
 
+#include "common/indexed_codec.h"
 #include "common/pixel_order.h"
 
 namespace vgpu::watch {
@@ -56,6 +57,8 @@ absl::Status ScreenModel::Decode(const pb::EncodedRect& rect,
       std::memcpy(bgrx->data(), data.data(), bytes);
       SwapRedAndBlue(bgrx->data(), bytes / 4);
       return absl::OkStatus();
+    case pb::IMAGE_FORMAT_INDEXED:
+      return DecodeIndexed(data, w, h, bgrx->data());
     case pb::IMAGE_FORMAT_ZSTD_BGRX: {
       size_t size =
           ZSTD_decompress(bgrx->data(), bytes, data.data(), data.size());

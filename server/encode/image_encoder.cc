@@ -13,7 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include <turbojpeg.h>
 
+#include "common/indexed_codec.h"
 #include "common/pixel_order.h"
+#include "common/status_macros.h"
 
 namespace vgpu::server {
 namespace {
@@ -199,20 +201,13 @@ absl::StatusOr<std::string> EncodeBgrx(const uint8_t* pixels, uint32_t width,
       return out;
     }
     case ImageKind::kZstdBgrx: {
-      // Compressed into a per-thread scratch buffer and copied out at its
-      // size: a string shrunk from the worst-case bound would keep that
-      // capacity for as long as the encode cache holds it.
-      size_t raw = size_t{width} * height * 4;
-      thread_local std::vector<char> scratch;
-      scratch.resize(ZSTD_compressBound(raw));
-      size_t size =
-          ZSTD_compress(scratch.data(), scratch.size(), pixels, raw, 1);
-      if (ZSTD_isError(size)) {
-        return absl::InternalError(
-            absl::StrCat("zstd: ", ZSTD_getErrorName(size)));
-      }
-      return std::string(scratch.data(), size);
+      std::string out;
+      VGPU_RETURN_IF_ERROR(
+          AppendZstd(pixels, size_t{width} * height * 4, &out));
+      return out;
     }
+    case ImageKind::kIndexed:
+      return EncodeIndexed(pixels, width, height);
   }
   return absl::InvalidArgumentError("unknown image kind");
 }

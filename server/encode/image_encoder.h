@@ -12,7 +12,9 @@
 
 namespace vgpu::server {
 
-enum class ImageKind { kPng, kJpeg, kRawBgrx, kRawRgbx, kZstdBgrx };
+// kIndexed: lossless, a palette where a rect has at most 256 colours and
+// that is smaller, zstd BGRX otherwise (IMAGE_FORMAT_INDEXED).
+enum class ImageKind { kPng, kJpeg, kRawBgrx, kRawRgbx, kZstdBgrx, kIndexed };
 enum class ChromaSubsampling { k420, k422, k444, kGray };
 
 inline bool IsLossless(ImageKind kind) { return kind != ImageKind::kJpeg; }

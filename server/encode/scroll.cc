@@ -39,8 +39,8 @@ class Rows {
     while (gx < end) {
       const uint64_t tile_end = (gx / gpu::kTileSize + 1) * gpu::kTileSize;
       const size_t bytes = (std::min(end, tile_end) - gx) * gpu::kBytesPerPixel;
-      const gpu::Tile* tile = frame_.GridTile(
-          static_cast<uint32_t>(gx / gpu::kTileSize), tile_row);
+      const gpu::Tile* tile =
+          frame_.GridTile(static_cast<uint32_t>(gx / gpu::kTileSize), tile_row);
       const uint8_t* piece =
           tile ? tile->pixels + in_tile +
                      (gx % gpu::kTileSize) * gpu::kBytesPerPixel
@@ -53,8 +53,8 @@ class Rows {
   size_t Hash(uint32_t y) const {
     size_t hash = 0;
     ForEachPiece(y, [&hash](const uint8_t* piece, size_t bytes) {
-      hash = absl::HashOf(hash, std::string_view(
-                                    reinterpret_cast<const char*>(piece), bytes));
+      hash = absl::HashOf(
+          hash, std::string_view(reinterpret_cast<const char*>(piece), bytes));
       return true;
     });
     return hash;
@@ -74,8 +74,7 @@ class Rows {
     // origins do).
     size_t i = 0, j = 0, at_i = 0, at_j = 0;
     while (i < mine.size() && j < theirs.size()) {
-      const size_t n =
-          std::min(mine[i].second - at_i, theirs[j].second - at_j);
+      const size_t n = std::min(mine[i].second - at_i, theirs[j].second - at_j);
       if (std::memcmp(mine[i].first + at_i, theirs[j].first + at_j, n) != 0)
         return false;
       at_i += n;
@@ -137,10 +136,9 @@ std::vector<VerticalCopy> FindVerticalCopies(const gpu::Frame& old_frame,
   };
   for (uint32_t y = 0; y <= area.height; ++y) {
     const int64_t from = int64_t{y} + shift;
-    const bool match =
-        y < area.height && from >= 0 && from < area.height &&
-        new_hash[y] == old_hash[from] &&
-        new_rows.Equal(y, old_rows, static_cast<uint32_t>(from));
+    const bool match = y < area.height && from >= 0 && from < area.height &&
+                       new_hash[y] == old_hash[from] &&
+                       new_rows.Equal(y, old_rows, static_cast<uint32_t>(from));
     if (match) {
       changed += new_hash[y] != old_hash[y];
       continue;

@@ -33,7 +33,8 @@ inline constexpr uint32_t kMinCopyRows = 8;
 
 // `rects` minus `holes`: the parts of each rect outside every hole (up to
 // four pieces per rect and hole).
-std::vector<gpu::PixelRect> SubtractRects(std::vector<gpu::PixelRect> rects,
-                                          const std::vector<gpu::PixelRect>& holes);
+std::vector<gpu::PixelRect> SubtractRects(
+    std::vector<gpu::PixelRect> rects,
+    const std::vector<gpu::PixelRect>& holes);
 
 }  // namespace vgpu::server

@@ -60,16 +60,16 @@ TEST(ScrollTest, RandomScrollsAreFoundAndExact) {
     std::vector<uint32_t> before = Lines(w, h, rng());
     const uint32_t top = rng() % (h / 4), bottom = h - rng() % (h / 4);
     const uint32_t span = bottom - top;
-    const int32_t dy = static_cast<int32_t>(1 + rng() % (span / 3)) *
-                       (rng() % 2 ? 1 : -1);
+    const int32_t dy =
+        static_cast<int32_t>(1 + rng() % (span / 3)) * (rng() % 2 ? 1 : -1);
     std::vector<uint32_t> after = before;
     std::vector<uint32_t> fresh = Lines(w, h, rng());
     for (uint32_t y = top; y < bottom; ++y) {
       const int64_t from = int64_t{y} + dy;
       for (uint32_t x = 0; x < w; ++x) {
-        after[size_t{y} * w + x] =
-            from >= top && from < bottom ? before[size_t(from) * w + x]
-                                         : fresh[size_t{y} * w + x];
+        after[size_t{y} * w + x] = from >= top && from < bottom
+                                       ? before[size_t(from) * w + x]
+                                       : fresh[size_t{y} * w + x];
       }
     }
     after[size_t{rng() % h} * w + rng() % w] ^= 0x00FFFFFF;  // a stray change
@@ -92,7 +92,8 @@ TEST(ScrollTest, RandomScrollsAreFoundAndExact) {
 
 TEST(ScrollTest, SubtractRectsLeavesWhatIsOutsideTheHoles) {
   auto left = SubtractRects({{0, 0, 100, 100}}, {{0, 20, 100, 50}});
-  EXPECT_EQ(left, (std::vector<gpu::PixelRect>{{0, 0, 100, 20}, {0, 70, 100, 30}}));
+  EXPECT_EQ(left,
+            (std::vector<gpu::PixelRect>{{0, 0, 100, 20}, {0, 70, 100, 30}}));
   left = SubtractRects({{10, 10, 10, 10}}, {{12, 12, 2, 2}});
   uint64_t area = 0;
   for (const auto& r : left) area += uint64_t{r.width} * r.height;

@@ -27,6 +27,9 @@ absl::StatusOr<EncodeOptions> ToEncodeOptions(pb::ImageFormat format,
     case pb::IMAGE_FORMAT_ZSTD_BGRX:
       options.kind = ImageKind::kZstdBgrx;
       break;
+    case pb::IMAGE_FORMAT_INDEXED:
+      options.kind = ImageKind::kIndexed;
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown image format ", format));
@@ -68,6 +71,8 @@ const char* EncodingName(pb::ImageFormat format) {
       return "raw_rgbx";
     case pb::IMAGE_FORMAT_ZSTD_BGRX:
       return "zstd";
+    case pb::IMAGE_FORMAT_INDEXED:
+      return "indexed";
     default:
       return "unknown";
   }

@@ -6,7 +6,7 @@
 # a noVNC-like Tight client at quality level 6 = JPEG 60) and once behind
 # each vgpu-displayd given (vhost-user-gpu-pci, measured by stream_probe over
 # gRPC StreamFrames). One viewer each. Workloads:
-#   typing     30 characters a second on tty1 (zstd, and adaptive)
+#   typing     30 characters a second on tty1 (indexed, else zstd)
 #   flood      a text flood: the console scrolls as fast as the guest can
 #   video10/15 full-screen frames at 10 and 15 a second (JPEG 60)
 #   latency    the host writes "mark K" to the serial console, the guest
@@ -165,7 +165,8 @@ for entry in $daemons; do
   for _ in $(seq 1 50); do [ -S "$run/vgpu.sock" ] && break; sleep 0.1; done
   server_cpu() { cpu_of "$daemon_pid" ""; }
   grpc_view() {
-    local format=zstd
+    # INDEXED where the daemon has it (an older one falls back to zstd).
+    local format=indexed,zstd
     case "$1" in video*) format=jpeg ;; esac
     case "$1" in
       latency) "$probe" --server="unix:$run/grpc.sock" --mode=latency --format=zstd \

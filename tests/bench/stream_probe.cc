@@ -48,7 +48,7 @@
 
 ABSL_FLAG(std::string, mode, "stats", "stats or latency.");
 ABSL_FLAG(std::string, format, "zstd",
-          "Encoding asked for: zstd, jpeg, png, raw (a list, comma "
+          "Encoding asked for: indexed, zstd, jpeg, png, raw (a list, comma "
           "separated, in order of preference).");
 ABSL_FLAG(uint32_t, quality, 60, "JPEG quality, 1..100.");
 ABSL_FLAG(uint32_t, credits, 2, "Updates in flight before an ack.");
@@ -396,7 +396,9 @@ int main(int argc, char** argv) {
   std::vector<pb::ImageFormat> formats;
   for (absl::string_view name :
        absl::StrSplit(absl::GetFlag(FLAGS_format), ',')) {
-    if (name == "zstd")
+    if (name == "indexed")
+      formats.push_back(pb::IMAGE_FORMAT_INDEXED);
+    else if (name == "zstd")
       formats.push_back(pb::IMAGE_FORMAT_ZSTD_BGRX);
     else if (name == "jpeg")
       formats.push_back(pb::IMAGE_FORMAT_JPEG);
