@@ -32,8 +32,8 @@ absl::Status AppendZstd(const void* bytes, size_t size, std::string* out) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> EncodeIndexed(const uint8_t* pixels,
-                                          uint32_t width, uint32_t height) {
+absl::StatusOr<std::string> EncodeIndexed(const uint8_t* pixels, uint32_t width,
+                                          uint32_t height) {
   const size_t count = size_t{width} * height;
   std::vector<uint32_t> palette;
   absl::flat_hash_map<uint32_t, uint8_t> index;
@@ -69,8 +69,8 @@ absl::StatusOr<std::string> EncodeIndexed(const uint8_t* pixels,
       uint8_t* row = packed.data() + y * row_bytes;
       for (uint32_t x = 0; x < width; ++x) {
         const size_t bit = size_t{x} * bits;
-        row[bit / 8] |= static_cast<uint8_t>(
-            indices[size_t{y} * width + x] << (8 - bits - bit % 8));
+        row[bit / 8] |= static_cast<uint8_t>(indices[size_t{y} * width + x]
+                                             << (8 - bits - bit % 8));
       }
     }
     out.push_back(1);
@@ -95,15 +95,13 @@ absl::StatusOr<std::string> EncodeIndexed(const uint8_t* pixels,
   return out;
 }
 
-
 absl::Status DecodeIndexed(const std::string& data, uint32_t width,
                            uint32_t height, uint8_t* bgrx) {
   const size_t count = size_t{width} * height;
   if (data.empty()) return absl::DataLossError("empty indexed rect");
   const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
   if (bytes[0] == 0) {
-    size_t size =
-        ZSTD_decompress(bgrx, count * 4, bytes + 1, data.size() - 1);
+    size_t size = ZSTD_decompress(bgrx, count * 4, bytes + 1, data.size() - 1);
     if (ZSTD_isError(size) || size != count * 4)
       return absl::DataLossError("bad zstd in an indexed rect");
     return absl::OkStatus();

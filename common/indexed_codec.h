@@ -15,8 +15,8 @@ namespace vgpu {
 
 // `width` x `height` B,G,R,X pixels, rows width*4 bytes apart. X is not
 // kept (decoded as 0).
-absl::StatusOr<std::string> EncodeIndexed(const uint8_t* pixels,
-                                          uint32_t width, uint32_t height);
+absl::StatusOr<std::string> EncodeIndexed(const uint8_t* pixels, uint32_t width,
+                                          uint32_t height);
 // Into `bgrx` (width*height*4 bytes). DataLoss when `data` does not
 // describe a `width` x `height` image.
 absl::Status DecodeIndexed(const std::string& data, uint32_t width,

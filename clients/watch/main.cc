@@ -39,7 +39,8 @@
 ABSL_FLAG(uint32_t, scanout, 0, "Scanout to watch.");
 ABSL_FLAG(std::string, format, "zstd",
           "Preferred encoding: zstd, indexed (lossless, text as a palette), "
-          "raw (BGRX), rgbx, png or jpeg.");
+          "adaptive (indexed text, JPEG pictures), raw (BGRX), rgbx, png or "
+          "jpeg.");
 ABSL_FLAG(uint32_t, quality, 80, "JPEG quality, 1..100.");
 ABSL_FLAG(std::string, subsampling, "420", vgpu::clients::kSubsamplingHelp);
 ABSL_FLAG(uint32_t, max_fps, 0,
@@ -113,6 +114,7 @@ pb::ImageFormat ParseFormat(const std::string& name) {
   if (name == "jpeg" || name == "jpg") return pb::IMAGE_FORMAT_JPEG;
   if (name == "zstd") return pb::IMAGE_FORMAT_ZSTD_BGRX;
   if (name == "indexed") return pb::IMAGE_FORMAT_INDEXED;
+  if (name == "adaptive") return pb::IMAGE_FORMAT_ADAPTIVE;
   return pb::IMAGE_FORMAT_UNSPECIFIED;
 }
 

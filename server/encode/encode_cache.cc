@@ -56,6 +56,29 @@ std::optional<uint32_t> SolidColor(const gpu::Frame& frame,
   return color;
 }
 
+// Whether `rect` (frame coordinates, inside the frame) has at most `most`
+// colours (B,G,R). Stops at the first one too many.
+bool FewColours(const gpu::Frame& frame, const gpu::PixelRect& rect,
+                uint32_t most) {
+  std::vector<uint32_t> seen;
+  std::vector<uint32_t> row(rect.width);
+  uint32_t last = ~0u;
+  for (uint32_t y = 0; y < rect.height; ++y) {
+    frame.ReadPixels({rect.x, rect.y + y, rect.width, 1},
+                     reinterpret_cast<uint8_t*>(row.data()),
+                     size_t{rect.width} * 4);
+    for (uint32_t pixel : row) {
+      pixel &= 0x00FFFFFFu;
+      if (pixel == last) continue;
+      last = pixel;
+      if (std::find(seen.begin(), seen.end(), pixel) != seen.end()) continue;
+      if (seen.size() == most) return false;
+      seen.push_back(pixel);
+    }
+  }
+  return true;
+}
+
 // Splits `rect` into strips of at most `max_pixels` pixels, cut on tile
 // rows of the grid where a strip holds 64 rows or more (so strips of the
 // same screen line up from one update to the next).
@@ -105,10 +128,10 @@ absl::StatusOr<std::vector<EncodedPiece>> EncodeCache::Encode(
 
 absl::Status EncodeCache::EncodePiece(const gpu::Frame& frame,
                                       const gpu::PixelRect& rect,
-                                      const EncodeOptions& options,
+                                      EncodeOptions options,
                                       std::vector<EncodedPiece>* pieces) {
   if (std::optional<uint32_t> color = SolidColor(frame, rect)) {
-    pieces->push_back({rect, nullptr, true, *color});
+    pieces->push_back({rect, options.kind, nullptr, true, *color});
     MutexLock lock(&mu_);
     ++stats_.solid;
     return absl::OkStatus();
@@ -116,8 +139,17 @@ absl::Status EncodeCache::EncodePiece(const gpu::Frame& frame,
   if (options.kind == ImageKind::kRawBgrx ||
       options.kind == ImageKind::kRawRgbx) {
     // Raw is a copy either way: the caller reads the frame directly.
-    pieces->push_back({rect, nullptr});
+    pieces->push_back({rect, options.kind, nullptr});
     return absl::OkStatus();
+  }
+  if (options.kind == ImageKind::kAdaptive) {
+    if (FewColours(frame, rect, kAdaptivePaletteColours)) {
+      options.kind = ImageKind::kIndexed;
+    } else if (rect.width > kTile || rect.height > kTile) {
+      return EncodeAdaptiveParts(frame, rect, options, pieces);
+    } else {
+      options.kind = ImageKind::kJpeg;
+    }
   }
   // The key fixes the content: the profile, the rect and the version of
   // every grid tile under it.
@@ -148,7 +180,50 @@ absl::Status EncodeCache::EncodePiece(const gpu::Frame& frame,
                        {rect.x, rect.y + half, rect.width, rect.height - half},
                        options, pieces);
   }
-  pieces->push_back({rect, *std::move(data)});
+  pieces->push_back({rect, options.kind, *std::move(data)});
+  return absl::OkStatus();
+}
+
+absl::Status EncodeCache::EncodeAdaptiveParts(
+    const gpu::Frame& frame, const gpu::PixelRect& rect,
+    const EncodeOptions& options, std::vector<EncodedPiece>* pieces) {
+  // Judge each 64x64 cell of the rect (frame-aligned); then, per row of
+  // cells, runs of one kind become one piece. All pictures: one JPEG.
+  struct Part {
+    gpu::PixelRect rect;
+    bool few;
+  };
+  std::vector<Part> parts;
+  bool any_few = false;
+  for (uint32_t y = rect.y; y < rect.y + rect.height;
+       y = (y / kTile + 1) * kTile) {
+    const uint32_t h =
+        std::min((y / kTile + 1) * kTile, rect.y + rect.height) - y;
+    for (uint32_t x = rect.x; x < rect.x + rect.width;
+         x = (x / kTile + 1) * kTile) {
+      const uint32_t w =
+          std::min((x / kTile + 1) * kTile, rect.x + rect.width) - x;
+      const gpu::PixelRect cell{x, y, w, h};
+      const bool few = FewColours(frame, cell, kAdaptivePaletteColours);
+      any_few |= few;
+      if (!parts.empty() && parts.back().few == few &&
+          parts.back().rect.y == y &&
+          parts.back().rect.x + parts.back().rect.width == x) {
+        parts.back().rect.width += w;
+      } else {
+        parts.push_back({cell, few});
+      }
+    }
+  }
+  EncodeOptions jpeg = options;
+  jpeg.kind = ImageKind::kJpeg;
+  if (!any_few) return EncodePiece(frame, rect, jpeg, pieces);
+  EncodeOptions indexed = options;
+  indexed.kind = ImageKind::kIndexed;
+  for (const Part& part : parts) {
+    VGPU_RETURN_IF_ERROR(
+        EncodePiece(frame, part.rect, part.few ? indexed : jpeg, pieces));
+  }
   return absl::OkStatus();
 }
 

@@ -24,6 +24,8 @@ namespace vgpu::server {
 
 struct EncodedPiece {
   gpu::PixelRect rect;  // frame coordinates
+  // What the piece is encoded as (for kAdaptive, kIndexed or kJpeg).
+  ImageKind kind = ImageKind::kPng;
   // Null for raw BGRX (copying the frame's pixels straight into the message
   // is cheaper than caching them) and for solid pieces.
   std::shared_ptr<const std::string> data;
@@ -50,7 +52,10 @@ class EncodeCache {
   // for one piece: raw pieces hold at most `max_raw_piece_bytes`, encoded
   // ones kMaxEncodedPiecePixels (a whole 1080p screen is one JPEG); an
   // encoding over kMaxEncodedPieceBytes is made again in halves, so every
-  // piece fits a 4 MiB message. One-colour pieces come back solid.
+  // piece fits a 4 MiB message. One-colour pieces come back solid. With
+  // kAdaptive, a piece of at most kAdaptivePaletteColours colours is
+  // kIndexed, any other kJpeg (keys as for those kinds: shared with viewers
+  // of them).
   absl::StatusOr<std::vector<EncodedPiece>> Encode(
       const gpu::Frame& frame, const std::vector<gpu::PixelRect>& rects,
       const EncodeOptions& options, size_t max_raw_piece_bytes);
@@ -58,11 +63,17 @@ class EncodeCache {
 
   static constexpr uint64_t kMaxEncodedPiecePixels = uint64_t{1920} * 1088;
   static constexpr size_t kMaxEncodedPieceBytes = 3u << 20;
+  static constexpr uint32_t kAdaptivePaletteColours = 32;
 
  private:
   absl::Status EncodePiece(const gpu::Frame& frame, const gpu::PixelRect& rect,
-                           const EncodeOptions& options,
+                           EncodeOptions options,
                            std::vector<EncodedPiece>* pieces);
+  // An adaptive rect of mixed content: judged per 64x64 cell.
+  absl::Status EncodeAdaptiveParts(const gpu::Frame& frame,
+                                   const gpu::PixelRect& rect,
+                                   const EncodeOptions& options,
+                                   std::vector<EncodedPiece>* pieces);
   // The encoding of `key`, made by `encode` unless it is cached or another
   // thread is making it right now (then this one waits for that result).
   absl::StatusOr<std::shared_ptr<const std::string>> GetOrEncode(

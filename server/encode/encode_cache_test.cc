@@ -165,6 +165,30 @@ TEST(EncodeCacheTest, LargeRectsAreStripsOnTileRowsUnderTheLimits) {
   EXPECT_EQ((*jpeg)[0].rect, (gpu::PixelRect{0, 0, 1920, 1080}));
 }
 
+TEST(EncodeCacheTest, AdaptivePiecesAreIndexedTextAndJpegPictures) {
+  gpu::TileGrid grid(256, 64);
+  Gradient(grid, {128, 0, 128, 64}, 5);  // a picture on the right
+  Fill(grid, {0, 0, 128, 64}, 0xFF101820);
+  Fill(grid, {8, 8, 8, 16}, 0xFFE0E0E0);  // a character on the left
+  gpu::Frame frame(256, 64, 0, 0, grid.Snapshot(), grid.columns(), 1);
+  EncodeCache cache;
+  auto pieces = cache.Encode(frame, {{0, 0, 128, 64}, {128, 0, 128, 64}},
+                             {ImageKind::kAdaptive, 60}, 1 << 20);
+  ASSERT_TRUE(pieces.ok());
+  ASSERT_EQ(pieces->size(), 2u);
+  EXPECT_EQ((*pieces)[0].kind, ImageKind::kIndexed);
+  EXPECT_EQ((*pieces)[1].kind, ImageKind::kJpeg);
+  // The same keys as for viewers of those formats: shared encodings.
+  auto indexed = cache.Encode(frame, {{0, 0, 128, 64}},
+                              {ImageKind::kIndexed, 60}, 1 << 20);
+  ASSERT_TRUE(indexed.ok());
+  EXPECT_EQ((*indexed)[0].data, (*pieces)[0].data);
+  auto jpeg =
+      cache.Encode(frame, {{128, 0, 128, 64}}, {ImageKind::kJpeg, 60}, 1 << 20);
+  ASSERT_TRUE(jpeg.ok());
+  EXPECT_EQ((*jpeg)[0].data, (*pieces)[1].data);
+}
+
 TEST(EncodeCacheTest, AnEncodingTooLargeForAMessageIsMadeInParts) {
   gpu::TileGrid grid(1920, 1080);
   std::vector<uint32_t> noise(size_t{1920} * 1080);

@@ -208,6 +208,9 @@ absl::StatusOr<std::string> EncodeBgrx(const uint8_t* pixels, uint32_t width,
     }
     case ImageKind::kIndexed:
       return EncodeIndexed(pixels, width, height);
+    case ImageKind::kAdaptive:
+      return absl::InvalidArgumentError(
+          "adaptive encoding is chosen per rect, for streams");
   }
   return absl::InvalidArgumentError("unknown image kind");
 }

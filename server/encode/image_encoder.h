@@ -14,10 +14,23 @@ namespace vgpu::server {
 
 // kIndexed: lossless, a palette where a rect has at most 256 colours and
 // that is smaller, zstd BGRX otherwise (IMAGE_FORMAT_INDEXED).
-enum class ImageKind { kPng, kJpeg, kRawBgrx, kRawRgbx, kZstdBgrx, kIndexed };
+// kAdaptive: per rect, kIndexed for few colours, kJpeg for the rest
+// (EncodeCache decides; EncodeImage does not take it).
+enum class ImageKind {
+  kPng,
+  kJpeg,
+  kRawBgrx,
+  kRawRgbx,
+  kZstdBgrx,
+  kIndexed,
+  kAdaptive
+};
 enum class ChromaSubsampling { k420, k422, k444, kGray };
 
-inline bool IsLossless(ImageKind kind) { return kind != ImageKind::kJpeg; }
+// Whether every rect of this kind is exact (kAdaptive's JPEG ones are not).
+inline bool IsLossless(ImageKind kind) {
+  return kind != ImageKind::kJpeg && kind != ImageKind::kAdaptive;
+}
 
 struct EncodeOptions {
   ImageKind kind = ImageKind::kPng;

@@ -30,6 +30,9 @@ absl::StatusOr<EncodeOptions> ToEncodeOptions(pb::ImageFormat format,
     case pb::IMAGE_FORMAT_INDEXED:
       options.kind = ImageKind::kIndexed;
       break;
+    case pb::IMAGE_FORMAT_ADAPTIVE:
+      options.kind = ImageKind::kAdaptive;
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown image format ", format));
@@ -73,9 +76,31 @@ const char* EncodingName(pb::ImageFormat format) {
       return "zstd";
     case pb::IMAGE_FORMAT_INDEXED:
       return "indexed";
+    case pb::IMAGE_FORMAT_ADAPTIVE:
+      return "adaptive";
     default:
       return "unknown";
   }
+}
+
+pb::ImageFormat FormatOf(ImageKind kind) {
+  switch (kind) {
+    case ImageKind::kPng:
+      return pb::IMAGE_FORMAT_PNG;
+    case ImageKind::kJpeg:
+      return pb::IMAGE_FORMAT_JPEG;
+    case ImageKind::kRawBgrx:
+      return pb::IMAGE_FORMAT_RAW_BGRX;
+    case ImageKind::kRawRgbx:
+      return pb::IMAGE_FORMAT_RAW_RGBX;
+    case ImageKind::kZstdBgrx:
+      return pb::IMAGE_FORMAT_ZSTD_BGRX;
+    case ImageKind::kIndexed:
+      return pb::IMAGE_FORMAT_INDEXED;
+    case ImageKind::kAdaptive:
+      return pb::IMAGE_FORMAT_ADAPTIVE;
+  }
+  return pb::IMAGE_FORMAT_UNSPECIFIED;
 }
 
 pb::ImageFormat Normalized(pb::ImageFormat format) {

@@ -22,8 +22,12 @@ absl::StatusOr<EncodeOptions> ToEncodeOptions(
     vgpu::display::v1::ImageFormat format, uint32_t quality,
     vgpu::display::v1::JpegSubsampling subsampling);
 
-// The `encoding` label of metrics: png, jpeg, raw, raw_rgbx, zstd.
+// The `encoding` label of metrics: png, jpeg, raw, raw_rgbx, zstd,
+// indexed, adaptive.
 const char* EncodingName(vgpu::display::v1::ImageFormat format);
+
+// The API format of rects encoded as `kind`.
+vgpu::display::v1::ImageFormat FormatOf(ImageKind kind);
 
 // UNSPECIFIED means PNG.
 vgpu::display::v1::ImageFormat Normalized(

@@ -38,6 +38,13 @@ void LossyCells::Mark(const gpu::PixelRect& rect, absl::Time when) {
 
 void LossyCells::Clear(const gpu::PixelRect& rect) {
   ForCells(rect, [&](size_t i) {
+    // Only cells the rect covers whole (as far as the screen goes) are
+    // exact now; a cell it only touches may be lossy elsewhere.
+    const uint32_t x = static_cast<uint32_t>(i % columns_) * kCell;
+    const uint32_t y = static_cast<uint32_t>(i / columns_) * kCell;
+    const gpu::PixelRect cell = gpu::Intersect(
+        {x, y, kCell, kCell}, gpu::PixelRect{0, 0, width_, height_});
+    if (gpu::Intersect(cell, rect) != cell) return;
     if (marked_[i] != absl::InfiniteFuture()) --count_;
     marked_[i] = absl::InfiniteFuture();
   });

@@ -20,7 +20,7 @@ class LossyCells {
   void Reset(uint32_t width, uint32_t height);
   // `rect` was just sent lossy (at `when`).
   void Mark(const gpu::PixelRect& rect, absl::Time when);
-  // `rect` was just sent losslessly.
+  // `rect` was just sent losslessly: the cells it covers whole are exact.
   void Clear(const gpu::PixelRect& rect);
   // Removes and returns, as runs of cells clipped to the screen, every cell
   // marked at or before `settled_by` that no damage in `pending` touches

@@ -30,6 +30,10 @@ absl::StatusOr<ScreenshotPlan> PlanScreenshot(
   absl::StatusOr<EncodeOptions> encode = ToEncodeOptions(
       request.format(), request.jpeg_quality(), request.jpeg_subsampling());
   if (!encode.ok()) return encode.status();
+  if (encode->kind == ImageKind::kAdaptive) {
+    return absl::InvalidArgumentError(
+        "IMAGE_FORMAT_ADAPTIVE is for streams; a screenshot is one image");
+  }
   plan.encode = *encode;
   plan.format = Normalized(request.format());
   plan.timeout = absl::Milliseconds(

@@ -74,7 +74,8 @@ class BandMaker {
     out->mutable_rect()->set_y(piece.rect.y);
     out->mutable_rect()->set_width(piece.rect.width);
     out->mutable_rect()->set_height(piece.rect.height);
-    out->set_format(format_);
+    // Each rect says what it is (adaptive viewers get several kinds).
+    out->set_format(piece.solid ? format_ : FormatOf(piece.kind));
     if (piece.solid) {
       out->set_solid(true);
       out->set_solid_bgrx(piece.solid_bgrx);
@@ -352,10 +353,15 @@ void ViewerCore::Prepare() {
       const absl::Time sent_at = context_.clock->Now();
       if (settings_.max_fps > 0)
         next_send_ = sent_at + absl::Seconds(1.0 / settings_.max_fps);
-      // Solid pieces are exact whatever the format.
+      // Solid pieces are exact whatever the format; so are an adaptive
+      // viewer's INDEXED ones.
       if (settings_.refresh.after > absl::ZeroDuration() && !refresh) {
         for (const EncodedPiece& piece : pieces) {
-          if (!piece.solid) lossy_.Mark(piece.rect, sent_at);
+          if (!piece.solid && !IsLossless(piece.kind)) {
+            lossy_.Mark(piece.rect, sent_at);
+          } else {
+            lossy_.Clear(piece.rect);  // exact now
+          }
         }
         ArmRefreshLocked();
       }

@@ -318,6 +318,61 @@ TEST_F(ViewerCoreTest, LossyRegionsGoOutLosslesslyOnceSettled) {
   EXPECT_EQ(executor_.queued(), 0u);
 }
 
+TEST_F(ViewerCoreTest, AdaptiveRectsSayWhatTheyAreAndOnlyJpegIsRefreshed) {
+  // Left half: text (two colours); right half: a picture.
+  gpu::TileGrid grid(256, 128);
+  gpu::GridStats stats;
+  std::vector<uint32_t> pixels(256 * 128);
+  for (uint32_t y = 0; y < 128; ++y)
+    for (uint32_t x = 0; x < 256; ++x)
+      pixels[y * 256 + x] =
+          x < 128 ? ((x / 3 + y / 5) % 4 ? 0xFF101820 : 0xFFE0E0E0)
+                  : 0xFF000000u | (x * 977 + y * 131) * 7919;
+  grid.WritePixels({0, 0, 256, 128},
+                   reinterpret_cast<const uint8_t*>(pixels.data()), 256 * 4,
+                   &stats);
+  store_.OnFrame(0,
+                 std::make_shared<gpu::Frame>(256, 128, 0, 0, grid.Snapshot(),
+                                              grid.columns(), ++sequence_),
+                 {{0, 0, 256, 128}});
+  ViewerSettings settings;
+  settings.encode = {ImageKind::kAdaptive, 60};
+  settings.format = pb::IMAGE_FORMAT_ADAPTIVE;
+  settings.refresh.after = absl::Milliseconds(300);
+  settings.refresh.encode.kind = ImageKind::kZstdBgrx;
+  settings.refresh.format = pb::IMAGE_FORMAT_ZSTD_BGRX;
+  auto core = Start(settings);
+  // Two rects: the first update sends the whole screen; make the halves
+  // separate damage so each is judged on its own.
+  executor_.RunDue();
+  output_.Drain(*core);
+  store_.OnFrame(0,
+                 std::make_shared<gpu::Frame>(256, 128, 0, 0, grid.Snapshot(),
+                                              grid.columns(), ++sequence_),
+                 {{0, 0, 64, 128}, {192, 0, 64, 128}});
+  clock_.Advance(absl::Milliseconds(1));
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received got(output_.Drain(*core));
+  std::map<int, uint64_t> area;  // by format
+  for (const pb::FrameUpdate& band : got.updates.begin()->second)
+    for (const pb::EncodedRect& rect : band.rects())
+      area[rect.format()] +=
+          uint64_t{rect.rect().width()} * rect.rect().height();
+  EXPECT_EQ(area[pb::IMAGE_FORMAT_INDEXED], 64u * 128);
+  EXPECT_EQ(area[pb::IMAGE_FORMAT_JPEG], 64u * 128);
+  // Once settled, only what went out as JPEG comes again, losslessly.
+  clock_.Advance(absl::Seconds(1));
+  executor_.RunDue();
+  Received refresh(output_.Drain(*core));
+  ASSERT_EQ(refresh.updates.size(), 1u);
+  const pb::FrameUpdate& update = refresh.updates.begin()->second.back();
+  EXPECT_TRUE(update.refresh());
+  // (The first, whole-screen update was JPEG on the right half too.)
+  for (const pb::FrameUpdate& band : refresh.updates.begin()->second)
+    for (const pb::EncodedRect& rect : band.rects())
+      EXPECT_GE(rect.rect().x(), 128u) << "text was sent exactly already";
+}
+
 TEST_F(ViewerCoreTest, UpdatesAreCutIntoBands) {
   ViewerSettings settings = Raw();
   settings.band_bytes = 32 << 10;  // 256x128x4 = 128 KiB: several bands

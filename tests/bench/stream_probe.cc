@@ -48,7 +48,8 @@
 
 ABSL_FLAG(std::string, mode, "stats", "stats or latency.");
 ABSL_FLAG(std::string, format, "zstd",
-          "Encoding asked for: indexed, zstd, jpeg, png, raw (a list, comma "
+          "Encoding asked for: adaptive, indexed, zstd, jpeg, png, raw (a "
+          "list, comma "
           "separated, in order of preference).");
 ABSL_FLAG(uint32_t, quality, 60, "JPEG quality, 1..100.");
 ABSL_FLAG(uint32_t, credits, 2, "Updates in flight before an ack.");
@@ -398,6 +399,8 @@ int main(int argc, char** argv) {
        absl::StrSplit(absl::GetFlag(FLAGS_format), ',')) {
     if (name == "indexed")
       formats.push_back(pb::IMAGE_FORMAT_INDEXED);
+    else if (name == "adaptive")
+      formats.push_back(pb::IMAGE_FORMAT_ADAPTIVE);
     else if (name == "zstd")
       formats.push_back(pb::IMAGE_FORMAT_ZSTD_BGRX);
     else if (name == "jpeg")

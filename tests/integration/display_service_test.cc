@@ -201,6 +201,11 @@ TEST_F(DisplayServiceTest, JpegUsesTheSubsamplingTheClientChose) {
   pb::Screenshot shot;
   EXPECT_EQ(Shot(request, &shot).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  // Adaptive is per rect: streams only.
+  request.set_jpeg_subsampling(pb::JPEG_SUBSAMPLING_420);
+  request.set_format(pb::IMAGE_FORMAT_ADAPTIVE);
+  EXPECT_EQ(Shot(request, &shot).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(DisplayServiceTest, ScreenshotWaitsForTheNextFlushAndAfterASequence) {
