@@ -76,6 +76,17 @@ class ViewerCoreTest : public ::testing::Test {
     store_.OnFrame(0, Frame(256, 128, sequence_, 0xFF000000u | sequence_),
                    {damage});
   }
+  // JPEG (or `kind`) with lossless refresh in zstd 300 ms after.
+  static ViewerSettings Refreshing(ImageKind kind, pb::ImageFormat format) {
+    ViewerSettings settings;
+    settings.encode.kind = kind;
+    settings.encode.jpeg_quality = 60;
+    settings.format = format;
+    settings.refresh.after = absl::Milliseconds(300);
+    settings.refresh.encode.kind = ImageKind::kZstdBgrx;
+    settings.refresh.format = pb::IMAGE_FORMAT_ZSTD_BGRX;
+    return settings;
+  }
   static ViewerSettings Raw() {
     ViewerSettings settings;
     settings.encode.kind = ImageKind::kRawBgrx;
@@ -279,13 +290,7 @@ TEST_F(ViewerCoreTest, MaxFpsSpacesUpdatesOnTheClock) {
 }
 
 TEST_F(ViewerCoreTest, LossyRegionsGoOutLosslesslyOnceSettled) {
-  ViewerSettings settings;
-  settings.encode.kind = ImageKind::kJpeg;
-  settings.format = pb::IMAGE_FORMAT_JPEG;
-  settings.refresh.after = absl::Milliseconds(300);
-  settings.refresh.encode.kind = ImageKind::kZstdBgrx;
-  settings.refresh.format = pb::IMAGE_FORMAT_ZSTD_BGRX;
-  auto core = Start(settings);
+  auto core = Start(Refreshing(ImageKind::kJpeg, pb::IMAGE_FORMAT_JPEG));
   executor_.RunDue();
   Received first(output_.Drain(*core));
   EXPECT_FALSE(first.updates.at(1).back().refresh());
@@ -335,13 +340,8 @@ TEST_F(ViewerCoreTest, AdaptiveRectsSayWhatTheyAreAndOnlyJpegIsRefreshed) {
                  std::make_shared<gpu::Frame>(256, 128, 0, 0, grid.Snapshot(),
                                               grid.columns(), ++sequence_),
                  {{0, 0, 256, 128}});
-  ViewerSettings settings;
-  settings.encode = {ImageKind::kAdaptive, 60};
-  settings.format = pb::IMAGE_FORMAT_ADAPTIVE;
-  settings.refresh.after = absl::Milliseconds(300);
-  settings.refresh.encode.kind = ImageKind::kZstdBgrx;
-  settings.refresh.format = pb::IMAGE_FORMAT_ZSTD_BGRX;
-  auto core = Start(settings);
+  auto core =
+      Start(Refreshing(ImageKind::kAdaptive, pb::IMAGE_FORMAT_ADAPTIVE));
   // Two rects: the first update sends the whole screen; make the halves
   // separate damage so each is judged on its own.
   executor_.RunDue();
