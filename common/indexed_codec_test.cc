@@ -26,7 +26,8 @@ TEST(IndexedCodecTest, RoundTripsAnyNumberOfColoursAndAnyWidth) {
     for (uint32_t width : {1u, 7u, 8u, 13u, 64u}) {
       const uint32_t height = 1 + colours % 9;
       std::vector<uint8_t> in = Image(width, height, colours, colours + width);
-      absl::StatusOr<std::string> data = EncodeIndexed(in.data(), width, height);
+      absl::StatusOr<std::string> data =
+          EncodeIndexed(in.data(), width, height);
       ASSERT_TRUE(data.ok());
       std::vector<uint8_t> out(in.size(), 0xAA);
       ASSERT_TRUE(DecodeIndexed(*data, width, height, out.data()).ok())
@@ -60,7 +61,8 @@ TEST(IndexedCodecTest, MalformedDataIsDataLossNeverACrash) {
   std::vector<uint8_t> out(20 * 20 * 4);  // the largest image tried below
   EXPECT_FALSE(DecodeIndexed("", 16, 16, out.data()).ok());
   EXPECT_FALSE(DecodeIndexed(std::string("\x07", 1), 16, 16, out.data()).ok());
-  EXPECT_FALSE(DecodeIndexed(std::string("\x01\x05", 2), 16, 16, out.data()).ok());
+  EXPECT_FALSE(
+      DecodeIndexed(std::string("\x01\x05", 2), 16, 16, out.data()).ok());
   // Three colours (two bits each) and an index of 3.
   std::string bad("\x01\x02", 2);
   bad.append(9, '\0');
