@@ -192,6 +192,7 @@ void ViewerCore::Acknowledge(uint64_t update_id) {
 void ViewerCore::Refresh() {
   MutexLock lock(&mu_);
   damage_.AddAll();
+  shown_ = nullptr;  // the whole screen as pixels, not copies of itself
   MaybeScheduleLocked();
 }
 
@@ -301,8 +302,8 @@ void ViewerCore::Prepare() {
   // A scroll since the screen the viewer shows: copies of what it has, and
   // pixels for the rest.
   std::vector<VerticalCopy> copies;
-  if (settings_.copies && IsLossless(settings_.encode.kind) && !refresh &&
-      shown && state.frame && shown->width() == state.frame->width() &&
+  if (UsesCopies() && !refresh && shown && state.frame &&
+      shown->width() == state.frame->width() &&
       shown->height() == state.frame->height() && !damage.empty()) {
     gpu::PixelRect box;
     for (const gpu::PixelRect& r : damage) box = gpu::BoundingBox(box, r);
@@ -349,7 +350,8 @@ void ViewerCore::Prepare() {
       update_id = ++sent_;
       // What the viewer will show once it applied this update (unknown if
       // some of it could not be encoded).
-      shown_ = encoded_all ? state.frame : nullptr;
+      // Kept only for copies: it holds the frame's tiles.
+      shown_ = encoded_all && UsesCopies() ? state.frame : nullptr;
       const absl::Time sent_at = context_.clock->Now();
       if (settings_.max_fps > 0)
         next_send_ = sent_at + absl::Seconds(1.0 / settings_.max_fps);

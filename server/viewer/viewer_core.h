@@ -108,6 +108,10 @@ class ViewerCore : public FrameListener,
   ViewerCore(ViewerContext context, ViewerSettings settings,
              ViewerOutput* output);
   bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Copies go to viewers that take them, in a lossless format.
+  bool UsesCopies() const {
+    return settings_.copies && IsLossless(settings_.encode.kind);
+  }
   void MaybeScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ArmRefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `round` unless stopped, then schedules what is pending.
