@@ -23,6 +23,7 @@ void FrameStore::OnScanoutMode(const gpu::ScanoutMode& mode,
                                gpu::FramePtr first_frame) {
   gpu::FramePtr previous;  // dropped outside the lock
   gpu::PixelRect damage;
+  uint64_t sequence = 0;
   {
     MutexLock lock(&mu_);
     ScanoutState& state = scanouts_[mode.scanout_id];
@@ -36,7 +37,7 @@ void FrameStore::OnScanoutMode(const gpu::ScanoutMode& mode,
     }
     if (first_frame) {
       damage = {0, 0, first_frame->width(), first_frame->height()};
-      state.sequence = first_frame->sequence();
+      state.sequence = sequence = first_frame->sequence();
       state.last_flush = absl::Now();
       ++frame_count_;
     }
@@ -45,14 +46,17 @@ void FrameStore::OnScanoutMode(const gpu::ScanoutMode& mode,
     ++mode_changes_;
   }
   mu_.NotifyAll();
-  Notify(Change{mode.scanout_id, true,
+  Change change{mode.scanout_id, true,
                 damage.empty() ? absl::Span<const gpu::PixelRect>()
-                               : absl::MakeConstSpan(&damage, 1)});
+                               : absl::MakeConstSpan(&damage, 1)};
+  change.sequence = sequence;
+  Notify(change);
 }
 
 void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
                          absl::Span<const gpu::PixelRect> damage) {
   gpu::FramePtr previous;
+  uint64_t sequence = 0;
   {
     MutexLock lock(&mu_);
     ScanoutState& state = scanouts_[scanout_id];
@@ -64,13 +68,15 @@ void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
                       << " frame outside the current mode is not shown";
       return;
     }
-    state.sequence = frame->sequence();
+    state.sequence = sequence = frame->sequence();
     state.last_flush = absl::Now();
     previous = std::exchange(state.frame, std::move(frame));
     ++frame_count_;
   }
   mu_.NotifyAll();
-  Notify(Change{scanout_id, false, damage});
+  Change change{scanout_id, false, damage};
+  change.sequence = sequence;
+  Notify(change);
 }
 
 void FrameStore::OnCursor(const gpu::CursorUpdate& update) {

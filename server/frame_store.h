@@ -35,6 +35,10 @@ struct Change {
   absl::Span<const gpu::PixelRect> damage;
   bool cursor_moved = false;
   bool cursor_shape_changed = false;
+  // The frame `damage` leads to (Frame::sequence()); 0 when there is none.
+  // A listener that reads the store may see a newer frame than the last
+  // change it was told: that frame's damage is still on its way.
+  uint64_t sequence = 0;
 };
 
 // Told about every change, on the device thread, after the store is updated.

@@ -107,6 +107,7 @@ absl::Status ScreenModel::ApplyUpdate(const pb::FrameUpdate& update) {
         uint64_t{copy.src_y()} + r.height() > height_) {
       return absl::OutOfRangeError("copy rect outside the screen");
     }
+    if (r.width() == 0 || r.height() == 0) continue;  // no pixel to index
     // Source and destination may overlap: walk rows away from the overlap.
     const size_t row_bytes = size_t{r.width()} * 4;
     const bool upwards = copy.src_y() < r.y();
@@ -125,6 +126,7 @@ absl::Status ScreenModel::ApplyUpdate(const pb::FrameUpdate& update) {
         uint64_t{r.y()} + r.height() > height_) {
       return absl::OutOfRangeError("update rect outside the screen");
     }
+    if (r.width() == 0 || r.height() == 0) continue;
     if (absl::Status status = Decode(rect, &bgrx); !status.ok()) return status;
     for (uint32_t row = 0; row < r.height(); ++row) {
       std::memcpy(&pixels_[(size_t{r.y() + row} * width_ + r.x()) * 4],

@@ -152,12 +152,14 @@ absl::Status EncodeCache::EncodePiece(const gpu::Frame& frame,
     }
   }
   // The key fixes the content: the profile, the rect and the version of
-  // every grid tile under it.
-  std::string key =
-      absl::StrCat(static_cast<int>(options.kind), "/", options.jpeg_quality,
-                   "/", static_cast<int>(options.subsampling), "/",
-                   frame.origin_x(), ",", frame.origin_y(), "/", rect.x, ",",
-                   rect.y, ",", rect.width, ",", rect.height);
+  // every grid tile under it. Quality and subsampling are JPEG's alone:
+  // lossless viewers share whatever they set them to.
+  const bool jpeg = options.kind == ImageKind::kJpeg;
+  std::string key = absl::StrCat(
+      static_cast<int>(options.kind), "/", jpeg ? options.jpeg_quality : 0, "/",
+      jpeg ? static_cast<int>(options.subsampling) : 0, "/", frame.origin_x(),
+      ",", frame.origin_y(), "/", rect.x, ",", rect.y, ",", rect.width, ",",
+      rect.height);
   const uint64_t gx0 = uint64_t{rect.x} + frame.origin_x();
   const uint64_t gy0 = uint64_t{rect.y} + frame.origin_y();
   for (uint64_t row = gy0 / kTile; row * kTile < gy0 + rect.height; ++row) {

@@ -89,6 +89,11 @@ TEST(EncodeCacheTest, SameRectOfTheSameTilesIsEncodedOncePerProfile) {
   EXPECT_EQ((*second)[0].data, (*first)[0].data);  // the same bytes, shared
   EXPECT_EQ(cache.stats().hits, 1u);
   EXPECT_EQ(cache.stats().misses, 1u);
+  // JPEG settings do not split lossless viewers.
+  EncodeOptions zstd_q30 = zstd;
+  zstd_q30.jpeg_quality = 30;
+  ASSERT_TRUE(cache.Encode(frame, {{10, 10, 100, 20}}, zstd_q30, 1 << 20).ok());
+  EXPECT_EQ(cache.stats().hits, 2u);
   // Another profile is another encoding.
   ASSERT_TRUE(
       cache.Encode(frame, {{10, 10, 100, 20}}, {ImageKind::kPng}, 1 << 20)

@@ -12,6 +12,10 @@ namespace {
 
 namespace pb = vgpu::display::v1;
 
+// A round whose pixels could not be encoded is tried again this much later
+// (an encoder that fails keeps failing for a while: out of memory).
+constexpr absl::Duration kRetryAfterFailure = absl::Milliseconds(100);
+
 // Makes the messages of one update from its encoded pieces, one band at a
 // time and each under the band budget, so the first band is on the wire
 // while the next is filled (raw pixels are read out of the frame here).
@@ -163,6 +167,7 @@ void ViewerCore::OnChange(const Change& change) {
   if (change.scanout_id != settings_.scanout_id) return;
   MutexLock lock(&mu_);
   if (stopped_) return;
+  if (change.sequence != 0) told_sequence_ = change.sequence;
   if (change.cursor_moved) {
     if (!settings_.include_cursor) return;
     pending_cursor_ = true;
@@ -295,6 +300,9 @@ void ViewerCore::Prepare() {
   }
 
   const gpu::FramePtr shown = shown_;
+  // Damage of every frame up to the one read is in hand (see
+  // told_sequence_).
+  const bool damage_complete = state.sequence == told_sequence_;
   mu_.Unlock();
 
   const bool refresh = !settled.empty();
@@ -305,9 +313,14 @@ void ViewerCore::Prepare() {
   if (UsesCopies() && !refresh && shown && state.frame &&
       shown->width() == state.frame->width() &&
       shown->height() == state.frame->height() && !damage.empty()) {
+    // Only where a damaged rect is large enough to hold a scroll: the rows
+    // between scattered small changes are not searched.
     gpu::PixelRect box;
-    for (const gpu::PixelRect& r : damage) box = gpu::BoundingBox(box, r);
-    if (box.width >= gpu::kTileSize && box.height >= 2 * kMinCopyRows) {
+    for (const gpu::PixelRect& r : damage) {
+      if (r.width >= gpu::kTileSize && r.height >= 2 * kMinCopyRows)
+        box = gpu::BoundingBox(box, r);
+    }
+    if (!box.empty()) {
       copies = FindVerticalCopies(*shown, *state.frame, box);
       std::vector<gpu::PixelRect> holes;
       holes.reserve(copies.size());
@@ -325,8 +338,8 @@ void ViewerCore::Prepare() {
   // (a whole screen as one JPEG) and then is a band of its own, under the
   // 4 MiB message limit.
   std::vector<EncodedPiece> pieces;
-  const bool has_update = state.frame && (!damage.empty() || !copies.empty());
-  bool encoded_all = true;
+  bool has_update = state.frame && (!damage.empty() || !copies.empty());
+  bool encode_failed = false;
   if (has_update && !damage.empty()) {
     absl::StatusOr<std::vector<EncodedPiece>> encoded = context_.cache->Encode(
         *state.frame, damage,
@@ -335,8 +348,15 @@ void ViewerCore::Prepare() {
     if (encoded.ok()) {
       pieces = *std::move(encoded);
     } else {
-      VGPU_LOG(WARNING) << "encoding failed: " << encoded.status().message();
-      encoded_all = false;
+      // Nothing of this round goes out; its damage (the copies' too) waits
+      // for the next round, a moment later, as pixels.
+      VGPU_LOG(WARNING) << "viewer " << context_.viewer_id
+                        << ": encoding failed, retrying: "
+                        << encoded.status().message();
+      encode_failed = true;
+      has_update = false;
+      for (const VerticalCopy& copy : copies) damage.push_back(copy.rect);
+      copies.clear();
     }
   }
   std::vector<pb::StreamFramesResponse> cursor_events;
@@ -346,12 +366,24 @@ void ViewerCore::Prepare() {
   uint64_t update_id = 0;
   {
     MutexLock lock(&mu_);
+    if (encode_failed) {
+      if (refresh) {  // the cells are lossy still, and settled
+        for (const gpu::PixelRect& rect : damage)
+          lossy_.Mark(rect, now - settings_.refresh.after);
+        refresh_due_ = true;
+      } else {
+        for (const gpu::PixelRect& rect : damage) damage_.Add(rect);
+        flushes_ += flushes;
+      }
+      shown_ = nullptr;
+      next_send_ = context_.clock->Now() + kRetryAfterFailure;
+    }
     if (has_update && !stopped_) {
       update_id = ++sent_;
       // What the viewer will show once it applied this update (unknown if
-      // some of it could not be encoded).
-      // Kept only for copies: it holds the frame's tiles.
-      shown_ = encoded_all && UsesCopies() ? state.frame : nullptr;
+      // the frame's damage has not come yet). Kept only for copies: it holds
+      // the frame's tiles.
+      shown_ = damage_complete && UsesCopies() ? state.frame : nullptr;
       const absl::Time sent_at = context_.clock->Now();
       if (settings_.max_fps > 0)
         next_send_ = sent_at + absl::Seconds(1.0 / settings_.max_fps);

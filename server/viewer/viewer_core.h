@@ -147,6 +147,11 @@ class ViewerCore : public FrameListener,
   // The frame the viewer's screen shows (every update sends all pending
   // damage of the frame it is cut from): where copies are found.
   gpu::FramePtr shown_ VGPU_GUARDED_BY(mu_);
+  // The frame of the last change this viewer was told of. The store holds a
+  // new frame before it tells its listeners: a round that reads a frame not
+  // yet told sends pixels of it only where earlier damage was, so what the
+  // viewer then shows is no single frame.
+  uint64_t told_sequence_ VGPU_GUARDED_BY(mu_) = 0;
   bool refresh_armed_ VGPU_GUARDED_BY(mu_) = false;  // a wake-up is queued
   bool refresh_due_ VGPU_GUARDED_BY(mu_) = false;
   bool scheduled_ VGPU_GUARDED_BY(mu_) = false;  // a round is queued

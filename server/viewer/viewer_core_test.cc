@@ -17,18 +17,24 @@ namespace {
 
 namespace pb = vgpu::display::v1;
 
-gpu::FramePtr Frame(uint32_t width, uint32_t height, uint64_t sequence,
-                    uint32_t color) {
+// A frame of `pixels` (B,G,R,X, rows `width` apart).
+gpu::FramePtr FrameOf(const std::vector<uint32_t>& pixels, uint32_t width,
+                      uint32_t height, uint64_t sequence) {
   gpu::TileGrid grid(width, height);
   gpu::GridStats stats;
-  std::vector<uint32_t> pixels(size_t{width} * height, color);
-  // Not one colour, so updates carry pixels rather than solid rects.
-  for (size_t i = 0; i < pixels.size(); i += 7) pixels[i] ^= 0x00FFFFFF;
   grid.WritePixels({0, 0, width, height},
                    reinterpret_cast<const uint8_t*>(pixels.data()),
                    size_t{width} * 4, &stats);
   return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
                                       grid.columns(), sequence);
+}
+
+gpu::FramePtr Frame(uint32_t width, uint32_t height, uint64_t sequence,
+                    uint32_t color) {
+  std::vector<uint32_t> pixels(size_t{width} * height, color);
+  // Not one colour, so updates carry pixels rather than solid rects.
+  for (size_t i = 0; i < pixels.size(); i += 7) pixels[i] ^= 0x00FFFFFF;
+  return FrameOf(pixels, width, height, sequence);
 }
 
 // The updates (by update_id) and mode changes in `messages`.
@@ -87,6 +93,8 @@ class ViewerCoreTest : public ::testing::Test {
     settings.refresh.format = pb::IMAGE_FORMAT_ZSTD_BGRX;
     return settings;
   }
+  // A raw viewer that takes copies, its first update applied to `screen`.
+  std::shared_ptr<ViewerCore> StartRawWithCopies(struct RawScreen* screen);
   static ViewerSettings Raw() {
     ViewerSettings settings;
     settings.encode.kind = ImageKind::kRawBgrx;
@@ -186,16 +194,22 @@ struct RawScreen {
   }
 };
 
-// Random scrolls of random bands of the screen, with new rows, stray
-// changes and a viewer that sometimes falls behind: its copy of the screen
-// is pixel-exact after every update, and most pixels travel as copies.
-TEST_F(ViewerCoreTest, RandomScrollsReassemblePixelExactThroughCopies) {
+std::shared_ptr<ViewerCore> ViewerCoreTest::StartRawWithCopies(
+    RawScreen* screen) {
   ViewerSettings settings = Raw();
   settings.copies = true;
   auto core = Start(settings);
   executor_.RunDue();
+  screen->Apply(output_.Drain(*core));
+  return core;
+}
+
+// Random scrolls of random bands of the screen, with new rows, stray
+// changes and a viewer that sometimes falls behind: its copy of the screen
+// is pixel-exact after every update, and most pixels travel as copies.
+TEST_F(ViewerCoreTest, RandomScrollsReassemblePixelExactThroughCopies) {
   RawScreen screen;
-  screen.Apply(output_.Drain(*core));
+  auto core = StartRawWithCopies(&screen);
   constexpr uint32_t kW = 256, kH = 128;
   std::vector<uint32_t> current(screen.pixels);
   std::mt19937 rng(3);
@@ -221,15 +235,7 @@ TEST_F(ViewerCoreTest, RandomScrollsReassemblePixelExactThroughCopies) {
       }
       next[rng() % next.size()] ^= 0x00FFFFFF;
       scrolled += uint64_t{bottom - top} * kW;
-      gpu::TileGrid grid(kW, kH);
-      gpu::GridStats stats;
-      grid.WritePixels({0, 0, kW, kH},
-                       reinterpret_cast<const uint8_t*>(next.data()), kW * 4,
-                       &stats);
-      store_.OnFrame(0,
-                     std::make_shared<gpu::Frame>(kW, kH, 0, 0, grid.Snapshot(),
-                                                  grid.columns(), ++sequence_),
-                     {{0, 0, kW, kH}});
+      store_.OnFrame(0, FrameOf(next, kW, kH, ++sequence_), {{0, 0, kW, kH}});
       current = next;
     }
     ASSERT_EQ(executor_.RunDue(), 1);
@@ -238,6 +244,70 @@ TEST_F(ViewerCoreTest, RandomScrollsReassemblePixelExactThroughCopies) {
   }
   EXPECT_GT(screen.copies, 30u);
   EXPECT_LT(screen.pixels_sent, kW * kH + scrolled / 2);
+}
+
+// The store holds a new frame before it tells its listeners. A round that
+// runs in between sends that frame's pixels only where it was told of
+// damage, so the viewer then shows no single frame, and copies must not be
+// taken from either.
+TEST_F(ViewerCoreTest, ARoundBeforeTheFramesDamageIsToldTakesNoCopiesFromIt) {
+  static constexpr uint32_t kW = 256, kH = 128;
+  auto frame_of = [this](const std::vector<uint32_t>& pixels) {
+    return FrameOf(pixels, kW, kH, ++sequence_);
+  };
+  // Runs the viewer's round from inside the store's notification, before
+  // the viewer itself is told.
+  struct Racer : FrameListener {
+    ManualExecutor* executor;
+    bool armed = false;
+    void OnChange(const Change&) override {
+      if (std::exchange(armed, false)) executor->RunDue();
+    }
+  } racer;
+  racer.executor = &executor_;
+  store_.AddListener(&racer);
+  RawScreen screen;
+  auto core = StartRawWithCopies(&screen);
+
+  std::mt19937 rng(5);
+  std::vector<uint32_t> f1(size_t{kW} * kH);
+  for (uint32_t& p : f1) p = 0xFF000000u | (rng() & 0xFFFFFF);
+  store_.OnFrame(0, frame_of(f1), {{0, 0, kW, kH}});
+  output_.Drain(*core);  // told, round not run: damage is pending
+  // Frame 2 changes the lower half; the round runs before it is told and
+  // sends frame 2's pixels for frame 1's damage.
+  std::vector<uint32_t> f2 = f1;
+  for (size_t i = f2.size() / 2; i < f2.size(); ++i) f2[i] = 0xFF0000FFu;
+  racer.armed = true;
+  store_.OnFrame(0, frame_of(f2), {{0, kH / 2, kW, kH / 2}});
+  screen.Apply(output_.Drain(*core));
+  // Frame 3 scrolls frame 2 up by 16 rows (damage: all of it).
+  std::vector<uint32_t> f3(f2.begin() + 16 * kW, f2.end());
+  f3.resize(f2.size(), 0xFF00FF00u);
+  store_.OnFrame(0, frame_of(f3), {{0, 0, kW, kH}});
+  for (int i = 0; i < 3 && executor_.RunDue() > 0; ++i)
+    screen.Apply(output_.Drain(*core));
+  EXPECT_EQ(screen.pixels, f3);
+  store_.RemoveListener(&racer);
+}
+
+// An encoder that fails sends nothing half-done, keeps the damage and tries
+// again a moment later, not in a loop.
+TEST_F(ViewerCoreTest, AFailedEncodingKeepsTheDamageAndRetriesLater) {
+  ViewerSettings settings = Refreshing(ImageKind::kJpeg, pb::IMAGE_FORMAT_JPEG);
+  settings.encode.jpeg_quality = 0;  // refused by the encoder
+  auto core = Start(settings);
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received first(output_.Drain(*core));
+  EXPECT_EQ(first.modes.size(), 1u);  // the mode goes; no update
+  EXPECT_TRUE(first.updates.empty());
+  EXPECT_EQ(executor_.RunDue(), 0);  // no busy retry
+  Flush({0, 0, 8, 16});
+  EXPECT_EQ(executor_.RunDue(), 0);
+  clock_.Advance(absl::Milliseconds(100));
+  ASSERT_EQ(executor_.RunDue(), 1);  // the damage is still there
+  EXPECT_TRUE(Received(output_.Drain(*core)).updates.empty());
+  EXPECT_EQ(core->updates_sent(), 0u);
 }
 
 TEST_F(ViewerCoreTest, AFlushThatChangedNothingSendsNothing) {

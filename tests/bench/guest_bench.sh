@@ -21,6 +21,7 @@
 #   QEMU_VNC=0      skip QEMU's VNC server
 #   RESULTS=FILE    also write every result as a JSON line here
 #   WORKLOADS="typing flood video10 video15 latency"  (the default: all)
+#   DUMP_DIR=DIR    stream_probe writes each message's make-up there
 set -euo pipefail
 build="$(cd "$1" && pwd)"
 cache="${2:-$build/e2e-cache}"
@@ -173,7 +174,8 @@ for entry in $daemons; do
         --trigger_path="$run/serial.sock" --region=0,0,$width,32 --tries=20 \
         --gap_min_ms=300 --gap_max_ms=800 --json="$2" > /dev/null ;;
       *) "$probe" --server="unix:$run/grpc.sock" --format=$format --quality=60 \
-        --duration="${window}s" --warmup=1s --json="$2" > /dev/null ;;
+        --duration="${window}s" --warmup=1s --json="$2" \
+        ${DUMP_DIR:+--dump="$DUMP_DIR/$label-$1.txt"} > /dev/null ;;
     esac
   }
   echo "guest bench: $label ($daemon)"

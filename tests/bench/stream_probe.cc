@@ -68,6 +68,9 @@ ABSL_FLAG(uint32_t, tries, 30, "latency: triggers.");
 ABSL_FLAG(uint32_t, gap_min_ms, 500, "latency: least idle time before one.");
 ABSL_FLAG(uint32_t, gap_max_ms, 2000, "latency: most idle time before one.");
 ABSL_FLAG(std::string, json, "", "Also write the result as JSON here.");
+ABSL_FLAG(std::string, dump, "",
+          "stats: also write one line per message here (its bytes by field, "
+          "each rect and copy), to see where an update's bytes go.");
 
 namespace {
 
@@ -93,10 +96,14 @@ double Percentile(std::vector<double> values, double p) {
 // keeps a record of each.
 class Receiver {
  public:
-  explicit Receiver(pb::Display::Stub* stub) : stub_(stub) {}
+  explicit Receiver(pb::Display::Stub* stub) : stub_(stub) {
+    const std::string dump = absl::GetFlag(FLAGS_dump);
+    if (!dump.empty()) dump_ = std::fopen(dump.c_str(), "w");
+  }
   ~Receiver() {
     context_.TryCancel();
     if (thread_.joinable()) thread_.join();
+    if (dump_ != nullptr) std::fclose(dump_);
   }
 
   absl::Status Start(const std::vector<pb::ImageFormat>& formats,
@@ -167,6 +174,7 @@ class Receiver {
         in_update = true;
       }
       if (in_update) current.bytes += event.ByteSizeLong();
+      if (dump_ != nullptr) Dump(event);
       if (absl::Status status = model_.Apply(event); !status.ok()) {
         error_ = std::string(status.message());
         break;
@@ -197,7 +205,31 @@ class Receiver {
     mu_.NotifyAll();
   }
 
+  // One line: the message's bytes, the envelope's (all but rects and
+  // copies), then each rect (x,y,w,h format bytes-of-data) and copy.
+  void Dump(const pb::StreamFramesResponse& event) {
+    std::string line = absl::StrCat(event.ByteSizeLong());
+    if (event.has_update()) {
+      pb::StreamFramesResponse envelope = event;
+      envelope.mutable_update()->clear_rects();
+      envelope.mutable_update()->clear_copies();
+      absl::StrAppend(&line, " envelope=", envelope.ByteSizeLong());
+      for (const pb::EncodedRect& r : event.update().rects())
+        absl::StrAppend(&line, " rect=", r.rect().x(), ",", r.rect().y(), ",",
+                        r.rect().width(), "x", r.rect().height(), ":",
+                        r.solid() ? "solid" : pb::ImageFormat_Name(r.format()),
+                        ":", r.data().size(), "/", r.ByteSizeLong());
+      for (const pb::CopyRect& c : event.update().copies())
+        absl::StrAppend(&line, " copy=", c.rect().height(), "rows");
+    } else {
+      absl::StrAppend(&line, " ", event.GetDescriptor()->name(), " ",
+                      event.ShortDebugString().substr(0, 60));
+    }
+    std::fprintf(dump_, "%s\n", line.c_str());
+  }
+
   pb::Display::Stub* const stub_;
+  FILE* dump_ = nullptr;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<pb::StreamFramesRequest,
                                            pb::StreamFramesResponse>>
