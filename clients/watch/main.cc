@@ -33,6 +33,7 @@
 #include "clients/watch/screen_model.h"
 #include "common/allocator.h"
 #include "common/cli.h"
+#include "common/compact_update.h"
 #include "common/mutex.h"
 #include "common/stop_signals.h"
 
@@ -69,8 +70,10 @@ class Stats {
   // Latency counts updates that answer a flush: not the first full update
   // after subscribing or a mode change (its flush may be long past on a
   // still screen), nor lossless refreshes (sent when the screen settled).
-  void Event(const pb::StreamFramesResponse& event, int64_t received_ns) {
-    bytes_ += event.ByteSizeLong();
+  // `wire_bytes`: the message as it came (before UpdateExpander).
+  void Event(const pb::StreamFramesResponse& event, size_t wire_bytes,
+             int64_t received_ns) {
+    bytes_ += wire_bytes;
     if (event.has_started() || event.has_mode_changed()) skip_next_ = true;
     if (event.has_update() && event.update().end_of_update()) {
       ++updates_;
@@ -241,6 +244,7 @@ int Replay(const std::string& path, const SignalWatcher& signals) {
   }
   vgpu::watch::ScreenModel screen;
   Stats stats;
+  vgpu::UpdateExpander expander;
   int64_t first = -1, second_start = 0;
   while (true) {
     if (int signal = signals.signal(); signal != 0) {
@@ -268,7 +272,9 @@ int Replay(const std::string& path, const SignalWatcher& signals) {
       stats.Report(static_cast<double>(received - second_start) / 1e9);
       second_start = received;
     }
-    stats.Event(event, received);
+    const size_t wire_bytes = event.ByteSizeLong();
+    if (event.has_update()) expander.Expand(event.mutable_update());
+    stats.Event(event, wire_bytes, received);
     if (absl::Status status = screen.Apply(event); !status.ok()) {
       Error(absl::StrCat(path, ": ", status.message()));
       return Finish(screen, stats, out, kError);
@@ -346,7 +352,8 @@ int Watch(SignalWatcher& signals) {
   s->set_jpeg_subsampling(*subsampling);
   s->set_max_fps(absl::GetFlag(FLAGS_max_fps));
   s->set_max_in_flight(absl::GetFlag(FLAGS_credits));
-  s->set_accept_copies(true);  // ScreenModel applies them
+  s->set_accept_copies(true);    // ScreenModel applies them
+  s->set_compact_updates(true);  // expanded as they come
   s->set_include_cursor(true);
   vgpu::watch::ScreenModel screen;
   Stats stats;
@@ -355,8 +362,10 @@ int Watch(SignalWatcher& signals) {
   if (stream->Write(subscribe)) {
     absl::Time second_start = absl::Now();
     pb::StreamFramesResponse event;
+    vgpu::UpdateExpander expander;
     while (stream->Read(&event)) {
       int64_t received = absl::ToUnixNanos(absl::Now());
+      const size_t wire_bytes = event.ByteSizeLong();
       if (record.is_open() && !output_failed) {
         std::string bytes = event.SerializeAsString();
         uint32_t length = static_cast<uint32_t>(bytes.size());
@@ -370,7 +379,9 @@ int Watch(SignalWatcher& signals) {
           context.TryCancel();
         }
       }
-      stats.Event(event, received);
+      // Recordings hold what came; replay expands it the same way.
+      if (event.has_update()) expander.Expand(event.mutable_update());
+      stats.Event(event, wire_bytes, received);
       if (event.has_started()) {
         started = true;
         const auto& start = event.started();

@@ -1,11 +1,13 @@
 #include "server/grpc/viewer_streams.h"
 
+#include <atomic>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
+#include "common/compact_update.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "server/grpc/display_service.h"
@@ -19,22 +21,6 @@ namespace {
 
 namespace pb = vgpu::display::v1;
 
-// Stamps each update band as it is handed to gRPC, and measures flush to
-// send for the last band of an update.
-template <typename Message>
-std::function<void(Message&)> StampUpdates(ServiceMetrics* metrics) {
-  return [metrics](Message& message) {
-    if (!message.has_update()) return;
-    pb::FrameUpdate* update = message.mutable_update();
-    const int64_t now = UnixNanos(absl::Now());
-    update->set_send_time_unix_ns(now);
-    if (update->end_of_update() && update->flush_time_unix_ns() > 0) {
-      metrics->flush_to_send_seconds().Observe(
-          static_cast<double>(now - update->flush_time_unix_ns()) / 1e9);
-    }
-  };
-}
-
 // What WatchFrames and StreamFrames share: a viewer slot, a writer, a core
 // made by the subclass, and a lifetime that ends after OnDone once the
 // core's last task has returned.
@@ -46,7 +32,7 @@ class ViewerStream : public Reactor, public ViewerOutput {
         viewer_id_(service->NextViewerId()),
         kind_(kind),
         peer_(std::move(peer)),
-        writer_(this, StampUpdates<Message>(&service->metrics())) {
+        writer_(this, [this](Message& message) { BeforeWrite(message); }) {
     service_->StreamOpened(kind_);
   }
 
@@ -90,6 +76,8 @@ class ViewerStream : public Reactor, public ViewerOutput {
     MutexLock lock(&core_mu_);
     return core_;
   }
+  // Before the core starts: updates go out compacted from then on.
+  void set_compact(bool compact) { compact_ = compact; }
 
   DisplayService* const service_;
   const uint64_t viewer_id_;
@@ -111,7 +99,28 @@ class ViewerStream : public Reactor, public ViewerOutput {
     delete this;
   }
 
+  // Each update band as it is handed to gRPC (under the writer's lock, in
+  // order): measures flush to send on the last band of an update, then
+  // stamps the send time or compacts it.
+  void BeforeWrite(Message& message) {
+    if (!message.has_update()) return;
+    pb::FrameUpdate* update = message.mutable_update();
+    const int64_t now = UnixNanos(absl::Now());
+    if (update->end_of_update() && update->flush_time_unix_ns() > 0) {
+      service_->metrics().flush_to_send_seconds().Observe(
+          static_cast<double>(now - update->flush_time_unix_ns()) / 1e9);
+    }
+    if (compact_.load(std::memory_order_relaxed)) {
+      compactor_.Compact(update);
+    } else {
+      update->set_send_time_unix_ns(now);
+    }
+  }
+
   absl::Time started_ = absl::InfinitePast();  // set by StartCore
+  // Set before the first update is written (the core starts after it).
+  std::atomic<bool> compact_{false};
+  UpdateCompactor compactor_;  // only in BeforeWrite
 
   mutable Mutex core_mu_;
   std::shared_ptr<ViewerCore> core_ VGPU_GUARDED_BY(core_mu_);
@@ -196,6 +205,7 @@ class FrameStreamer final
                 service_->store()->State(subscribe.scanout_id()),
                 started.mutable_started()->mutable_scanout());
     writer_.Write(std::move(started));  // before anything the core sends
+    set_compact(subscribe.compact_updates());
     StartCore(*settings);
     return absl::OkStatus();
   }

@@ -43,6 +43,7 @@
 #include "clients/watch/screen_model.h"
 #include "common/allocator.h"
 #include "common/cli.h"
+#include "common/compact_update.h"
 #include "common/mutex.h"
 #include "device/gpu/frame.h"
 
@@ -55,6 +56,8 @@ ABSL_FLAG(uint32_t, quality, 60, "JPEG quality, 1..100.");
 ABSL_FLAG(uint32_t, credits, 2, "Updates in flight before an ack.");
 ABSL_FLAG(bool, copies, true,
           "Accept copy rects (scrolls sent as copies of what is shown).");
+ABSL_FLAG(bool, compact, true,
+          "Ask for compact updates (fields the client can derive left out).");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
           "stats: how long to count.");
 ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(),
@@ -115,6 +118,7 @@ class Receiver {
     subscribe->set_jpeg_quality(quality);
     subscribe->set_max_in_flight(credits);
     subscribe->set_accept_copies(absl::GetFlag(FLAGS_copies));
+    subscribe->set_compact_updates(absl::GetFlag(FLAGS_compact));
     if (!stream_->Write(request))
       return absl::UnavailableError("the daemon closed the stream");
     thread_ = std::thread([this] { Run(); });
@@ -175,6 +179,7 @@ class Receiver {
       }
       if (in_update) current.bytes += event.ByteSizeLong();
       if (dump_ != nullptr) Dump(event);
+      if (event.has_update()) expander_.Expand(event.mutable_update());
       if (absl::Status status = model_.Apply(event); !status.ok()) {
         error_ = std::string(status.message());
         break;
@@ -235,6 +240,7 @@ class Receiver {
                                            pb::StreamFramesResponse>>
       stream_;
   std::thread thread_;
+  vgpu::UpdateExpander expander_;  // only on thread_
   vgpu::Mutex mu_;
   vgpu::watch::ScreenModel model_ VGPU_GUARDED_BY(mu_);
   std::vector<Update> updates_ VGPU_GUARDED_BY(mu_);

@@ -15,6 +15,7 @@
 #include <turbojpeg.h>
 
 #include "clients/watch/screen_model.h"
+#include "common/compact_update.h"
 #include "common/notification.h"
 #include "server/frame_store.h"
 #include "server/worker_pool.h"
@@ -566,6 +567,86 @@ TEST_F(DisplayServiceTest, StreamFramesHonoursCreditsAndAcks) {
   EXPECT_EQ(response.update().flushes(), 4u);
   stream->WritesDone();
   context.TryCancel();
+}
+
+// A compact stream and a complete one, frame by frame: once expanded the
+// compact one says the same (flush times to the microsecond) in fewer bytes.
+TEST_F(DisplayServiceTest, CompactUpdatesExpandToWhatCompleteOnesSay) {
+  Publish(0xFF000001);
+  struct AckingViewer {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<pb::StreamFramesRequest,
+                                             pb::StreamFramesResponse>>
+        stream;
+    UpdateExpander expander;
+    size_t wire_bytes = 0, updates = 0;
+    // The next whole update, expanded, acknowledged.
+    pb::FrameUpdate Next() {
+      pb::StreamFramesResponse response;
+      while (stream->Read(&response)) {
+        if (!response.has_update()) continue;
+        wire_bytes += response.ByteSizeLong();
+        expander.Expand(response.mutable_update());
+        if (!response.update().end_of_update()) continue;
+        ++updates;
+        pb::StreamFramesRequest ack;
+        ack.mutable_ack()->set_update_id(response.update().update_id());
+        stream->Write(ack);
+        return response.update();
+      }
+      ADD_FAILURE() << "the stream ended";
+      return {};
+    }
+  } viewers[2];
+  for (int i = 0; i < 2; ++i) {
+    viewers[i].context.set_deadline(std::chrono::system_clock::now() +
+                                    std::chrono::seconds(30));
+    viewers[i].stream = stub_->StreamFrames(&viewers[i].context);
+    pb::StreamFramesRequest subscribe;
+    subscribe.mutable_subscribe()->add_formats(pb::IMAGE_FORMAT_ZSTD_BGRX);
+    subscribe.mutable_subscribe()->set_compact_updates(i == 1);
+    ASSERT_TRUE(viewers[i].stream->Write(subscribe));
+    viewers[i].Next();  // the whole screen
+  }
+  const size_t first_compact = viewers[1].wire_bytes;
+  for (AckingViewer& viewer : viewers) viewer.wire_bytes = viewer.updates = 0;
+  for (uint32_t i = 2; i < 12; ++i) {
+    ++sequence_;
+    // A small change (one character cell), now and then two frames at once.
+    store_.OnFrame(0, CornersFrame(320, 200, 0xFF000000u | i, sequence_),
+                   {{8 * i, 16, 8, 16}});
+    if (i % 4 == 0) {
+      ++sequence_;
+      store_.OnFrame(0, CornersFrame(320, 200, 0xFF000100u | i, sequence_),
+                     {{8 * i, 32, 8, 16}});
+    }
+    // Each viewer may get both frames in one update or in two: read up to
+    // the frame just published.
+    pb::FrameUpdate last[2];
+    for (int v = 0; v < 2; ++v) {
+      uint32_t flushes = 0;
+      do {
+        last[v] = viewers[v].Next();
+        flushes += last[v].flushes();
+      } while (last[v].frame_sequence() < sequence_ && !HasFailure());
+      EXPECT_EQ(flushes, i % 4 == 0 ? 2u : 1u);
+    }
+    EXPECT_EQ(last[1].frame_sequence(), sequence_);
+    EXPECT_EQ(last[1].frame_sequence(), last[0].frame_sequence());
+    EXPECT_EQ(last[1].flush_time_unix_ns(),
+              last[0].flush_time_unix_ns() / 1000 * 1000);
+    EXPECT_EQ(last[1].send_time_unix_ns(), 0);
+    EXPECT_GT(last[0].send_time_unix_ns(), 0);
+  }
+  EXPECT_GT(first_compact, 0u);
+  // About 17 bytes less per update (send time, absolute flush time, frame
+  // sequence).
+  EXPECT_LT(viewers[1].wire_bytes / viewers[1].updates + 10,
+            viewers[0].wire_bytes / viewers[0].updates);
+  for (AckingViewer& viewer : viewers) {
+    viewer.stream->WritesDone();
+    viewer.context.TryCancel();
+  }
 }
 
 TEST_F(DisplayServiceTest, StreamFramesSendsTheCursorWhenAsked) {
