@@ -9,6 +9,8 @@
 #   typing     30 characters a second on tty1 (indexed, else zstd)
 #   flood      a text flood: the console scrolls as fast as the guest can
 #   video10/15 full-screen frames at 10 and 15 a second (JPEG 60)
+#   still      one full-screen picture that stays; the bytes of a new
+#              viewer's first update (the whole screen, JPEG 60)
 #   latency    the host writes "mark K" to the serial console, the guest
 #              fills a band; time until the viewer has it
 # For each: updates per second, bytes per update (p50, p99), bytes per
@@ -20,7 +22,7 @@
 #   SECONDS_PER=10  counting window per workload
 #   QEMU_VNC=0      skip QEMU's VNC server
 #   RESULTS=FILE    also write every result as a JSON line here
-#   WORKLOADS="typing flood video10 video15 latency"  (the default: all)
+#   WORKLOADS="typing flood video10 video15 still latency"  (default: all)
 #   DUMP_DIR=DIR    stream_probe writes each message's make-up there
 set -euo pipefail
 build="$(cd "$1" && pwd)"
@@ -30,7 +32,7 @@ here="$bench/../e2e"
 shared="$(cd "$bench/../../.." && pwd)/shared"
 width=1280 height=800
 window="${SECONDS_PER:-10}"
-only="${WORKLOADS:-typing flood video10 video15 latency}"
+only="${WORKLOADS:-typing flood video10 video15 still latency}"
 daemons="${DAEMONS:-vgpu=$build/server/vgpu-displayd}"
 probe="$build/tests/bench/stream_probe"
 python=/usr/bin/python3
@@ -98,6 +100,25 @@ measure() {
   if [ $# -gt 0 ]; then
     until [ "$(done_count "$1")" -gt "$before" ]; do sleep 0.2; done
   fi
+  record "$workload" "$cpu0" "$cpu1"
+}
+# A full-screen picture (frame 0) that stays: a viewer that connects then
+# gets it as its first update, JPEG 60 from both servers.
+measure_still() {
+  local before cpu0 cpu1
+  before="$(done_count video)"
+  send clear; sleep 1
+  send video 1 1
+  until [ "$(done_count video)" -gt "$before" ]; do sleep 0.2; done
+  cpu0="$(server_cpu)"
+  "$1" still "$run/$label-still.json" || fail "$label still: the viewer failed"
+  cpu1="$(server_cpu)"
+  record still "$cpu0" "$cpu1"
+}
+# Appends the result of workload $1 (its viewer's JSON) with the server's
+# CPU seconds from $2 to $3.
+record() {
+  local workload="$1" cpu0="$2" cpu1="$3"
   $python - "$run/$label-$workload.json" "$label" "$workload" "$cpu0" "$cpu1" "$cpu_what" >> "$results" <<'EOF'
 import json, sys
 path, label, workload, cpu0, cpu1, what = sys.argv[1:7]
@@ -107,7 +128,7 @@ if "updates" in r and r["updates"]:
     r["cpu_ms_per_update"] = round((float(cpu1) - float(cpu0)) * 1000 / r["updates"], 3)
 print(json.dumps(r))
 EOF
-  tail -n 1 "$results" | $python -c 'import json,sys; r=json.load(sys.stdin); print("  %-9s %-8s %s" % (r["target"], r["workload"], {k: r[k] for k in ("updates_per_s","bytes_per_update_p50","bytes_per_update_p99","bytes_per_s","cpu_ms_per_update","ms_p50","ms_p99","flush_ms_p50") if k in r}))'
+  tail -n 1 "$results" | $python -c 'import json,sys; r=json.load(sys.stdin); print("  %-9s %-8s %s" % (r["target"], r["workload"], {k: r[k] for k in ("updates_per_s","bytes_per_update_p50","bytes_per_update_p99","bytes_per_s","cpu_ms_per_update","ms_p50","ms_p99","flush_ms_p50","first_update_bytes","rects") if k in r}))'
 }
 workloads() {
   local view="$1" w
@@ -118,6 +139,7 @@ workloads() {
       video10) measure video10 "$view" video 10 $((window + 3)) ;;
       video15) measure video15 "$view" video 15 $((window + 3)) ;;
       latency) measure latency "$view" ;;
+      still) measure_still "$view" ;;
     esac
   done
 }
@@ -139,6 +161,7 @@ if [ "${QEMU_VNC:-1}" = 1 ] && [ -f "$shared/tools/rfb_probe.py" ]; then
   server_cpu() { cpu_of "$qemu_pid" vnc_worker; }
   vnc_view() {
     case "$1" in
+      still) $python "$bench/rfb_first_update.py" "$shared/tools" 127.0.0.1:57 6 "$2" ;;
       latency) $python "$shared/tools/rfb_probe.py" latency 127.0.0.1:57 --quality 6 \
         --trigger-path "$run/serial.sock" --region 0,0,$width,32 --tries 20 \
         --gap-min-ms 300 --gap-max-ms 800 --json "$2" --quiet > /dev/null ;;
@@ -168,8 +191,10 @@ for entry in $daemons; do
   grpc_view() {
     # INDEXED where the daemon has it (an older one falls back to zstd).
     local format=indexed,zstd
-    case "$1" in video*) format=jpeg ;; esac
+    case "$1" in video* | still) format=jpeg ;; esac
     case "$1" in
+      still) "$probe" --server="unix:$run/grpc.sock" --mode=first --format=jpeg --quality=60 \
+        --json="$2" > /dev/null ;;
       latency) "$probe" --server="unix:$run/grpc.sock" --mode=latency --format=zstd \
         --trigger_path="$run/serial.sock" --region=0,0,$width,32 --tries=20 \
         --gap_min_ms=300 --gap_max_ms=800 --json="$2" > /dev/null ;;
@@ -207,6 +232,8 @@ lines = [("typing", "bytes_per_update_p50", "B/update p50"),
          ("video10", "cpu_ms_per_update", "CPU ms/update"),
          ("video15", "bytes_per_update_p50", "B/update p50"),
          ("video15", "updates_per_s", "updates/s"),
+         ("still", "first_update_bytes", "whole screen, first update B"),
+         ("still", "rects", "rects"),
          ("latency", "ms_p50", "trigger-to-pixel p50 ms"),
          ("latency", "ms_p99", "trigger-to-pixel p99 ms"),
          ("latency", "flush_ms_p50", "flush-to-pixel p50 ms (daemon)")]

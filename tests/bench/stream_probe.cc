@@ -47,7 +47,9 @@
 #include "common/mutex.h"
 #include "device/gpu/frame.h"
 
-ABSL_FLAG(std::string, mode, "stats", "stats or latency.");
+ABSL_FLAG(std::string, mode, "stats",
+          "stats, latency, or first (the bytes of the first update: the whole "
+          "screen).");
 ABSL_FLAG(std::string, format, "zstd",
           "Encoding asked for: adaptive, indexed, zstd, jpeg, png, raw (a "
           "list, comma "
@@ -84,6 +86,7 @@ struct Update {
   int64_t flush_time_ns = 0;  // the device's flush (0 in a refresh)
   uint64_t bytes = 0;
   uint32_t rects = 0;
+  uint32_t jpeg_rects = 0;
   bool refresh = false;
   bool region_hit = false;
 };
@@ -193,6 +196,7 @@ class Receiver {
         const vgpu::gpu::PixelRect r{rect.rect().x(), rect.rect().y(),
                                      rect.rect().width(), rect.rect().height()};
         current.region_hit |= !vgpu::gpu::Intersect(r, region_).empty();
+        current.jpeg_rects += rect.format() == pb::IMAGE_FORMAT_JPEG;
       }
       if (!update.end_of_update()) continue;
       current.done = now;
@@ -293,6 +297,20 @@ int Stats(Receiver& receiver) {
            Percentile(sizes, 50), Percentile(sizes, 99), bytes / seconds / 1e3,
            Percentile(rects, 50)),
        json);
+  return 0;
+}
+
+int First(Receiver& receiver) {
+  if (!receiver.WaitForUpdates(1, absl::Now() + absl::Seconds(20))) {
+    std::fprintf(stderr, "stream_probe: no first update\n");
+    return 6;
+  }
+  const Update first = receiver.updates().front();
+  Emit(absl::StrFormat("first update: %d bytes, %d rects (%d JPEG)",
+                       first.bytes, first.rects, first.jpeg_rects),
+       absl::StrFormat("{\"first_update_bytes\": %d, \"rects\": %d, "
+                       "\"jpeg_rects\": %d}",
+                       first.bytes, first.rects, first.jpeg_rects));
   return 0;
 }
 
@@ -471,8 +489,10 @@ int main(int argc, char** argv) {
                    std::string(s.message()).c_str());
       return 3;
     }
-    code = absl::GetFlag(FLAGS_mode) == "latency" ? Latency(receiver)
-                                                  : Stats(receiver);
+    const std::string mode = absl::GetFlag(FLAGS_mode);
+    code = mode == "latency" ? Latency(receiver)
+           : mode == "first" ? First(receiver)
+                             : Stats(receiver);
     if (!receiver.error().empty()) {
       std::fprintf(stderr, "stream_probe: %s\n", receiver.error().c_str());
       code = 5;
