@@ -16,6 +16,22 @@ namespace pb = vgpu::display::v1;
 // (an encoder that fails keeps failing for a while: out of memory).
 constexpr absl::Duration kRetryAfterFailure = absl::Milliseconds(100);
 
+// How many rows of the screen `rects` touch.
+uint32_t RowsTouched(std::vector<gpu::PixelRect> rects) {
+  std::sort(rects.begin(), rects.end(),
+            [](const gpu::PixelRect& a, const gpu::PixelRect& b) {
+              return a.y < b.y;
+            });
+  uint32_t rows = 0, end = 0;
+  for (const gpu::PixelRect& r : rects) {
+    const uint32_t bottom = r.y + r.height;
+    if (bottom <= end) continue;
+    rows += bottom - std::max(r.y, end);
+    end = bottom;
+  }
+  return rows;
+}
+
 // Makes the messages of one update from its encoded pieces, one band at a
 // time and each under the band budget, so the first band is on the wire
 // while the next is filled (raw pixels are read out of the frame here).
@@ -174,10 +190,13 @@ void ViewerCore::OnChange(const Change& change) {
     pending_cursor_shape_ |= change.cursor_shape_changed;
   } else if (change.mode_changed) {
     pending_mode_ = true;
+    covered_sequence_ = 0;
   } else {
     // A flush that changed no pixel adds nothing to send; it is counted in
-    // the next update's `flushes`.
-    for (const gpu::PixelRect& rect : change.damage) damage_.Add(rect);
+    // the next update's `flushes`. Nor does one a round already covered.
+    if (change.sequence == 0 || change.sequence > covered_sequence_) {
+      for (const gpu::PixelRect& rect : change.damage) damage_.Add(rect);
+    }
     ++flushes_;
   }
   MaybeScheduleLocked();
@@ -197,7 +216,8 @@ void ViewerCore::Acknowledge(uint64_t update_id) {
 void ViewerCore::Refresh() {
   MutexLock lock(&mu_);
   damage_.AddAll();
-  shown_ = nullptr;  // the whole screen as pixels, not copies of itself
+  need_full_ = true;  // with a frame: all of it, whatever was told
+  shown_ = nullptr;   // the whole screen as pixels, not copies of itself
   MaybeScheduleLocked();
 }
 
@@ -281,8 +301,23 @@ void ViewerCore::Prepare() {
                  state.frame ? state.frame->height() : 0);
   }
   std::vector<gpu::PixelRect> damage;
+  // The store holds a frame before it tells its listeners, so the frame
+  // read may be newer than the last change told: its damage is still on its
+  // way. Where the viewer shows a frame known exactly, the frames say what
+  // changed since (the notification then adds nothing); otherwise what the
+  // viewer will show is no single frame, and no copies come from it.
+  bool damage_complete = state.sequence == told_sequence_;
   if (may_update && state.frame) {
-    if (std::exchange(need_full_, false)) damage_.AddAll();
+    if (std::exchange(need_full_, false)) {
+      damage_.AddAll();
+      covered_sequence_ = state.sequence;
+      damage_complete = true;
+    } else if (!damage_complete && shown_) {
+      for (const gpu::PixelRect& rect : state.frame->ChangedSince(*shown_))
+        damage_.Add(rect);
+      covered_sequence_ = state.sequence;
+      damage_complete = true;
+    }
     damage = damage_.Take(state.frame->width(), state.frame->height());
   } else if (may_update) {
     damage_.Clear();  // no frame of this mode yet: the first one goes whole
@@ -300,9 +335,6 @@ void ViewerCore::Prepare() {
   }
 
   const gpu::FramePtr shown = shown_;
-  // Damage of every frame up to the one read is in hand (see
-  // told_sequence_).
-  const bool damage_complete = state.sequence == told_sequence_;
   mu_.Unlock();
 
   const bool refresh = !settled.empty();
@@ -313,14 +345,13 @@ void ViewerCore::Prepare() {
   if (UsesCopies() && !refresh && shown && state.frame &&
       shown->width() == state.frame->width() &&
       shown->height() == state.frame->height() && !damage.empty()) {
-    // Only where a damaged rect is large enough to hold a scroll: the rows
-    // between scattered small changes are not searched.
+    // A scroll of similar lines (a console's) changes a little in most
+    // rows; a search is worth it when damage touches most rows of its box,
+    // not for a few scattered changes (a cursor and a clock).
     gpu::PixelRect box;
-    for (const gpu::PixelRect& r : damage) {
-      if (r.width >= gpu::kTileSize && r.height >= 2 * kMinCopyRows)
-        box = gpu::BoundingBox(box, r);
-    }
-    if (!box.empty()) {
+    for (const gpu::PixelRect& r : damage) box = gpu::BoundingBox(box, r);
+    if (box.width >= gpu::kTileSize && box.height >= 2 * kMinCopyRows &&
+        2 * RowsTouched(damage) >= box.height) {
       copies = FindVerticalCopies(*shown, *state.frame, box);
       std::vector<gpu::PixelRect> holes;
       holes.reserve(copies.size());

@@ -152,6 +152,10 @@ class ViewerCore : public FrameListener,
   // yet told sends pixels of it only where earlier damage was, so what the
   // viewer then shows is no single frame.
   uint64_t told_sequence_ VGPU_GUARDED_BY(mu_) = 0;
+  // Frames up to this one were compared with shown_ by a round that read
+  // it before it was told (their damage, when told, is not added again).
+  // Frame sequences only grow within a mode.
+  uint64_t covered_sequence_ VGPU_GUARDED_BY(mu_) = 0;
   bool refresh_armed_ VGPU_GUARDED_BY(mu_) = false;  // a wake-up is queued
   bool refresh_due_ VGPU_GUARDED_BY(mu_) = false;
   bool scheduled_ VGPU_GUARDED_BY(mu_) = false;  // a round is queued
