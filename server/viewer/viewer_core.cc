@@ -183,20 +183,20 @@ void ViewerCore::OnChange(const Change& change) {
   if (change.scanout_id != settings_.scanout_id) return;
   MutexLock lock(&mu_);
   if (stopped_) return;
-  if (change.sequence != 0) told_sequence_ = change.sequence;
+  if (change.sequence != 0) {
+    told_sequence_ = change.sequence;
+    awaiting_told_ = false;
+  }
   if (change.cursor_moved) {
     if (!settings_.include_cursor) return;
     pending_cursor_ = true;
     pending_cursor_shape_ |= change.cursor_shape_changed;
   } else if (change.mode_changed) {
     pending_mode_ = true;
-    covered_sequence_ = 0;
   } else {
     // A flush that changed no pixel adds nothing to send; it is counted in
-    // the next update's `flushes`. Nor does one a round already covered.
-    if (change.sequence == 0 || change.sequence > covered_sequence_) {
-      for (const gpu::PixelRect& rect : change.damage) damage_.Add(rect);
-    }
+    // the next update's `flushes`.
+    for (const gpu::PixelRect& rect : change.damage) damage_.Add(rect);
     ++flushes_;
   }
   MaybeScheduleLocked();
@@ -229,8 +229,8 @@ uint64_t ViewerCore::updates_sent() const {
 bool ViewerCore::HasWorkLocked() const {
   bool may_update =
       settings_.max_in_flight == 0 || sent_ - acked_ < settings_.max_in_flight;
-  return pending_cursor_ ||
-         (may_update && (pending_mode_ || !damage_.empty() || refresh_due_));
+  return pending_cursor_ || (may_update && pending_mode_) ||
+         (may_update && !awaiting_told_ && (!damage_.empty() || refresh_due_));
 }
 
 void ViewerCore::MaybeScheduleLocked() {
@@ -302,36 +302,41 @@ void ViewerCore::Prepare() {
   }
   std::vector<gpu::PixelRect> damage;
   // The store holds a frame before it tells its listeners, so the frame
-  // read may be newer than the last change told: its damage is still on its
-  // way. Where the viewer shows a frame known exactly, the frames say what
-  // changed since (the notification then adds nothing); otherwise what the
-  // viewer will show is no single frame, and no copies come from it.
-  bool damage_complete = state.sequence == told_sequence_;
+  // read may be newer than the last change told, its damage still on its
+  // way: an update cut from it now would be no single frame (and copies
+  // from it wrong). Unless the whole screen goes anyway, this round sends
+  // no update; the notification, microseconds away, brings the next round.
+  bool told = state.sequence == told_sequence_;
   if (may_update && state.frame) {
     if (std::exchange(need_full_, false)) {
       damage_.AddAll();
-      covered_sequence_ = state.sequence;
-      damage_complete = true;
-    } else if (!damage_complete && shown_) {
-      for (const gpu::PixelRect& rect : state.frame->ChangedSince(*shown_))
-        damage_.Add(rect);
-      covered_sequence_ = state.sequence;
-      damage_complete = true;
+      shown_ = nullptr;  // whatever a Refresh() raced with
+      // All of this frame goes: as good as told (a viewer that started
+      // after the frame came is never told of it).
+      told_sequence_ = state.sequence;
+      told = true;
+    } else if (!told) {
+      awaiting_told_ = true;
     }
-    damage = damage_.Take(state.frame->width(), state.frame->height());
+    if (told)
+      damage = damage_.Take(state.frame->width(), state.frame->height());
   } else if (may_update) {
     damage_.Clear();  // no frame of this mode yet: the first one goes whole
   }
-  const uint32_t flushes = may_update ? std::exchange(flushes_, 0) : 0;
+  const bool update_now = may_update && !awaiting_told_;
+  const uint32_t flushes = update_now ? std::exchange(flushes_, 0) : 0;
   const bool send_cursor = std::exchange(pending_cursor_, false);
   const bool send_shape = std::exchange(pending_cursor_shape_, false);
   // A refresh goes out on its own, in a round with no new damage (one
   // update per round; the next round comes as long as it stays due).
   std::vector<gpu::PixelRect> settled;
-  if (may_update && refresh_due_ && !send_mode && damage.empty()) {
+  if (update_now && refresh_due_ && !send_mode && damage.empty()) {
     refresh_due_ = false;
     settled = lossy_.TakeSettled(now - settings_.refresh.after, damage_);
-    ArmRefreshLocked();  // for cells that have not settled yet
+    ArmRefreshLocked();      // for cells that have not settled yet
+    if (!settled.empty()) {  // shows no flush: they count in the next one
+      flushes_ += flushes;
+    }
   }
 
   const gpu::FramePtr shown = shown_;
@@ -378,12 +383,19 @@ void ViewerCore::Prepare() {
         settings_.band_bytes);
     if (encoded.ok()) {
       pieces = *std::move(encoded);
+      if (encode_failing_.exchange(false)) {
+        VGPU_LOG(INFO) << "viewer " << context_.viewer_id
+                       << ": encoding works again";
+      }
     } else {
       // Nothing of this round goes out; its damage (the copies' too) waits
-      // for the next round, a moment later, as pixels.
-      VGPU_LOG(WARNING) << "viewer " << context_.viewer_id
-                        << ": encoding failed, retrying: "
-                        << encoded.status().message();
+      // for the next round, a moment later, as pixels. Logged once a run.
+      if (!encode_failing_.exchange(true)) {
+        VGPU_LOG(WARNING) << "viewer " << context_.viewer_id
+                          << ": encoding failed, retrying every "
+                          << absl::FormatDuration(kRetryAfterFailure) << ": "
+                          << encoded.status().message();
+      }
       encode_failed = true;
       has_update = false;
       for (const VerticalCopy& copy : copies) damage.push_back(copy.rect);
@@ -414,7 +426,7 @@ void ViewerCore::Prepare() {
       // What the viewer will show once it applied this update (unknown if
       // the frame's damage has not come yet). Kept only for copies: it holds
       // the frame's tiles.
-      shown_ = damage_complete && UsesCopies() ? state.frame : nullptr;
+      shown_ = UsesCopies() ? state.frame : nullptr;
       const absl::Time sent_at = context_.clock->Now();
       if (settings_.max_fps > 0)
         next_send_ = sent_at + absl::Seconds(1.0 / settings_.max_fps);

@@ -14,6 +14,7 @@
 // slow viewer's next update is always the latest screen.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -148,14 +149,13 @@ class ViewerCore : public FrameListener,
   // damage of the frame it is cut from): where copies are found.
   gpu::FramePtr shown_ VGPU_GUARDED_BY(mu_);
   // The frame of the last change this viewer was told of. The store holds a
-  // new frame before it tells its listeners: a round that reads a frame not
-  // yet told sends pixels of it only where earlier damage was, so what the
-  // viewer then shows is no single frame.
+  // new frame before it tells its listeners; a round that reads a frame not
+  // yet told waits for the notification (awaiting_told_) before it cuts an
+  // update from it.
   uint64_t told_sequence_ VGPU_GUARDED_BY(mu_) = 0;
-  // Frames up to this one were compared with shown_ by a round that read
-  // it before it was told (their damage, when told, is not added again).
-  // Frame sequences only grow within a mode.
-  uint64_t covered_sequence_ VGPU_GUARDED_BY(mu_) = 0;
+  bool awaiting_told_ VGPU_GUARDED_BY(mu_) = false;
+  // Rounds run one at a time; atomic only to need no lock around the log.
+  std::atomic<bool> encode_failing_{false};
   bool refresh_armed_ VGPU_GUARDED_BY(mu_) = false;  // a wake-up is queued
   bool refresh_due_ VGPU_GUARDED_BY(mu_) = false;
   bool scheduled_ VGPU_GUARDED_BY(mu_) = false;  // a round is queued

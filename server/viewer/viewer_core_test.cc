@@ -247,10 +247,10 @@ TEST_F(ViewerCoreTest, RandomScrollsReassemblePixelExactThroughCopies) {
 }
 
 // The store holds a new frame before it tells its listeners. A round that
-// runs in between must not send that frame's pixels only where it was told
-// of damage (the viewer would then show no single frame, and copies from
-// it would be wrong): it works out what changed from the frames.
-TEST_F(ViewerCoreTest, ARoundBeforeTheFramesDamageIsToldSendsAllOfIt) {
+// runs in between must not cut an update from that frame (it would send it
+// only where earlier damage was: no single frame, and copies taken from it
+// later would be wrong): it waits for the notification.
+TEST_F(ViewerCoreTest, ARoundBeforeTheFramesDamageIsToldWaitsForIt) {
   static constexpr uint32_t kW = 256, kH = 128;
   auto frame_of = [this](const std::vector<uint32_t>& pixels) {
     return FrameOf(pixels, kW, kH, ++sequence_);
@@ -260,8 +260,9 @@ TEST_F(ViewerCoreTest, ARoundBeforeTheFramesDamageIsToldSendsAllOfIt) {
   struct Racer : FrameListener {
     ManualExecutor* executor;
     bool armed = false;
+    int ran = 0;
     void OnChange(const Change&) override {
-      if (std::exchange(armed, false)) executor->RunDue();
+      if (std::exchange(armed, false)) ran = executor->RunDue();
     }
   } racer;
   racer.executor = &executor_;
@@ -272,16 +273,25 @@ TEST_F(ViewerCoreTest, ARoundBeforeTheFramesDamageIsToldSendsAllOfIt) {
   std::mt19937 rng(5);
   std::vector<uint32_t> f1(size_t{kW} * kH);
   for (uint32_t& p : f1) p = 0xFF000000u | (rng() & 0xFFFFFF);
-  store_.OnFrame(0, frame_of(f1), {{0, 0, kW, kH}});
+  for (size_t i = 0; i < f1.size() / 2; ++i) f1[i] = screen.pixels[i];
+  store_.OnFrame(0, frame_of(f1), {{0, kH / 2, kW, kH / 2}});
   output_.Drain(*core);  // told, round not run: damage is pending
-  // Frame 2 changes the lower half; the round runs before it is told.
+  // Frame 2 changes the top half; the round runs before it is told.
   std::vector<uint32_t> f2 = f1;
-  for (size_t i = f2.size() / 2; i < f2.size(); ++i) f2[i] = 0xFF0000FFu;
+  for (size_t i = 0; i < f2.size() / 2; ++i) f2[i] = 0xFF0000FFu;
   racer.armed = true;
-  store_.OnFrame(0, frame_of(f2), {{0, kH / 2, kW, kH / 2}});
-  screen.Apply(output_.Drain(*core));
+  store_.OnFrame(0, frame_of(f2), {{0, 0, kW, kH / 2}});
+  EXPECT_EQ(racer.ran, 1);
+  EXPECT_EQ(output_.queued(), 0u);   // it waited
+  ASSERT_EQ(executor_.RunDue(), 1);  // told: now all of frame 2
+  const std::vector<pb::StreamFramesResponse> messages = output_.Drain(*core);
+  screen.Apply(messages);
+  for (uint32_t& p : screen.pixels) p |= 0xFF000000u;  // solid rects drop X
   EXPECT_EQ(screen.pixels, f2);
-  EXPECT_EQ(executor_.RunDue(), 0);  // frame 2's damage, when told, was sent
+  Received got(messages);
+  ASSERT_EQ(got.updates.size(), 1u);
+  EXPECT_EQ(got.updates.begin()->second.back().frame_sequence(), sequence_);
+  EXPECT_EQ(got.updates.begin()->second.back().flushes(), 2u);
   // Frame 3 scrolls frame 2 up by 16 rows (damage: all of it).
   std::vector<uint32_t> f3(f2.begin() + 16 * kW, f2.end());
   f3.resize(f2.size(), 0xFF00FF00u);
@@ -395,6 +405,23 @@ TEST_F(ViewerCoreTest, LossyRegionsGoOutLosslesslyOnceSettled) {
   clock_.Advance(absl::Seconds(10));
   EXPECT_EQ(executor_.RunDue(), 0);
   EXPECT_EQ(executor_.queued(), 0u);
+}
+
+// A lossless refresh whose encoding fails keeps its cells lossy and is
+// tried again 100 ms later, not in a loop.
+TEST_F(ViewerCoreTest, AFailedRefreshIsTriedAgainLater) {
+  ViewerSettings settings = Refreshing(ImageKind::kJpeg, pb::IMAGE_FORMAT_JPEG);
+  settings.refresh.encode = {ImageKind::kJpeg, 0};  // refused by the encoder
+  auto core = Start(settings);
+  executor_.RunDue();
+  EXPECT_EQ(Received(output_.Drain(*core)).updates.size(), 1u);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    clock_.Advance(absl::Milliseconds(attempt == 0 ? 300 : 100));
+    EXPECT_GE(executor_.RunDue(), 1) << attempt;  // the refresh is tried
+    EXPECT_TRUE(Received(output_.Drain(*core)).updates.empty());
+    EXPECT_EQ(executor_.RunDue(), 0);  // and not again at once
+  }
+  EXPECT_EQ(core->updates_sent(), 1u);
 }
 
 TEST_F(ViewerCoreTest, AdaptiveRectsSayWhatTheyAreAndOnlyJpegIsRefreshed) {

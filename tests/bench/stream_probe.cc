@@ -196,7 +196,8 @@ class Receiver {
         const vgpu::gpu::PixelRect r{rect.rect().x(), rect.rect().y(),
                                      rect.rect().width(), rect.rect().height()};
         current.region_hit |= !vgpu::gpu::Intersect(r, region_).empty();
-        current.jpeg_rects += rect.format() == pb::IMAGE_FORMAT_JPEG;
+        current.jpeg_rects +=
+            !rect.solid() && rect.format() == pb::IMAGE_FORMAT_JPEG;
       }
       if (!update.end_of_update()) continue;
       current.done = now;

@@ -608,7 +608,6 @@ TEST_F(DisplayServiceTest, CompactUpdatesExpandToWhatCompleteOnesSay) {
     ASSERT_TRUE(viewers[i].stream->Write(subscribe));
     viewers[i].Next();  // the whole screen
   }
-  const size_t first_compact = viewers[1].wire_bytes;
   for (AckingViewer& viewer : viewers) viewer.wire_bytes = viewer.updates = 0;
   for (uint32_t i = 2; i < 12; ++i) {
     ++sequence_;
@@ -623,13 +622,14 @@ TEST_F(DisplayServiceTest, CompactUpdatesExpandToWhatCompleteOnesSay) {
     // Each viewer may get both frames in one update or in two: read up to
     // the frame just published.
     pb::FrameUpdate last[2];
+    const uint32_t published = i % 4 == 0 ? 2 : 1;
     for (int v = 0; v < 2; ++v) {
       uint32_t flushes = 0;
-      do {
+      while (flushes < published && !HasFailure()) {
         last[v] = viewers[v].Next();
         flushes += last[v].flushes();
-      } while (last[v].frame_sequence() < sequence_ && !HasFailure());
-      EXPECT_EQ(flushes, i % 4 == 0 ? 2u : 1u);
+      }
+      EXPECT_EQ(flushes, published);
     }
     EXPECT_EQ(last[1].frame_sequence(), sequence_);
     EXPECT_EQ(last[1].frame_sequence(), last[0].frame_sequence());
@@ -638,7 +638,6 @@ TEST_F(DisplayServiceTest, CompactUpdatesExpandToWhatCompleteOnesSay) {
     EXPECT_EQ(last[1].send_time_unix_ns(), 0);
     EXPECT_GT(last[0].send_time_unix_ns(), 0);
   }
-  EXPECT_GT(first_compact, 0u);
   // About 17 bytes less per update (send time, absolute flush time, frame
   // sequence).
   EXPECT_LT(viewers[1].wire_bytes / viewers[1].updates + 10,
