@@ -80,7 +80,7 @@ void SnapshotLoop(const FrameStore& store, const std::string& path,
 // The built-in guest: a vhost-user front-end on our own socket.
 void DemoLoop(const std::string& socket_path,
               const synth::ScenePlayerOptions& options, double fps,
-              const std::atomic<bool>& stop) {
+              uint64_t frames, const std::atomic<bool>& stop) {
   synth::FrontendOptions frontend_options;
   frontend_options.socket_path = socket_path;
   frontend_options.cancel = &stop;
@@ -104,7 +104,7 @@ void DemoLoop(const std::string& socket_path,
                  << " fps";
   const absl::Duration period = absl::Seconds(1.0 / fps);
   absl::Time next = absl::Now();
-  for (uint64_t index = 0; !stop; ++index) {
+  for (uint64_t index = 0; !stop && (frames == 0 || index < frames); ++index) {
     if (absl::Status status = (*demo)->Tick(index); !status.ok()) {
       if (!stop) VGPU_LOG(ERROR) << "demo guest stopped: " << status.message();
       return;
@@ -112,6 +112,9 @@ void DemoLoop(const std::string& socket_path,
     next += period;
     absl::SleepFor(next - absl::Now());
   }
+  // A still screen after --demo_frames: the guest stays connected (its
+  // going would reset the device and blank the scanout).
+  while (!stop) absl::SleepFor(absl::Milliseconds(50));
 }
 
 // Device and encode-cache figures, read at scrape time (the device's on its
@@ -587,7 +590,7 @@ int Daemon::Run() {
     demo_options.height = c.device.displays[0].height;
     demo_options.mode_every = c.demo_mode_every;
     demo_thread = std::thread(DemoLoop, c.vhost_user_socket, demo_options,
-                              c.demo_fps, std::cref(stop));
+                              c.demo_fps, c.demo_frames, std::cref(stop));
   }
 
   s.vhost_user->Run();  // the device thread

@@ -33,6 +33,7 @@ struct DaemonConfig {
   std::string demo_scene = "console";
   double demo_fps = 30;
   uint64_t demo_mode_every = 0;
+  uint64_t demo_frames = 0;  // then the screen stays still; 0: forever
 
   // Zero: until a signal.
   absl::Duration duration = absl::ZeroDuration();

@@ -32,6 +32,9 @@ ABSL_FLAG(uint64_t, demo_mode_every, 0,
           "The demo guest changes resolution every N frames as a DRM modeset "
           "does, cycling 800x600, 640x480, 1024x768 and --width x --height "
           "(0 = never).");
+ABSL_FLAG(uint64_t, demo_frames, 0,
+          "The demo guest draws this many frames, then leaves the screen "
+          "still (0 = forever).");
 ABSL_FLAG(uint32_t, width, 1280,
           "Display width in pixels reported to the guest (16..4095).");
 ABSL_FLAG(uint32_t, height, 800,
@@ -89,6 +92,7 @@ absl::StatusOr<vgpu::server::DaemonConfig> ConfigFromFlags() {
   config.demo_scene = absl::GetFlag(FLAGS_demo_scene);
   config.demo_fps = absl::GetFlag(FLAGS_demo_fps);
   config.demo_mode_every = absl::GetFlag(FLAGS_demo_mode_every);
+  config.demo_frames = absl::GetFlag(FLAGS_demo_frames);
   config.device.displays = {
       {absl::GetFlag(FLAGS_width), absl::GetFlag(FLAGS_height), true}};
   config.policy_name = absl::GetFlag(FLAGS_resource_policy);

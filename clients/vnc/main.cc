@@ -1,0 +1,235 @@
+// vgpu-vnc: the VNC bridge. Serves each scanout of a vgpu-displayd to VNC
+// clients (one RFB listener per scanout, as QEMU's head=), fed by the
+// daemon's StreamFrames over its unix socket or TCP. VNC clients stay
+// connected while the daemon restarts and see the new screen when it is
+// back.
+//
+//   vgpu-vnc --server=unix:/run/vgpu.grpc
+//   vgpu-vnc --server=127.0.0.1:50051 --listen=127.0.0.1:5901 --scanouts=0,1
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+#include "clients/common/grpc_client.h"
+#include "clients/vnc/scanout_feed.h"
+#include "clients/vnc/vnc_screen.h"
+#include "common/allocator.h"
+#include "common/cli.h"
+#include "common/listen_address.h"
+#include "common/log.h"
+#include "common/stop_signals.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:5900",
+          "RFB listener of the first scanout, IPv4 or [IPv6] host and port; "
+          "each further scanout takes the next port. Port 0: the first free "
+          "from 5900.");
+ABSL_FLAG(std::string, scanouts, "0",
+          "Scanouts to serve, comma-separated (0..15).");
+ABSL_FLAG(std::string, password_file, "",
+          "File whose first line is the VNC password for full control (VNC "
+          "authentication uses its first 8 characters).");
+ABSL_FLAG(std::string, view_password_file, "",
+          "File whose first line is a VNC password for viewing only.");
+ABSL_FLAG(uint32_t, max_clients, 16,
+          "VNC clients at once per scanout; more are refused.");
+ABSL_FLAG(bool, insecure_network, false,
+          "Allow listening on a non-loopback address without TLS and a "
+          "password: anyone who can reach it sees the VM's screen.");
+ABSL_FLAG(std::string, name, "vgpu", "Desktop name VNC clients show.");
+
+namespace {
+
+constexpr absl::string_view kName = "vgpu-vnc";
+constexpr uint32_t kMaxScanouts = 16;
+
+absl::StatusOr<std::vector<uint32_t>> ParseScanouts(const std::string& text) {
+  std::vector<uint32_t> scanouts;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    uint32_t id = 0;
+    if (!absl::SimpleAtoi(part, &id) || id >= kMaxScanouts) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--scanouts must list scanout numbers 0..", kMaxScanouts - 1,
+          " separated by commas (got '", text, "')"));
+    }
+    for (uint32_t seen : scanouts) {
+      if (seen == id) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--scanouts lists scanout ", id, " twice"));
+      }
+    }
+    scanouts.push_back(id);
+  }
+  return scanouts;
+}
+
+// The first line of a password file; files readable by others are used
+// with a warning (a password is a secret).
+absl::StatusOr<std::string> ReadPassword(absl::string_view flag,
+                                         const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", path, ": cannot read: ", std::strerror(errno)));
+  }
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+    line.pop_back();
+  if (line.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path, ": the first line is empty"));
+  }
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
+    VGPU_LOG(WARNING) << "--" << flag << "=" << path
+                      << " is readable by other users (chmod 600 it)";
+  }
+  if (line.size() > 8) {
+    VGPU_LOG(WARNING) << "--" << flag
+                      << ": VNC authentication uses only the first 8 "
+                         "characters of the password";
+  }
+  return line;
+}
+
+int Serve() {
+  absl::StatusOr<std::vector<uint32_t>> scanouts =
+      ParseScanouts(absl::GetFlag(FLAGS_scanouts));
+  if (!scanouts.ok()) {
+    return vgpu::cli::UsageError(kName, scanouts.status().message());
+  }
+  absl::StatusOr<vgpu::ListenAddress> listen = vgpu::ParseListenAddress(
+      "listen", absl::GetFlag(FLAGS_listen), /*allow_unix=*/false);
+  if (!listen.ok())
+    return vgpu::cli::UsageError(kName, listen.status().message());
+  if (absl::Status range = vgpu::cli::CheckRange(
+          "max_clients", absl::GetFlag(FLAGS_max_clients), 1, 256);
+      !range.ok()) {
+    return vgpu::cli::UsageError(kName, range.message());
+  }
+  if (listen->port != 0 &&
+      uint32_t{listen->port} + scanouts->size() - 1 > 65535) {
+    return vgpu::cli::UsageError(kName,
+                                 "--listen: not enough ports above it for "
+                                 "every scanout");
+  }
+  vgpu::vnc::VncScreenOptions options;
+  options.name = absl::GetFlag(FLAGS_name);
+  options.host = listen->host;
+  options.max_clients = absl::GetFlag(FLAGS_max_clients);
+  if (const std::string path = absl::GetFlag(FLAGS_password_file);
+      !path.empty()) {
+    absl::StatusOr<std::string> password = ReadPassword("password_file", path);
+    if (!password.ok())
+      return vgpu::cli::UsageError(kName, password.status().message());
+    options.passwords.push_back(*password);
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_view_password_file);
+      !path.empty()) {
+    absl::StatusOr<std::string> password =
+        ReadPassword("view_password_file", path);
+    if (!password.ok())
+      return vgpu::cli::UsageError(kName, password.status().message());
+    options.view_only_passwords.push_back(*password);
+  }
+  if (!listen->loopback && !absl::GetFlag(FLAGS_insecure_network)) {
+    return vgpu::cli::UsageError(
+        kName,
+        absl::StrCat("--listen=", absl::GetFlag(FLAGS_listen),
+                     " is not a loopback address, and RFB over TCP is not "
+                     "encrypted: anyone on the network could see the VM's "
+                     "screen (and, without --password_file, control it). "
+                     "Listen on loopback and tunnel, or say "
+                     "--insecure_network"));
+  }
+  if (!options.passwords.empty() && !options.view_only_passwords.empty() &&
+      options.passwords[0].substr(0, 8) ==
+          options.view_only_passwords[0].substr(0, 8)) {
+    return vgpu::cli::UsageError(
+        kName, "the full-control and view-only passwords are the same");
+  }
+
+  absl::StatusOr<vgpu::clients::Connection> connection =
+      vgpu::clients::ConnectFromFlags(64 << 20);
+  if (!connection.ok())
+    return vgpu::cli::UsageError(kName, connection.status().message());
+
+  // Every listener first, so a port in use is an error before anything
+  // runs.
+  std::vector<std::unique_ptr<vgpu::vnc::VncScreen>> screens;
+  for (size_t i = 0; i < scanouts->size(); ++i) {
+    vgpu::vnc::VncScreenOptions screen_options = options;
+    if (listen->port != 0)
+      screen_options.port = static_cast<uint16_t>(listen->port + i);
+    if (scanouts->size() > 1) {
+      screen_options.name =
+          absl::StrCat(options.name, " (scanout ", (*scanouts)[i], ")");
+    }
+    auto screen = vgpu::vnc::VncScreen::Create(screen_options, 640, 480);
+    if (!screen.ok()) {
+      return vgpu::cli::UsageError(
+          kName, absl::StrCat("--listen: ", screen.status().message()));
+    }
+    screens.push_back(*std::move(screen));
+  }
+  std::vector<std::unique_ptr<vgpu::vnc::ScanoutFeed>> feeds;
+  for (size_t i = 0; i < scanouts->size(); ++i) {
+    vgpu::vnc::ScanoutFeedOptions feed_options;
+    feed_options.scanout_id = (*scanouts)[i];
+    feeds.push_back(std::make_unique<vgpu::vnc::ScanoutFeed>(
+        connection->channel, feed_options, screens[i].get()));
+    feeds.back()->Start();
+    const std::string host = listen->host.find(':') == std::string::npos
+                                 ? listen->host
+                                 : absl::StrCat("[", listen->host, "]");
+    std::printf("vgpu-vnc: scanout %u on vnc://%s:%u%s\n", (*scanouts)[i],
+                host.c_str(), screens[i]->port(),
+                options.passwords.empty() && options.view_only_passwords.empty()
+                    ? " (no password)"
+                    : "");
+  }
+  std::printf("vgpu-vnc: fed by %s\n", connection->server.c_str());
+  std::fflush(stdout);
+
+  const sigset_t signals = vgpu::StopSignals();
+  int received = 0;
+  do {
+    sigwait(&signals, &received);
+  } while (received == vgpu::kWakeSignal);
+  VGPU_LOG(INFO) << "vgpu-vnc: stopping on "
+                 << (received == SIGINT ? "SIGINT" : "SIGTERM");
+  for (auto& feed : feeds) feed->Stop();
+  feeds.clear();
+  screens.clear();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vgpu::BlockStopSignals();  // before gRPC and libvncserver start threads
+  signal(SIGPIPE, SIG_IGN);  // a VNC client that goes away mid-write
+  vgpu::cli::ParseOrExit(
+      argc, argv,
+      {kName,
+       "the VNC bridge: serves vgpu-displayd's scanouts to VNC clients, one "
+       "RFB listener per scanout.\n"
+       "  vgpu-vnc --server=unix:/run/vgpu.grpc\n"
+       "  vgpu-vnc --listen=127.0.0.1:5901 --scanouts=0,1 "
+       "--password_file=vnc.pass"});
+  vgpu::clients::QuietGrpcLogs();
+  vgpu::KeepLargeBuffersInHeap();
+  return Serve();
+}

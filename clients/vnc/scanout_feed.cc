@@ -1,0 +1,211 @@
+#include "clients/vnc/scanout_feed.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "vgpu/display/v1/display.grpc.pb.h"
+
+#include "clients/watch/screen_model.h"
+#include "common/compact_update.h"
+#include "common/log.h"
+
+namespace vgpu::vnc {
+namespace {
+
+namespace pb = vgpu::display::v1;
+
+// What the VNC screen shows for a scanout the daemon reports disabled or
+// before the first mode: it keeps its size and last picture.
+bool HasPicture(const pb::Scanout& scanout) {
+  return scanout.enabled() && scanout.width() > 0 && scanout.height() > 0;
+}
+
+}  // namespace
+
+ScanoutFeed::ScanoutFeed(std::shared_ptr<grpc::Channel> channel,
+                         const ScanoutFeedOptions& options, VncScreen* screen)
+    : channel_(std::move(channel)), options_(options), screen_(screen) {}
+
+ScanoutFeed::~ScanoutFeed() { Stop(); }
+
+void ScanoutFeed::Start() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = false;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ScanoutFeed::Stop() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+    if (context_ != nullptr) context_->TryCancel();
+    mu_.NotifyAll();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void ScanoutFeed::Run() {
+  absl::Duration backoff = options_.min_backoff;
+  bool said_lost = false;
+  while (true) {
+    if (Subscribe()) {
+      backoff = options_.min_backoff;
+      said_lost = false;
+    }
+    MutexLock lock(&mu_);
+    if (stopping_) return;
+    if (!said_lost) {
+      VGPU_LOG(WARNING) << "scanout " << options_.scanout_id
+                        << ": no feed from the daemon; VNC clients keep the "
+                           "last frame; retrying";
+      said_lost = true;
+    }
+    mu_.AwaitUntil(
+        [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_; },
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(backoff));
+    if (stopping_) return;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+bool ScanoutFeed::Subscribe() {
+  grpc::ClientContext context;
+  {
+    MutexLock lock(&mu_);
+    if (stopping_) return false;
+    context_ = &context;
+  }
+  auto stub = pb::Display::NewStub(channel_);
+  auto stream = stub->StreamFrames(&context);
+  pb::StreamFramesRequest subscribe;
+  pb::Subscribe* s = subscribe.mutable_subscribe();
+  s->set_scanout_id(options_.scanout_id);
+  s->add_formats(pb::IMAGE_FORMAT_INDEXED);
+  s->set_max_in_flight(2);
+  s->set_include_cursor(true);
+  s->set_accept_copies(true);
+  s->set_compact_updates(true);
+
+  watch::ScreenModel model;
+  UpdateExpander expander;
+  bool started = false;
+  bool failed = false;
+  pb::CursorShape shape;
+  bool cursor_hidden = false;
+  pb::StreamFramesResponse event;
+  // Mirrors a mode onto the model and the screen.
+  auto set_mode = [&](const pb::Scanout& scanout) {
+    if (!HasPicture(scanout)) return true;
+    model.Resize(scanout.width(), scanout.height());
+    absl::Status status = screen_->SetMode(scanout.width(), scanout.height());
+    if (!status.ok()) {
+      VGPU_LOG(ERROR) << "scanout " << options_.scanout_id << ": "
+                      << status.message();
+    }
+    return status.ok();
+  };
+  if (stream->Write(subscribe)) {
+    while (!failed && stream->Read(&event)) {
+      switch (event.event_case()) {
+        case pb::StreamFramesResponse::kStarted:
+          started = true;
+          subscriptions_.fetch_add(1);
+          connected_ = true;
+          VGPU_LOG(INFO) << "scanout " << options_.scanout_id
+                         << ": feed from the daemon, "
+                         << event.started().scanout().width() << "x"
+                         << event.started().scanout().height();
+          failed = !set_mode(event.started().scanout());
+          break;
+        case pb::StreamFramesResponse::kModeChanged:
+          failed = !set_mode(event.mode_changed());
+          break;
+        case pb::StreamFramesResponse::kUpdate: {
+          pb::FrameUpdate* update = event.mutable_update();
+          expander.Expand(update);
+          absl::Status status = model.ApplyUpdate(*update);
+          // The screen follows the model: copies in order, then the rects
+          // from the model's pixels (already decoded).
+          for (const pb::CopyRect& copy : update->copies()) {
+            if (!status.ok()) break;
+            status = screen_->Copy(copy.rect().x(), copy.rect().y(),
+                                   copy.rect().width(), copy.rect().height(),
+                                   copy.src_x(), copy.src_y());
+          }
+          const size_t stride = size_t{model.width()} * 4;
+          for (const pb::EncodedRect& rect : update->rects()) {
+            if (!status.ok()) break;
+            const pb::Rect& r = rect.rect();
+            if (r.width() == 0 || r.height() == 0) continue;
+            status =
+                screen_->Update(r.x(), r.y(), r.width(), r.height(),
+                                model.pixels().data() + size_t{r.y()} * stride +
+                                    size_t{r.x()} * 4,
+                                stride);
+          }
+          if (!status.ok()) {
+            VGPU_LOG(ERROR)
+                << "scanout " << options_.scanout_id
+                << ": bad update from the daemon: " << status.message();
+            failed = true;
+            break;
+          }
+          if (update->end_of_update()) {
+            updates_.fetch_add(1);
+            pb::StreamFramesRequest ack;
+            ack.mutable_ack()->set_update_id(update->update_id());
+            stream->Write(ack);
+          }
+          break;
+        }
+        case pb::StreamFramesResponse::kCursorShape:
+          shape = event.cursor_shape();
+          if (!cursor_hidden) {
+            if (absl::Status status = screen_->SetCursor(
+                    shape.width(), shape.height(), shape.hot_x(), shape.hot_y(),
+                    shape.bgra());
+                !status.ok()) {
+              VGPU_LOG(WARNING) << "scanout " << options_.scanout_id
+                                << ": cursor: " << status.message();
+            }
+          }
+          break;
+        case pb::StreamFramesResponse::kCursorPosition: {
+          const bool hide = !event.cursor_position().visible();
+          if (hide != cursor_hidden) {
+            cursor_hidden = hide;
+            // Shapes were checked when they came; a hidden cursor is empty.
+            (void)screen_->SetCursor(shape.width(), shape.height(),
+                                     shape.hot_x(), shape.hot_y(),
+                                     hide ? std::string() : shape.bgra());
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+  if (failed) context.TryCancel();
+  grpc::Status status = stream->Finish();
+  connected_ = false;
+  {
+    MutexLock lock(&mu_);
+    context_ = nullptr;
+  }
+  if (started && !status.ok() && status.error_code() != grpc::CANCELLED) {
+    VGPU_LOG(WARNING) << "scanout " << options_.scanout_id
+                      << ": the daemon's stream ended: "
+                      << status.error_message();
+  }
+  if (!started && status.error_code() == grpc::NOT_FOUND) {
+    VGPU_LOG(ERROR) << "scanout " << options_.scanout_id << ": "
+                    << status.error_message();
+  }
+  return started;
+}
+
+}  // namespace vgpu::vnc

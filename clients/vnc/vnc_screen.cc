@@ -1,0 +1,328 @@
+#include "clients/vnc/vnc_screen.h"
+
+#include <arpa/inet.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include <rfb/rfb.h>
+
+#include "common/log.h"
+
+namespace vgpu::vnc {
+
+struct VncScreen::Impl {
+  rfbScreenInfoPtr screen = nullptr;
+  std::vector<uint8_t> pixels;  // B,G,R,X; libvncserver reads it
+  std::string name;
+  std::string host6;  // libvncserver wants it writable
+  // NULL-terminated, full-control ones first (rfbCheckPasswordByList).
+  std::vector<std::string> passwords;
+  std::vector<char*> password_list;
+  uint32_t max_clients = 0;
+  VncInput* input = nullptr;
+  VncScreenStats stats;
+};
+
+namespace {
+
+constexpr uint32_t kMaxSide = 16384;
+constexpr uint32_t kMaxCursorSide = 256;
+
+// libvncserver logs every connection step to stderr; its lines go through
+// our log at debug level (VGPU_LOG_LEVEL=debug shows them), its errors as
+// warnings.
+void LogVnc(LogSeverity severity, const char* format, va_list args) {
+  if (severity < MinLogSeverity()) return;
+  char line[512];
+  std::vsnprintf(line, sizeof(line), format, args);
+  absl::string_view text(line);
+  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (severity == LogSeverity::kDebug) {
+    VGPU_LOG(DEBUG) << "libvncserver: " << text;
+  } else {
+    VGPU_LOG(WARNING) << "libvncserver: " << text;
+  }
+}
+void VncLog(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  LogVnc(LogSeverity::kDebug, format, args);
+  va_end(args);
+}
+void VncErr(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  LogVnc(LogSeverity::kWarning, format, args);
+  va_end(args);
+}
+void RouteVncLogs() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    rfbLog = VncLog;
+    rfbErr = VncErr;
+  });
+}
+
+// libvncserver's default 32-bit format is R,G,B,X in memory; ours is
+// B,G,R,X (little-endian 0xXXRRGGBB).
+void UseBgrx(rfbScreenInfoPtr screen) {
+  screen->serverFormat.redShift = 16;
+  screen->serverFormat.greenShift = 8;
+  screen->serverFormat.blueShift = 0;
+}
+
+// Where libvncserver would draw the cursor into the framebuffer for clients
+// without cursor shapes: nowhere (its drawing saves and restores pixels
+// under the cursor, which races with the feed).
+constexpr int kOffScreen = 1 << 20;
+
+bool Inside(uint32_t x, uint32_t y, uint32_t w, uint32_t h, uint32_t width,
+            uint32_t height) {
+  return uint64_t{x} + w <= width && uint64_t{y} + h <= height;
+}
+
+absl::Status CheckSize(uint32_t width, uint32_t height) {
+  if (width == 0 || height == 0 || width > kMaxSide || height > kMaxSide)
+    return absl::InvalidArgumentError(
+        absl::StrCat("a ", width, "x", height, " screen (1..", kMaxSide, ")"));
+  return absl::OkStatus();
+}
+
+VncScreen::Impl* ImplOf(rfbClientPtr client) {
+  return static_cast<VncScreen::Impl*>(client->screen->screenData);
+}
+
+void ClientGone(rfbClientPtr client) {
+  ImplOf(client)->stats.clients.fetch_sub(1, std::memory_order_relaxed);
+}
+
+enum rfbNewClientAction NewClient(rfbClientPtr client) {
+  VncScreen::Impl* impl = ImplOf(client);
+  // Only this listener thread adds clients, so count-then-add is exact.
+  if (impl->stats.clients.load(std::memory_order_relaxed) >=
+      impl->max_clients) {
+    impl->stats.refused.fetch_add(1, std::memory_order_relaxed);
+    VGPU_LOG(WARNING) << "VNC: refused a client from " << client->host
+                      << ": already " << impl->max_clients << " clients";
+    return RFB_CLIENT_REFUSE;
+  }
+  impl->stats.clients.fetch_add(1, std::memory_order_relaxed);
+  impl->stats.connections.fetch_add(1, std::memory_order_relaxed);
+  client->clientGoneHook = ClientGone;
+  return RFB_CLIENT_ACCEPT;
+}
+
+void KeyEvent(rfbBool down, rfbKeySym keysym, rfbClientPtr client) {
+  VncScreen::Impl* impl = ImplOf(client);
+  impl->stats.key_events.fetch_add(1, std::memory_order_relaxed);
+  if (impl->input != nullptr) impl->input->OnKey(down != 0, keysym);
+}
+
+// Replaces libvncserver's default, which moves the cursor it would draw.
+void PointerEvent(int buttons, int x, int y, rfbClientPtr client) {
+  VncScreen::Impl* impl = ImplOf(client);
+  impl->stats.pointer_events.fetch_add(1, std::memory_order_relaxed);
+  if (impl->input == nullptr) return;
+  // libvncserver clips positions into the screen already.
+  impl->input->OnPointer(static_cast<uint32_t>(buttons) & 0xFF,
+                         static_cast<uint32_t>(x < 0 ? 0 : x),
+                         static_cast<uint32_t>(y < 0 ? 0 : y));
+}
+
+}  // namespace
+
+VncScreen::VncScreen(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+VncScreen::~VncScreen() {
+  if (impl_->screen == nullptr) return;
+  rfbShutdownServer(impl_->screen, TRUE);
+  rfbScreenCleanup(impl_->screen);
+}
+
+absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
+    const VncScreenOptions& options, uint32_t width, uint32_t height) {
+  if (absl::Status size = CheckSize(width, height); !size.ok()) return size;
+  in_addr ipv4{};
+  in6_addr ipv6{};
+  const bool is_ipv4 = inet_pton(AF_INET, options.host.c_str(), &ipv4) == 1;
+  if (!is_ipv4 && inet_pton(AF_INET6, options.host.c_str(), &ipv6) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "VNC listen host '", options.host, "' is not an IPv4 or IPv6 address"));
+  }
+  RouteVncLogs();
+  auto impl = std::make_unique<Impl>();
+  impl->name = options.name;
+  impl->host6 = is_ipv4 ? "" : options.host;
+  impl->max_clients = options.max_clients;
+  impl->input = options.input;
+  impl->pixels.assign(size_t{width} * height * 4, 0);
+  for (const std::string& p : options.passwords) impl->passwords.push_back(p);
+  for (const std::string& p : options.view_only_passwords)
+    impl->passwords.push_back(p);
+  for (std::string& p : impl->passwords)
+    impl->password_list.push_back(p.data());
+  impl->password_list.push_back(nullptr);
+
+  rfbScreenInfoPtr screen =
+      rfbGetScreen(nullptr, nullptr, static_cast<int>(width),
+                   static_cast<int>(height), 8, 3, 4);
+  if (screen == nullptr) return absl::ResourceExhaustedError("rfbGetScreen");
+  impl->screen = screen;
+  UseBgrx(screen);
+  screen->screenData = impl.get();
+  screen->frameBuffer = reinterpret_cast<char*>(impl->pixels.data());
+  screen->desktopName = impl->name.c_str();
+  screen->alwaysShared = TRUE;
+  screen->httpDir = nullptr;
+  screen->cursorX = screen->cursorY = kOffScreen;
+  screen->newClientHook = NewClient;
+  screen->kbdAddEvent = KeyEvent;
+  screen->ptrAddEvent = PointerEvent;
+  if (!impl->passwords.empty()) {
+    screen->authPasswdData = impl->password_list.data();
+    screen->passwordCheck = rfbCheckPasswordByList;
+    screen->authPasswdFirstViewOnly =
+        static_cast<int>(options.passwords.size());
+  }
+  // One listener, on the address asked for; port 0 probes from 5900.
+  screen->autoPort = options.port == 0 ? TRUE : FALSE;
+  if (is_ipv4) {
+    screen->listenInterface = ipv4.s_addr;
+    screen->port = options.port == 0 ? 5900 : options.port;
+    screen->ipv6port = 0;
+  } else {
+    screen->listen6Interface = impl->host6.data();
+    screen->port = 0;
+    screen->ipv6port = options.port == 0 ? 5900 : options.port;
+  }
+  rfbInitServer(screen);
+  if (screen->listenSock == RFB_INVALID_SOCKET &&
+      screen->listen6Sock == RFB_INVALID_SOCKET) {
+    rfbScreenCleanup(screen);
+    impl->screen = nullptr;
+    return absl::UnavailableError(
+        options.port == 0
+            ? absl::StrCat("no free VNC port from 5900 on ", options.host)
+            : absl::StrCat("cannot listen for VNC on ", options.host, " port ",
+                           options.port, " (in use?)"));
+  }
+  if (!is_ipv4) screen->port = screen->ipv6port;
+  // Threaded: a listener thread, and two threads per client.
+  rfbRunEventLoop(screen, -1, TRUE);
+  return std::unique_ptr<VncScreen>(new VncScreen(std::move(impl)));
+}
+
+uint16_t VncScreen::port() const {
+  return static_cast<uint16_t>(impl_->screen->port);
+}
+uint32_t VncScreen::width() const {
+  return static_cast<uint32_t>(impl_->screen->width);
+}
+uint32_t VncScreen::height() const {
+  return static_cast<uint32_t>(impl_->screen->height);
+}
+const VncScreenStats& VncScreen::stats() const { return impl_->stats; }
+
+absl::Status VncScreen::SetMode(uint32_t width, uint32_t height) {
+  if (absl::Status size = CheckSize(width, height); !size.ok()) return size;
+  if (width == this->width() && height == this->height())
+    return absl::OkStatus();
+  std::vector<uint8_t> pixels(size_t{width} * height * 4, 0);
+  rfbNewFramebuffer(impl_->screen, reinterpret_cast<char*>(pixels.data()),
+                    static_cast<int>(width), static_cast<int>(height), 8, 3, 4);
+  UseBgrx(impl_->screen);
+  // rfbNewFramebuffer clamps the cursor into the new screen.
+  impl_->screen->cursorX = impl_->screen->cursorY = kOffScreen;
+  impl_->pixels.swap(pixels);  // the old buffer goes only now
+  return absl::OkStatus();
+}
+
+absl::Status VncScreen::Update(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
+                               const uint8_t* pixels, size_t stride) {
+  if (!Inside(x, y, w, h, width(), height()))
+    return absl::InvalidArgumentError("update outside the screen");
+  if (w == 0 || h == 0) return absl::OkStatus();
+  const size_t row_bytes = size_t{width()} * 4;
+  for (uint32_t row = 0; row < h; ++row) {
+    std::memcpy(&impl_->pixels[(size_t{y} + row) * row_bytes + size_t{x} * 4],
+                pixels + row * stride, size_t{w} * 4);
+  }
+  rfbMarkRectAsModified(impl_->screen, static_cast<int>(x), static_cast<int>(y),
+                        static_cast<int>(x + w), static_cast<int>(y + h));
+  return absl::OkStatus();
+}
+
+absl::Status VncScreen::Copy(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
+                             uint32_t src_x, uint32_t src_y) {
+  if (!Inside(x, y, w, h, width(), height()) ||
+      !Inside(src_x, src_y, w, h, width(), height()))
+    return absl::InvalidArgumentError("copy outside the screen");
+  if (w == 0 || h == 0) return absl::OkStatus();
+  rfbDoCopyRect(impl_->screen, static_cast<int>(x), static_cast<int>(y),
+                static_cast<int>(x + w), static_cast<int>(y + h),
+                static_cast<int>(x) - static_cast<int>(src_x),
+                static_cast<int>(y) - static_cast<int>(src_y));
+  return absl::OkStatus();
+}
+
+absl::Status VncScreen::SetCursor(uint32_t width, uint32_t height,
+                                  uint32_t hot_x, uint32_t hot_y,
+                                  const std::string& bgra) {
+  if (bgra.empty()) {
+    width = height = 1;
+    hot_x = hot_y = 0;
+  } else if (width == 0 || height == 0 || width > kMaxCursorSide ||
+             height > kMaxCursorSide ||
+             bgra.size() != size_t{width} * height * 4) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a ", width, "x", height, " cursor of ", bgra.size(), " bytes"));
+  }
+  // rfbFreeCursor frees what the cleanup flags say, with free().
+  auto* cursor = static_cast<rfbCursor*>(calloc(1, sizeof(rfbCursor)));
+  const size_t mask_row = (width + 7) / 8;
+  auto* source = static_cast<unsigned char*>(calloc(mask_row * height, 1));
+  auto* mask = static_cast<unsigned char*>(calloc(mask_row * height, 1));
+  auto* rich = static_cast<unsigned char*>(calloc(size_t{width} * height, 4));
+  if (cursor == nullptr || source == nullptr || mask == nullptr ||
+      rich == nullptr) {
+    free(cursor);
+    free(source);
+    free(mask);
+    free(rich);
+    return absl::ResourceExhaustedError("cursor");
+  }
+  for (uint32_t y = 0; y < height && !bgra.empty(); ++y) {
+    for (uint32_t x = 0; x < width; ++x) {
+      const size_t i = (size_t{y} * width + x) * 4;
+      // Server format B,G,R,X is the same byte order.
+      std::memcpy(&rich[i], &bgra[i], 3);
+      if (static_cast<uint8_t>(bgra[i + 3]) >= 128) {
+        mask[y * mask_row + x / 8] |=
+            static_cast<unsigned char>(0x80 >> (x % 8));
+        source[y * mask_row + x / 8] |=
+            static_cast<unsigned char>(0x80 >> (x % 8));
+      }
+    }
+  }
+  cursor->cleanup = cursor->cleanupSource = cursor->cleanupMask =
+      cursor->cleanupRichSource = TRUE;
+  cursor->source = source;
+  cursor->mask = mask;
+  cursor->richSource = rich;
+  cursor->width = static_cast<unsigned short>(width);
+  cursor->height = static_cast<unsigned short>(height);
+  cursor->xhot = static_cast<unsigned short>(hot_x < width ? hot_x : 0);
+  cursor->yhot = static_cast<unsigned short>(hot_y < height ? hot_y : 0);
+  cursor->foreRed = cursor->foreGreen = cursor->foreBlue = 0xFFFF;
+  rfbSetCursor(impl_->screen, cursor);  // frees the previous one
+  return absl::OkStatus();
+}
+
+}  // namespace vgpu::vnc

@@ -1,0 +1,105 @@
+// One RFB server for one scanout, on libvncserver (Debian's 0.9.14): the
+// protocol, security types, client encodings and per-client threads are
+// libvncserver's; the screen keeps a private B,G,R,X copy of the scanout
+// that only the feeding thread writes.
+//
+// Thread rules: Create, SetMode, Update, Copy, SetCursor and the destructor
+// are called from one feeding thread (libvncserver's framebuffer calls are
+// not thread-safe among themselves). libvncserver's own threads (a listener,
+// and an input and an output thread per client, so a client that stops
+// reading stalls only itself) read the copy and call VncInput. `stats()`
+// may be read from any thread.
+//
+// The cursor reaches clients only as a shape (RichCursor/XCursor
+// pseudo-encodings): libvncserver draws it into the shared framebuffer for
+// other clients, which races with the feed, so for them there is none.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace vgpu::vnc {
+
+// Where key and pointer events from clients go. Called on libvncserver's
+// client threads (several at once when several clients type); never for a
+// view-only client.
+class VncInput {
+ public:
+  virtual ~VncInput() = default;
+  // An X keysym (RFB KeyEvent).
+  virtual void OnKey(bool down, uint32_t keysym) = 0;
+  // RFB PointerEvent: button mask (bit 0 left, 1 middle, 2 right, 3/4 wheel
+  // up/down), position in screen pixels.
+  virtual void OnPointer(uint32_t buttons, uint32_t x, uint32_t y) = 0;
+};
+
+struct VncScreenOptions {
+  std::string name = "vgpu";  // the desktop name clients show
+  // An IPv4 or IPv6 literal; loopback unless told otherwise.
+  std::string host = "127.0.0.1";
+  // 0 takes the first free port from 5900 up (as display numbers do).
+  uint16_t port = 0;
+  // VNC authentication (DES challenge; only the first 8 characters count,
+  // as RFB's VNC authentication defines). With none of either, no
+  // authentication. A client authenticated with a view-only password has
+  // its key and pointer events ignored.
+  std::vector<std::string> passwords = {};
+  std::vector<std::string> view_only_passwords = {};
+  // More clients than this at once are refused.
+  uint32_t max_clients = 16;
+  VncInput* input = nullptr;  // may be null: events are only counted
+};
+
+struct VncScreenStats {
+  std::atomic<uint32_t> clients{0};  // connected now
+  std::atomic<uint64_t> connections{0};
+  std::atomic<uint64_t> refused{0};  // over max_clients
+  std::atomic<uint64_t> key_events{0};
+  std::atomic<uint64_t> pointer_events{0};
+};
+
+class VncScreen {
+ public:
+  // Listens at once; the screen is `width` x `height` black until updated.
+  // InvalidArgument for a size outside 1..16384 or a bad host; Unavailable
+  // when the port cannot be had.
+  static absl::StatusOr<std::unique_ptr<VncScreen>> Create(
+      const VncScreenOptions& options, uint32_t width, uint32_t height);
+  ~VncScreen();  // disconnects every client
+
+  uint16_t port() const;
+  uint32_t width() const;
+  uint32_t height() const;
+  const VncScreenStats& stats() const;
+
+  // A new size: clients that support DesktopSize follow (the others keep
+  // the old size, their requests clipped). The screen is black until
+  // updated. Same size: nothing changes.
+  absl::Status SetMode(uint32_t width, uint32_t height);
+  // B,G,R,X pixels for the rect at (x, y), rows `stride` bytes apart.
+  // InvalidArgument outside the screen.
+  absl::Status Update(uint32_t x, uint32_t y, uint32_t width, uint32_t height,
+                      const uint8_t* pixels, size_t stride);
+  // RFB CopyRect: the rect at (x, y) takes what (src_x, src_y) shows (as
+  // through a buffer when they overlap).
+  absl::Status Copy(uint32_t x, uint32_t y, uint32_t width, uint32_t height,
+                    uint32_t src_x, uint32_t src_y);
+  // The pointer's image: B,G,R,A, `width` x `height` (at most 256 each),
+  // hotspot in image pixels. RichCursor has a 1-bit mask: alpha >= 128
+  // shows. Empty `bgra` hides the cursor.
+  absl::Status SetCursor(uint32_t width, uint32_t height, uint32_t hot_x,
+                         uint32_t hot_y, const std::string& bgra);
+
+  struct Impl;
+
+ private:
+  explicit VncScreen(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vgpu::vnc
