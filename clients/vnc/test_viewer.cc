@@ -29,10 +29,14 @@ void GotCursorShape(rfbClient* client, int hot_x, int hot_y, int width,
 
 void FinishedUpdate(rfbClient* client) { ViewerOf(client)->OnUpdate(); }
 
+// libvncclient narrates every handshake on stderr.
+void Quiet(const char* /*format*/, ...) {}
+
 }  // namespace
 
 std::unique_ptr<TestViewer> TestViewer::Connect(
     const TestViewerOptions& options) {
+  rfbClientLog = Quiet;
   std::unique_ptr<TestViewer> viewer(new TestViewer());
   viewer->password_ = options.password;
   rfbClient* client = rfbGetClient(8, 3, 4);
@@ -100,6 +104,21 @@ bool TestViewer::Shows(const std::vector<uint32_t>& want, int w, int h) const {
     }
   }
   return true;
+}
+
+std::string TestViewer::ToPpm() const {
+  std::string ppm = "P6\n" + std::to_string(width()) + " " +
+                    std::to_string(height()) + "\n255\n";
+  ppm.reserve(ppm.size() + static_cast<size_t>(width()) * height() * 3);
+  for (int y = 0; y < height(); ++y) {
+    for (int x = 0; x < width(); ++x) {
+      const uint32_t p = PixelAt(x, y);
+      ppm.push_back(static_cast<char>(p >> 16));
+      ppm.push_back(static_cast<char>(p >> 8));
+      ppm.push_back(static_cast<char>(p));
+    }
+  }
+  return ppm;
 }
 
 double TestViewer::Psnr(const std::vector<uint32_t>& want, int w, int h) const {

@@ -48,6 +48,8 @@ class TestViewer {
   // The screen is `width` x `height` and equals `want` (B,G,R,X, X
   // ignored) exactly.
   bool Shows(const std::vector<uint32_t>& want, int width, int height) const;
+  // Binary PPM of the screen.
+  std::string ToPpm() const;
   // Peak signal-to-noise ratio of the screen against `want` over R, G and
   // B, in dB (infinity when equal); 0 if the size differs.
   double Psnr(const std::vector<uint32_t>& want, int width, int height) const;

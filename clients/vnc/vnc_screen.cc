@@ -136,6 +136,17 @@ void PointerEvent(int buttons, int x, int y, rfbClientPtr client) {
                          static_cast<uint32_t>(y < 0 ? 0 : y));
 }
 
+// Before each update to a client. The bridge never moves the pointer (the
+// viewer's own pointer is where it is), so no PointerPos rects (they would
+// carry the off-screen position). No LastRect either: vncsnapshot 1.2a
+// asks for it and then waits forever after the marker; libvncserver counts
+// its rects up front instead.
+void BeforeUpdate(rfbClientPtr client) {
+  client->enableCursorPosUpdates = FALSE;
+  client->cursorWasMoved = FALSE;
+  client->enableLastRectEncoding = FALSE;
+}
+
 }  // namespace
 
 VncScreen::VncScreen(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -185,6 +196,7 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   screen->newClientHook = NewClient;
   screen->kbdAddEvent = KeyEvent;
   screen->ptrAddEvent = PointerEvent;
+  screen->displayHook = BeforeUpdate;
   if (!impl->passwords.empty()) {
     screen->authPasswdData = impl->password_list.data();
     screen->passwordCheck = rfbCheckPasswordByList;
@@ -214,9 +226,16 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
                            options.port, " (in use?)"));
   }
   if (!is_ipv4) screen->port = screen->ipv6port;
+  auto vnc_screen = std::unique_ptr<VncScreen>(new VncScreen(std::move(impl)));
+  // No pointer image until the guest defines one (libvncserver's default
+  // is an arrow).
+  if (absl::Status cursor = vnc_screen->SetCursor(0, 0, 0, 0, "");
+      !cursor.ok()) {
+    return cursor;
+  }
   // Threaded: a listener thread, and two threads per client.
   rfbRunEventLoop(screen, -1, TRUE);
-  return std::unique_ptr<VncScreen>(new VncScreen(std::move(impl)));
+  return vnc_screen;
 }
 
 uint16_t VncScreen::port() const {

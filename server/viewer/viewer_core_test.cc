@@ -10,6 +10,7 @@
 
 #include "gtest/gtest.h"
 
+#include "device/gpu/test_frames.h"
 #include "server/viewer/testing.h"
 
 namespace vgpu::server {
@@ -20,13 +21,7 @@ namespace pb = vgpu::display::v1;
 // A frame of `pixels` (B,G,R,X, rows `width` apart).
 gpu::FramePtr FrameOf(const std::vector<uint32_t>& pixels, uint32_t width,
                       uint32_t height, uint64_t sequence) {
-  gpu::TileGrid grid(width, height);
-  gpu::GridStats stats;
-  grid.WritePixels({0, 0, width, height},
-                   reinterpret_cast<const uint8_t*>(pixels.data()),
-                   size_t{width} * 4, &stats);
-  return std::make_shared<gpu::Frame>(width, height, 0, 0, grid.Snapshot(),
-                                      grid.columns(), sequence);
+  return gpu::FrameOfPixels(pixels, width, height, sequence);
 }
 
 gpu::FramePtr Frame(uint32_t width, uint32_t height, uint64_t sequence,

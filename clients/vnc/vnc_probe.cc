@@ -1,0 +1,110 @@
+// vnc-probe: a libvncclient viewer for tests and benchmarks. Connects,
+// waits for a still picture, optionally for the picture to change and
+// settle again (a daemon restart, a new scene), and writes it as PPM.
+//
+//   vnc-probe --port=5900 --encodings="copyrect zrle" --out=screen.ppm
+//   vnc-probe --port=5900 --until_changes=1 --out=after.ppm
+// Prints "first picture WxH" once the first still picture is in.
+// Exit codes: 0 written, 1 connection refused or ended, or no picture in
+// --timeout, 2 bad flags.
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+#include "clients/vnc/test_viewer.h"
+#include "common/cli.h"
+
+ABSL_FLAG(std::string, host, "127.0.0.1", "VNC server host.");
+ABSL_FLAG(uint32_t, port, 5900, "VNC server port.");
+ABSL_FLAG(std::string, encodings, "copyrect zrle",
+          "Encodings to ask for, preferred first (libvncclient names).");
+ABSL_FLAG(int32_t, quality, -1,
+          "Tight JPEG quality level 0..9; -1 asks for no JPEG.");
+ABSL_FLAG(std::string, password, "", "VNC authentication password.");
+ABSL_FLAG(std::string, out, "", "Write the last picture here (PPM).");
+ABSL_FLAG(uint32_t, until_changes, 0,
+          "After the first still picture, wait for this many changed still "
+          "pictures.");
+ABSL_FLAG(uint32_t, stable_ms, 300,
+          "A picture is still after this long without an update.");
+ABSL_FLAG(uint32_t, timeout, 20, "Seconds to wait for each picture.");
+
+namespace {
+
+constexpr absl::string_view kName = "vnc-probe";
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "vnc-probe: %s\n", message.c_str());
+  return 1;
+}
+
+// Waits until an update came and then none for `stable`.
+bool WaitStill(vgpu::vnc::TestViewer& viewer, absl::Duration stable,
+               absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  uint64_t seen = viewer.updates();
+  absl::Time last_change = absl::Now();
+  bool any = seen > 0;
+  return viewer.Until(
+      [&] {
+        if (viewer.updates() != seen) {
+          seen = viewer.updates();
+          last_change = absl::Now();
+          any = true;
+        }
+        return any && absl::Now() - last_change >= stable;
+      },
+      deadline - absl::Now());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vgpu::cli::ParseOrExit(
+      argc, argv,
+      {kName,
+       "a VNC viewer for tests: waits for a still picture and writes it.\n"
+       "  vnc-probe --port=5900 --encodings=\"copyrect zrle\" --out=a.ppm"});
+  if (absl::Status range =
+          vgpu::cli::CheckRange("port", absl::GetFlag(FLAGS_port), 1, 65535);
+      !range.ok()) {
+    return vgpu::cli::UsageError(kName, range.message());
+  }
+  if (absl::Status range =
+          vgpu::cli::CheckRange("quality", absl::GetFlag(FLAGS_quality), -1, 9);
+      !range.ok()) {
+    return vgpu::cli::UsageError(kName, range.message());
+  }
+  auto viewer = vgpu::vnc::TestViewer::Connect(
+      {.host = absl::GetFlag(FLAGS_host),
+       .port = static_cast<uint16_t>(absl::GetFlag(FLAGS_port)),
+       .encodings = absl::GetFlag(FLAGS_encodings),
+       .quality_level = absl::GetFlag(FLAGS_quality),
+       .password = absl::GetFlag(FLAGS_password)});
+  if (viewer == nullptr)
+    return Fail("cannot connect (or authentication failed)");
+  const absl::Duration stable =
+      absl::Milliseconds(absl::GetFlag(FLAGS_stable_ms));
+  const absl::Duration timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout));
+  if (!WaitStill(*viewer, stable, timeout)) return Fail("no still picture");
+  std::printf("first picture %dx%d\n", viewer->width(), viewer->height());
+  std::fflush(stdout);
+  for (uint32_t i = 0; i < absl::GetFlag(FLAGS_until_changes); ++i) {
+    const std::string before = viewer->ToPpm();
+    if (!viewer->Until([&] { return viewer->ToPpm() != before; }, timeout) ||
+        !WaitStill(*viewer, stable, timeout)) {
+      return Fail("the picture did not change");
+    }
+    std::printf("changed picture %dx%d\n", viewer->width(), viewer->height());
+  }
+  if (const std::string out = absl::GetFlag(FLAGS_out); !out.empty()) {
+    std::ofstream file(out, std::ios::binary);
+    file << viewer->ToPpm();
+    if (!file) return Fail("cannot write " + out);
+  }
+  return 0;
+}

@@ -1,0 +1,188 @@
+// The VNC bridge end to end in one process: the gRPC display service on a
+// real unix socket, vgpu-vnc's feed and RFB screen, and libvncclient
+// viewers asking for each encoding. What a viewer shows equals the frame
+// (lossless encodings exactly, Tight JPEG within a PSNR bound), follows
+// mode changes and the cursor shape, and survives the daemon going away.
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include <grpcpp/grpcpp.h>
+
+#include "clients/vnc/scanout_feed.h"
+#include "clients/vnc/test_viewer.h"
+#include "clients/vnc/vnc_screen.h"
+#include "device/gpu/test_frames.h"
+#include "server/frame_store.h"
+#include "server/grpc/display_service.h"
+#include "server/worker_pool.h"
+
+namespace vgpu::vnc {
+namespace {
+
+// Console-like content: flat colour, text-like speckles and a gradient
+// band, so every encoder has real work and misplaced rects show.
+std::vector<uint32_t> Picture(uint32_t width, uint32_t height, uint32_t seed) {
+  std::vector<uint32_t> pixels(size_t{width} * height);
+  for (uint32_t y = 0; y < height; ++y) {
+    for (uint32_t x = 0; x < width; ++x) {
+      uint32_t p = 0x101820 + seed;
+      if (((x * 7 + y * 3 + seed) % 11) == 0 && y % 16 < 12) p = 0xD0D0D0;
+      if (y > height / 2 && y < height / 2 + 40)
+        p = ((x * 255 / width) << 16) | ((y * 3) & 0xFF) << 8 | (seed & 0xFF);
+      pixels[size_t{y} * width + x] = 0xFF000000u | p;
+    }
+  }
+  return pixels;
+}
+
+class VncBridgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    address_ = "unix:" + ::testing::TempDir() + "/vnc-bridge-" +
+               std::to_string(getpid()) + ".sock";
+    StartServer();
+    grpc::ChannelArguments arguments;
+    arguments.SetMaxReceiveMessageSize(64 << 20);
+    arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+    channel_ = grpc::CreateCustomChannel(
+        address_, grpc::InsecureChannelCredentials(), arguments);
+    auto screen = VncScreen::Create({}, 64, 64);
+    ASSERT_TRUE(screen.ok()) << screen.status();
+    screen_ = *std::move(screen);
+    feed_ = std::make_unique<ScanoutFeed>(channel_, ScanoutFeedOptions{},
+                                          screen_.get());
+  }
+  void TearDown() override {
+    feed_.reset();
+    screen_.reset();
+    if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+  }
+  void StartServer() {
+    service_ = std::make_unique<server::DisplayService>(
+        &store_, &pool_, server::DisplayServiceOptions{.num_scanouts = 1});
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(address_, grpc::InsecureServerCredentials());
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+  // A new mode with its first frame, as the device reports a modeset.
+  std::vector<uint32_t> ShowMode(uint32_t width, uint32_t height,
+                                 uint32_t seed) {
+    std::vector<uint32_t> pixels = Picture(width, height, seed);
+    store_.OnScanoutMode(
+        {0, true, width, height},
+        gpu::FrameOfPixels(pixels, width, height, ++sequence_));
+    return pixels;
+  }
+  std::unique_ptr<TestViewer> Viewer(const std::string& encodings,
+                                     int quality = -1) {
+    return TestViewer::Connect({.port = screen_->port(),
+                                .encodings = encodings,
+                                .quality_level = quality});
+  }
+
+  std::string address_;
+  server::FrameStore store_;
+  server::WorkerPool pool_{2};
+  std::unique_ptr<server::DisplayService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<VncScreen> screen_;
+  std::unique_ptr<ScanoutFeed> feed_;
+  uint64_t sequence_ = 0;
+};
+
+struct EncodingCase {
+  const char* encodings;
+  int quality;  // -1: lossless
+};
+
+class VncBridgeEncodingTest
+    : public VncBridgeTest,
+      public ::testing::WithParamInterface<EncodingCase> {};
+
+// Tight JPEG at quality level 6 (JPEG 79, 4:4:4): console text and
+// gradients stay above this.
+constexpr double kMinJpegPsnrDb = 28;
+
+TEST_P(VncBridgeEncodingTest, ViewersSeeTheGuestsFramesAndFollowModes) {
+  std::vector<uint32_t> first = ShowMode(320, 200, 1);
+  feed_->Start();
+  auto viewer = Viewer(GetParam().encodings, GetParam().quality);
+  ASSERT_NE(viewer, nullptr);
+  const bool lossless = GetParam().quality < 0;
+  auto shows = [&](const std::vector<uint32_t>& want, int w, int h) {
+    return lossless ? viewer->Shows(want, w, h)
+                    : viewer->Psnr(want, w, h) >= kMinJpegPsnrDb;
+  };
+  EXPECT_TRUE(viewer->Until([&] { return shows(first, 320, 200); }))
+      << "PSNR " << viewer->Psnr(first, 320, 200);
+  // A flush of part of the screen.
+  std::vector<uint32_t> second = first;
+  for (uint32_t y = 40; y < 60; ++y)
+    for (uint32_t x = 100; x < 180; ++x) second[y * 320 + x] = 0xFFFF8000u;
+  store_.OnFrame(0, gpu::FrameOfPixels(second, 320, 200, ++sequence_),
+                 {{100, 40, 80, 20}});
+  EXPECT_TRUE(viewer->Until([&] { return shows(second, 320, 200); }));
+  // A modeset.
+  std::vector<uint32_t> third = ShowMode(200, 136, 2);
+  EXPECT_TRUE(viewer->Until([&] { return shows(third, 200, 136); }))
+      << viewer->width() << "x" << viewer->height();
+  if (!lossless) {
+    // JPEG was used (the gradient band), so the picture is not exact.
+    const double psnr = viewer->Psnr(third, 200, 136);
+    RecordProperty("psnr_db", std::to_string(psnr));
+    EXPECT_LT(psnr, 100) << "no JPEG was negotiated";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Encodings, VncBridgeEncodingTest,
+                         ::testing::Values(EncodingCase{"copyrect tight", 6},
+                                           EncodingCase{"copyrect tight", -1},
+                                           EncodingCase{"copyrect zrle", -1},
+                                           EncodingCase{"hextile", -1},
+                                           EncodingCase{"raw", -1}));
+
+TEST_F(VncBridgeTest, TheGuestCursorShapeReachesTheViewer) {
+  ShowMode(320, 200, 3);
+  auto image = std::make_shared<gpu::CursorImage>();
+  image->hot_x = 4;
+  image->hot_y = 5;
+  for (size_t i = 0; i < 64 * 10 * 4; i += 4) image->pixels[i + 3] = 0xFF;
+  store_.OnCursor({0, 10, 20, true, image});
+  feed_->Start();
+  auto viewer = Viewer("copyrect zrle");
+  ASSERT_NE(viewer, nullptr);
+  ASSERT_TRUE(viewer->Until([&] { return viewer->cursor_width() == 64; }));
+  EXPECT_EQ(viewer->cursor_hot_x(), 4);
+  EXPECT_EQ(viewer->cursor_hot_y(), 5);
+  EXPECT_EQ(viewer->cursor_mask()[0], 1);
+  EXPECT_EQ(viewer->cursor_mask()[64 * 10], 0);  // row 10: transparent
+}
+
+TEST_F(VncBridgeTest, ViewersStayThroughADaemonRestartAndGetTheNewScreen) {
+  std::vector<uint32_t> before = ShowMode(320, 200, 4);
+  feed_->Start();
+  auto viewer = Viewer("copyrect zrle");
+  ASSERT_NE(viewer, nullptr);
+  ASSERT_TRUE(viewer->Until([&] { return viewer->Shows(before, 320, 200); }));
+  // The daemon goes: the viewer keeps its connection and last frame.
+  server_->Shutdown(std::chrono::system_clock::now());
+  server_.reset();
+  ASSERT_TRUE(viewer->Until([&] { return !feed_->connected(); }));
+  EXPECT_TRUE(viewer->Shows(before, 320, 200));
+  // It comes back with another guest screen of another size.
+  std::vector<uint32_t> after = ShowMode(256, 160, 5);
+  StartServer();
+  EXPECT_TRUE(viewer->Until([&] { return viewer->Shows(after, 256, 160); }));
+  EXPECT_EQ(feed_->subscriptions(), 2u);
+}
+
+}  // namespace
+}  // namespace vgpu::vnc
