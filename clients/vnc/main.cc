@@ -7,11 +7,15 @@
 //   vgpu-vnc --server=unix:/run/vgpu.grpc
 //   vgpu-vnc --server=127.0.0.1:50051 --listen=127.0.0.1:5901 --scanouts=0,1
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +29,7 @@
 #include "clients/common/grpc_client.h"
 #include "clients/vnc/scanout_feed.h"
 #include "clients/vnc/vnc_screen.h"
+#include "clients/vnc/web_console.h"
 #include "common/allocator.h"
 #include "common/cli.h"
 #include "common/listen_address.h"
@@ -48,6 +53,12 @@ ABSL_FLAG(bool, insecure_network, false,
           "Allow listening on a non-loopback address without TLS and a "
           "password: anyone who can reach it sees the VM's screen.");
 ABSL_FLAG(std::string, name, "vgpu", "Desktop name VNC clients show.");
+ABSL_FLAG(std::string, web_listen, "",
+          "Serve the browser console (noVNC) on this IPv4 host:port, page and "
+          "websockets on one port (port 0: any free one); empty: off.");
+ABSL_FLAG(std::string, web_dir, VGPU_WEB_DIR, "The console page's folder.");
+ABSL_FLAG(std::string, novnc_dir, "/usr/share/novnc",
+          "noVNC's folder (Debian package novnc).");
 
 namespace {
 
@@ -161,6 +172,22 @@ int Serve() {
         kName, "the full-control and view-only passwords are the same");
   }
 
+  std::optional<vgpu::ListenAddress> web;
+  if (const std::string text = absl::GetFlag(FLAGS_web_listen); !text.empty()) {
+    absl::StatusOr<vgpu::ListenAddress> parsed = vgpu::ParseListenAddress(
+        "web_listen", text, /*allow_unix=*/false, /*ipv4_only=*/true);
+    if (!parsed.ok())
+      return vgpu::cli::UsageError(kName, parsed.status().message());
+    if (!parsed->loopback && !absl::GetFlag(FLAGS_insecure_network)) {
+      return vgpu::cli::UsageError(
+          kName, absl::StrCat("--web_listen=", text,
+                              " is not a loopback address and the console "
+                              "is plain HTTP; say --insecure_network to "
+                              "serve it to the network anyway"));
+    }
+    web = *parsed;
+  }
+
   absl::StatusOr<vgpu::clients::Connection> connection =
       vgpu::clients::ConnectFromFlags(64 << 20);
   if (!connection.ok())
@@ -184,6 +211,27 @@ int Serve() {
     }
     screens.push_back(*std::move(screen));
   }
+  std::unique_ptr<vgpu::vnc::WebConsole> console;
+  if (web.has_value()) {
+    std::map<uint32_t, vgpu::vnc::VncScreen*> by_scanout;
+    for (size_t i = 0; i < scanouts->size(); ++i)
+      by_scanout[(*scanouts)[i]] = screens[i].get();
+    absl::StatusOr<std::unique_ptr<vgpu::vnc::WebConsole>> started =
+        vgpu::vnc::WebConsole::Start(
+            {.host = web->host,
+             .port = web->port,
+             .page_dir = absl::GetFlag(FLAGS_web_dir),
+             .novnc_dir = absl::GetFlag(FLAGS_novnc_dir),
+             .max_connections =
+                 8 + 2 * options.max_clients *
+                         static_cast<uint32_t>(scanouts->size())},
+            by_scanout);
+    if (!started.ok()) {
+      return vgpu::cli::UsageError(
+          kName, absl::StrCat("--web_listen: ", started.status().message()));
+    }
+    console = *std::move(started);
+  }
   std::vector<std::unique_ptr<vgpu::vnc::ScanoutFeed>> feeds;
   for (size_t i = 0; i < scanouts->size(); ++i) {
     vgpu::vnc::ScanoutFeedOptions feed_options;
@@ -200,6 +248,11 @@ int Serve() {
                     ? " (no password)"
                     : "");
   }
+  if (console != nullptr) {
+    std::printf("vgpu-vnc: web console on http://%s:%u/%s\n", web->host.c_str(),
+                console->port(),
+                scanouts->size() > 1 ? "  (?scanout=N for the others)" : "");
+  }
   std::printf("vgpu-vnc: fed by %s\n", connection->server.c_str());
   std::fflush(stdout);
 
@@ -210,6 +263,7 @@ int Serve() {
   } while (received == vgpu::kWakeSignal);
   VGPU_LOG(INFO) << "vgpu-vnc: stopping on "
                  << (received == SIGINT ? "SIGINT" : "SIGTERM");
+  console.reset();
   for (auto& feed : feeds) feed->Stop();
   feeds.clear();
   screens.clear();
@@ -221,6 +275,13 @@ int Serve() {
 int main(int argc, char** argv) {
   vgpu::BlockStopSignals();  // before gRPC and libvncserver start threads
   signal(SIGPIPE, SIG_IGN);  // a VNC client that goes away mid-write
+  // libvncserver select()s on its sockets: a descriptor at FD_SETSIZE or
+  // above would abort (FORTIFY). Capped, accept() fails instead.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur > FD_SETSIZE) {
+    files.rlim_cur = FD_SETSIZE;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   vgpu::cli::ParseOrExit(
       argc, argv,
       {kName,

@@ -1,6 +1,8 @@
 #include "clients/vnc/vnc_screen.h"
 
 #include <arpa/inet.h>
+#include <sys/select.h>
+#include <unistd.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -105,15 +107,17 @@ void ClientGone(rfbClientPtr client) {
 
 enum rfbNewClientAction NewClient(rfbClientPtr client) {
   VncScreen::Impl* impl = ImplOf(client);
-  // Only this listener thread adds clients, so count-then-add is exact.
-  if (impl->stats.clients.load(std::memory_order_relaxed) >=
-      impl->max_clients) {
-    impl->stats.refused.fetch_add(1, std::memory_order_relaxed);
-    VGPU_LOG(WARNING) << "VNC: refused a client from " << client->host
-                      << ": already " << impl->max_clients << " clients";
-    return RFB_CLIENT_REFUSE;
-  }
-  impl->stats.clients.fetch_add(1, std::memory_order_relaxed);
+  // The listener and the web console add clients from their own threads.
+  uint32_t clients = impl->stats.clients.load(std::memory_order_relaxed);
+  do {
+    if (clients >= impl->max_clients) {
+      impl->stats.refused.fetch_add(1, std::memory_order_relaxed);
+      VGPU_LOG(WARNING) << "VNC: refused a client from " << client->host
+                        << ": already " << impl->max_clients << " clients";
+      return RFB_CLIENT_REFUSE;
+    }
+  } while (!impl->stats.clients.compare_exchange_weak(
+      clients, clients + 1, std::memory_order_relaxed));
   impl->stats.connections.fetch_add(1, std::memory_order_relaxed);
   client->clientGoneHook = ClientGone;
   return RFB_CLIENT_ACCEPT;
@@ -288,6 +292,21 @@ absl::Status VncScreen::Copy(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
                 static_cast<int>(x + w), static_cast<int>(y + h),
                 static_cast<int>(x) - static_cast<int>(src_x),
                 static_cast<int>(y) - static_cast<int>(src_y));
+  return absl::OkStatus();
+}
+
+absl::Status VncScreen::AddClient(int fd) {
+  if (fd < 0) return absl::InvalidArgumentError("no descriptor");
+  if (fd >= FD_SETSIZE) {
+    close(fd);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "descriptor ", fd, " is over libvncserver's limit (", FD_SETSIZE, ")"));
+  }
+  // As libvncserver's listener does with an accepted socket; on refusal it
+  // closes `fd` itself.
+  rfbClientPtr client = rfbNewClient(impl_->screen, fd);
+  if (client == nullptr) return absl::UnavailableError("VNC client refused");
+  if (!client->onHold) rfbStartOnHoldClient(client);
   return absl::OkStatus();
 }
 

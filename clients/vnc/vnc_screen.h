@@ -89,6 +89,11 @@ class VncScreen {
   // through a buffer when they overlap).
   absl::Status Copy(uint32_t x, uint32_t y, uint32_t width, uint32_t height,
                     uint32_t src_x, uint32_t src_y);
+  // A client already connected on `fd` (a stream socket: the web console's
+  // websocket relay), served as if it came to the listener; the screen owns
+  // `fd` from here, also on error. Thread-safe. ResourceExhausted when the
+  // descriptor is too high for libvncserver's select() (FD_SETSIZE).
+  absl::Status AddClient(int fd);
   // The pointer's image: B,G,R,A, `width` x `height` (at most 256 each),
   // hotspot in image pixels. RichCursor has a 1-bit mask: alpha >= 128
   // shows. Empty `bgra` hides the cursor.

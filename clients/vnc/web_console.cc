@@ -1,0 +1,198 @@
+#include "clients/vnc/web_console.h"
+
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+#include "common/log.h"
+
+namespace vgpu::vnc {
+
+struct WebConsole::Impl {
+  mg_context* context = nullptr;
+  std::map<uint32_t, VncScreen*> screens;
+  std::string rewrite;  // civetweb keeps pointers to option strings
+};
+
+namespace {
+
+// One browser's websocket: its bytes go to `fd`, the screen's come back
+// from it on `reader`.
+struct Relay {
+  int fd = -1;
+  std::thread reader;
+};
+
+constexpr absl::string_view kPrefix = "/vnc/";
+
+bool IsDirectory(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The scanout a websocket URI names, or nullptr.
+VncScreen* ScreenFor(const mg_connection* connection, WebConsole::Impl* impl) {
+  const mg_request_info* request = mg_get_request_info(connection);
+  absl::string_view uri(request->local_uri != nullptr ? request->local_uri
+                                                      : "");
+  if (uri.substr(0, kPrefix.size()) != kPrefix) return nullptr;
+  uint32_t scanout = 0;
+  if (!absl::SimpleAtoi(uri.substr(kPrefix.size()), &scanout)) return nullptr;
+  auto it = impl->screens.find(scanout);
+  return it == impl->screens.end() ? nullptr : it->second;
+}
+
+int OnConnect(const mg_connection* connection, void* data) {
+  // Non-zero refuses the upgrade.
+  return ScreenFor(connection, static_cast<WebConsole::Impl*>(data)) == nullptr
+             ? 1
+             : 0;
+}
+
+void OnReady(mg_connection* connection, void* data) {
+  VncScreen* screen =
+      ScreenFor(connection, static_cast<WebConsole::Impl*>(data));
+  int pair[2];
+  if (screen == nullptr ||
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    mg_websocket_write(connection, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "", 0);
+    return;
+  }
+  const int buffer = 1 << 20;
+  setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &buffer, sizeof(buffer));
+  setsockopt(pair[1], SOL_SOCKET, SO_SNDBUF, &buffer, sizeof(buffer));
+  if (absl::Status added = screen->AddClient(pair[1]); !added.ok()) {
+    VGPU_LOG(WARNING) << "web console: " << added.message();
+    close(pair[0]);
+    mg_websocket_write(connection, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "", 0);
+    return;
+  }
+  auto* relay = new Relay;
+  relay->fd = pair[0];
+  relay->reader = std::thread([connection, fd = relay->fd] {
+    std::vector<char> bytes(256 << 10);
+    while (true) {
+      const ssize_t n = read(fd, bytes.data(), bytes.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (mg_websocket_write(connection, MG_WEBSOCKET_OPCODE_BINARY,
+                             bytes.data(), static_cast<size_t>(n)) <= 0) {
+        break;
+      }
+    }
+    // The screen dropped the client (or the browser went): end the
+    // websocket too.
+    mg_websocket_write(connection, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "", 0);
+  });
+  mg_set_user_connection_data(connection, relay);
+}
+
+int OnData(mg_connection* connection, int flags, char* data, size_t length,
+           void*) {
+  auto* relay = static_cast<Relay*>(mg_get_user_connection_data(connection));
+  if (relay == nullptr) return 0;
+  switch (flags & 0x0F) {
+    case MG_WEBSOCKET_OPCODE_BINARY:
+    case MG_WEBSOCKET_OPCODE_CONTINUATION:
+      break;
+    case MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE:
+      return 0;
+    default:  // ping, pong (civetweb answers pings itself), text
+      return 1;
+  }
+  while (length > 0) {
+    const ssize_t n = write(relay->fd, data, length);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 0;
+    data += n;
+    length -= static_cast<size_t>(n);
+  }
+  return 1;
+}
+
+void OnClose(const mg_connection* connection, void*) {
+  auto* relay = static_cast<Relay*>(mg_get_user_connection_data(connection));
+  if (relay == nullptr) return;
+  // The screen sees the end of its client; the reader's read ends.
+  shutdown(relay->fd, SHUT_RDWR);
+  relay->reader.join();
+  close(relay->fd);
+  delete relay;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<WebConsole>> WebConsole::Start(
+    const WebConsoleOptions& options,
+    const std::map<uint32_t, VncScreen*>& screens) {
+  in_addr ipv4{};
+  if (inet_pton(AF_INET, options.host.c_str(), &ipv4) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "web console host '", options.host, "' is not an IPv4 address"));
+  }
+  if (!IsDirectory(options.page_dir)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the console page folder ", options.page_dir, " is missing"));
+  }
+  if (!IsDirectory(options.novnc_dir + "/core")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("noVNC is not in ", options.novnc_dir,
+                     " (Debian: apt-get install novnc)"));
+  }
+  auto console = std::unique_ptr<WebConsole>(new WebConsole());
+  console->impl_ = std::make_unique<Impl>();
+  Impl* impl = console->impl_.get();
+  impl->screens = screens;
+  // civetweb puts the rest of the URI right after the folder.
+  impl->rewrite = absl::StrCat("/novnc/=", options.novnc_dir, "/");
+  const std::string ports = absl::StrCat(options.host, ":", options.port);
+  const std::string threads = absl::StrCat(options.max_connections);
+  const char* civet_options[] = {"listening_ports",
+                                 ports.c_str(),
+                                 "document_root",
+                                 options.page_dir.c_str(),
+                                 "url_rewrite_patterns",
+                                 impl->rewrite.c_str(),
+                                 "enable_directory_listing",
+                                 "no",
+                                 "num_threads",
+                                 threads.c_str(),
+                                 "enable_websocket_ping_pong",
+                                 "yes",
+                                 nullptr};
+  mg_init_library(0);
+  mg_callbacks callbacks{};
+  // civetweb prints its own errors; ours say what happened.
+  callbacks.log_message = [](const mg_connection*, const char* message) {
+    VGPU_LOG(DEBUG) << "civetweb: " << message;
+    return 1;
+  };
+  impl->context = mg_start(&callbacks, impl, civet_options);
+  if (impl->context == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve the web console on ", ports, " (in use?)"));
+  }
+  mg_set_websocket_handler(impl->context, "/vnc/", OnConnect, OnReady, OnData,
+                           OnClose, impl);
+  mg_server_port listening{};
+  if (mg_get_server_ports(impl->context, 1, &listening) == 1)
+    console->port_ = static_cast<uint16_t>(listening.port);
+  return console;
+}
+
+WebConsole::~WebConsole() {
+  if (impl_ != nullptr && impl_->context != nullptr) mg_stop(impl_->context);
+}
+
+}  // namespace vgpu::vnc

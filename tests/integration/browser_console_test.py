@@ -1,0 +1,208 @@
+#!/usr/bin/python3
+"""The browser console in a real browser: headless Chromium (Debian's
+chromium, driven over the DevTools protocol with python3-websocket) opens
+vgpu-vnc's web console, connects through noVNC, and its canvas shows what
+the daemon's own screenshot shows (Tight JPEG at noVNC's quality level 6:
+within a PSNR bound). When the daemon comes back at another resolution, the
+page, still connected, shows the new size.
+
+Usage: browser_console_test.py VGPU_DISPLAYD VGPU_VNC VGPU_SHOT [--screenshot PNG]
+"""
+import argparse
+import base64
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import websocket  # python3-websocket
+from PIL import Image, ImageChops, ImageStat
+
+MIN_PSNR_DB = 30.0  # noVNC asks for Tight quality level 6 (JPEG 79, 4:4:4)
+
+
+def fail(message, work=None):
+    print(f"FAIL: {message}")
+    if work:
+        for name in sorted(os.listdir(work)):
+            if name.endswith(".log"):
+                print(f"--- {name}")
+                with open(os.path.join(work, name), errors="replace") as f:
+                    print("".join(f.readlines()[-15:]))
+    sys.exit(1)
+
+
+def wait_for(condition, timeout, what, work):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    fail(f"timed out waiting for {what}", work)
+
+
+def psnr(a, b):
+    if a.size != b.size:
+        return 0.0
+    rms = ImageStat.Stat(ImageChops.difference(a, b)).rms
+    mse = sum(v * v for v in rms) / 3
+    return 99.0 if mse == 0 else 10 * math.log10(255 * 255 / mse)
+
+
+class Browser:
+    """Headless Chromium and one page over the DevTools protocol."""
+
+    def __init__(self, work):
+        self.profile = tempfile.mkdtemp(prefix="chromium-", dir=work)
+        self.log = open(os.path.join(work, "chromium.log"), "w")
+        self.process = subprocess.Popen(
+            ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--no-first-run", "--window-size=1100,800",
+             "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
+             "about:blank"],
+            stdout=self.log, stderr=self.log)
+        port_file = os.path.join(self.profile, "DevToolsActivePort")
+        port = wait_for(lambda: os.path.exists(port_file) and
+                        open(port_file).readline().strip(), 30,
+                        "Chromium's DevTools port", work)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as r:
+            page = next(t for t in json.load(r) if t["type"] == "page")
+        self.socket = websocket.create_connection(
+            page["webSocketDebuggerUrl"], suppress_origin=True, timeout=30)
+        self.next_id = 0
+
+    def call(self, method, **params):
+        self.next_id += 1
+        self.socket.send(json.dumps(
+            {"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+
+    def evaluate(self, expression):
+        result = self.call("Runtime.evaluate", expression=expression,
+                           returnByValue=True, awaitPromise=True)
+        return result["result"].get("value")
+
+    def canvas(self):
+        """The console's canvas as a PIL image, or None before it exists."""
+        url = self.evaluate(
+            "(() => { const c = window.vgpuConsole && vgpuConsole.canvas();"
+            " return c && c.width > 0 ? c.toDataURL('image/png') : null; })()")
+        if not url:
+            return None
+        data = base64.b64decode(url.split(",", 1)[1])
+        return Image.open(io.BytesIO(data)).convert("RGB")
+
+    def close(self):
+        self.socket.close()
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+def start_daemon(daemon, work, socket_path, width, height, name):
+    process = subprocess.Popen(
+        [daemon, "--demo", "--demo_scene=console", "--demo_frames=20",
+         f"--width={width}", f"--height={height}",
+         f"--grpc_listen=unix:{socket_path}"],
+        stdout=open(os.path.join(work, f"{name}.log"), "w"),
+        stderr=subprocess.STDOUT)
+    wait_for(lambda: os.path.exists(socket_path), 10, "the daemon", work)
+    return process
+
+
+def daemon_shot(shot, socket_path, work):
+    out = os.path.join(work, "shot.png")
+    subprocess.run([shot, f"--server=unix:{socket_path}",
+                    "--connect_timeout=10s", "--wait=stable:300",
+                    "--timeout=20s", f"--out={out}"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return Image.open(out).convert("RGB")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("daemon")
+    parser.add_argument("bridge")
+    parser.add_argument("shot")
+    parser.add_argument("--screenshot", help="save the page as a PNG here")
+    args = parser.parse_args()
+    if not shutil.which("chromium"):
+        fail("chromium is not installed (Debian package chromium)")
+    work = tempfile.mkdtemp(prefix="vgpu-browser-")
+    processes = []
+    browser = None
+    try:
+        socket_path = os.path.join(work, "grpc.sock")
+        daemon = start_daemon(args.daemon, work, socket_path, 640, 480,
+                              "daemon")
+        processes.append(daemon)
+        bridge_log = os.path.join(work, "vnc.log")
+        processes.append(subprocess.Popen(
+            [args.bridge, f"--server=unix:{socket_path}",
+             "--listen=127.0.0.1:0", "--web_listen=127.0.0.1:0"],
+            stdout=open(bridge_log, "w"), stderr=subprocess.STDOUT))
+        url = wait_for(lambda: re.search(r"web console on (http://\S+)",
+                                         open(bridge_log).read()), 10,
+                       "the web console", work).group(1)
+        want = daemon_shot(args.shot, socket_path, work)
+
+        browser = Browser(work)
+        started = time.monotonic()
+        browser.call("Page.navigate", url=url)
+        wait_for(lambda: browser.evaluate(
+            "window.vgpuConsole && vgpuConsole.state") == "connected", 20,
+            "the console to connect", work)
+        connected = time.monotonic() - started
+        seen = wait_for(lambda: (lambda c: c if c is not None and
+                                 psnr(c, want) >= MIN_PSNR_DB else None)(
+            browser.canvas()), 20, "the guest's screen in the canvas", work)
+        print(f"PASS: the browser shows the guest's screen {seen.size[0]}x"
+              f"{seen.size[1]}, PSNR {psnr(seen, want):.1f} dB "
+              f"(connected in {connected * 1000:.0f} ms)")
+        if args.screenshot:
+            shot = browser.call("Page.captureScreenshot", format="png")
+            with open(args.screenshot, "wb") as f:
+                f.write(base64.b64decode(shot["data"]))
+
+        # The VM comes back at another resolution: the page stays and
+        # follows.
+        daemon.terminate()
+        daemon.wait(timeout=10)
+        processes.append(start_daemon(args.daemon, work, socket_path, 800, 600,
+                                      "daemon2"))
+        want = daemon_shot(args.shot, socket_path, work)
+        seen = wait_for(lambda: (lambda c: c if c is not None and
+                                 c.size == (800, 600) and
+                                 psnr(c, want) >= MIN_PSNR_DB else None)(
+            browser.canvas()), 30, "the new resolution in the browser", work)
+        connects = browser.evaluate("vgpuConsole.connects")
+        if connects != 1:
+            fail(f"the page reconnected ({connects} connects); it should have "
+                 "stayed", work)
+        print(f"PASS: a guest resolution change shows in the browser "
+              f"({seen.size[0]}x{seen.size[1]}, PSNR {psnr(seen, want):.1f} dB)")
+    finally:
+        if browser:
+            browser.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
