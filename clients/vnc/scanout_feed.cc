@@ -114,10 +114,16 @@ bool ScanoutFeed::Subscribe() {
           started = true;
           subscriptions_.fetch_add(1);
           connected_ = true;
-          VGPU_LOG(INFO) << "scanout " << options_.scanout_id
-                         << ": feed from the daemon, "
-                         << event.started().scanout().width() << "x"
-                         << event.started().scanout().height();
+          if (HasPicture(event.started().scanout())) {
+            VGPU_LOG(INFO) << "scanout " << options_.scanout_id
+                           << ": feed from the daemon, "
+                           << event.started().scanout().width() << "x"
+                           << event.started().scanout().height();
+          } else {
+            VGPU_LOG(INFO) << "scanout " << options_.scanout_id
+                           << ": feed from the daemon; the guest has not "
+                              "enabled this scanout yet";
+          }
           failed = !set_mode(event.started().scanout());
           break;
         case pb::StreamFramesResponse::kModeChanged:
