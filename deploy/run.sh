@@ -4,7 +4,7 @@
 # open the printed URL in a browser, or point a VNC viewer at the printed
 # address. The screen is also written to demo-out/screen.ppm once a second.
 # Ctrl-C stops both.
-#   SCENE=console|scroll|video|cursor   DURATION=10s (default: until Ctrl-C)
+#   SCENE=demo|console|scroll|video|cursor   DURATION=10s (default: until Ctrl-C)
 #   WEB_PORT=6080 VNC_PORT=5900          (loopback only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ mkdir -p demo-out
 web_port="${WEB_PORT:-6080}"
 vnc_port="${VNC_PORT:-5900}"
 
-build/release/server/vgpu-displayd --demo --demo_scene="${SCENE:-console}" \
+build/release/server/vgpu-displayd --demo --demo_scene="${SCENE:-demo}" \
   --duration="${DURATION:-0s}" --snapshot=demo-out/screen.ppm \
   --grpc_listen=127.0.0.1:50051 &
 daemon=$!

@@ -34,7 +34,7 @@ echo "== tsan build and tests"
 cmake --workflow --preset tsan
 
 echo "== fuzz targets (${fuzz_seconds}s each)"
-fuzzers=(virtio_gpu_command_fuzzer virtqueue_fuzzer vhost_user_message_fuzzer
+fuzzers=(virtio_gpu_command_fuzzer virtqueue_fuzzer vhost_user_message_fuzzer rfb_client_fuzzer
          service_request_fuzzer)
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz --target "${fuzzers[@]}"

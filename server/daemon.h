@@ -30,7 +30,7 @@ struct DaemonConfig {
   bool mirror_to_qemu = false;
 
   bool demo = false;
-  std::string demo_scene = "console";
+  std::string demo_scene = "demo";
   double demo_fps = 30;
   uint64_t demo_mode_every = 0;
   uint64_t demo_frames = 0;  // then the screen stays still; 0: forever

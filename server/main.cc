@@ -25,8 +25,10 @@ ABSL_FLAG(bool, demo, false,
           "Run the built-in synthetic guest against our own socket (a "
           "temporary one when "
           "--vhost_user_socket is not given).");
-ABSL_FLAG(std::string, demo_scene, "console",
-          "Demo scene: console, scroll, video or cursor.");
+ABSL_FLAG(std::string, demo_scene, "demo",
+          "Demo scene: demo (a console with a title bar, colour bars and a "
+          "typed boot log), console (one character per frame), scroll, video "
+          "or cursor.");
 ABSL_FLAG(double, demo_fps, 30, "Demo frames per second.");
 ABSL_FLAG(uint64_t, demo_mode_every, 0,
           "The demo guest changes resolution every N frames as a DRM modeset "

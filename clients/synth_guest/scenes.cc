@@ -12,23 +12,24 @@ namespace {
 constexpr uint32_t kCellWidth = 8, kCellHeight = 16;  // fbcon's 8x16 font cells
 constexpr uint32_t kBackground = 0xFF101820, kForeground = 0xFFC8D0C0;
 
-// A glyph-like 8x16 pattern per character: not a real font, but the same
-// size, density and damage as console text.
+// Glyphs of a real console font (Terminus 8x16 from console-setup-linux,
+// converted at build time by psf_font.py).
+#include "console_font.inc"
+static_assert(kFontHeight == kCellHeight);
+
 bool GlyphBit(uint32_t ch, uint32_t gx, uint32_t gy) {
-  if (ch == ' ' || gy < 3 || gy > 13 || gx == 7) return false;
-  uint32_t h = (ch * 2654435761u) ^ (gy * 40503u);
-  h ^= h >> 13;
-  return ((h >> (gx * 3 % 29)) & 3) == 0 || (gx == 1 && (ch & 1)) ||
-         (gy == 12 && (ch & 2));
+  if (ch < 0x20 || ch > 0x7E) ch = '?';
+  return (kFontGlyphs[ch - 0x20][gy] >> (7 - gx)) & 1;
 }
 
 void DrawCell(uint32_t* pixels, uint32_t width, uint32_t cx, uint32_t cy,
-              uint32_t ch) {
+              uint32_t ch, uint32_t foreground = kForeground,
+              uint32_t background = kBackground) {
   for (uint32_t gy = 0; gy < kCellHeight; ++gy) {
     uint32_t* row = pixels + size_t{cy * kCellHeight + gy} * width +
                     size_t{cx} * kCellWidth;
     for (uint32_t gx = 0; gx < kCellWidth; ++gx) {
-      row[gx] = GlyphBit(ch, gx, gy) ? kForeground : kBackground;
+      row[gx] = GlyphBit(ch, gx, gy) ? foreground : background;
     }
   }
 }
@@ -40,19 +41,33 @@ uint32_t TextAt(uint64_t n) {
   return static_cast<uint8_t>(kText[n % (sizeof(kText) - 1)]);
 }
 
-// Types one character per frame, wrapping at the end of the screen.
-class ConsoleScene : public Scene {
+// A screen of 8x16 text cells.
+class TextScene : public Scene {
  public:
-  ConsoleScene(uint32_t width, uint32_t height)
+  TextScene(uint32_t width, uint32_t height)
       : width_(width),
         height_(height),
         columns_(width / kCellWidth),
         rows_(height / kCellHeight) {}
+
+ protected:
+  // The whole screen in the background colour.
+  void Clear(uint32_t* pixels, std::vector<Damage>* damage) const {
+    std::fill(pixels, pixels + size_t{width_} * height_, kBackground);
+    damage->push_back({0, 0, width_, height_});
+  }
+
+  uint32_t width_, height_, columns_, rows_;
+};
+
+// Types one character per frame, wrapping at the end of the screen.
+class ConsoleScene : public TextScene {
+ public:
+  using TextScene::TextScene;
   void Render(uint64_t index, uint32_t* pixels,
               std::vector<Damage>* damage) override {
     if (index == 0 || columns_ == 0 || rows_ == 0) {
-      std::fill(pixels, pixels + size_t{width_} * height_, kBackground);
-      damage->push_back({0, 0, width_, height_});
+      Clear(pixels, damage);
       return;
     }
     uint64_t cell = (index - 1) % (uint64_t{columns_} * rows_);
@@ -62,9 +77,6 @@ class ConsoleScene : public Scene {
     damage->push_back(
         {cx * kCellWidth, cy * kCellHeight, kCellWidth, kCellHeight});
   }
-
- private:
-  uint32_t width_, height_, columns_, rows_;
 };
 
 // A full line of text per frame; the screen scrolls up one line each time.
@@ -149,11 +161,146 @@ class CursorScene : public Scene {
   uint32_t width_, height_;
 };
 
+// What the built-in demo guest shows: a console worth looking at. A title
+// bar with a frame counter that changes every frame, colour bars, and a
+// boot log typed one character per frame that scrolls when full.
+class DemoScene : public TextScene {
+ public:
+  using TextScene::TextScene;
+  void Render(uint64_t index, uint32_t* pixels,
+              std::vector<Damage>* damage) override {
+    if (index == 0) {
+      Clear(pixels, damage);
+      DrawTitle(pixels, 0);
+      DrawBars(pixels);
+      return;
+    }
+    damage->push_back(DrawTitle(pixels, index));
+    TypeOne(pixels, damage);
+  }
+
+ private:
+  static constexpr uint32_t kTitleBackground = 0xFF1F3A5F;
+  static constexpr uint32_t kTitleForeground = 0xFFF0F0F0;
+  static constexpr uint32_t kPromptColour = 0xFF7FD17F;
+  static constexpr uint32_t kFirstTextRow = 2;
+
+  // The title, and the counter at its right end; returns what changed.
+  Damage DrawTitle(uint32_t* pixels, uint64_t index) {
+    std::string title = absl::StrCat(" vgpu-display demo guest  |  virtio-gpu ",
+                                     width_, "x", height_);
+    std::string counter = absl::StrCat("frame ", index, " ");
+    const uint32_t counter_column =
+        columns_ > counter.size()
+            ? columns_ - static_cast<uint32_t>(counter.size())
+            : 0;
+    if (index == 0) {
+      for (uint32_t cx = 0; cx < columns_; ++cx) {
+        const uint32_t ch = cx < title.size() ? title[cx] : ' ';
+        DrawCell(pixels, width_, cx, 0, ch, kTitleForeground, kTitleBackground);
+      }
+    }
+    for (uint32_t i = 0; i < counter.size() && counter_column + i < columns_;
+         ++i) {
+      DrawCell(pixels, width_, counter_column + i, 0, counter[i],
+               kTitleForeground, kTitleBackground);
+    }
+    return {counter_column * kCellWidth, 0,
+            std::min<uint32_t>(static_cast<uint32_t>(counter.size()),
+                               columns_ - counter_column) *
+                kCellWidth,
+            kCellHeight};
+  }
+
+  // SMPTE-like bars in the top-right corner, under the title.
+  void DrawBars(uint32_t* pixels) {
+    static constexpr uint32_t kBars[8] = {0xFFC0C0C0, 0xFFC0C000, 0xFF00C0C0,
+                                          0xFF00C000, 0xFFC000C0, 0xFFC00000,
+                                          0xFF0000C0, 0xFF000000};
+    const uint32_t bar_width = std::max<uint32_t>(width_ / 40, 4);
+    const uint32_t bars_height = std::min<uint32_t>(height_ / 4, 160);
+    const uint32_t left =
+        width_ > 8 * bar_width + 16 ? width_ - 8 * bar_width - 16 : 0;
+    for (uint32_t y = kCellHeight + 16;
+         y < std::min(height_, kCellHeight + 16 + bars_height); ++y) {
+      for (uint32_t x = left; x < std::min(width_, left + 8 * bar_width); ++x) {
+        pixels[size_t{y} * width_ + x] = kBars[(x - left) / bar_width];
+      }
+    }
+    bars_left_column_ = left / kCellWidth;
+    bars_bottom_row_ = (kCellHeight + 16 + bars_height) / kCellHeight + 1;
+  }
+
+  // Types the next character of the log; a new line scrolls the text area
+  // when it is full.
+  void TypeOne(uint32_t* pixels, std::vector<Damage>* damage) {
+    static constexpr const char* kLog[] = {
+        "[    0.000000] Linux version 6.1.0-vgpu (demo guest)",
+        "[    0.412345] virtio-pci 0000:00:02.0: virtio-gpu",
+        "[    0.413021] [drm] features: +edid +resource_blob +context_init",
+        "[    0.415870] [drm] Initialized virtio_gpu 0.1.0 for 0000:00:02.0",
+        "[    0.417002] fbcon: virtio_gpudrmfb (fb0) is primary device",
+        "[    0.480113] Console: switching to colour frame buffer device",
+        "",
+        "Debian GNU/Linux 12 demo tty1",
+        "",
+        "demo login: root",
+        "root@demo:~# uname -a",
+        "Linux demo 6.1.0-vgpu #1 SMP x86_64 GNU/Linux",
+        "root@demo:~# cat /sys/class/drm/card0-Virtual-1/modes",
+        "root@demo:~# echo the screen you see travels over gRPC and VNC",
+        "the screen you see travels over gRPC and VNC",
+        "root@demo:~# ",
+    };
+    constexpr size_t kLines = sizeof(kLog) / sizeof(kLog[0]);
+    if (rows_ <= kFirstTextRow) return;
+    const std::string line = kLog[line_ % kLines];
+    // Text stays left of the bars while beside them.
+    const uint32_t limit = row_ < bars_bottom_row_
+                               ? std::min(columns_, bars_left_column_ - 1)
+                               : columns_;
+    if (column_ >= line.size() || column_ >= limit) {
+      ++line_;
+      column_ = 0;
+      if (row_ + 1 < rows_) {
+        ++row_;
+      } else {
+        ScrollText(pixels, damage);
+      }
+      return;
+    }
+    const char ch = line[column_];
+    const bool prompt = line.rfind("root@demo", 0) == 0 && column_ < 12;
+    DrawCell(pixels, width_, column_, row_, static_cast<uint8_t>(ch),
+             prompt ? kPromptColour : kForeground);
+    damage->push_back(
+        {column_ * kCellWidth, row_ * kCellHeight, kCellWidth, kCellHeight});
+    ++column_;
+  }
+
+  // Moves the text below the bars up one line, as fbcon does.
+  void ScrollText(uint32_t* pixels, std::vector<Damage>* damage) {
+    const uint32_t top =
+        std::max(bars_bottom_row_, kFirstTextRow) * kCellHeight;
+    const uint32_t bottom = rows_ * kCellHeight;
+    if (bottom <= top + kCellHeight) return;
+    std::memmove(pixels + size_t{top} * width_,
+                 pixels + size_t{top + kCellHeight} * width_,
+                 size_t{width_} * (bottom - top - kCellHeight) * 4);
+    std::fill(pixels + size_t{bottom - kCellHeight} * width_,
+              pixels + size_t{bottom} * width_, kBackground);
+    damage->push_back({0, top, width_, bottom - top});
+  }
+
+  uint32_t bars_left_column_ = 0, bars_bottom_row_ = 0;
+  uint64_t line_ = 0;
+  uint32_t row_ = kFirstTextRow, column_ = 0;
+};
 }  // namespace
 
 const std::vector<std::string>& SceneNames() {
-  static const std::vector<std::string> names = {"console", "scroll", "video",
-                                                 "cursor"};
+  static const std::vector<std::string> names = {"demo", "console", "scroll",
+                                                 "video", "cursor"};
   return names;
 }
 
@@ -164,12 +311,13 @@ absl::StatusOr<std::unique_ptr<Scene>> MakeScene(const std::string& name,
     return absl::InvalidArgumentError(
         absl::StrCat("screen ", width, "x", height, " too small"));
   }
+  if (name == "demo") return std::make_unique<DemoScene>(width, height);
   if (name == "console") return std::make_unique<ConsoleScene>(width, height);
   if (name == "scroll") return std::make_unique<ScrollScene>(width, height);
   if (name == "video") return std::make_unique<VideoScene>(width, height);
   if (name == "cursor") return std::make_unique<CursorScene>(width, height);
   return absl::InvalidArgumentError(absl::StrCat(
-      "unknown scene '", name, "' (console, scroll, video, cursor)"));
+      "unknown scene '", name, "' (demo, console, scroll, video, cursor)"));
 }
 
 std::vector<uint32_t> CursorArrow() {

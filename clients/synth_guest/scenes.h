@@ -39,7 +39,9 @@ class Scene {
   }
 };
 
-// "console", "scroll", "video" or "cursor".
+// "demo" (what the built-in demo guest shows: a title bar with a frame
+// counter, colour bars, a boot log typed and scrolled), "console" (one
+// character per frame), "scroll", "video" or "cursor".
 absl::StatusOr<std::unique_ptr<Scene>> MakeScene(const std::string& name,
                                                  uint32_t width,
                                                  uint32_t height);

@@ -11,6 +11,7 @@
 #include <sys/select.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -25,6 +26,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "vgpu/display/v1/display.grpc.pb.h"
+#include <grpcpp/grpcpp.h>
 
 #include "clients/common/grpc_client.h"
 #include "clients/vnc/scanout_feed.h"
@@ -193,11 +196,34 @@ int Serve() {
   if (!connection.ok())
     return vgpu::cli::UsageError(kName, connection.status().message());
 
+  // A client's SetDesktopSize asks the guest through the daemon.
+  auto layout_stub = vgpu::display::v1::Display::NewStub(connection->channel);
   // Every listener first, so a port in use is an error before anything
   // runs.
   std::vector<std::unique_ptr<vgpu::vnc::VncScreen>> screens;
   for (size_t i = 0; i < scanouts->size(); ++i) {
     vgpu::vnc::VncScreenOptions screen_options = options;
+    screen_options.resize = [stub = layout_stub.get(),
+                             scanout = (*scanouts)[i]](uint32_t width,
+                                                       uint32_t height) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(2));
+      vgpu::display::v1::RequestLayoutRequest request;
+      request.set_scanout_id(scanout);
+      request.set_enabled(true);
+      request.set_width(width);
+      request.set_height(height);
+      vgpu::display::v1::RequestLayoutResponse response;
+      grpc::Status status = stub->RequestLayout(&context, request, &response);
+      VGPU_LOG(INFO) << "scanout " << scanout << ": a VNC client asked for "
+                     << width << "x" << height << ": "
+                     << (!status.ok() ? status.error_message()
+                         : response.guest_notified()
+                             ? std::string("the guest was told")
+                             : std::string("the guest was not told"));
+      return status.ok() && response.guest_notified();
+    };
     if (listen->port != 0)
       screen_options.port = static_cast<uint16_t>(listen->port + i);
     if (scanouts->size() > 1) {

@@ -1,5 +1,13 @@
 #include "clients/vnc/test_viewer.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -161,9 +169,146 @@ bool TestViewer::SendPointer(int x, int y, int buttons) {
   return SendPointerEvent(client_, x, y, buttons) != 0;
 }
 
+bool TestViewer::RequestSize(int w, int h) {
+  return SendExtDesktopSize(client_, static_cast<uint16_t>(w),
+                            static_cast<uint16_t>(h)) != 0;
+}
+
 bool TestViewer::RequestFull() {
   return SendFramebufferUpdateRequest(client_, 0, 0, width(), height(),
                                       FALSE) != 0;
+}
+
+namespace {
+
+uint32_t Get32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 |
+         p[3];
+}
+
+}  // namespace
+
+std::unique_ptr<RawRfbClient> RawRfbClient::Connect(uint16_t port) {
+  std::unique_ptr<RawRfbClient> client(new RawRfbClient());
+  client->fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (client->fd_ < 0 ||
+      connect(client->fd_, reinterpret_cast<sockaddr*>(&address),
+              sizeof(address)) != 0) {
+    return nullptr;
+  }
+  const absl::Duration timeout = absl::Seconds(10);
+  char version[12];
+  uint8_t count = 0;
+  if (!client->ReadExact(version, 12, timeout) ||
+      !client->Send("RFB 003.008\n") ||
+      !client->ReadExact(&count, 1, timeout) || count == 0) {
+    return nullptr;
+  }
+  std::string types(count, '\0');
+  uint8_t result[4];
+  if (!client->ReadExact(types.data(), count, timeout) ||
+      types.find('\x01') == std::string::npos || !client->Send("\x01") ||
+      !client->ReadExact(result, 4, timeout) || Get32(result) != 0 ||
+      !client->Send("\x01")) {  // ClientInit: shared
+    return nullptr;
+  }
+  uint8_t init[24];
+  if (!client->ReadExact(init, 24, timeout)) return nullptr;
+  client->bytes_per_pixel_ = init[4] / 8;
+  std::string name(Get32(init + 20), '\0');
+  if (!client->ReadExact(name.data(), name.size(), timeout)) return nullptr;
+  return client;
+}
+
+RawRfbClient::~RawRfbClient() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool RawRfbClient::Send(const std::string& bytes) {
+  return write(fd_, bytes.data(), bytes.size()) ==
+         static_cast<ssize_t>(bytes.size());
+}
+
+bool RawRfbClient::SetEncodings(const std::vector<int32_t>& encodings) {
+  std::string message = {2, 0, static_cast<char>(encodings.size() >> 8),
+                         static_cast<char>(encodings.size())};
+  for (int32_t encoding : encodings) {
+    for (int shift = 24; shift >= 0; shift -= 8)
+      message.push_back(
+          static_cast<char>(static_cast<uint32_t>(encoding) >> shift));
+  }
+  return Send(message);
+}
+
+bool RawRfbClient::ReadExact(void* bytes, size_t size, absl::Duration timeout) {
+  auto* out = static_cast<uint8_t*>(bytes);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (size > 0) {
+    pollfd poll_fd{.fd = fd_, .events = POLLIN, .revents = 0};
+    const int wait_ms =
+        static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (wait_ms <= 0 || poll(&poll_fd, 1, wait_ms) <= 0) return false;
+    const ssize_t n = read(fd_, out, size);
+    if (n <= 0) return false;
+    out += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::optional<RawRfbClient::Rect> RawRfbClient::ReadPseudoRect(
+    int32_t encoding, size_t payload, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    uint8_t header[4];
+    if (!ReadExact(header, 4, deadline - absl::Now()) || header[0] != 0)
+      return std::nullopt;  // only FramebufferUpdates are expected
+    const uint32_t rects = uint32_t{header[2]} << 8 | header[3];
+    for (uint32_t i = 0; i < rects; ++i) {
+      uint8_t rect[12];
+      if (!ReadExact(rect, 12, deadline - absl::Now())) return std::nullopt;
+      const uint32_t w = uint32_t{rect[4]} << 8 | rect[5];
+      const uint32_t h = uint32_t{rect[6]} << 8 | rect[7];
+      const auto rect_encoding = static_cast<int32_t>(Get32(rect + 8));
+      size_t skip = 0;
+      if (rect_encoding == 0) {
+        skip = size_t{w} * h * bytes_per_pixel_;
+      } else if (rect_encoding == encoding) {
+        Rect found{.x = static_cast<uint16_t>(rect[0] << 8 | rect[1]),
+                   .y = static_cast<uint16_t>(rect[2] << 8 | rect[3]),
+                   .width = static_cast<uint16_t>(w),
+                   .height = static_cast<uint16_t>(h),
+                   .payload = std::string(payload, '\0')};
+        if (!ReadExact(found.payload.data(), payload, deadline - absl::Now()))
+          return std::nullopt;
+        return found;
+      } else if (rect_encoding >= 0) {
+        return std::nullopt;  // an encoding this client did not ask for
+      }
+      std::string ignored(skip, '\0');
+      if (!ReadExact(ignored.data(), skip, deadline - absl::Now()))
+        return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+bool RawRfbClient::WaitClosed(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  char byte;
+  while (absl::Now() < deadline) {
+    pollfd poll_fd{.fd = fd_, .events = POLLIN, .revents = 0};
+    const int wait_ms =
+        static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (poll(&poll_fd, 1, std::max(wait_ms, 1)) <= 0) continue;
+    const ssize_t n = read(fd_, &byte, 1);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return true;
+  }
+  return false;
 }
 
 }  // namespace vgpu::vnc

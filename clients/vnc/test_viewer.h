@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,8 @@ class TestViewer {
   // Input, as a viewer sends it.
   bool SendKey(uint32_t keysym, bool down);
   bool SendPointer(int x, int y, int buttons);
+  // SetDesktopSize (ExtendedDesktopSize), one screen.
+  bool RequestSize(int width, int height);
   // Asks for the whole screen again (a non-incremental request).
   bool RequestFull();
 
@@ -85,6 +88,38 @@ class TestViewer {
   int cursor_hot_x_ = 0, cursor_hot_y_ = 0;
   uint64_t cursor_shapes_ = 0;
   std::vector<uint8_t> cursor_mask_;
+};
+
+// A bare RFB 3.8 client over TCP for protocol tests: it does the
+// handshake (security None, shared), then sends and reads raw bytes.
+class RawRfbClient {
+ public:
+  // nullptr when the connection or the handshake fails.
+  static std::unique_ptr<RawRfbClient> Connect(uint16_t port);
+  ~RawRfbClient();
+
+  bool Send(const std::string& bytes);
+  // SetEncodings with these encodings.
+  bool SetEncodings(const std::vector<int32_t>& encodings);
+  struct Rect {
+    uint16_t x = 0, y = 0, width = 0, height = 0;
+    std::string payload;
+  };
+  // Reads server messages until a FramebufferUpdate holding a rect of
+  // `encoding` comes; returns its header and first `payload` bytes. Only
+  // pseudo-rects and Raw rects are understood. nullopt on timeout, a closed
+  // connection or anything else.
+  std::optional<Rect> ReadPseudoRect(int32_t encoding, size_t payload,
+                                     absl::Duration timeout);
+  // True once the server closed the connection (reads return 0), within
+  // `timeout`.
+  bool WaitClosed(absl::Duration timeout);
+
+ private:
+  RawRfbClient() = default;
+  bool ReadExact(void* bytes, size_t size, absl::Duration timeout);
+  int fd_ = -1;
+  uint32_t bytes_per_pixel_ = 4;
 };
 
 }  // namespace vgpu::vnc

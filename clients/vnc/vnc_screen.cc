@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include <rfb/rfb.h>
 
+#include "clients/vnc/rfb_extensions.h"
 #include "common/log.h"
 
 namespace vgpu::vnc {
@@ -29,6 +30,8 @@ struct VncScreen::Impl {
   std::vector<char*> password_list;
   uint32_t max_clients = 0;
   VncInput* input = nullptr;
+  std::function<bool(uint32_t, uint32_t)> resize;
+  std::atomic<uint8_t> leds{0};
   VncScreenStats stats;
 };
 
@@ -40,7 +43,9 @@ constexpr uint32_t kMaxCursorSide = 256;
 // libvncserver logs every connection step to stderr; its lines go through
 // our log at debug level (VGPU_LOG_LEVEL=debug shows them), its errors as
 // warnings.
-void LogVnc(LogSeverity severity, const char* format, va_list args) {
+__attribute__((format(printf, 2, 0))) void LogVnc(LogSeverity severity,
+                                                  const char* format,
+                                                  va_list args) {
   if (severity < MinLogSeverity()) return;
   char line[512];
   std::vsnprintf(line, sizeof(line), format, args);
@@ -52,13 +57,13 @@ void LogVnc(LogSeverity severity, const char* format, va_list args) {
     VGPU_LOG(WARNING) << "libvncserver: " << text;
   }
 }
-void VncLog(const char* format, ...) {
+__attribute__((format(printf, 1, 2))) void VncLog(const char* format, ...) {
   va_list args;
   va_start(args, format);
   LogVnc(LogSeverity::kDebug, format, args);
   va_end(args);
 }
-void VncErr(const char* format, ...) {
+__attribute__((format(printf, 1, 2))) void VncErr(const char* format, ...) {
   va_list args;
   va_start(args, format);
   LogVnc(LogSeverity::kWarning, format, args);
@@ -101,7 +106,15 @@ VncScreen::Impl* ImplOf(rfbClientPtr client) {
   return static_cast<VncScreen::Impl*>(client->screen->screenData);
 }
 
+// Per client (rfbClientRec::clientData, made by NewClient, freed by
+// ClientGone, each called once per accepted client): what it asked for.
+struct ClientState {
+  std::atomic<bool> led_state{false};  // set on its input thread
+};
+
 void ClientGone(rfbClientPtr client) {
+  delete static_cast<ClientState*>(client->clientData);
+  client->clientData = nullptr;
   ImplOf(client)->stats.clients.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -119,6 +132,7 @@ enum rfbNewClientAction NewClient(rfbClientPtr client) {
   } while (!impl->stats.clients.compare_exchange_weak(
       clients, clients + 1, std::memory_order_relaxed));
   impl->stats.connections.fetch_add(1, std::memory_order_relaxed);
+  client->clientData = new ClientState();
   client->clientGoneHook = ClientGone;
   return RFB_CLIENT_ACCEPT;
 }
@@ -151,6 +165,102 @@ void BeforeUpdate(rfbClientPtr client) {
   client->enableLastRectEncoding = FALSE;
 }
 
+// --- The QEMU extensions (libvncserver 0.9.14 has their client side only).
+
+// Writes a whole server message, as libvncserver's own senders do.
+bool WriteToClient(rfbClientPtr client, const std::string& bytes) {
+  LOCK(client->sendMutex);
+  const bool ok =
+      rfbWriteExact(client, bytes.data(), static_cast<int>(bytes.size())) > 0;
+  UNLOCK(client->sendMutex);
+  return ok;
+}
+
+// Active for every client. No per-client data here: libvncserver calls an
+// extension's close on every rfbCloseClient (possibly several times) and
+// frees data with free(); ClientState lives in clientData instead.
+rfbBool ExtensionNewClient(rfbClientPtr, void** data) {
+  *data = nullptr;
+  return TRUE;
+}
+
+rfbBool EnablePseudoEncoding(rfbClientPtr client, void**, int encoding) {
+  auto* state = static_cast<ClientState*>(client->clientData);
+  switch (encoding) {
+    case kQemuExtendedKeyEncoding:
+      // The client sends QEMU key events only after this acknowledgement.
+      WriteToClient(client, QemuExtendedKeyAck());
+      return TRUE;
+    case kQemuLedStateEncoding:
+      if (state != nullptr) state->led_state = true;
+      WriteToClient(client, QemuLedStateUpdate(ImplOf(client)->leds.load()));
+      return TRUE;
+    default:
+      return FALSE;
+  }
+}
+
+rfbBool HandleMessage(rfbClientPtr client, void*,
+                      const rfbClientToServerMsg* message) {
+  if (message->type != kQemuClientMessage) return FALSE;
+  uint8_t bytes[kQemuKeyEventBytes];
+  if (rfbReadExact(client, reinterpret_cast<char*>(bytes), sizeof(bytes)) <=
+      0) {
+    rfbCloseClient(client);
+    return TRUE;
+  }
+  absl::StatusOr<QemuKeyEvent> key = ParseQemuKeyEvent(bytes);
+  if (!key.ok()) {
+    // Its length is unknown, so the stream cannot go on.
+    VGPU_LOG(WARNING) << "VNC: dropped client " << client->host << ": "
+                      << key.status().message();
+    rfbCloseClient(client);
+    return TRUE;
+  }
+  VncScreen::Impl* impl = ImplOf(client);
+  if (client->viewOnly) return TRUE;
+  impl->stats.key_events.fetch_add(1, std::memory_order_relaxed);
+  if (impl->input != nullptr)
+    impl->input->OnExtendedKey(key->down, key->keysym, key->keycode);
+  return TRUE;
+}
+
+int kQemuPseudoEncodings[] = {kQemuExtendedKeyEncoding, kQemuLedStateEncoding,
+                              0};
+
+rfbProtocolExtension qemu_extension = {
+    .newClient = ExtensionNewClient,
+    .init = nullptr,
+    .pseudoEncodings = kQemuPseudoEncodings,
+    .enablePseudoEncoding = EnablePseudoEncoding,
+    .handleMessage = HandleMessage,
+    .close = nullptr,
+    .usage = nullptr,
+    .processArgument = nullptr,
+    .next = nullptr,
+};
+
+void RegisterExtensions() {
+  static std::once_flag once;
+  std::call_once(once, [] { rfbRegisterProtocolExtension(&qemu_extension); });
+}
+
+int SetDesktopSize(int width, int height, int screens, rfbExtDesktopScreen*,
+                   rfbClientPtr client) {
+  VncScreen::Impl* impl = ImplOf(client);
+  impl->stats.resize_requests.fetch_add(1, std::memory_order_relaxed);
+  const int check = CheckSetDesktopSize(
+      static_cast<uint32_t>(width), static_cast<uint32_t>(height),
+      static_cast<uint32_t>(screens), client->viewOnly != 0);
+  if (check != 0) return check;
+  if (!impl->resize || !impl->resize(static_cast<uint32_t>(width),
+                                     static_cast<uint32_t>(height))) {
+    return rfbExtDesktopSize_ResizeProhibited;
+  }
+  impl->stats.resizes_granted.fetch_add(1, std::memory_order_relaxed);
+  return rfbExtDesktopSize_Success;
+}
+
 }  // namespace
 
 VncScreen::VncScreen(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -172,11 +282,13 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
         "VNC listen host '", options.host, "' is not an IPv4 or IPv6 address"));
   }
   RouteVncLogs();
+  RegisterExtensions();
   auto impl = std::make_unique<Impl>();
   impl->name = options.name;
   impl->host6 = is_ipv4 ? "" : options.host;
   impl->max_clients = options.max_clients;
   impl->input = options.input;
+  impl->resize = options.resize;
   impl->pixels.assign(size_t{width} * height * 4, 0);
   for (const std::string& p : options.passwords) impl->passwords.push_back(p);
   for (const std::string& p : options.view_only_passwords)
@@ -201,6 +313,7 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   screen->kbdAddEvent = KeyEvent;
   screen->ptrAddEvent = PointerEvent;
   screen->displayHook = BeforeUpdate;
+  screen->setDesktopSizeHook = SetDesktopSize;
   if (!impl->passwords.empty()) {
     screen->authPasswdData = impl->password_list.data();
     screen->passwordCheck = rfbCheckPasswordByList;
@@ -308,6 +421,18 @@ absl::Status VncScreen::AddClient(int fd) {
   if (client == nullptr) return absl::UnavailableError("VNC client refused");
   if (!client->onHold) rfbStartOnHoldClient(client);
   return absl::OkStatus();
+}
+
+void VncScreen::SetLedState(uint8_t leds) {
+  leds &= 0x07;
+  if (impl_->leds.exchange(leds) == leds) return;
+  rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    auto* state = static_cast<ClientState*>(client->clientData);
+    if (state != nullptr && state->led_state)
+      WriteToClient(client, QemuLedStateUpdate(leds));
+  }
+  rfbReleaseClientIterator(clients);
 }
 
 absl::Status VncScreen::SetCursor(uint32_t width, uint32_t height,

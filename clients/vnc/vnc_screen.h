@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,13 @@ class VncInput {
   virtual ~VncInput() = default;
   // An X keysym (RFB KeyEvent).
   virtual void OnKey(bool down, uint32_t keysym) = 0;
+  // A QEMU Extended Key Event: the keysym and the XT scancode of the key
+  // (noVNC, TigerVNC, gtk-vnc send these once the server acknowledged
+  // them). By default only the keysym is used.
+  virtual void OnExtendedKey(bool down, uint32_t keysym, uint32_t keycode) {
+    (void)keycode;
+    OnKey(down, keysym);
+  }
   // RFB PointerEvent: button mask (bit 0 left, 1 middle, 2 right, 3/4 wheel
   // up/down), position in screen pixels.
   virtual void OnPointer(uint32_t buttons, uint32_t x, uint32_t y) = 0;
@@ -53,6 +61,12 @@ struct VncScreenOptions {
   // More clients than this at once are refused.
   uint32_t max_clients = 16;
   VncInput* input = nullptr;  // may be null: events are only counted
+  // A client's SetDesktopSize (ExtendedDesktopSize), checked already (one
+  // screen, 16..4095, not view-only): asks the guest for that size and
+  // returns true when the guest was told. The client hears "success" only
+  // then (and its reply comes with the new mode), else "prohibited". Called
+  // on the client's input thread, which waits; null: always prohibited.
+  std::function<bool(uint32_t width, uint32_t height)> resize = nullptr;
 };
 
 struct VncScreenStats {
@@ -61,6 +75,8 @@ struct VncScreenStats {
   std::atomic<uint64_t> refused{0};  // over max_clients
   std::atomic<uint64_t> key_events{0};
   std::atomic<uint64_t> pointer_events{0};
+  std::atomic<uint64_t> resize_requests{0};
+  std::atomic<uint64_t> resizes_granted{0};
 };
 
 class VncScreen {
@@ -94,6 +110,10 @@ class VncScreen {
   // `fd` from here, also on error. Thread-safe. ResourceExhausted when the
   // descriptor is too high for libvncserver's select() (FD_SETSIZE).
   absl::Status AddClient(int fd);
+  // The guest's keyboard LEDs (bit 0 Scroll, 1 Num, 2 Caps Lock), sent to
+  // clients that take the QEMU LED State pseudo-encoding (noVNC, TigerVNC)
+  // now and whenever they connect. Thread-safe.
+  void SetLedState(uint8_t leds);
   // The pointer's image: B,G,R,A, `width` x `height` (at most 256 each),
   // hotspot in image pixels. RichCursor has a 1-bit mask: alpha >= 128
   // shows. Empty `bgra` hides the cursor.

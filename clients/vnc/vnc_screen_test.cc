@@ -4,12 +4,16 @@
 #include "clients/vnc/vnc_screen.h"
 
 #include <atomic>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
+#include "clients/vnc/rfb_extensions.h"
 #include "clients/vnc/test_viewer.h"
 
 namespace vgpu::vnc {
@@ -84,13 +88,19 @@ class CountingInput : public VncInput {
     last_key = keysym;
     ++keys;
   }
+  void OnExtendedKey(bool down, uint32_t keysym, uint32_t keycode) override {
+    last_keycode = keycode;
+    last_down = down;
+    OnKey(down, keysym);
+  }
   void OnPointer(uint32_t buttons, uint32_t x, uint32_t) override {
     last_buttons = buttons;
     last_x = x;
     ++pointers;
   }
   std::atomic<uint32_t> keys{0}, pointers{0}, last_key{0}, last_buttons{0},
-      last_x{0};
+      last_x{0}, last_keycode{0};
+  std::atomic<bool> last_down{false};
 };
 
 TEST(VncScreenAuthTest, PasswordsGiveControlOrViewOnly) {
@@ -175,6 +185,155 @@ TEST(VncScreenCursorTest, TheShapeReachesCursorClientsAndNeverThePicture) {
   ASSERT_TRUE(plain->RequestFull());
   ASSERT_TRUE(plain->Until([&] { return plain->updates() >= 2; }));
   EXPECT_TRUE(plain->Shows(pixels, 64, 48));
+}
+
+// Big-endian bytes of a QEMU extended key event message.
+std::string QemuKey(bool down, uint32_t keysym, uint32_t keycode,
+                    uint8_t sub_type = 0) {
+  std::string m = {static_cast<char>(255), static_cast<char>(sub_type), 0,
+                   static_cast<char>(down ? 1 : 0)};
+  for (uint32_t v : {keysym, keycode})
+    for (int shift = 24; shift >= 0; shift -= 8)
+      m.push_back(static_cast<char>(v >> shift));
+  return m;
+}
+
+TEST(VncScreenQemuTest, ExtendedKeysAreAcknowledgedAndDelivered) {
+  CountingInput input;
+  auto screen = VncScreen::Create({.input = &input}, 64, 48);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  auto client = RawRfbClient::Connect((*screen)->port());
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->SetEncodings({0, kQemuExtendedKeyEncoding}));
+  // The acknowledgement a client waits for before sending such keys.
+  ASSERT_TRUE(
+      client->ReadPseudoRect(kQemuExtendedKeyEncoding, 0, absl::Seconds(10)));
+  ASSERT_TRUE(client->Send(QemuKey(true, 0x61, 0x1E)));
+  ASSERT_TRUE(client->Send(QemuKey(false, 0xFF53, 0xCD)));  // Right, E0 4D
+  auto viewer = TestViewer::Connect({.port = (*screen)->port()});
+  ASSERT_NE(viewer, nullptr);
+  ASSERT_TRUE(viewer->Until([&] { return input.keys.load() == 2; }));
+  EXPECT_EQ(input.last_key.load(), 0xFF53u);
+  EXPECT_EQ(input.last_keycode.load(), 0xCDu);
+  EXPECT_FALSE(input.last_down.load());
+}
+
+TEST(VncScreenQemuTest, LedStateReachesClientsThatAskForIt) {
+  auto screen = VncScreen::Create({}, 64, 48);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  (*screen)->SetLedState(0x4);  // Caps Lock
+  auto client = RawRfbClient::Connect((*screen)->port());
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->SetEncodings({0, kQemuLedStateEncoding}));
+  auto leds =
+      client->ReadPseudoRect(kQemuLedStateEncoding, 1, absl::Seconds(10));
+  ASSERT_TRUE(leds.has_value());
+  EXPECT_EQ(leds->payload[0], 0x4);
+  (*screen)->SetLedState(0x3);  // Num and Scroll Lock
+  leds = client->ReadPseudoRect(kQemuLedStateEncoding, 1, absl::Seconds(10));
+  ASSERT_TRUE(leds.has_value());
+  EXPECT_EQ(leds->payload[0], 0x3);
+}
+
+TEST(VncScreenQemuTest, AClientSendingGarbageIsDroppedAndOthersStay) {
+  CountingInput input;
+  auto screen = VncScreen::Create({.input = &input}, 64, 48);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  std::vector<uint32_t> pixels = Noise(64 * 48, 11);
+  ASSERT_TRUE((*screen)->Update(0, 0, 64, 48, Bytes(pixels), 64 * 4).ok());
+  auto viewer = TestViewer::Connect({.port = (*screen)->port()});
+  ASSERT_NE(viewer, nullptr);
+  // An unknown QEMU sub-type (its length is unknown), and a message type
+  // nobody knows.
+  for (const std::string& garbage :
+       {QemuKey(true, 1, 2, /*sub_type=*/7), std::string("\xC8garbage", 8)}) {
+    auto bad = RawRfbClient::Connect((*screen)->port());
+    ASSERT_NE(bad, nullptr);
+    ASSERT_TRUE(bad->Send(garbage));
+    EXPECT_TRUE(bad->WaitClosed(absl::Seconds(10)));
+  }
+  EXPECT_EQ(input.keys.load(), 0u);
+  EXPECT_TRUE(viewer->Until([&] { return viewer->Shows(pixels, 64, 48); }));
+  ASSERT_TRUE(viewer->Until([&] { return (*screen)->stats().clients == 1; }));
+}
+
+// Polls `condition` (state libvncserver's threads change) until it holds.
+bool Eventually(const std::function<bool()>& condition) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!condition()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+// SetDesktopSize for one screen of `width` x `height`.
+std::string SetDesktopSize(uint16_t width, uint16_t height,
+                           uint8_t screens = 1) {
+  std::string m = {static_cast<char>(251),         0,
+                   static_cast<char>(width >> 8),  static_cast<char>(width),
+                   static_cast<char>(height >> 8), static_cast<char>(height),
+                   static_cast<char>(screens),     0};
+  for (uint8_t i = 0; i < screens; ++i) {
+    std::string screen(16, '\0');
+    screen[8] = static_cast<char>(width >> 8);
+    screen[9] = static_cast<char>(width);
+    screen[10] = static_cast<char>(height >> 8);
+    screen[11] = static_cast<char>(height);
+    m += screen;
+  }
+  return m;
+}
+
+TEST(VncScreenResizeTest, SetDesktopSizeAsksTheGuestAndIsAnsweredHonestly) {
+  constexpr int32_t kExtendedDesktopSize = -308;
+  std::atomic<uint32_t> asked_width{0};
+  std::atomic<bool> guest_told{false};
+  auto screen = VncScreen::Create({.view_only_passwords = {},
+                                   .resize =
+                                       [&](uint32_t width, uint32_t) {
+                                         asked_width = width;
+                                         return guest_told.load();
+                                       }},
+                                  64, 48);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  auto client = RawRfbClient::Connect((*screen)->port());
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->SetEncodings({0, kExtendedDesktopSize}));
+  // Answers come in updates: each request below asks for one.
+  const std::string update_request("\x03\x01\0\0\0\0\0\x40\0\x30", 10);
+  // The guest was not told: "prohibited" (1), at once.
+  ASSERT_TRUE(client->Send(SetDesktopSize(800, 600) + update_request));
+  auto answer =
+      client->ReadPseudoRect(kExtendedDesktopSize, 20, absl::Seconds(10));
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->x, 1);  // requested by this client
+  EXPECT_EQ(answer->y, 1);  // resize prohibited
+  EXPECT_EQ(asked_width.load(), 800u);
+  // Two screens, or a side out of range: "invalid screen layout" (3), and
+  // the guest is not asked.
+  ASSERT_TRUE(client->Send(SetDesktopSize(640, 480, 2) + update_request));
+  answer = client->ReadPseudoRect(kExtendedDesktopSize, 20, absl::Seconds(10));
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->y, 3);
+  ASSERT_TRUE(client->Send(SetDesktopSize(8, 600) + update_request));
+  answer = client->ReadPseudoRect(kExtendedDesktopSize, 20, absl::Seconds(10));
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->y, 3);
+  EXPECT_EQ(asked_width.load(), 800u);
+  // The guest was told: success, answered with the new mode.
+  guest_told = true;
+  ASSERT_TRUE(client->Send(SetDesktopSize(320, 200) + update_request));
+  ASSERT_TRUE(Eventually(
+      [&] { return (*screen)->stats().resizes_granted.load() == 1; }));
+  ASSERT_TRUE((*screen)->SetMode(320, 200).ok());
+  answer = client->ReadPseudoRect(kExtendedDesktopSize, 20, absl::Seconds(10));
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->y, 0);  // success
+  EXPECT_EQ(answer->width, 320);
+  EXPECT_EQ(answer->height, 200);
+  EXPECT_EQ((*screen)->stats().resizes_granted.load(), 1u);
+  EXPECT_EQ((*screen)->stats().resize_requests.load(), 4u);
 }
 
 }  // namespace

@@ -79,7 +79,7 @@ expect 2 '--max_resources must be 1..1048576 \(got 0\)' "$daemon" --demo --max_r
 expect 2 '--max_viewers must be 1..4096' "$daemon" --demo --max_viewers=0
 expect 2 '--max_resources=-1: must be a whole number' "$daemon" --demo --max_resources=-1
 expect 2 'display mode 5x800 outside 16..4095' "$daemon" --demo --width=5
-expect 2 "--demo_scene must be one of console, scroll, video, cursor \(got 'nope'\)" "$daemon" --demo --demo_scene=nope
+expect 2 "--demo_scene must be one of demo, console, scroll, video, cursor \(got 'nope'\)" "$daemon" --demo --demo_scene=nope
 expect 2 '--resource_policy must be copy, shared or auto' "$daemon" --demo --resource_policy=fast
 expect 2 'folder .*/missing does not exist' "$daemon" --demo --grpc_listen="unix:$work/missing/g.sock"
 expect 2 '--vhost_user_socket: cannot listen on .*: folder .* does not exist' "$daemon" --vhost_user_socket="$work/missing/v.sock"
