@@ -64,6 +64,7 @@ std::unique_ptr<TestViewer> TestViewer::Connect(
   client->GetPassword = GetPassword;
   client->GotCursorShape = GotCursorShape;
   client->FinishedFrameBufferUpdate = FinishedUpdate;
+  free(client->serverHost);  // rfbGetClient's empty default
   client->serverHost = strdup(options.host.c_str());
   client->serverPort = options.port;
   rfbClientSetClientData(client, &kViewerTag, viewer.get());
@@ -74,7 +75,12 @@ std::unique_ptr<TestViewer> TestViewer::Connect(
 }
 
 TestViewer::~TestViewer() {
-  if (client_ != nullptr) rfbClientCleanup(client_);
+  if (client_ == nullptr) return;
+  // libvncclient leaves these to the application.
+  free(client_->frameBuffer);
+  free(client_->rcSource);
+  free(client_->rcMask);
+  rfbClientCleanup(client_);
 }
 
 int TestViewer::width() const { return client_->width; }

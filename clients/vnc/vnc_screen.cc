@@ -1,9 +1,12 @@
 #include "clients/vnc/vnc_screen.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +20,7 @@
 
 #include "clients/vnc/rfb_extensions.h"
 #include "common/log.h"
+#include "common/mutex.h"
 
 namespace vgpu::vnc {
 
@@ -33,6 +37,12 @@ struct VncScreen::Impl {
   std::function<bool(uint32_t, uint32_t)> resize;
   std::atomic<uint8_t> leds{0};
   VncScreenStats stats;
+  // ClientGone notifies it, for the destructor's wait.
+  Mutex gone_mu;
+  // Input threads of clients that left, to be joined (libvncserver 0.9.14
+  // joins them only in rfbShutdownServer, which the destructor does not
+  // ask it to do; unjoined, each would keep its stack).
+  std::vector<pthread_t> finished VGPU_GUARDED_BY(gone_mu);
 };
 
 namespace {
@@ -106,20 +116,55 @@ VncScreen::Impl* ImplOf(rfbClientPtr client) {
   return static_cast<VncScreen::Impl*>(client->screen->screenData);
 }
 
-// Per client (rfbClientRec::clientData, made by NewClient, freed by
-// ClientGone, each called once per accepted client): what it asked for.
+extern rfbProtocolExtension qemu_extension;  // below
+
+// Per accepted client (rfbClientRec::clientData, made by NewClient, freed
+// by ClientGone, each called once per client): what it asked for.
 struct ClientState {
   std::atomic<bool> led_state{false};  // set on its input thread
 };
 
 void ClientGone(rfbClientPtr client) {
-  delete static_cast<ClientState*>(client->clientData);
-  client->clientData = nullptr;
-  ImplOf(client)->stats.clients.fetch_sub(1, std::memory_order_relaxed);
+  VncScreen::Impl* impl = ImplOf(client);
+  if (client->clientData != nullptr) {  // accepted
+    delete static_cast<ClientState*>(client->clientData);
+    client->clientData = nullptr;
+    MutexLock lock(&impl->gone_mu);
+    // An accepted client leaves on its own input thread, which ends right
+    // after this (rfbClientConnectionGone).
+    if (pthread_equal(client->client_thread, pthread_self()))
+      impl->finished.push_back(pthread_self());
+    impl->stats.clients.fetch_sub(1, std::memory_order_relaxed);
+    impl->gone_mu.NotifyAll();
+  }
+  // libvncserver 0.9.14 never frees a client's extension records (not even
+  // in rfbDisableExtension): ours goes here, with the allocator it came
+  // from.
+  for (rfbExtensionData** link = &client->extensions; *link != nullptr;
+       link = &(*link)->next) {
+    if ((*link)->extension == &qemu_extension) {
+      rfbExtensionData* record = *link;
+      *link = record->next;
+      free(record);
+      break;
+    }
+  }
+}
+
+// Joins the input threads of clients that left (never called on one).
+void JoinFinished(VncScreen::Impl* impl) {
+  std::vector<pthread_t> finished;
+  {
+    MutexLock lock(&impl->gone_mu);
+    finished.swap(impl->finished);
+  }
+  for (pthread_t thread : finished) pthread_join(thread, nullptr);
 }
 
 enum rfbNewClientAction NewClient(rfbClientPtr client) {
   VncScreen::Impl* impl = ImplOf(client);
+  JoinFinished(impl);
+  client->clientGoneHook = ClientGone;  // refused ones go through it too
   // The listener and the web console add clients from their own threads.
   uint32_t clients = impl->stats.clients.load(std::memory_order_relaxed);
   do {
@@ -133,7 +178,6 @@ enum rfbNewClientAction NewClient(rfbClientPtr client) {
       clients, clients + 1, std::memory_order_relaxed));
   impl->stats.connections.fetch_add(1, std::memory_order_relaxed);
   client->clientData = new ClientState();
-  client->clientGoneHook = ClientGone;
   return RFB_CLIENT_ACCEPT;
 }
 
@@ -266,9 +310,37 @@ int SetDesktopSize(int width, int height, int screens, rfbExtDesktopScreen*,
 VncScreen::VncScreen(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 VncScreen::~VncScreen() {
-  if (impl_->screen == nullptr) return;
-  rfbShutdownServer(impl_->screen, TRUE);
-  rfbScreenCleanup(impl_->screen);
+  rfbScreenInfoPtr screen = impl_->screen;
+  if (screen == nullptr) return;
+  // Not rfbShutdownServer(screen, TRUE): in 0.9.14 it uses a client after
+  // dropping its reference (a client leaving meanwhile is freed under it)
+  // and joins client threads that may be gone. Instead: the listener stops,
+  // every connection is shut down, the clients' own threads end them, and
+  // those threads are joined before the screen is freed (they touch it to
+  // the end).
+  rfbShutdownServer(screen, FALSE);
+  rfbClientIteratorPtr clients = rfbGetClientIterator(screen);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    // The iterator's reference keeps `client` alive meanwhile.
+    if (client->sock != RFB_INVALID_SOCKET) shutdown(client->sock, SHUT_RDWR);
+  }
+  rfbReleaseClientIterator(clients);
+  bool gone = false;
+  {
+    MutexLock lock(&impl_->gone_mu);
+    gone = impl_->gone_mu.AwaitUntil(
+        [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return impl_->stats.clients.load() == 0;
+        },
+        std::chrono::steady_clock::now() + std::chrono::seconds(10));
+  }
+  if (!gone) {
+    // Freeing the screen under a client thread would crash it: leak.
+    VGPU_LOG(ERROR) << "VNC: clients did not end in 10 s; screen left";
+    return;
+  }
+  JoinFinished(impl_.get());
+  rfbScreenCleanup(screen);
 }
 
 absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(

@@ -45,6 +45,15 @@ if psnr < float(sys.argv[3]): sys.exit(f"PSNR {psnr:.1f} dB under {sys.argv[3]}"
 PY
 }
 
+# libvncserver exports TurboJPEG symbols of its own (tjCompress2, ...):
+# vgpu-vnc must load the real libturbojpeg first, or the feed's JPEG
+# decoding binds to libvncserver's copy.
+needed="$(readelf -d "$bridge" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+case "$needed" in
+  *libturbojpeg*libvncserver*) ;;
+  *) fail "vgpu-vnc loads libvncserver before libturbojpeg: $needed" ;;
+esac
+
 start_daemon console daemon
 "$bridge" --server="unix:$work/grpc.sock" --listen=127.0.0.1:0 > "$work/vnc.log" 2>&1 &
 pids+=("$!")
