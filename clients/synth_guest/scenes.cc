@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace vgpu::synth {
@@ -196,7 +197,8 @@ class DemoScene : public TextScene {
             : 0;
     if (index == 0) {
       for (uint32_t cx = 0; cx < columns_; ++cx) {
-        const uint32_t ch = cx < title.size() ? title[cx] : ' ';
+        const uint32_t ch =
+            cx < title.size() ? static_cast<uint8_t>(title[cx]) : ' ';
         DrawCell(pixels, width_, cx, 0, ch, kTitleForeground, kTitleBackground);
       }
     }
@@ -270,7 +272,7 @@ class DemoScene : public TextScene {
       return;
     }
     const char ch = line[column_];
-    const bool prompt = line.rfind("root@demo", 0) == 0 && column_ < 12;
+    const bool prompt = absl::StartsWith(line, "root@demo") && column_ < 12;
     DrawCell(pixels, width_, column_, row_, static_cast<uint8_t>(ch),
              prompt ? kPromptColour : kForeground);
     damage->push_back(

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -265,7 +266,7 @@ int Serve() {
     feeds.push_back(std::make_unique<vgpu::vnc::ScanoutFeed>(
         connection->channel, feed_options, screens[i].get()));
     feeds.back()->Start();
-    const std::string host = listen->host.find(':') == std::string::npos
+    const std::string host = !absl::StrContains(listen->host, ':')
                                  ? listen->host
                                  : absl::StrCat("[", listen->host, "]");
     std::printf("vgpu-vnc: scanout %u on vnc://%s:%u%s\n", (*scanouts)[i],

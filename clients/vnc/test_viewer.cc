@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 
+#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include <rfb/rfbclient.h>
 
@@ -20,10 +21,10 @@ namespace vgpu::vnc {
 namespace {
 
 // rfbClientGetClientData's key: any unique address.
-int kViewerTag;
+int viewer_tag;
 
 TestViewer* ViewerOf(rfbClient* client) {
-  return static_cast<TestViewer*>(rfbClientGetClientData(client, &kViewerTag));
+  return static_cast<TestViewer*>(rfbClientGetClientData(client, &viewer_tag));
 }
 
 char* GetPassword(rfbClient* client) {
@@ -67,7 +68,7 @@ std::unique_ptr<TestViewer> TestViewer::Connect(
   free(client->serverHost);  // rfbGetClient's empty default
   client->serverHost = strdup(options.host.c_str());
   client->serverPort = options.port;
-  rfbClientSetClientData(client, &kViewerTag, viewer.get());
+  rfbClientSetClientData(client, &viewer_tag, viewer.get());
   if (!rfbInitClient(client, nullptr, nullptr)) return nullptr;  // freed
   viewer->client_ = client;
   viewer->name_ = client->desktopName != nullptr ? client->desktopName : "";
@@ -217,7 +218,7 @@ std::unique_ptr<RawRfbClient> RawRfbClient::Connect(uint16_t port) {
   std::string types(count, '\0');
   uint8_t result[4];
   if (!client->ReadExact(types.data(), count, timeout) ||
-      types.find('\x01') == std::string::npos || !client->Send("\x01") ||
+      !absl::StrContains(types, '\x01') || !client->Send("\x01") ||
       !client->ReadExact(result, 4, timeout) || Get32(result) != 0 ||
       !client->Send("\x01")) {  // ClientInit: shared
     return nullptr;

@@ -14,8 +14,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-
-typedef struct _rfbClient rfbClient;
+#include <rfb/rfbclient.h>
 
 namespace vgpu::vnc {
 
@@ -26,7 +25,7 @@ struct TestViewerOptions {
   // "zrle", "hextile", "raw", "copyrect", "zlib", ...
   std::string encodings = "copyrect zrle";
   int quality_level = -1;     // Tight JPEG quality level 0..9, -1: lossless
-  std::string password = "";  // for VNC authentication
+  std::string password = {};  // for VNC authentication
 };
 
 class TestViewer {

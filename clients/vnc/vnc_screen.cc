@@ -269,13 +269,14 @@ rfbBool HandleMessage(rfbClientPtr client, void*,
   return TRUE;
 }
 
-int kQemuPseudoEncodings[] = {kQemuExtendedKeyEncoding, kQemuLedStateEncoding,
-                              0};
+// libvncserver wants it writable.
+int qemu_pseudo_encodings[] = {kQemuExtendedKeyEncoding, kQemuLedStateEncoding,
+                               0};
 
 rfbProtocolExtension qemu_extension = {
     .newClient = ExtensionNewClient,
     .init = nullptr,
-    .pseudoEncodings = kQemuPseudoEncodings,
+    .pseudoEncodings = qemu_pseudo_encodings,
     .enablePseudoEncoding = EnablePseudoEncoding,
     .handleMessage = HandleMessage,
     .close = nullptr,
