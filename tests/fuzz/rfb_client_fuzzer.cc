@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "clients/vnc/vnc_screen.h"
@@ -27,7 +28,8 @@ class Sink : public vgpu::vnc::VncInput {
 
 vgpu::vnc::VncScreen* Screen() {
   static Sink sink;
-  static vgpu::vnc::VncScreen* screen = [] {
+  // Destroyed at exit, which joins the last client's thread.
+  static std::unique_ptr<vgpu::vnc::VncScreen> screen = [] {
     vgpu::fuzz::QuietLogs();
     vgpu::vnc::VncScreenOptions options;
     options.input = &sink;
@@ -35,9 +37,9 @@ vgpu::vnc::VncScreen* Screen() {
     options.resize = [](uint32_t width, uint32_t) { return width % 2 == 0; };
     auto created = vgpu::vnc::VncScreen::Create(options, 64, 48);
     if (!created.ok()) std::abort();
-    return created->release();
+    return *std::move(created);
   }();
-  return screen;
+  return screen.get();
 }
 
 class Reader {
