@@ -80,21 +80,4 @@ std::string ServiceMetrics::Render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-prometheus::MetricFamily CounterFamily(
-    std::string name, std::string help,
-    const std::vector<std::pair<std::map<std::string, std::string>, double>>&
-        series) {
-  prometheus::MetricFamily family;
-  family.name = std::move(name);
-  family.help = std::move(help);
-  family.type = prometheus::MetricType::Counter;
-  for (const auto& [labels, value] : series) {
-    prometheus::ClientMetric& metric = family.metric.emplace_back();
-    for (const auto& [label, label_value] : labels)
-      metric.label.push_back({label, label_value});
-    metric.counter.value = value;
-  }
-  return family;
-}
-
 }  // namespace vgpu::server

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/mutex.h"
+#include "common/scrape_metrics.h"
 
 namespace vgpu::server {
 
@@ -65,26 +66,5 @@ class ServiceMetrics {
   Mutex mu_;
   std::map<uint64_t, prometheus::Counter*> viewers_ VGPU_GUARDED_BY(mu_);
 };
-
-// Metric families made when a scrape asks for them. Thread-safe if
-// `collect` is.
-class ScrapeCollector : public prometheus::Collectable {
- public:
-  explicit ScrapeCollector(
-      std::function<std::vector<prometheus::MetricFamily>()> collect)
-      : collect_(std::move(collect)) {}
-  std::vector<prometheus::MetricFamily> Collect() const override {
-    return collect_();
-  }
-
- private:
-  std::function<std::vector<prometheus::MetricFamily>()> collect_;
-};
-
-// A counter family of `series` (labels, value), for ScrapeCollector.
-prometheus::MetricFamily CounterFamily(
-    std::string name, std::string help,
-    const std::vector<std::pair<std::map<std::string, std::string>, double>>&
-        series);
 
 }  // namespace vgpu::server

@@ -6,6 +6,7 @@
 //
 //   vgpu-vnc --server=unix:/run/vgpu.grpc
 //   vgpu-vnc --server=127.0.0.1:50051 --listen=127.0.0.1:5901 --scanouts=0,1
+#include <prometheus/exposer.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/select.h>
@@ -32,6 +33,7 @@
 
 #include "clients/common/grpc_client.h"
 #include "clients/vnc/scanout_feed.h"
+#include "clients/vnc/vnc_metrics.h"
 #include "clients/vnc/vnc_screen.h"
 #include "clients/vnc/web_console.h"
 #include "common/allocator.h"
@@ -60,6 +62,9 @@ ABSL_FLAG(std::string, name, "vgpu", "Desktop name VNC clients show.");
 ABSL_FLAG(std::string, web_listen, "",
           "Serve the browser console (noVNC) on this IPv4 host:port, page and "
           "websockets on one port (port 0: any free one); empty: off.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Serve Prometheus metrics on this IPv4 host:port (/metrics); empty: "
+          "off.");
 ABSL_FLAG(std::string, web_dir, VGPU_WEB_DIR, "The console page's folder.");
 ABSL_FLAG(std::string, novnc_dir, "/usr/share/novnc",
           "noVNC's folder (Debian package novnc).");
@@ -192,6 +197,22 @@ int Serve() {
     web = *parsed;
   }
 
+  std::optional<vgpu::ListenAddress> metrics;
+  if (const std::string text = absl::GetFlag(FLAGS_metrics_listen);
+      !text.empty()) {
+    absl::StatusOr<vgpu::ListenAddress> parsed = vgpu::ParseListenAddress(
+        "metrics_listen", text, /*allow_unix=*/false, /*ipv4_only=*/true);
+    if (!parsed.ok())
+      return vgpu::cli::UsageError(kName, parsed.status().message());
+    // prometheus-cpp reports a failed bind by throwing, which this build
+    // cannot catch: find out first.
+    if (absl::Status free = vgpu::CheckTcpListenable(*parsed); !free.ok()) {
+      return vgpu::cli::UsageError(
+          kName, absl::StrCat("--metrics_listen: ", free.message()));
+    }
+    metrics = *parsed;
+  }
+
   absl::StatusOr<vgpu::clients::Connection> connection =
       vgpu::clients::ConnectFromFlags(64 << 20);
   if (!connection.ok())
@@ -275,6 +296,20 @@ int Serve() {
                     ? " (no password)"
                     : "");
   }
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::shared_ptr<vgpu::ScrapeCollector> collector;  // the exposer's is weak
+  if (metrics.has_value()) {
+    std::vector<vgpu::vnc::MeteredScanout> metered;
+    for (size_t i = 0; i < scanouts->size(); ++i)
+      metered.push_back({(*scanouts)[i], screens[i].get(), feeds[i].get()});
+    exposer = std::make_unique<prometheus::Exposer>(metrics->ToString(),
+                                                    /*threads=*/1);
+    collector = vgpu::vnc::MakeVncCollector(metered);
+    exposer->RegisterCollectable(collector);
+    std::vector<int> ports = exposer->GetListeningPorts();
+    std::printf("vgpu-vnc: Prometheus metrics on http://%s:%d/metrics\n",
+                metrics->host.c_str(), ports.empty() ? 0 : ports[0]);
+  }
   if (console != nullptr) {
     std::printf("vgpu-vnc: web console on http://%s:%u/%s\n", web->host.c_str(),
                 console->port(),
@@ -290,6 +325,7 @@ int Serve() {
   } while (received == vgpu::kWakeSignal);
   VGPU_LOG(INFO) << "vgpu-vnc: stopping on "
                  << (received == SIGINT ? "SIGINT" : "SIGTERM");
+  exposer.reset();
   console.reset();
   for (auto& feed : feeds) feed->Stop();
   feeds.clear();

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -43,6 +44,12 @@ struct VncScreen::Impl {
   // joins them only in rfbShutdownServer, which the destructor does not
   // ask it to do; unjoined, each would keep its stack).
   std::vector<pthread_t> finished VGPU_GUARDED_BY(gone_mu);
+  // Traffic of clients that left, and what Traffic() last said (counters
+  // never go back, also while a leaving client is in neither place).
+  mutable Mutex traffic_mu;
+  std::map<uint32_t, VncTraffic::Encoding> retired VGPU_GUARDED_BY(traffic_mu);
+  uint64_t retired_updates VGPU_GUARDED_BY(traffic_mu) = 0;
+  mutable VncTraffic reported VGPU_GUARDED_BY(traffic_mu);
 };
 
 namespace {
@@ -122,12 +129,51 @@ extern rfbProtocolExtension qemu_extension;  // below
 // by ClientGone, each called once per client): what it asked for.
 struct ClientState {
   std::atomic<bool> led_state{false};  // set on its input thread
+
+  // libvncserver's per-client counts are 32-bit and owned by the client's
+  // output thread: copied from there (before each update, and when the
+  // client goes) into 64-bit totals.
+  void CopyTraffic(rfbClientPtr client) {
+    MutexLock lock(&mu);
+    for (rfbStatList* s = client->statEncList; s != nullptr; s = s->Next) {
+      Raw& last = last_raw[s->type];
+      VncTraffic::Encoding& total = totals[s->type];
+      total.rects += s->sentCount - last.rects;  // modulo 2^32
+      total.bytes += s->bytesSent - last.bytes;
+      last = {s->sentCount, s->bytesSent};
+    }
+    const auto sent = static_cast<uint32_t>(
+        rfbStatGetMessageCountSent(client, rfbFramebufferUpdate));
+    updates += sent - last_updates;
+    last_updates = sent;
+  }
+
+  struct Raw {
+    uint32_t rects = 0;
+    uint32_t bytes = 0;
+  };
+  mutable Mutex mu;
+  std::map<uint32_t, Raw> last_raw VGPU_GUARDED_BY(mu);
+  std::map<uint32_t, VncTraffic::Encoding> totals VGPU_GUARDED_BY(mu);
+  uint32_t last_updates VGPU_GUARDED_BY(mu) = 0;
+  uint64_t updates VGPU_GUARDED_BY(mu) = 0;
 };
 
 void ClientGone(rfbClientPtr client) {
   VncScreen::Impl* impl = ImplOf(client);
   if (client->clientData != nullptr) {  // accepted
-    delete static_cast<ClientState*>(client->clientData);
+    auto* state = static_cast<ClientState*>(client->clientData);
+    state->CopyTraffic(client);  // its output thread has ended
+    {
+      MutexLock traffic_lock(&impl->traffic_mu);
+      MutexLock state_lock(&state->mu);
+      for (const auto& [type, total] : state->totals) {
+        impl->retired[type].rects += total.rects;
+        impl->retired[type].bytes += total.bytes;
+      }
+      impl->retired_updates += state->updates;
+    }
+    delete state;
     client->clientData = nullptr;
     MutexLock lock(&impl->gone_mu);
     // An accepted client leaves on its own input thread, which ends right
@@ -204,6 +250,8 @@ void PointerEvent(int buttons, int x, int y, rfbClientPtr client) {
 // asks for it and then waits forever after the marker; libvncserver counts
 // its rects up front instead.
 void BeforeUpdate(rfbClientPtr client) {
+  if (client->clientData != nullptr)
+    static_cast<ClientState*>(client->clientData)->CopyTraffic(client);
   client->enableCursorPosUpdates = FALSE;
   client->cursorWasMoved = FALSE;
   client->enableLastRectEncoding = FALSE;
@@ -438,6 +486,34 @@ uint32_t VncScreen::height() const {
   return static_cast<uint32_t>(impl_->screen->height);
 }
 const VncScreenStats& VncScreen::stats() const { return impl_->stats; }
+
+VncTraffic VncScreen::Traffic() const {
+  MutexLock lock(&impl_->traffic_mu);
+  std::map<uint32_t, VncTraffic::Encoding> totals = impl_->retired;
+  uint64_t updates = impl_->retired_updates;
+  rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    const auto* state = static_cast<const ClientState*>(client->clientData);
+    if (state == nullptr) continue;
+    MutexLock state_lock(&state->mu);
+    for (const auto& [type, total] : state->totals) {
+      totals[type].rects += total.rects;
+      totals[type].bytes += total.bytes;
+    }
+    updates += state->updates;
+  }
+  rfbReleaseClientIterator(clients);
+  VncTraffic& reported = impl_->reported;
+  reported.updates = std::max(reported.updates, updates);
+  for (const auto& [type, total] : totals) {
+    char name[64];
+    VncTraffic::Encoding& out =
+        reported.by_encoding[encodingName(type, name, sizeof(name))];
+    out.rects = std::max(out.rects, total.rects);
+    out.bytes = std::max(out.bytes, total.bytes);
+  }
+  return reported;
+}
 
 absl::Status VncScreen::SetMode(uint32_t width, uint32_t height) {
   if (absl::Status size = CheckSize(width, height); !size.ok()) return size;

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,6 +80,19 @@ struct VncScreenStats {
   std::atomic<uint64_t> resizes_granted{0};
 };
 
+// What was sent to a screen's clients, over its life: FramebufferUpdate
+// messages, and per RFB encoding (libvncserver's names: "raw", "tight",
+// "ZRLE", "copyRect", "RichCursor", ...) the rects and their bytes.
+// Counters only grow.
+struct VncTraffic {
+  struct Encoding {
+    uint64_t rects = 0;
+    uint64_t bytes = 0;
+  };
+  uint64_t updates = 0;
+  std::map<std::string, Encoding> by_encoding;
+};
+
 class VncScreen {
  public:
   // Listens at once; the screen is `width` x `height` black until updated.
@@ -92,6 +106,8 @@ class VncScreen {
   uint32_t width() const;
   uint32_t height() const;
   const VncScreenStats& stats() const;
+  // Thread-safe; as of each client's last update.
+  VncTraffic Traffic() const;
 
   // A new size: clients that support DesktopSize follow (the others keep
   // the old size, their requests clipped). The screen is black until

@@ -55,7 +55,8 @@ case "$needed" in
 esac
 
 start_daemon console daemon
-"$bridge" --server="unix:$work/grpc.sock" --listen=127.0.0.1:0 > "$work/vnc.log" 2>&1 &
+"$bridge" --server="unix:$work/grpc.sock" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+  > "$work/vnc.log" 2>&1 &
 pids+=("$!")
 port=""
 for _ in $(seq 1 100); do
@@ -63,6 +64,7 @@ for _ in $(seq 1 100); do
   [ -n "$port" ] && grep -q "feed from the daemon" "$work/vnc.log" && break
   sleep 0.1
 done
+metrics_port="$(sed -n 's|.*Prometheus metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$work/vnc.log")"
 [ -n "$port" ] || fail "vgpu-vnc did not listen"
 display=$((port - 5900))
 daemon_shot "$work/daemon.png"
@@ -82,6 +84,22 @@ vncsnapshot -quiet -encodings "tight copyrect" -vncQuality 6 -quality 100 \
   "127.0.0.1:$display" "$work/snap.jpg" > "$work/vncsnapshot.log" 2>&1 || fail "vncsnapshot"
 compare "$work/daemon.png" "$work/snap.jpg" 30 || fail "vncsnapshot's picture"
 echo "PASS: real clients see the daemon's screen"
+
+# Prometheus: what those clients got, by encoding.
+[ -n "$metrics_port" ] || fail "no metrics port"
+exec 3<>"/dev/tcp/127.0.0.1/$metrics_port"
+printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+cat <&3 > "$work/metrics.txt" || true
+exec 3<&-
+for series in 'vgpu_vnc_feed_connected{scanout="0"} 1' 'vgpu_vnc_connections_total{scanout="0"}' \
+    'vgpu_vnc_rects_total{encoding="ZRLE",scanout="0"}' 'vgpu_vnc_rects_total{encoding="hextile",scanout="0"}' \
+    'vgpu_vnc_rects_total{encoding="raw",scanout="0"}' 'vgpu_vnc_sent_bytes_total{encoding="tight",scanout="0"}' \
+    'vgpu_vnc_updates_total{scanout="0"}' 'vgpu_vnc_feed_updates_total{scanout="0"}'; do
+  grep -qF "$series" "$work/metrics.txt" || { cat "$work/metrics.txt"; fail "no $series"; }
+done
+connections="$(sed -n 's/^vgpu_vnc_connections_total{scanout="0"} \([0-9]*\).*/\1/p' "$work/metrics.txt")"
+[ "${connections:-0}" -ge 6 ] || fail "vgpu_vnc_connections_total is ${connections:-0}, want >= 6"
+echo "PASS: the bridge's Prometheus metrics"
 
 # The daemon restarts with another scene: a connected client stays and sees
 # the new screen.
