@@ -7,7 +7,7 @@
 namespace vgpu::vnc {
 
 std::shared_ptr<ScrapeCollector> MakeVncCollector(
-    std::vector<MeteredScanout> scanouts) {
+    const std::vector<MeteredScanout>& scanouts) {
   return std::make_shared<ScrapeCollector>([scanouts]() {
     MetricSeries clients, connections, refused, updates, rects, bytes, keys,
         pointers, resizes, feed_connected, feed_updates, subscriptions;

@@ -32,6 +32,6 @@ struct MeteredScanout {
 };
 
 std::shared_ptr<ScrapeCollector> MakeVncCollector(
-    std::vector<MeteredScanout> scanouts);
+    const std::vector<MeteredScanout>& scanouts);
 
 }  // namespace vgpu::vnc
