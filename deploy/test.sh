@@ -43,6 +43,7 @@ for name in "${fuzzers[@]}"; do
   scratch="$(mktemp -d)"
   echo "-- $name"
   # New inputs go to a scratch directory; the committed seeds stay as they are.
+  LSAN_OPTIONS="suppressions=$PWD/cmake/lsan.supp" \
   build/fuzz/tests/fuzz/"$name" -max_total_time="$fuzz_seconds" -print_final_stats=1 \
     -rss_limit_mb=4096 "$scratch" "$seeds" 2>&1 | tail -n 12
   rm -rf "$scratch"

@@ -114,15 +114,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vgpu::vnc::VncScreen* screen = Screen();
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return 0;
+  // Version 3.8, security None, shared: written before the screen takes
+  // the client, so its probe for websockets and TLS (100 ms of waiting for
+  // a first byte) sees "RFB " at once.
+  const std::string handshake = std::string("RFB 003.008\n") + '\x01' + '\x01';
+  if (write(pair[0], handshake.data(), handshake.size()) !=
+      static_cast<ssize_t>(handshake.size())) {
+    std::abort();
+  }
   if (!screen->AddClient(pair[1]).ok()) {
     close(pair[0]);
     return 0;
   }
-  // Version 3.8, security None, shared; then the messages.
-  std::string bytes = std::string("RFB 003.008\n") + '\x01' + '\x01';
-  bytes += Messages(data, size);
+  const std::string bytes = Messages(data, size);
   // The server writes while reading: drain its output as we send.
   size_t sent = 0;
+  if (bytes.empty()) shutdown(pair[0], SHUT_WR);
   char sink[16384];
   while (true) {
     pollfd fd{.fd = pair[0],
