@@ -99,8 +99,9 @@ bool ScanoutFeed::Subscribe() {
   // Mirrors a mode onto the model and the screen.
   auto set_mode = [&](const pb::Scanout& scanout) {
     if (!HasPicture(scanout)) return true;
-    model.Resize(scanout.width(), scanout.height());
+    // The screen checks the size before the model allocates for it.
     absl::Status status = screen_->SetMode(scanout.width(), scanout.height());
+    if (status.ok()) model.Resize(scanout.width(), scanout.height());
     if (!status.ok()) {
       VGPU_LOG(ERROR) << "scanout " << options_.scanout_id << ": "
                       << status.message();

@@ -105,7 +105,8 @@ void UseBgrx(rfbScreenInfoPtr screen) {
 // Where libvncserver would draw the cursor into the framebuffer for clients
 // without cursor shapes: nowhere (its drawing saves and restores pixels
 // under the cursor, which races with the feed).
-constexpr int kOffScreen = 1 << 20;
+// Negative: rfbNewFramebuffer clamps only positions past the new size.
+constexpr int kOffScreen = -(1 << 20);
 
 bool Inside(uint32_t x, uint32_t y, uint32_t w, uint32_t h, uint32_t width,
             uint32_t height) {
