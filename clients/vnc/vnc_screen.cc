@@ -212,6 +212,13 @@ enum rfbNewClientAction NewClient(rfbClientPtr client) {
   VncScreen::Impl* impl = ImplOf(client);
   JoinFinished(impl);
   client->clientGoneHook = ClientGone;  // refused ones go through it too
+  // libvncserver's own websockets on the RFB port check no Origin: any web
+  // page could connect. Browsers come through the web console instead.
+  if (client->wsctx != nullptr) {
+    VGPU_LOG(WARNING) << "VNC: refused a websocket client from " << client->host
+                      << " on the RFB port (use the console)";
+    return RFB_CLIENT_REFUSE;
+  }
   // The listener and the web console add clients from their own threads.
   uint32_t clients = impl->stats.clients.load(std::memory_order_relaxed);
   do {

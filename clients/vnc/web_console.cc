@@ -23,6 +23,9 @@ struct WebConsole::Impl {
   mg_context* context = nullptr;
   std::map<uint32_t, VncScreen*> screens;
   std::string rewrite;  // civetweb keeps pointers to option strings
+  // Host header values of this console ("127.0.0.1:6080", and
+  // "localhost:6080" on loopback); set before any websocket comes.
+  std::vector<std::string> hosts;
 };
 
 namespace {
@@ -53,11 +56,30 @@ VncScreen* ScreenFor(const mg_connection* connection, WebConsole::Impl* impl) {
   return it == impl->screens.end() ? nullptr : it->second;
 }
 
+// Browsers send any page's websocket to any address, with the page's
+// Origin: only our own page may connect (and only under a name of ours, so
+// DNS rebinding fails too).
+bool FromOurPage(const mg_connection* connection, WebConsole::Impl* impl) {
+  const char* host = mg_get_header(connection, "Host");
+  const char* origin = mg_get_header(connection, "Origin");
+  if (host == nullptr || origin == nullptr) return false;
+  for (const std::string& ours : impl->hosts) {
+    if (ours == host) {
+      return absl::string_view(origin) == absl::StrCat("http://", ours);
+    }
+  }
+  return false;
+}
+
 int OnConnect(const mg_connection* connection, void* data) {
-  // Non-zero refuses the upgrade.
-  return ScreenFor(connection, static_cast<WebConsole::Impl*>(data)) == nullptr
-             ? 1
-             : 0;
+  auto* impl = static_cast<WebConsole::Impl*>(data);
+  if (!FromOurPage(connection, impl)) {
+    const char* origin = mg_get_header(connection, "Origin");
+    VGPU_LOG(WARNING) << "web console: refused a websocket from origin "
+                      << (origin != nullptr ? origin : "(none)");
+    return 1;  // refuses the upgrade
+  }
+  return ScreenFor(connection, impl) == nullptr ? 1 : 0;
 }
 
 void OnReady(mg_connection* connection, void* data) {
@@ -183,11 +205,14 @@ absl::StatusOr<std::unique_ptr<WebConsole>> WebConsole::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot serve the web console on ", ports, " (in use?)"));
   }
-  mg_set_websocket_handler(impl->context, "/vnc/", OnConnect, OnReady, OnData,
-                           OnClose, impl);
   mg_server_port listening{};
   if (mg_get_server_ports(impl->context, 1, &listening) == 1)
     console->port_ = static_cast<uint16_t>(listening.port);
+  impl->hosts.push_back(absl::StrCat(options.host, ":", console->port_));
+  if (options.host == "127.0.0.1")
+    impl->hosts.push_back(absl::StrCat("localhost:", console->port_));
+  mg_set_websocket_handler(impl->context, "/vnc/", OnConnect, OnReady, OnData,
+                           OnClose, impl);
   return console;
 }
 

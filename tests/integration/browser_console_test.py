@@ -159,6 +159,15 @@ def main():
                        "the web console", work).group(1)
         want = daemon_shot(args.shot, socket_path, work)
 
+        # Another site's page may not open the console's websocket.
+        ws_url = url.replace("http://", "ws://").rstrip("/") + "/vnc/0"
+        try:
+            websocket.create_connection(ws_url, origin="http://evil.example",
+                                        timeout=10).close()
+            fail("a websocket from another origin was accepted", work)
+        except websocket.WebSocketException:  # closed or refused
+            print("PASS: a websocket from another origin is refused")
+
         browser = Browser(work)
         started = time.monotonic()
         browser.call("Page.navigate", url=url)
