@@ -246,10 +246,13 @@ void PointerEvent(int buttons, int x, int y, rfbClientPtr client) {
   VncScreen::Impl* impl = ImplOf(client);
   impl->stats.pointer_events.fetch_add(1, std::memory_order_relaxed);
   if (impl->input == nullptr) return;
-  // libvncserver clips positions into the screen already.
+  // Clients may send any 16-bit position (also one from before a smaller
+  // mode): clamped into the screen.
+  const int max_x = client->screen->width - 1,
+            max_y = client->screen->height - 1;
   impl->input->OnPointer(static_cast<uint32_t>(buttons) & 0xFF,
-                         static_cast<uint32_t>(x < 0 ? 0 : x),
-                         static_cast<uint32_t>(y < 0 ? 0 : y));
+                         static_cast<uint32_t>(std::clamp(x, 0, max_x)),
+                         static_cast<uint32_t>(std::clamp(y, 0, max_y)));
 }
 
 // Before each update to a client. The bridge never moves the pointer (the

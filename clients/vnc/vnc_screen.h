@@ -42,8 +42,8 @@ class VncInput {
     (void)keycode;
     OnKey(down, keysym);
   }
-  // RFB PointerEvent: button mask (bit 0 left, 1 middle, 2 right, 3/4 wheel
-  // up/down), position in screen pixels.
+  // RFB PointerEvent (clamped into the screen): button mask (bit 0 left, 1
+  // middle, 2 right, 3/4 wheel up/down), position in screen pixels.
   virtual void OnPointer(uint32_t buttons, uint32_t x, uint32_t y) = 0;
 };
 
