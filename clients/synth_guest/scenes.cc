@@ -188,14 +188,14 @@ class DemoScene : public TextScene {
 
   // The title, and the counter at its right end; returns what changed.
   Damage DrawTitle(uint32_t* pixels, uint64_t index) {
-    std::string title = absl::StrCat(" vgpu-display demo guest  |  virtio-gpu ",
-                                     width_, "x", height_);
     std::string counter = absl::StrCat("frame ", index, " ");
     const uint32_t counter_column =
         columns_ > counter.size()
             ? columns_ - static_cast<uint32_t>(counter.size())
             : 0;
-    if (index == 0) {
+    if (index == 0) {  // the bar; later frames change only the counter
+      const std::string title = absl::StrCat(
+          " vgpu-display demo guest  |  virtio-gpu ", width_, "x", height_);
       for (uint32_t cx = 0; cx < columns_; ++cx) {
         const uint32_t ch =
             cx < title.size() ? static_cast<uint8_t>(title[cx]) : ' ';

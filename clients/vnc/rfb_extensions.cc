@@ -5,22 +5,12 @@
 namespace vgpu::vnc {
 namespace {
 
-uint32_t BigEndian32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 |
-         p[3];
-}
-
-void Append32(std::string* out, uint32_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out->push_back(static_cast<char>(value >> shift));
-}
-
 // FramebufferUpdate (type 0, padding, one rect) with an empty rect of
 // `encoding` at 0,0.
 std::string PseudoRect(int32_t encoding) {
   std::string out = {0, 0, 0, 1};
   out.append(8, '\0');  // x, y, width, height
-  Append32(&out, static_cast<uint32_t>(encoding));
+  AppendBigEndian32(&out, static_cast<uint32_t>(encoding));
   return out;
 }
 
@@ -38,8 +28,8 @@ absl::StatusOr<QemuKeyEvent> ParseQemuKeyEvent(const uint8_t* bytes) {
         absl::StrCat("QEMU key event down-flag ", down));
   }
   return QemuKeyEvent{.down = down == 1,
-                      .keysym = BigEndian32(bytes + 3),
-                      .keycode = BigEndian32(bytes + 7)};
+                      .keysym = ReadBigEndian32(bytes + 3),
+                      .keycode = ReadBigEndian32(bytes + 7)};
 }
 
 std::string QemuExtendedKeyAck() {

@@ -16,6 +16,16 @@
 
 namespace vgpu::vnc {
 
+// RFB's integers are big-endian.
+inline uint32_t ReadBigEndian32(const uint8_t* bytes) {
+  return uint32_t{bytes[0]} << 24 | uint32_t{bytes[1]} << 16 |
+         uint32_t{bytes[2]} << 8 | bytes[3];
+}
+inline void AppendBigEndian32(std::string* out, uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>(value >> shift));
+}
+
 inline constexpr uint8_t kQemuClientMessage = 255;
 inline constexpr int32_t kQemuExtendedKeyEncoding = -258;
 inline constexpr int32_t kQemuLedStateEncoding = -261;

@@ -17,6 +17,8 @@
 #include "absl/time/clock.h"
 #include <rfb/rfbclient.h>
 
+#include "clients/vnc/rfb_extensions.h"
+
 namespace vgpu::vnc {
 namespace {
 
@@ -186,15 +188,6 @@ bool TestViewer::RequestFull() {
                                       FALSE) != 0;
 }
 
-namespace {
-
-uint32_t Get32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 |
-         p[3];
-}
-
-}  // namespace
-
 std::unique_ptr<RawRfbClient> RawRfbClient::Connect(uint16_t port) {
   std::unique_ptr<RawRfbClient> client(new RawRfbClient());
   client->fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -219,14 +212,14 @@ std::unique_ptr<RawRfbClient> RawRfbClient::Connect(uint16_t port) {
   uint8_t result[4];
   if (!client->ReadExact(types.data(), count, timeout) ||
       !absl::StrContains(types, '\x01') || !client->Send("\x01") ||
-      !client->ReadExact(result, 4, timeout) || Get32(result) != 0 ||
+      !client->ReadExact(result, 4, timeout) || ReadBigEndian32(result) != 0 ||
       !client->Send("\x01")) {  // ClientInit: shared
     return nullptr;
   }
   uint8_t init[24];
   if (!client->ReadExact(init, 24, timeout)) return nullptr;
   client->bytes_per_pixel_ = init[4] / 8;
-  std::string name(Get32(init + 20), '\0');
+  std::string name(ReadBigEndian32(init + 20), '\0');
   if (!client->ReadExact(name.data(), name.size(), timeout)) return nullptr;
   return client;
 }
@@ -243,11 +236,8 @@ bool RawRfbClient::Send(const std::string& bytes) {
 bool RawRfbClient::SetEncodings(const std::vector<int32_t>& encodings) {
   std::string message = {2, 0, static_cast<char>(encodings.size() >> 8),
                          static_cast<char>(encodings.size())};
-  for (int32_t encoding : encodings) {
-    for (int shift = 24; shift >= 0; shift -= 8)
-      message.push_back(
-          static_cast<char>(static_cast<uint32_t>(encoding) >> shift));
-  }
+  for (int32_t encoding : encodings)
+    AppendBigEndian32(&message, static_cast<uint32_t>(encoding));
   return Send(message);
 }
 
@@ -280,7 +270,8 @@ std::optional<RawRfbClient::Rect> RawRfbClient::ReadPseudoRect(
       if (!ReadExact(rect, 12, deadline - absl::Now())) return std::nullopt;
       const uint32_t w = uint32_t{rect[4]} << 8 | rect[5];
       const uint32_t h = uint32_t{rect[6]} << 8 | rect[7];
-      const auto rect_encoding = static_cast<int32_t>(Get32(rect + 8));
+      const auto rect_encoding =
+          static_cast<int32_t>(ReadBigEndian32(rect + 8));
       size_t skip = 0;
       if (rect_encoding == 0) {
         skip = size_t{w} * h * bytes_per_pixel_;

@@ -192,9 +192,8 @@ std::string QemuKey(bool down, uint32_t keysym, uint32_t keycode,
                     uint8_t sub_type = 0) {
   std::string m = {static_cast<char>(255), static_cast<char>(sub_type), 0,
                    static_cast<char>(down ? 1 : 0)};
-  for (uint32_t v : {keysym, keycode})
-    for (int shift = 24; shift >= 0; shift -= 8)
-      m.push_back(static_cast<char>(v >> shift));
+  AppendBigEndian32(&m, keysym);
+  AppendBigEndian32(&m, keycode);
   return m;
 }
 

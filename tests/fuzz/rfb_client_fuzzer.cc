@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include "clients/vnc/rfb_extensions.h"
 #include "clients/vnc/vnc_screen.h"
 #include "tests/fuzz/fuzz_env.h"
 
@@ -61,11 +62,6 @@ class Reader {
   size_t size_;
 };
 
-void Append32(std::string* out, uint32_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out->push_back(static_cast<char>(value >> shift));
-}
-
 std::string Messages(const uint8_t* data, size_t size) {
   static constexpr int32_t kEncodings[] = {-258, -261, 0,    1,    7,
                                            16,   -223, -308, -239, -224};
@@ -89,9 +85,10 @@ std::string Messages(const uint8_t* data, size_t size) {
         const uint8_t count = in.Byte() % 4;
         out += {2, 0, 0, static_cast<char>(count)};
         for (uint8_t i = 0; i < count; ++i) {
-          Append32(&out, static_cast<uint32_t>(
-                             kEncodings[in.Byte() % (sizeof(kEncodings) /
-                                                     sizeof(kEncodings[0]))]));
+          vgpu::vnc::AppendBigEndian32(
+              &out, static_cast<uint32_t>(
+                        kEncodings[in.Byte() % (sizeof(kEncodings) /
+                                                sizeof(kEncodings[0]))]));
         }
         break;
       }
