@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <set>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -50,6 +52,12 @@ struct VncScreen::Impl {
   std::map<uint32_t, VncTraffic::Encoding> retired VGPU_GUARDED_BY(traffic_mu);
   uint64_t retired_updates VGPU_GUARDED_BY(traffic_mu) = 0;
   mutable VncTraffic reported VGPU_GUARDED_BY(traffic_mu);
+  // Accepted clients being closed, until ClientGone: WakeClosing keeps
+  // waking their output threads (below).
+  Mutex closing_mu;
+  std::set<rfbClientPtr> closing VGPU_GUARDED_BY(closing_mu);
+  bool stop_waker VGPU_GUARDED_BY(closing_mu) = false;
+  std::thread waker;
 };
 
 namespace {
@@ -176,6 +184,11 @@ void ClientGone(rfbClientPtr client) {
     }
     delete state;
     client->clientData = nullptr;
+    {
+      // Before libvncserver destroys the client's condition variable.
+      MutexLock closing_lock(&impl->closing_mu);
+      impl->closing.erase(client);
+    }
     MutexLock lock(&impl->gone_mu);
     // An accepted client leaves on its own input thread, which ends right
     // after this (rfbClientConnectionGone).
@@ -195,6 +208,41 @@ void ClientGone(rfbClientPtr client) {
       free(record);
       break;
     }
+  }
+}
+
+// libvncserver 0.9.14's clientOutput checks for a closed client without the
+// client's updateMutex and then waits on its updateCond; the two signals a
+// close sends (rfbCloseClient's, clientInput's before it joins the output
+// thread) can both fall between the check and the wait. The output thread
+// then sleeps forever, its input thread joining it too: the client never
+// leaves and keeps its place under max_clients (found by
+// rfb_client_fuzzer). So from the close on, until the client is gone, its
+// updateCond is signalled every 10 ms; a woken output thread sees the close
+// and ends.
+void ClientClosing(rfbClientPtr client, void*) {
+  if (client->clientData == nullptr) return;  // refused: has no threads
+  VncScreen::Impl* impl = ImplOf(client);
+  MutexLock lock(&impl->closing_mu);
+  if (impl->closing.insert(client).second) impl->closing_mu.NotifyAll();
+}
+
+void WakeClosing(VncScreen::Impl* impl) {
+  MutexLock lock(&impl->closing_mu);
+  while (true) {
+    impl->closing_mu.Await([impl]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return impl->stop_waker || !impl->closing.empty();
+    });
+    if (impl->stop_waker) return;
+    for (rfbClientPtr client : impl->closing) {
+      // Try only: a thread holding updateMutex may be closing the client
+      // (and so waiting for closing_mu); the next round gets it.
+      if (pthread_mutex_trylock(&client->updateMutex) != 0) continue;
+      pthread_cond_signal(&client->updateCond);
+      pthread_mutex_unlock(&client->updateMutex);
+    }
+    impl->closing_mu.WaitOnce(std::chrono::steady_clock::now() +
+                              std::chrono::milliseconds(10));
   }
 }
 
@@ -280,8 +328,9 @@ bool WriteToClient(rfbClientPtr client, const std::string& bytes) {
 }
 
 // Active for every client. No per-client data here: libvncserver calls an
-// extension's close on every rfbCloseClient (possibly several times) and
-// frees data with free(); ClientState lives in clientData instead.
+// extension's close on every rfbCloseClient (possibly several times, so
+// ClientClosing is idempotent) and frees data with free(); ClientState
+// lives in clientData instead.
 rfbBool ExtensionNewClient(rfbClientPtr, void** data) {
   *data = nullptr;
   return TRUE;
@@ -338,7 +387,7 @@ rfbProtocolExtension qemu_extension = {
     .pseudoEncodings = qemu_pseudo_encodings,
     .enablePseudoEncoding = EnablePseudoEncoding,
     .handleMessage = HandleMessage,
-    .close = nullptr,
+    .close = ClientClosing,
     .usage = nullptr,
     .processArgument = nullptr,
     .next = nullptr,
@@ -395,10 +444,18 @@ VncScreen::~VncScreen() {
         std::chrono::steady_clock::now() + std::chrono::seconds(10));
   }
   if (!gone) {
-    // Freeing the screen under a client thread would crash it: leak.
+    // Freeing the screen (or what its screenData points to) under a client
+    // thread would crash it: leak both.
     VGPU_LOG(ERROR) << "VNC: clients did not end in 10 s; screen left";
+    static_cast<void>(impl_.release());
     return;
   }
+  {
+    MutexLock lock(&impl_->closing_mu);
+    impl_->stop_waker = true;
+    impl_->closing_mu.NotifyAll();
+  }
+  if (impl_->waker.joinable()) impl_->waker.join();
   JoinFinished(impl_.get());
   rfbScreenCleanup(screen);
 }
@@ -482,6 +539,7 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
       !cursor.ok()) {
     return cursor;
   }
+  vnc_screen->impl_->waker = std::thread(WakeClosing, vnc_screen->impl_.get());
   // Threaded: a listener thread, and two threads per client.
   rfbRunEventLoop(screen, -1, TRUE);
   return vnc_screen;
