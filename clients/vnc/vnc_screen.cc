@@ -22,6 +22,7 @@
 #include <rfb/rfb.h>
 
 #include "clients/vnc/rfb_extensions.h"
+#include "clients/vnc/tight_writer.h"
 #include "common/log.h"
 #include "common/mutex.h"
 
@@ -38,6 +39,10 @@ struct VncScreen::Impl {
   uint32_t max_clients = 0;
   VncInput* input = nullptr;
   std::function<bool(uint32_t, uint32_t)> resize;
+  std::function<void(const std::set<ForwardProfile>&)> profiles_changed;
+  // Forwarding clients per profile; profiles_changed is called under it.
+  Mutex forward_mu;
+  std::map<ForwardProfile, uint32_t> forwarding VGPU_GUARDED_BY(forward_mu);
   std::atomic<uint8_t> leds{0};
   VncScreenStats stats;
   // ClientGone notifies it, for the destructor's wait.
@@ -139,6 +144,14 @@ extern rfbProtocolExtension qemu_extension;  // below
 struct ClientState {
   std::atomic<bool> led_state{false};  // set on its input thread
 
+  // Encode once. Under the client's updateMutex (libvncserver's): whether
+  // it forwards and with which profile (decided on its output thread), and
+  // the daemon's updates waiting for it (queued by the profile's feed).
+  bool forwarding = false;
+  ForwardProfile profile;
+  std::vector<std::shared_ptr<const ForwardedUpdate>> queue;
+  size_t queued_bytes = 0;
+
   // libvncserver's per-client counts are 32-bit and owned by the client's
   // output thread: copied from there (before each update, and when the
   // client goes) into 64-bit totals.
@@ -168,11 +181,33 @@ struct ClientState {
   uint64_t updates VGPU_GUARDED_BY(mu) = 0;
 };
 
+// A client stopped forwarding with `from` and/or started with `to`.
+void CountForwarding(VncScreen::Impl* impl, const ForwardProfile* from,
+                     const ForwardProfile* to) {
+  if (!impl->profiles_changed) return;
+  MutexLock lock(&impl->forward_mu);
+  bool changed = false;
+  if (from != nullptr) {
+    auto it = impl->forwarding.find(*from);
+    if (it != impl->forwarding.end() && --it->second == 0) {
+      impl->forwarding.erase(it);
+      changed = true;
+    }
+  }
+  if (to != nullptr) changed |= impl->forwarding[*to]++ == 0;
+  if (!changed) return;
+  std::set<ForwardProfile> profiles;
+  for (const auto& [profile, count] : impl->forwarding)
+    profiles.insert(profile);
+  impl->profiles_changed(profiles);
+}
+
 void ClientGone(rfbClientPtr client) {
   VncScreen::Impl* impl = ImplOf(client);
   if (client->clientData != nullptr) {  // accepted
     auto* state = static_cast<ClientState*>(client->clientData);
     state->CopyTraffic(client);  // its output thread has ended
+    if (state->forwarding) CountForwarding(impl, &state->profile, nullptr);
     {
       MutexLock traffic_lock(&impl->traffic_mu);
       MutexLock state_lock(&state->mu);
@@ -256,6 +291,19 @@ void JoinFinished(VncScreen::Impl* impl) {
   for (pthread_t thread : finished) pthread_join(thread, nullptr);
 }
 
+// A forwarding client's update is written from displayHook, before
+// libvncserver works out from the client's requested region what else to
+// send. A request the client makes on receiving it must not reach that
+// region before libvncserver is done, or it encodes the forwarded pixels
+// once more from the screen's copy: the request waits for the update in
+// progress, which holds the client's sendMutex. On the client's input
+// thread, before libvncserver takes the request.
+void AfterUpdateInProgress(rfbClientPtr client,
+                           rfbFramebufferUpdateRequestMsg*) {
+  LOCK(client->sendMutex);
+  UNLOCK(client->sendMutex);
+}
+
 enum rfbNewClientAction NewClient(rfbClientPtr client) {
   VncScreen::Impl* impl = ImplOf(client);
   JoinFinished(impl);
@@ -280,6 +328,7 @@ enum rfbNewClientAction NewClient(rfbClientPtr client) {
       clients, clients + 1, std::memory_order_relaxed));
   impl->stats.connections.fetch_add(1, std::memory_order_relaxed);
   client->clientData = new ClientState();
+  client->clientFramebufferUpdateRequestHook = AfterUpdateInProgress;
   return RFB_CLIENT_ACCEPT;
 }
 
@@ -308,12 +357,142 @@ void PointerEvent(int buttons, int x, int y, rfbClientPtr client) {
 // carry the off-screen position). No LastRect either: vncsnapshot 1.2a
 // asks for it and then waits forever after the marker; libvncserver counts
 // its rects up front instead.
+// A client takes the daemon's JPEG as it is: Tight with a JPEG quality
+// level, in a format Tight sends 3-byte pixels for.
+bool CanForward(rfbClientPtr client) {
+  const rfbPixelFormat& f = client->format;
+  return client->preferredEncoding == rfbEncodingTight &&
+         client->turboQualityLevel >= 1 && client->turboQualityLevel <= 100 &&
+         client->turboSubsampLevel >= 0 && client->turboSubsampLevel <= 3 &&
+         f.trueColour && f.bitsPerPixel == 32 && f.depth == 24 &&
+         f.redMax == 255 && f.greenMax == 255 && f.blueMax == 255;
+}
+
+void MarkWholeScreen(rfbClientPtr client) {
+  sraRegionPtr all =
+      sraRgnCreateRect(0, 0, client->screen->width, client->screen->height);
+  sraRgnOr(client->modifiedRegion, all);
+  sraRgnDestroy(all);
+}
+
+// Sends a forwarding client what waits for it, as one FramebufferUpdate,
+// before libvncserver looks at its regions: the daemon's rects in order,
+// and losslessly whatever else it is owed (modified but not forwarded: its
+// first screen, a refresh it asked for, updates made for another size).
+// Its requested region is then answered, so libvncserver sends no pixels
+// (cursor shapes and size changes it still sends itself).
+void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
+                     ClientState* state) {
+  // A new size goes first (libvncserver's NewFBSize/ExtendedDesktopSize).
+  if (client->useNewFBSize && client->newFBSizePending) return;
+  std::vector<std::shared_ptr<const ForwardedUpdate>> taken;
+  std::vector<const ForwardedRect*> plan;
+  const auto width = static_cast<uint32_t>(client->screen->width);
+  const auto height = static_cast<uint32_t>(client->screen->height);
+  sraRegionPtr covered = sraRgnCreate();
+  sraRegionPtr lossless = nullptr;
+  bool any = false;
+  LOCK(client->updateMutex);
+  if (!sraRgnEmpty(client->requestedRegion)) {
+    taken.swap(state->queue);
+    state->queued_bytes = 0;
+    for (const auto& update : taken) {
+      if (update->width != width || update->height != height) continue;
+      for (const ForwardedRect& rect : update->rects) {
+        if (rect.width == 0 || rect.height == 0 ||
+            !Inside(rect.x, rect.y, rect.width, rect.height, width, height))
+          continue;
+        if (rect.kind == ForwardedRect::Kind::kJpeg &&
+            (rect.width > kMaxTightJpegWidth || rect.jpeg.empty() ||
+             rect.jpeg.size() > kMaxTightJpegBytes))
+          continue;  // stays modified: goes lossless
+        plan.push_back(&rect);
+        sraRegionPtr one =
+            sraRgnCreateRect(static_cast<int>(rect.x), static_cast<int>(rect.y),
+                             static_cast<int>(rect.x + rect.width),
+                             static_cast<int>(rect.y + rect.height));
+        sraRgnOr(covered, one);
+        sraRgnDestroy(one);
+      }
+    }
+    sraRgnSubtract(client->modifiedRegion, covered);
+    lossless = sraRgnCreateRgn(client->modifiedRegion);
+    sraRgnAnd(lossless, client->requestedRegion);
+    sraRgnSubtract(client->modifiedRegion, lossless);
+    any = !plan.empty() || !sraRgnEmpty(lossless);
+    if (any) {
+      sraRgnMakeEmpty(client->requestedRegion);
+      sraRgnMakeEmpty(client->copyRegion);
+    }
+  }
+  UNLOCK(client->updateMutex);
+  sraRgnDestroy(covered);
+  if (any) {
+    ForwardWriteCounts counts;
+    WriteForwardedUpdate(client, plan, lossless, &counts);
+    VncScreenStats& stats = impl->stats;
+    stats.forwarded_jpeg_rects.fetch_add(counts.jpeg_rects,
+                                         std::memory_order_relaxed);
+    stats.forwarded_fill_rects.fetch_add(counts.fill_rects,
+                                         std::memory_order_relaxed);
+    stats.forwarded_bytes.fetch_add(counts.forwarded_bytes,
+                                    std::memory_order_relaxed);
+    stats.lossless_rects.fetch_add(counts.lossless_rects,
+                                   std::memory_order_relaxed);
+  }
+  if (lossless != nullptr) sraRgnDestroy(lossless);
+}
+
+// libvncserver's displayHook: on the client's output thread, sendMutex
+// held, before it builds an update from the client's regions.
 void BeforeUpdate(rfbClientPtr client) {
-  if (client->clientData != nullptr)
-    static_cast<ClientState*>(client->clientData)->CopyTraffic(client);
   client->enableCursorPosUpdates = FALSE;
   client->cursorWasMoved = FALSE;
   client->enableLastRectEncoding = FALSE;
+  auto* state = static_cast<ClientState*>(client->clientData);
+  if (state == nullptr) return;
+  state->CopyTraffic(client);
+  VncScreen::Impl* impl = ImplOf(client);
+  const bool forward = impl->profiles_changed && CanForward(client);
+  const ForwardProfile profile = {
+      .quality = static_cast<uint32_t>(client->turboQualityLevel),
+      .subsampling = static_cast<uint32_t>(client->turboSubsampLevel)};
+  LOCK(client->updateMutex);
+  const bool was = state->forwarding;
+  const ForwardProfile before = state->profile;
+  const bool changed = was != forward || (forward && before != profile);
+  if (changed) {
+    // What the client shows came from the other path: all of it again.
+    state->forwarding = forward;
+    state->profile = profile;
+    state->queue.clear();
+    state->queued_bytes = 0;
+    MarkWholeScreen(client);
+  }
+  UNLOCK(client->updateMutex);
+  if (changed) {
+    CountForwarding(impl, was ? &before : nullptr,
+                    forward ? &profile : nullptr);
+  }
+  if (forward) ForwardToClient(impl, client, state);
+}
+
+// Marks a region modified for every client libvncserver encodes for (the
+// forwarding ones get the daemon's encoding of the same change instead).
+void MarkForEncoding(rfbScreenInfoPtr screen, int x1, int y1, int x2, int y2) {
+  sraRegionPtr region = sraRgnCreateRect(x1, y1, x2, y2);
+  rfbClientIteratorPtr clients = rfbGetClientIterator(screen);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    const auto* state = static_cast<const ClientState*>(client->clientData);
+    LOCK(client->updateMutex);
+    if (state == nullptr || !state->forwarding) {
+      sraRgnOr(client->modifiedRegion, region);
+      TSIGNAL(client->updateCond);
+    }
+    UNLOCK(client->updateMutex);
+  }
+  rfbReleaseClientIterator(clients);
+  sraRgnDestroy(region);
 }
 
 // --- The QEMU extensions (libvncserver 0.9.14 has their client side only).
@@ -478,6 +657,7 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   impl->max_clients = options.max_clients;
   impl->input = options.input;
   impl->resize = options.resize;
+  impl->profiles_changed = options.profiles_changed;
   impl->pixels.assign(size_t{width} * height * 4, 0);
   for (const std::string& p : options.passwords) impl->passwords.push_back(p);
   for (const std::string& p : options.view_only_passwords)
@@ -608,8 +788,8 @@ absl::Status VncScreen::Update(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
     std::memcpy(&impl_->pixels[(size_t{y} + row) * row_bytes + size_t{x} * 4],
                 pixels + row * stride, size_t{w} * 4);
   }
-  rfbMarkRectAsModified(impl_->screen, static_cast<int>(x), static_cast<int>(y),
-                        static_cast<int>(x + w), static_cast<int>(y + h));
+  MarkForEncoding(impl_->screen, static_cast<int>(x), static_cast<int>(y),
+                  static_cast<int>(x + w), static_cast<int>(y + h));
   return absl::OkStatus();
 }
 
@@ -619,11 +799,79 @@ absl::Status VncScreen::Copy(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
       !Inside(src_x, src_y, w, h, width(), height()))
     return absl::InvalidArgumentError("copy outside the screen");
   if (w == 0 || h == 0) return absl::OkStatus();
-  rfbDoCopyRect(impl_->screen, static_cast<int>(x), static_cast<int>(y),
-                static_cast<int>(x + w), static_cast<int>(y + h),
-                static_cast<int>(x) - static_cast<int>(src_x),
-                static_cast<int>(y) - static_cast<int>(src_y));
+  // The copy's pixels, rows in the order that reads each before it is
+  // overwritten (memmove handles a row's own overlap).
+  const size_t row_bytes = size_t{width()} * 4;
+  uint8_t* base = impl_->pixels.data();
+  for (uint32_t i = 0; i < h; ++i) {
+    const uint32_t row = src_y < y ? h - 1 - i : i;
+    std::memmove(base + (size_t{y} + row) * row_bytes + size_t{x} * 4,
+                 base + (size_t{src_y} + row) * row_bytes + size_t{src_x} * 4,
+                 size_t{w} * 4);
+  }
+  // Clients libvncserver encodes for get an RFB CopyRect; forwarding ones
+  // get the daemon's pixels of the moved region.
+  sraRegionPtr region =
+      sraRgnCreateRect(static_cast<int>(x), static_cast<int>(y),
+                       static_cast<int>(x + w), static_cast<int>(y + h));
+  rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    const auto* state = static_cast<const ClientState*>(client->clientData);
+    LOCK(client->updateMutex);
+    const bool forwarding = state != nullptr && state->forwarding;
+    UNLOCK(client->updateMutex);
+    // A client turning to forwarding meanwhile repaints everything anyway.
+    if (!forwarding) {
+      ScheduleCopy(client, region,
+                   static_cast<int>(x) - static_cast<int>(src_x),
+                   static_cast<int>(y) - static_cast<int>(src_y));
+    }
+  }
+  rfbReleaseClientIterator(clients);
+  sraRgnDestroy(region);
   return absl::OkStatus();
+}
+
+void VncScreen::Forward(const ForwardProfile& profile,
+                        std::shared_ptr<const ForwardedUpdate> update) {
+  // What a client may have waiting: a few frames at 1080p. Over it, the
+  // queue goes and one lossless update of the whole screen replaces it.
+  constexpr size_t kQueueBudget = size_t{8} << 20;
+  size_t bytes = 0;
+  for (const ForwardedRect& rect : update->rects)
+    bytes += 64 + rect.jpeg.size();
+  rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    auto* state = static_cast<ClientState*>(client->clientData);
+    if (state == nullptr) continue;
+    LOCK(client->updateMutex);
+    if (state->forwarding && state->profile == profile) {
+      if (state->queued_bytes + bytes > kQueueBudget) {
+        state->queue.clear();
+        state->queued_bytes = 0;
+        MarkWholeScreen(client);
+        impl_->stats.forward_overflows.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        state->queue.push_back(update);
+        state->queued_bytes += bytes;
+        for (const ForwardedRect& rect : update->rects) {
+          // Clipped here; ForwardToClient checks sizes again.
+          const auto x2 = static_cast<int>(
+              std::min<uint64_t>(uint64_t{rect.x} + rect.width, kMaxSide));
+          const auto y2 = static_cast<int>(
+              std::min<uint64_t>(uint64_t{rect.y} + rect.height, kMaxSide));
+          sraRegionPtr one = sraRgnCreateRect(
+              static_cast<int>(std::min(rect.x, kMaxSide)),
+              static_cast<int>(std::min(rect.y, kMaxSide)), x2, y2);
+          sraRgnOr(client->modifiedRegion, one);
+          sraRgnDestroy(one);
+        }
+      }
+      TSIGNAL(client->updateCond);
+    }
+    UNLOCK(client->updateMutex);
+  }
+  rfbReleaseClientIterator(clients);
 }
 
 absl::Status VncScreen::AddClient(int fd) {

@@ -10,6 +10,17 @@
 // reading stalls only itself) read the copy and call VncInput. `stats()`
 // may be read from any thread.
 //
+// Encode once: a client that asks for Tight with a JPEG quality level
+// (noVNC, TigerVNC, TurboVNC) and takes 32-bit true colour is a forwarding
+// client. Its pixels come as JPEG and fill rects the daemon already encoded
+// for its quality (Forward, one encoding shared by every client with that
+// quality), written from libvncserver's displayHook with libvncserver's
+// Tight writers; what has no forwarded encoding (a new client's first
+// screen, a refresh it asks for, the daemon's lossless refresh of settled
+// regions) is sent losslessly as Tight from the screen's copy. Other clients
+// (ZRLE, Hextile, Raw, lossless Tight) get libvncserver's encoders, per
+// client, from the copy that Update and Copy keep.
+//
 // The cursor reaches clients only as a shape (RichCursor/XCursor
 // pseudo-encodings): libvncserver draws it into the shared framebuffer for
 // other clients, which races with the feed, so for them there is none.
@@ -20,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,6 +59,38 @@ class VncInput {
   virtual void OnPointer(uint32_t buttons, uint32_t x, uint32_t y) = 0;
 };
 
+// A JPEG setting the daemon encodes for: libvncserver's turbo quality
+// (1..100) and subsampling level (0 4:4:4, 1 4:2:0, 2 4:2:2, 3 grey), as it
+// derives them from a client's Tight quality level (q6 -> 79, 4:4:4).
+struct ForwardProfile {
+  uint32_t quality = 0;
+  uint32_t subsampling = 0;
+  auto operator<=>(const ForwardProfile&) const = default;
+};
+
+// One of the daemon's updates for a forwarding profile.
+struct ForwardedRect {
+  enum class Kind {
+    kJpeg,      // `jpeg`: a JPEG of the rect (sent as Tight JPEG)
+    kFill,      // `bgrx`: one colour, 0xXXRRGGBB (sent as Tight fill)
+    kLossless,  // no payload: sent losslessly from the screen's copy
+  };
+  uint32_t x = 0;
+  uint32_t y = 0;
+  uint32_t width = 0;
+  uint32_t height = 0;
+  Kind kind = Kind::kLossless;
+  std::string jpeg = {};
+  uint32_t bgrx = 0;
+};
+struct ForwardedUpdate {
+  // The scanout's mode the rects belong to: an update for another size
+  // than the screen's is sent as kLossless instead.
+  uint32_t width = 0;
+  uint32_t height = 0;
+  std::vector<ForwardedRect> rects = {};
+};
+
 struct VncScreenOptions {
   std::string name = "vgpu";  // the desktop name clients show
   // An IPv4 or IPv6 literal; loopback unless told otherwise.
@@ -68,6 +112,12 @@ struct VncScreenOptions {
   // then (and its reply comes with the new mode), else "prohibited". Called
   // on the client's input thread, which waits; null: always prohibited.
   std::function<bool(uint32_t width, uint32_t height)> resize = nullptr;
+  // The profiles forwarding clients use now, each time that set changes:
+  // the caller keeps one daemon subscription per profile feeding Forward.
+  // Called on client threads (serialised); must not block. Null: no client
+  // forwards, libvncserver encodes for every client.
+  std::function<void(const std::set<ForwardProfile>& profiles)>
+      profiles_changed = nullptr;
 };
 
 struct VncScreenStats {
@@ -78,6 +128,16 @@ struct VncScreenStats {
   std::atomic<uint64_t> pointer_events{0};
   std::atomic<uint64_t> resize_requests{0};
   std::atomic<uint64_t> resizes_granted{0};
+  // Encode once: rects sent as the daemon encoded them (JPEG, fill), their
+  // bytes, and rects the bridge encoded losslessly for forwarding clients.
+  std::atomic<uint64_t> forwarded_jpeg_rects{0};
+  std::atomic<uint64_t> forwarded_fill_rects{0};
+  std::atomic<uint64_t> forwarded_bytes{0};
+  std::atomic<uint64_t> lossless_rects{0};
+  // A forwarding client had more than its budget of forwarded bytes
+  // waiting (it reads slower than the guest draws): its queue was dropped
+  // for one lossless update of what changed.
+  std::atomic<uint64_t> forward_overflows{0};
 };
 
 // What was sent to a screen's clients, over its life: FramebufferUpdate
@@ -121,6 +181,11 @@ class VncScreen {
   // through a buffer when they overlap).
   absl::Status Copy(uint32_t x, uint32_t y, uint32_t width, uint32_t height,
                     uint32_t src_x, uint32_t src_y);
+  // The daemon's encoding of an update for forwarding clients of
+  // `profile`, in the daemon's order. Thread-safe (each profile's feed
+  // thread); the update is shared by those clients, not copied.
+  void Forward(const ForwardProfile& profile,
+               std::shared_ptr<const ForwardedUpdate> update);
   // A client already connected on `fd` (a stream socket: the web console's
   // websocket relay), served as if it came to the listener; the screen owns
   // `fd` from here, also on error. Thread-safe. ResourceExhausted when the

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 
 #include "clients/vnc/rfb_extensions.h"
 #include "clients/vnc/test_viewer.h"
+#include "common/mutex.h"
 
 namespace vgpu::vnc {
 namespace {
@@ -267,6 +269,115 @@ bool Eventually(const std::function<bool()>& condition) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   return true;
+}
+
+// Encode once: a Tight client with a JPEG quality level is served the
+// daemon's rects (here fills, which are exact) for its profile, and
+// losslessly what it has no forwarded encoding for; a ZRLE client beside it
+// is served libvncserver's encoding of the screen's copy. The profiles in
+// use are reported as clients come and go.
+TEST(VncScreenForwardTest, TightJpegClientsGetTheForwardedRectsOthersTheCopy) {
+  constexpr uint32_t kW = 256, kH = 96;
+  Mutex mu;
+  std::vector<std::set<ForwardProfile>> reports;
+  auto screen =
+      VncScreen::Create({.profiles_changed =
+                             [&](const std::set<ForwardProfile>& profiles) {
+                               MutexLock lock(&mu);
+                               reports.push_back(profiles);
+                             }},
+                        kW, kH);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  auto reported = [&](const std::set<ForwardProfile>& want) {
+    MutexLock lock(&mu);
+    return !reports.empty() && reports.back() == want;
+  };
+  std::vector<uint32_t> shown = Noise(size_t{kW} * kH, 21);
+  ASSERT_TRUE((*screen)->Update(0, 0, kW, kH, Bytes(shown), kW * 4).ok());
+  auto tight = TestViewer::Connect({.port = (*screen)->port(),
+                                    .encodings = "tight copyrect",
+                                    .quality_level = 6});
+  auto zrle = TestViewer::Connect(
+      {.port = (*screen)->port(), .encodings = "zrle copyrect"});
+  ASSERT_NE(tight, nullptr);
+  ASSERT_NE(zrle, nullptr);
+  // Its first screen has no forwarded encoding: lossless, exact.
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(shown, kW, kH); }));
+  EXPECT_TRUE(zrle->Until([&] { return zrle->Shows(shown, kW, kH); }));
+  // Tight quality level 6 is libvncserver's JPEG quality 79 at 4:4:4.
+  const ForwardProfile q6{.quality = 79, .subsampling = 0};
+  EXPECT_TRUE(Eventually([&] { return reported({q6}); }));
+  EXPECT_TRUE(
+      Eventually([&] { return (*screen)->stats().lossless_rects.load() > 0; }));
+
+  // A forwarded fill reaches the Tight client only (the copy is unchanged).
+  auto update = std::make_shared<ForwardedUpdate>();
+  update->width = kW;
+  update->height = kH;
+  update->rects.push_back({.x = 16,
+                           .y = 8,
+                           .width = 64,
+                           .height = 32,
+                           .kind = ForwardedRect::Kind::kFill,
+                           .bgrx = 0x00C03010});
+  (*screen)->Forward(q6, update);
+  std::vector<uint32_t> filled = shown;
+  for (uint32_t y = 8; y < 40; ++y)
+    for (uint32_t x = 16; x < 80; ++x) filled[y * kW + x] = 0x00C03010;
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(filled, kW, kH); }));
+  // Counted once written (the viewer may see it first).
+  EXPECT_TRUE(Eventually(
+      [&] { return (*screen)->stats().forwarded_fill_rects.load() == 1; }));
+  // Another profile's update does not reach it; an update made for another
+  // size goes lossless from the copy.
+  auto other = std::make_shared<ForwardedUpdate>(*update);
+  other->rects[0].bgrx = 0x00FFFFFF;
+  (*screen)->Forward({.quality = 15, .subsampling = 1}, other);
+  auto stale = std::make_shared<ForwardedUpdate>(*update);
+  stale->width = kW * 2;
+  stale->rects[0].bgrx = 0x00FFFFFF;
+  (*screen)->Forward(q6, stale);
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(shown, kW, kH); }));
+  EXPECT_EQ((*screen)->stats().forwarded_fill_rects.load(), 1u);
+
+  // Copies and updates of the screen's copy reach the ZRLE client only
+  // (for the Tight one, the daemon's encoding of the change would come).
+  ASSERT_TRUE((*screen)->Copy(0, 0, kW, kH - 16, 0, 16).ok());
+  std::vector<uint32_t> scrolled(shown.begin() + 16 * kW, shown.end());
+  std::vector<uint32_t> fresh = Noise(size_t{kW} * 16, 22);
+  scrolled.insert(scrolled.end(), fresh.begin(), fresh.end());
+  ASSERT_TRUE((*screen)->Update(0, kH - 16, kW, 16, Bytes(fresh), kW * 4).ok());
+  EXPECT_TRUE(zrle->Until([&] { return zrle->Shows(scrolled, kW, kH); }));
+  // Had they reached the Tight client's regions, they would go out with
+  // its next forwarded update at the latest.
+  auto next = std::make_shared<ForwardedUpdate>(*update);
+  next->rects[0] = {.x = 100,
+                    .y = 50,
+                    .width = 20,
+                    .height = 20,
+                    .kind = ForwardedRect::Kind::kFill,
+                    .bgrx = 0x0000FF00};
+  // A rect without payload (the daemon's lossless refresh) is sent
+  // losslessly from the copy as it is now.
+  next->rects.push_back({.x = 200,
+                         .y = 0,
+                         .width = 16,
+                         .height = 16,
+                         .kind = ForwardedRect::Kind::kLossless});
+  (*screen)->Forward(q6, next);
+  std::vector<uint32_t> marked = shown;
+  for (uint32_t y = 50; y < 70; ++y)
+    for (uint32_t x = 100; x < 120; ++x) marked[y * kW + x] = 0x0000FF00;
+  for (uint32_t y = 0; y < 16; ++y)
+    for (uint32_t x = 200; x < 216; ++x)
+      marked[y * kW + x] = scrolled[y * kW + x];
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(marked, kW, kH); }));
+  // Asking for the whole screen again brings the copy's pixels, losslessly.
+  ASSERT_TRUE(tight->RequestFull());
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(scrolled, kW, kH); }));
+
+  tight.reset();
+  EXPECT_TRUE(Eventually([&] { return reported({}); }));
 }
 
 // Clients that leave as soon as they asked for a picture all end (their
