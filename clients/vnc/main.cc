@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,11 @@ ABSL_FLAG(std::string, web_listen, "",
 ABSL_FLAG(std::string, metrics_listen, "",
           "Serve Prometheus metrics on this IPv4 host:port (/metrics); empty: "
           "off.");
+ABSL_FLAG(bool, encode_once, true,
+          "Send VNC clients that take Tight JPEG (noVNC, TigerVNC, TurboVNC) "
+          "the daemon's JPEG as it is, one encoding shared by every client "
+          "with the same quality; false: libvncserver encodes for each "
+          "client.");
 ABSL_FLAG(std::string, web_dir, VGPU_WEB_DIR, "The console page's folder.");
 ABSL_FLAG(std::string, novnc_dir, "/usr/share/novnc",
           "noVNC's folder (Debian package novnc).");
@@ -222,9 +228,21 @@ int Serve() {
   auto layout_stub = vgpu::display::v1::Display::NewStub(connection->channel);
   // Every listener first, so a port in use is an error before anything
   // runs.
+  // Encode-once feeds: stopped before the screens go, destroyed after them
+  // (a leaving client still reports to them).
+  std::vector<std::unique_ptr<vgpu::vnc::ForwardFeeds>> forward_feeds;
   std::vector<std::unique_ptr<vgpu::vnc::VncScreen>> screens;
   for (size_t i = 0; i < scanouts->size(); ++i) {
     vgpu::vnc::VncScreenOptions screen_options = options;
+    if (absl::GetFlag(FLAGS_encode_once)) {
+      forward_feeds.push_back(std::make_unique<vgpu::vnc::ForwardFeeds>(
+          connection->channel, (*scanouts)[i]));
+      screen_options.profiles_changed =
+          [feeds = forward_feeds.back().get()](
+              const std::set<vgpu::vnc::ForwardProfile>& profiles) {
+            feeds->SetProfiles(profiles);
+          };
+    }
     screen_options.resize = [stub = layout_stub.get(),
                              scanout = (*scanouts)[i]](uint32_t width,
                                                        uint32_t height) {
@@ -287,6 +305,7 @@ int Serve() {
     feeds.push_back(std::make_unique<vgpu::vnc::ScanoutFeed>(
         connection->channel, feed_options, screens[i].get()));
     feeds.back()->Start();
+    if (!forward_feeds.empty()) forward_feeds[i]->Start(screens[i].get());
     const std::string host = !absl::StrContains(listen->host, ':')
                                  ? listen->host
                                  : absl::StrCat("[", listen->host, "]");
@@ -301,7 +320,9 @@ int Serve() {
   if (metrics.has_value()) {
     std::vector<vgpu::vnc::MeteredScanout> metered;
     for (size_t i = 0; i < scanouts->size(); ++i)
-      metered.push_back({(*scanouts)[i], screens[i].get(), feeds[i].get()});
+      metered.push_back(
+          {(*scanouts)[i], screens[i].get(), feeds[i].get(),
+           forward_feeds.empty() ? nullptr : forward_feeds[i].get()});
     exposer = std::make_unique<prometheus::Exposer>(metrics->ToString(),
                                                     /*threads=*/1);
     collector = vgpu::vnc::MakeVncCollector(metered);
@@ -328,8 +349,10 @@ int Serve() {
   exposer.reset();
   console.reset();
   for (auto& feed : feeds) feed->Stop();
+  for (auto& feed : forward_feeds) feed->Stop();
   feeds.clear();
   screens.clear();
+  forward_feeds.clear();
   return 0;
 }
 

@@ -21,6 +21,20 @@ bool HasPicture(const pb::Scanout& scanout) {
   return scanout.enabled() && scanout.width() > 0 && scanout.height() > 0;
 }
 
+// libvncserver's subsampling levels as the daemon names them.
+pb::JpegSubsampling Subsampling(uint32_t level) {
+  switch (level) {
+    case 0:
+      return pb::JPEG_SUBSAMPLING_444;
+    case 2:
+      return pb::JPEG_SUBSAMPLING_422;
+    case 3:
+      return pb::JPEG_SUBSAMPLING_GRAY;
+    default:
+      return pb::JPEG_SUBSAMPLING_420;
+  }
+}
+
 }  // namespace
 
 ScanoutFeed::ScanoutFeed(std::shared_ptr<grpc::Channel> channel,
@@ -83,11 +97,20 @@ bool ScanoutFeed::Subscribe() {
   pb::StreamFramesRequest subscribe;
   pb::Subscribe* s = subscribe.mutable_subscribe();
   s->set_scanout_id(options_.scanout_id);
-  s->add_formats(pb::IMAGE_FORMAT_INDEXED);
   s->set_max_in_flight(2);
-  s->set_include_cursor(true);
-  s->set_accept_copies(true);
   s->set_compact_updates(true);
+  const bool forward = options_.forward.has_value();
+  if (forward) {
+    // JPEG for the profile; regions that settle come again losslessly
+    // (marked as a refresh), which the screen sends from its own copy.
+    s->add_formats(pb::IMAGE_FORMAT_JPEG);
+    s->set_jpeg_quality(options_.forward->quality);
+    s->set_jpeg_subsampling(Subsampling(options_.forward->subsampling));
+  } else {
+    s->add_formats(pb::IMAGE_FORMAT_INDEXED);
+    s->set_include_cursor(true);
+    s->set_accept_copies(true);
+  }
 
   watch::ScreenModel model;
   UpdateExpander expander;
@@ -99,6 +122,11 @@ bool ScanoutFeed::Subscribe() {
   // Mirrors a mode onto the model and the screen.
   auto set_mode = [&](const pb::Scanout& scanout) {
     if (!HasPicture(scanout)) return true;
+    if (forward) {
+      mode_width_ = scanout.width();
+      mode_height_ = scanout.height();
+      return true;
+    }
     // The screen checks the size before the model allocates for it.
     absl::Status status = screen_->SetMode(scanout.width(), scanout.height());
     if (status.ok()) model.Resize(scanout.width(), scanout.height());
@@ -115,7 +143,11 @@ bool ScanoutFeed::Subscribe() {
           started = true;
           subscriptions_.fetch_add(1);
           connected_ = true;
-          if (HasPicture(event.started().scanout())) {
+          if (forward) {
+            VGPU_LOG(DEBUG) << "scanout " << options_.scanout_id
+                            << ": forwarding the daemon's JPEG at quality "
+                            << options_.forward->quality;
+          } else if (HasPicture(event.started().scanout())) {
             VGPU_LOG(INFO) << "scanout " << options_.scanout_id
                            << ": feed from the daemon, "
                            << event.started().scanout().width() << "x"
@@ -133,6 +165,16 @@ bool ScanoutFeed::Subscribe() {
         case pb::StreamFramesResponse::kUpdate: {
           pb::FrameUpdate* update = event.mutable_update();
           expander.Expand(update);
+          if (forward) {
+            ForwardUpdate(*update);
+            if (update->end_of_update()) {
+              updates_.fetch_add(1);
+              pb::StreamFramesRequest ack;
+              ack.mutable_ack()->set_update_id(update->update_id());
+              stream->Write(ack);
+            }
+            break;
+          }
           absl::Status status = model.ApplyUpdate(*update);
           // The screen follows the model: copies in order, then the rects
           // from the model's pixels (already decoded).
@@ -213,6 +255,91 @@ bool ScanoutFeed::Subscribe() {
                     << status.error_message();
   }
   return started;
+}
+
+void ScanoutFeed::ForwardUpdate(const pb::FrameUpdate& update) {
+  if (mode_width_ == 0 || update.rects_size() == 0) return;
+  auto forwarded = std::make_shared<ForwardedUpdate>();
+  forwarded->width = mode_width_;
+  forwarded->height = mode_height_;
+  forwarded->rects.reserve(static_cast<size_t>(update.rects_size()));
+  for (const pb::EncodedRect& rect : update.rects()) {
+    ForwardedRect out{.x = rect.rect().x(),
+                      .y = rect.rect().y(),
+                      .width = rect.rect().width(),
+                      .height = rect.rect().height()};
+    if (rect.solid()) {
+      out.kind = ForwardedRect::Kind::kFill;
+      out.bgrx = rect.solid_bgrx();
+    } else if (rect.format() == pb::IMAGE_FORMAT_JPEG && !update.refresh()) {
+      out.kind = ForwardedRect::Kind::kJpeg;
+      out.jpeg = rect.data();
+    } else {
+      // The lossless refresh (or any other format): the screen's copy has
+      // these pixels exactly.
+      out.kind = ForwardedRect::Kind::kLossless;
+    }
+    forwarded->rects.push_back(std::move(out));
+  }
+  screen_->Forward(*options_.forward, std::move(forwarded));
+}
+
+ForwardFeeds::ForwardFeeds(std::shared_ptr<grpc::Channel> channel,
+                           uint32_t scanout_id)
+    : channel_(std::move(channel)), scanout_id_(scanout_id) {}
+
+ForwardFeeds::~ForwardFeeds() { Stop(); }
+
+void ForwardFeeds::Start(VncScreen* screen) {
+  screen_ = screen;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ForwardFeeds::Stop() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+    mu_.NotifyAll();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void ForwardFeeds::SetProfiles(const std::set<ForwardProfile>& profiles) {
+  MutexLock lock(&mu_);
+  wanted_ = profiles;
+  changed_ = true;
+  mu_.NotifyAll();
+}
+
+void ForwardFeeds::Run() {
+  std::map<ForwardProfile, std::unique_ptr<ScanoutFeed>> feeds;
+  while (true) {
+    std::set<ForwardProfile> wanted;
+    {
+      MutexLock lock(&mu_);
+      mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return stopping_ || changed_;
+      });
+      if (stopping_) break;
+      wanted = wanted_;
+      changed_ = false;
+    }
+    for (auto it = feeds.begin(); it != feeds.end();) {
+      it = wanted.count(it->first) != 0 ? std::next(it) : feeds.erase(it);
+    }
+    for (const ForwardProfile& profile : wanted) {
+      if (feeds.count(profile) != 0) continue;
+      ScanoutFeedOptions options;
+      options.scanout_id = scanout_id_;
+      options.forward = profile;
+      auto feed = std::make_unique<ScanoutFeed>(channel_, options, screen_);
+      feed->Start();
+      feeds.emplace(profile, std::move(feed));
+    }
+    active_ = feeds.size();
+  }
+  feeds.clear();  // each stops
+  active_ = 0;
 }
 
 }  // namespace vgpu::vnc

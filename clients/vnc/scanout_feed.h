@@ -5,6 +5,10 @@
 // reconnects with backoff (100 ms doubling to 2 s); the next subscription
 // brings the whole new screen.
 //
+// With a forward profile it is one of a screen's encode-once feeds instead:
+// the daemon's JPEG for that profile (with its lossless refresh of settled
+// regions), handed to the screen's forwarding clients as it came.
+//
 // Thread rules: Start and Stop from one thread. The feed's own thread is the
 // only caller of the screen's feeding methods between Start and Stop.
 // `connected()` and the counters may be read from any thread.
@@ -12,11 +16,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "absl/time/time.h"
+#include "vgpu/display/v1/display.pb.h"
 #include <grpcpp/grpcpp.h>
 
 #include "clients/vnc/vnc_screen.h"
@@ -28,6 +36,8 @@ struct ScanoutFeedOptions {
   uint32_t scanout_id = 0;
   absl::Duration min_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(2);
+  // Set: feeds VncScreen::Forward for this profile, not the screen's copy.
+  std::optional<ForwardProfile> forward = std::nullopt;
 };
 
 class ScanoutFeed {
@@ -50,6 +60,8 @@ class ScanoutFeed {
   void Run();
   // One subscription, until the stream ends; false if it never started.
   bool Subscribe();
+  // A forward feed's update, as the screen's forwarding clients get it.
+  void ForwardUpdate(const display::v1::FrameUpdate& update);
 
   std::shared_ptr<grpc::Channel> channel_;
   const ScanoutFeedOptions options_;
@@ -63,6 +75,41 @@ class ScanoutFeed {
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> updates_{0};
   std::atomic<uint64_t> subscriptions_{0};
+  // A forward feed's mode (its thread's).
+  uint32_t mode_width_ = 0;
+  uint32_t mode_height_ = 0;
+};
+
+// A screen's encode-once feeds: one forward ScanoutFeed per profile its
+// forwarding clients use, started and stopped as that set changes
+// (VncScreenOptions::profiles_changed -> SetProfiles).
+//
+// Thread rules: SetProfiles from any thread, never blocking (a thread of
+// its own starts and stops the feeds); Start and Stop from one thread; the
+// screen must outlive Stop. After Stop, SetProfiles does nothing.
+class ForwardFeeds {
+ public:
+  ForwardFeeds(std::shared_ptr<grpc::Channel> channel, uint32_t scanout_id);
+  ~ForwardFeeds();  // Stop()
+
+  void Start(VncScreen* screen);
+  void Stop();
+  void SetProfiles(const std::set<ForwardProfile>& profiles);
+  // Feeds running now.
+  size_t active() const { return active_.load(); }
+
+ private:
+  void Run();
+
+  const std::shared_ptr<grpc::Channel> channel_;
+  const uint32_t scanout_id_;
+  VncScreen* screen_ = nullptr;
+  std::thread thread_;
+  Mutex mu_;
+  std::set<ForwardProfile> wanted_ VGPU_GUARDED_BY(mu_);
+  bool changed_ VGPU_GUARDED_BY(mu_) = false;
+  bool stopping_ VGPU_GUARDED_BY(mu_) = false;
+  std::atomic<size_t> active_{0};
 };
 
 }  // namespace vgpu::vnc

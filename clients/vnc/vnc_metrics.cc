@@ -10,7 +10,8 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
     const std::vector<MeteredScanout>& scanouts) {
   return std::make_shared<ScrapeCollector>([scanouts]() {
     MetricSeries clients, connections, refused, updates, rects, bytes, keys,
-        pointers, resizes, feed_connected, feed_updates, subscriptions;
+        pointers, resizes, feed_connected, feed_updates, subscriptions,
+        forwarded, forwarded_bytes, lossless, overflows, forward_feeds;
     for (const MeteredScanout& s : scanouts) {
       const std::map<std::string, std::string> label = {
           {"scanout", std::to_string(s.scanout_id)}};
@@ -42,6 +43,16 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
       add(feed_connected, s.feed->connected() ? 1 : 0);
       add(feed_updates, static_cast<double>(s.feed->updates()));
       add(subscriptions, static_cast<double>(s.feed->subscriptions()));
+      forwarded.push_back(
+          {with("kind", "jpeg"), double(stats.forwarded_jpeg_rects.load())});
+      forwarded.push_back(
+          {with("kind", "fill"), double(stats.forwarded_fill_rects.load())});
+      add(forwarded_bytes, static_cast<double>(stats.forwarded_bytes.load()));
+      add(lossless, static_cast<double>(stats.lossless_rects.load()));
+      add(overflows, static_cast<double>(stats.forward_overflows.load()));
+      add(forward_feeds, s.forward_feeds != nullptr
+                             ? static_cast<double>(s.forward_feeds->active())
+                             : 0);
     }
     return std::vector<prometheus::MetricFamily>{
         GaugeFamily("vgpu_vnc_clients", "VNC clients connected now.", clients),
@@ -74,6 +85,26 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
         CounterFamily("vgpu_vnc_feed_subscriptions_total",
                       "Times the feed (re)connected to the daemon.",
                       subscriptions),
+        CounterFamily("vgpu_vnc_forwarded_rects_total",
+                      "Rects sent to Tight JPEG clients as the daemon "
+                      "encoded them (encoded once for all such clients), "
+                      "by kind.",
+                      forwarded),
+        CounterFamily("vgpu_vnc_forwarded_bytes_total",
+                      "JPEG and fill bytes of the forwarded rects.",
+                      forwarded_bytes),
+        CounterFamily("vgpu_vnc_forward_lossless_rects_total",
+                      "Rects the bridge encoded losslessly for Tight JPEG "
+                      "clients (first screens, refreshes, settled regions).",
+                      lossless),
+        CounterFamily("vgpu_vnc_forward_overflows_total",
+                      "Times a Tight JPEG client fell more than its budget "
+                      "behind and got one lossless update instead.",
+                      overflows),
+        GaugeFamily("vgpu_vnc_forward_feeds",
+                    "The daemon's JPEG streams feeding Tight JPEG clients "
+                    "now (one per quality setting in use).",
+                    forward_feeds),
     };
   });
 }

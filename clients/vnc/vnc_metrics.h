@@ -10,6 +10,10 @@
 //   vgpu_vnc_resize_requests_total{scanout,result="granted"|"refused"}
 //   vgpu_vnc_feed_connected{scanout}              1 while the daemon feeds
 //   vgpu_vnc_feed_updates_total, vgpu_vnc_feed_subscriptions_total{scanout}
+//   vgpu_vnc_forwarded_rects_total{scanout,kind="jpeg"|"fill"}
+//   vgpu_vnc_forwarded_bytes_total, vgpu_vnc_forward_lossless_rects_total,
+//   vgpu_vnc_forward_overflows_total, vgpu_vnc_forward_feeds{scanout}
+//                                                  encode once
 //
 // Thread rules: the collector may run on any thread; the screens and feeds
 // must outlive it.
@@ -29,6 +33,7 @@ struct MeteredScanout {
   uint32_t scanout_id = 0;
   const VncScreen* screen = nullptr;
   const ScanoutFeed* feed = nullptr;
+  const ForwardFeeds* forward_feeds = nullptr;  // null: encode once is off
 };
 
 std::shared_ptr<ScrapeCollector> MakeVncCollector(

@@ -5,7 +5,9 @@
 // mode changes and the cursor shape, and survives the daemon going away.
 #include <unistd.h>
 
+#include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -148,6 +150,66 @@ INSTANTIATE_TEST_SUITE_P(Encodings, VncBridgeEncodingTest,
                                            EncodingCase{"copyrect zrle", -1},
                                            EncodingCase{"hextile", -1},
                                            EncodingCase{"raw", -1}));
+
+// Encode once: Tight JPEG viewers get the daemon's JPEG for their quality,
+// one subscription per quality shared by its viewers; their first screen
+// and, once the picture settles, everything sent lossy come losslessly.
+TEST_F(VncBridgeTest, TightJpegViewersShareTheDaemonsEncoding) {
+  ForwardFeeds forward(channel_, 0);
+  auto screen = VncScreen::Create(
+      {.profiles_changed =
+           [&forward](const std::set<ForwardProfile>& profiles) {
+             forward.SetProfiles(profiles);
+           }},
+      64, 64);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  ScanoutFeed feed(channel_, ScanoutFeedOptions{}, screen->get());
+  std::vector<uint32_t> first = ShowMode(640, 400, 1);
+  feed.Start();
+  forward.Start(screen->get());
+  auto connect = [&](int quality) {
+    return TestViewer::Connect({.port = (*screen)->port(),
+                                .encodings = "copyrect tight",
+                                .quality_level = quality});
+  };
+  std::vector<std::unique_ptr<TestViewer>> viewers;
+  viewers.push_back(connect(6));
+  viewers.push_back(connect(6));
+  viewers.push_back(connect(2));
+  for (auto& viewer : viewers) {
+    ASSERT_NE(viewer, nullptr);
+    EXPECT_TRUE(viewer->Until([&] { return viewer->Shows(first, 640, 400); }));
+  }
+  auto until = [&](const std::function<bool()>& done) {
+    return viewers[0]->Until(done);
+  };
+  // Two qualities in use: two of the daemon's JPEG streams.
+  EXPECT_TRUE(until([&] { return forward.active() == 2; }));
+  // A new picture: JPEG from the daemon (the gradient band is not exact).
+  std::vector<uint32_t> second = Picture(640, 400, 7);
+  store_.OnFrame(0, gpu::FrameOfPixels(second, 640, 400, ++sequence_),
+                 {{0, 0, 640, 400}});
+  for (auto& viewer : viewers) {
+    EXPECT_TRUE(viewer->Until([&] {
+      return viewer->Psnr(second, 640, 400) >= kMinJpegPsnrDb;
+    })) << "PSNR "
+        << viewer->Psnr(second, 640, 400);
+  }
+  const VncScreenStats& stats = (*screen)->stats();
+  EXPECT_GE(stats.forwarded_jpeg_rects.load(), 3u);
+  // Still: the daemon's lossless refresh makes every viewer exact.
+  for (auto& viewer : viewers) {
+    EXPECT_TRUE(viewer->Until([&] { return viewer->Shows(second, 640, 400); }))
+        << "PSNR " << viewer->Psnr(second, 640, 400);
+  }
+  RecordProperty("forwarded_jpeg_bytes",
+                 std::to_string(stats.forwarded_bytes.load()));
+  // The one viewer of the other quality leaves: its stream ends.
+  viewers.pop_back();
+  EXPECT_TRUE(until([&] { return forward.active() == 1; }));
+  forward.Stop();
+  feed.Stop();
+}
 
 TEST_F(VncBridgeTest, TheGuestCursorShapeReachesTheViewer) {
   ShowMode(320, 200, 3);
