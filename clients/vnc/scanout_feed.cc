@@ -136,6 +136,14 @@ bool ScanoutFeed::Subscribe() {
     }
     return status.ok();
   };
+  // An update's last band frees a credit.
+  auto acknowledge = [&](const pb::FrameUpdate& update) {
+    if (!update.end_of_update()) return;
+    updates_.fetch_add(1);
+    pb::StreamFramesRequest ack;
+    ack.mutable_ack()->set_update_id(update.update_id());
+    stream->Write(ack);
+  };
   if (stream->Write(subscribe)) {
     while (!failed && stream->Read(&event)) {
       switch (event.event_case()) {
@@ -167,12 +175,7 @@ bool ScanoutFeed::Subscribe() {
           expander.Expand(update);
           if (forward) {
             ForwardUpdate(*update);
-            if (update->end_of_update()) {
-              updates_.fetch_add(1);
-              pb::StreamFramesRequest ack;
-              ack.mutable_ack()->set_update_id(update->update_id());
-              stream->Write(ack);
-            }
+            acknowledge(*update);
             break;
           }
           absl::Status status = model.ApplyUpdate(*update);
@@ -202,12 +205,7 @@ bool ScanoutFeed::Subscribe() {
             failed = true;
             break;
           }
-          if (update->end_of_update()) {
-            updates_.fetch_add(1);
-            pb::StreamFramesRequest ack;
-            ack.mutable_ack()->set_update_id(update->update_id());
-            stream->Write(ack);
-          }
+          acknowledge(*update);
           break;
         }
         case pb::StreamFramesResponse::kCursorShape:
