@@ -676,6 +676,12 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   screen->frameBuffer = reinterpret_cast<char*>(impl->pixels.data());
   screen->desktopName = impl->name.c_str();
   screen->alwaysShared = TRUE;
+  // libvncserver waits this long (ms) after a change before it sends, to
+  // gather more; the daemon's updates come gathered already, and its
+  // default 5 ms was the bridge's whole latency for a typed character. Not
+  // 0: a client still in its handshake (at a password prompt) has its
+  // output thread poll at this interval.
+  screen->deferUpdateTime = 1;
   screen->httpDir = nullptr;
   screen->cursorX = screen->cursorY = kOffScreen;
   screen->newClientHook = NewClient;
