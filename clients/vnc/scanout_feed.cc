@@ -155,6 +155,7 @@ bool ScanoutFeed::Subscribe() {
             VGPU_LOG(DEBUG) << "scanout " << options_.scanout_id
                             << ": forwarding the daemon's JPEG at quality "
                             << options_.forward->quality;
+            screen_->SetForwardLive(*options_.forward, true);
           } else if (HasPicture(event.started().scanout())) {
             VGPU_LOG(INFO) << "scanout " << options_.scanout_id
                            << ": feed from the daemon, "
@@ -221,7 +222,13 @@ bool ScanoutFeed::Subscribe() {
           }
           break;
         case pb::StreamFramesResponse::kCursorPosition: {
-          const bool hide = !event.cursor_position().visible();
+          const pb::CursorPosition& position = event.cursor_position();
+          const bool hide = !position.visible();
+          // The hotspot, as RFB's PointerPos means it.
+          if (!hide) {
+            screen_->SetPointerPosition(position.x() + shape.hot_x(),
+                                        position.y() + shape.hot_y());
+          }
           if (hide != cursor_hidden) {
             cursor_hidden = hide;
             // Shapes were checked when they came; a hidden cursor is empty.
@@ -239,6 +246,7 @@ bool ScanoutFeed::Subscribe() {
   if (failed) context.TryCancel();
   grpc::Status status = stream->Finish();
   connected_ = false;
+  if (forward && started) screen_->SetForwardLive(*options_.forward, false);
   {
     MutexLock lock(&mu_);
     context_ = nullptr;

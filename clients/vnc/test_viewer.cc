@@ -257,6 +257,8 @@ bool RawRfbClient::ReadExact(void* bytes, size_t size, absl::Duration timeout) {
   return true;
 }
 
+constexpr int32_t kRichCursorEncoding = -239;
+
 std::optional<RawRfbClient::Rect> RawRfbClient::ReadPseudoRect(
     int32_t encoding, size_t payload, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
@@ -275,6 +277,10 @@ std::optional<RawRfbClient::Rect> RawRfbClient::ReadPseudoRect(
       size_t skip = 0;
       if (rect_encoding == 0) {
         skip = size_t{w} * h * bytes_per_pixel_;
+      } else if (rect_encoding == kRichCursorEncoding &&
+                 encoding != kRichCursorEncoding) {
+        // Pixels, then a 1-bit mask with rows padded to bytes.
+        skip = size_t{w} * h * bytes_per_pixel_ + size_t{(w + 7) / 8} * h;
       } else if (rect_encoding == encoding) {
         Rect found{.x = static_cast<uint16_t>(rect[0] << 8 | rect[1]),
                    .y = static_cast<uint16_t>(rect[2] << 8 | rect[3]),

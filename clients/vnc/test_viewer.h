@@ -106,8 +106,8 @@ class RawRfbClient {
   };
   // Reads server messages until a FramebufferUpdate holding a rect of
   // `encoding` comes; returns its header and first `payload` bytes. Only
-  // pseudo-rects and Raw rects are understood. nullopt on timeout, a closed
-  // connection or anything else.
+  // pseudo-rects, Raw and RichCursor rects are understood. nullopt on timeout,
+  // a closed connection or anything else.
   std::optional<Rect> ReadPseudoRect(int32_t encoding, size_t payload,
                                      absl::Duration timeout);
   // True once the server closed the connection (reads return 0), within

@@ -12,12 +12,17 @@ bool Reserve(rfbClientPtr client, int bytes) {
   return rfbSendUpdateBuf(client) != 0;
 }
 
-// Lossless Tight (palette, gradient or zlib): JPEG off for these rects.
+// Lossless Tight (palette, gradient or zlib): JPEG off for these rects,
+// and no LastRect (the update's rect count is written first).
 bool SendLossless(rfbClientPtr client, int x, int y, int w, int h) {
   const int quality = client->turboQualityLevel;
+  const int encodings = rfbStatGetMessageCountRcvd(client, rfbSetEncodings);
   client->turboQualityLevel = -1;
+  client->enableLastRectEncoding = FALSE;
   const bool ok = rfbSendRectEncodingTight(client, x, y, w, h) != 0;
-  client->turboQualityLevel = quality;
+  // Unless a SetEncodings came meanwhile (it set its own).
+  if (rfbStatGetMessageCountRcvd(client, rfbSetEncodings) == encodings)
+    client->turboQualityLevel = quality;
   return ok;
 }
 
@@ -84,7 +89,9 @@ bool WriteForwardedUpdate(rfbClientPtr client,
     switch (rect->kind) {
       case ForwardedRect::Kind::kJpeg: {
         client->tightEncoding = rfbEncodingTight;
-        if (!rfbSendTightHeader(client, x, y, w, h) || !Reserve(client, 1))
+        // The subencoding byte and up to 3 bytes of length, which
+        // rfbSendCompressedDataTight writes without looking for room.
+        if (!rfbSendTightHeader(client, x, y, w, h) || !Reserve(client, 4))
           return false;
         client->updateBuf[client->ublen++] =
             static_cast<char>(rfbTightJpeg << 4);

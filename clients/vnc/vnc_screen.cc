@@ -43,7 +43,14 @@ struct VncScreen::Impl {
   // Forwarding clients per profile; profiles_changed is called under it.
   Mutex forward_mu;
   std::map<ForwardProfile, uint32_t> forwarding VGPU_GUARDED_BY(forward_mu);
+  // Profiles whose daemon stream is up (SetForwardLive).
+  std::set<ForwardProfile> live VGPU_GUARDED_BY(forward_mu);
+  // The screen's size, for the forward feeds' threads.
+  std::atomic<uint32_t> mode_width{0};
+  std::atomic<uint32_t> mode_height{0};
   std::atomic<uint8_t> leds{0};
+  // The guest's pointer (hotspot), x << 32 | y; kNoPointer until known.
+  std::atomic<uint64_t> pointer{~uint64_t{0}};
   VncScreenStats stats;
   // ClientGone notifies it, for the destructor's wait.
   Mutex gone_mu;
@@ -145,12 +152,21 @@ struct ClientState {
   std::atomic<bool> led_state{false};  // set on its input thread
 
   // Encode once. Under the client's updateMutex (libvncserver's): whether
-  // it forwards and with which profile (decided on its output thread), and
-  // the daemon's updates waiting for it (queued by the profile's feed).
-  bool forwarding = false;
+  // it takes forwarded rects and with which profile (`wants`: counted for
+  // its profile, decided on its output thread), whether it is served so now
+  // (`served`: wants, and the profile's stream is up), and the daemon's
+  // updates waiting for it (queued by the profile's feed).
+  bool wants = false;
+  bool served = false;
   ForwardProfile profile;
   std::vector<std::shared_ptr<const ForwardedUpdate>> queue;
   size_t queued_bytes = 0;
+  // PointerPos: asked for (libvncserver's flag is kept off, or it would
+  // send its own, off-screen, position), the SetEncodings count that was
+  // seen, the position last sent (the output thread's but `wants_pointer`).
+  std::atomic<bool> wants_pointer{false};
+  int encodings_seen = 0;
+  uint64_t pointer_sent = ~uint64_t{0};
 
   // libvncserver's per-client counts are 32-bit and owned by the client's
   // output thread: copied from there (before each update, and when the
@@ -181,12 +197,18 @@ struct ClientState {
   uint64_t updates VGPU_GUARDED_BY(mu) = 0;
 };
 
-// A client stopped forwarding with `from` and/or started with `to`.
-void CountForwarding(VncScreen::Impl* impl, const ForwardProfile* from,
+// Different profiles a screen forwards at most (each is a daemon stream and
+// its encoding); clients asking for more are encoded here.
+constexpr size_t kMaxProfiles = 4;
+
+// A client stopped forwarding with `from` and/or asks to with `to`: false
+// when `to` would be a profile over kMaxProfiles.
+bool CountForwarding(VncScreen::Impl* impl, const ForwardProfile* from,
                      const ForwardProfile* to) {
-  if (!impl->profiles_changed) return;
+  if (!impl->profiles_changed) return false;
   MutexLock lock(&impl->forward_mu);
   bool changed = false;
+  bool accepted = to != nullptr;
   if (from != nullptr) {
     auto it = impl->forwarding.find(*from);
     if (it != impl->forwarding.end() && --it->second == 0) {
@@ -194,12 +216,36 @@ void CountForwarding(VncScreen::Impl* impl, const ForwardProfile* from,
       changed = true;
     }
   }
-  if (to != nullptr) changed |= impl->forwarding[*to]++ == 0;
-  if (!changed) return;
-  std::set<ForwardProfile> profiles;
-  for (const auto& [profile, count] : impl->forwarding)
-    profiles.insert(profile);
-  impl->profiles_changed(profiles);
+  if (to != nullptr && impl->forwarding.count(*to) == 0 &&
+      impl->forwarding.size() >= kMaxProfiles) {
+    accepted = false;
+  }
+  if (accepted) changed |= impl->forwarding[*to]++ == 0;
+  if (changed) {
+    std::set<ForwardProfile> profiles;
+    for (const auto& [profile, count] : impl->forwarding)
+      profiles.insert(profile);
+    impl->profiles_changed(profiles);
+  }
+  return accepted;
+}
+
+void MarkWholeScreen(rfbClientPtr client) {
+  sraRegionPtr all =
+      sraRgnCreateRect(0, 0, client->screen->width, client->screen->height);
+  sraRgnOr(client->modifiedRegion, all);
+  sraRgnDestroy(all);
+}
+
+// Serves a client forwarded rects or not; what it shows came from the other
+// path, so all of it comes again. Under the client's updateMutex.
+void SetServed(rfbClientPtr client, ClientState* state, bool served) {
+  if (served == state->served) return;
+  state->served = served;
+  state->queue.clear();
+  state->queued_bytes = 0;
+  MarkWholeScreen(client);
+  TSIGNAL(client->updateCond);
 }
 
 void ClientGone(rfbClientPtr client) {
@@ -207,7 +253,7 @@ void ClientGone(rfbClientPtr client) {
   if (client->clientData != nullptr) {  // accepted
     auto* state = static_cast<ClientState*>(client->clientData);
     state->CopyTraffic(client);  // its output thread has ended
-    if (state->forwarding) CountForwarding(impl, &state->profile, nullptr);
+    if (state->wants) CountForwarding(impl, &state->profile, nullptr);
     {
       MutexLock traffic_lock(&impl->traffic_mu);
       MutexLock state_lock(&state->mu);
@@ -368,13 +414,6 @@ bool CanForward(rfbClientPtr client) {
          f.redMax == 255 && f.greenMax == 255 && f.blueMax == 255;
 }
 
-void MarkWholeScreen(rfbClientPtr client) {
-  sraRegionPtr all =
-      sraRgnCreateRect(0, 0, client->screen->width, client->screen->height);
-  sraRgnOr(client->modifiedRegion, all);
-  sraRgnDestroy(all);
-}
-
 // Sends a forwarding client what waits for it, as one FramebufferUpdate,
 // before libvncserver looks at its regions: the daemon's rects in order,
 // and losslessly whatever else it is owed (modified but not forwarded: its
@@ -429,7 +468,10 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
   sraRgnDestroy(covered);
   if (any) {
     ForwardWriteCounts counts;
-    WriteForwardedUpdate(client, plan, lossless, &counts);
+    // A failed write has closed the client already; anything else left a
+    // message half written.
+    if (!WriteForwardedUpdate(client, plan, lossless, &counts))
+      rfbCloseClient(client);
     VncScreenStats& stats = impl->stats;
     stats.forwarded_jpeg_rects.fetch_add(counts.jpeg_rects,
                                          std::memory_order_relaxed);
@@ -445,36 +487,108 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
 
 // libvncserver's displayHook: on the client's output thread, sendMutex
 // held, before it builds an update from the client's regions.
+// PointerPos with the guest's pointer, as its own FramebufferUpdate (the
+// position libvncserver would send is the off-screen one of its cursor
+// drawing). On the output thread, sendMutex held.
+void SendPointerPosition(VncScreen::Impl* impl, rfbClientPtr client,
+                         ClientState* state) {
+  const uint64_t pointer = impl->pointer.load(std::memory_order_relaxed);
+  if (pointer == ~uint64_t{0} || pointer == state->pointer_sent) return;
+  const auto x = static_cast<uint32_t>(std::min<uint64_t>(
+      pointer >> 32, static_cast<uint64_t>(client->screen->width - 1)));
+  const auto y = static_cast<uint32_t>(std::min<uint64_t>(
+      pointer & 0xFFFFFFFF, static_cast<uint64_t>(client->screen->height - 1)));
+  std::string message = {static_cast<char>(rfbFramebufferUpdate), 0, 0, 1};
+  message += {static_cast<char>(x >> 8),
+              static_cast<char>(x),
+              static_cast<char>(y >> 8),
+              static_cast<char>(y),
+              0,
+              0,
+              0,
+              0};
+  AppendBigEndian32(&message, static_cast<uint32_t>(rfbEncodingPointerPos));
+  if (rfbWriteExact(client, message.data(), static_cast<int>(message.size())) >
+      0) {
+    state->pointer_sent = pointer;
+    rfbStatRecordEncodingSent(client, rfbEncodingPointerPos,
+                              sz_rfbFramebufferUpdateRectHeader,
+                              sz_rfbFramebufferUpdateRectHeader);
+  }
+}
+
 void BeforeUpdate(rfbClientPtr client) {
-  client->enableCursorPosUpdates = FALSE;
-  client->cursorWasMoved = FALSE;
   client->enableLastRectEncoding = FALSE;
   auto* state = static_cast<ClientState*>(client->clientData);
-  if (state == nullptr) return;
+  if (state == nullptr) {
+    client->cursorWasMoved = FALSE;
+    return;
+  }
   state->CopyTraffic(client);
   VncScreen::Impl* impl = ImplOf(client);
-  const bool forward = impl->profiles_changed && CanForward(client);
-  const ForwardProfile profile = {
-      .quality = static_cast<uint32_t>(client->turboQualityLevel),
-      .subsampling = static_cast<uint32_t>(client->turboSubsampLevel)};
+  // PointerPos is ours: libvncserver's own would carry its cursor drawing's
+  // off-screen position. A new SetEncodings says again whether it is asked.
+  const int encodings = rfbStatGetMessageCountRcvd(client, rfbSetEncodings);
+  if (encodings != state->encodings_seen) {
+    state->encodings_seen = encodings;
+    state->wants_pointer = false;
+  }
+  if (client->enableCursorPosUpdates) {
+    state->wants_pointer = true;
+    client->enableCursorPosUpdates = FALSE;
+  }
+  client->cursorWasMoved = FALSE;
+  if (state->wants_pointer) SendPointerPosition(impl, client, state);
+  // While libvncserver takes a SetEncodings, preferredEncoding is -1 for a
+  // moment: the client keeps what it had.
+  if (client->preferredEncoding != -1) {
+    const bool wants = impl->profiles_changed && CanForward(client);
+    const ForwardProfile profile = {
+        .quality = static_cast<uint32_t>(client->turboQualityLevel),
+        .subsampling = static_cast<uint32_t>(client->turboSubsampLevel)};
+    // `wants` and `profile` change only here (this thread).
+    if (wants != state->wants || (wants && profile != state->profile)) {
+      const ForwardProfile before = state->profile;
+      const bool accepted = CountForwarding(
+          impl, state->wants ? &before : nullptr, wants ? &profile : nullptr);
+      LOCK(client->updateMutex);
+      state->wants = accepted;
+      state->profile = profile;
+      UNLOCK(client->updateMutex);
+    }
+  }
+  bool served = false;
+  {
+    // Under forward_mu, so SetForwardLive sees every client either before
+    // or after this.
+    MutexLock lock(&impl->forward_mu);
+    const bool live = state->wants && impl->live.count(state->profile) != 0;
+    LOCK(client->updateMutex);
+    SetServed(client, state, live);
+    served = state->served;
+    UNLOCK(client->updateMutex);
+  }
+  if (served) ForwardToClient(impl, client, state);
+}
+
+// One modified pixel: wakes a client's output thread for a PointerPos.
+void MarkPixel(rfbClientPtr client) {
+  sraRegionPtr pixel = sraRgnCreateRect(0, 0, 1, 1);
+  sraRgnOr(client->modifiedRegion, pixel);
+  sraRgnDestroy(pixel);
+}
+
+// libvncserver's displayFinishedHook (output thread). A position that came
+// while this update was made, after BeforeUpdate read it, goes with the
+// next one: its wake-up pixel went out with this one.
+void AfterUpdate(rfbClientPtr client, int) {
+  auto* state = static_cast<ClientState*>(client->clientData);
+  if (state == nullptr || !state->wants_pointer) return;
+  const uint64_t pointer = ImplOf(client)->pointer.load();
+  if (pointer == ~uint64_t{0} || pointer == state->pointer_sent) return;
   LOCK(client->updateMutex);
-  const bool was = state->forwarding;
-  const ForwardProfile before = state->profile;
-  const bool changed = was != forward || (forward && before != profile);
-  if (changed) {
-    // What the client shows came from the other path: all of it again.
-    state->forwarding = forward;
-    state->profile = profile;
-    state->queue.clear();
-    state->queued_bytes = 0;
-    MarkWholeScreen(client);
-  }
+  MarkPixel(client);
   UNLOCK(client->updateMutex);
-  if (changed) {
-    CountForwarding(impl, was ? &before : nullptr,
-                    forward ? &profile : nullptr);
-  }
-  if (forward) ForwardToClient(impl, client, state);
 }
 
 // Marks a region modified for every client libvncserver encodes for (the
@@ -485,7 +599,7 @@ void MarkForEncoding(rfbScreenInfoPtr screen, int x1, int y1, int x2, int y2) {
   while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
     const auto* state = static_cast<const ClientState*>(client->clientData);
     LOCK(client->updateMutex);
-    if (state == nullptr || !state->forwarding) {
+    if (state == nullptr || !state->served) {
       sraRgnOr(client->modifiedRegion, region);
       TSIGNAL(client->updateCond);
     }
@@ -659,6 +773,8 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   impl->resize = options.resize;
   impl->profiles_changed = options.profiles_changed;
   impl->pixels.assign(size_t{width} * height * 4, 0);
+  impl->mode_width = width;
+  impl->mode_height = height;
   for (const std::string& p : options.passwords) impl->passwords.push_back(p);
   for (const std::string& p : options.view_only_passwords)
     impl->passwords.push_back(p);
@@ -678,16 +794,18 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   screen->alwaysShared = TRUE;
   // libvncserver waits this long (ms) after a change before it sends, to
   // gather more; the daemon's updates come gathered already, and its
-  // default 5 ms was the bridge's whole latency for a typed character. Not
-  // 0: a client still in its handshake (at a password prompt) has its
-  // output thread poll at this interval.
-  screen->deferUpdateTime = 1;
+  // default 5 ms was most of the bridge's latency for a typed character.
+  // Not 0: a client still in its handshake has its output thread poll at
+  // this interval. Not 1: a SetDesktopSize's success answer was then lost
+  // now and then (vnc_screen_test; not understood yet).
+  screen->deferUpdateTime = 2;
   screen->httpDir = nullptr;
   screen->cursorX = screen->cursorY = kOffScreen;
   screen->newClientHook = NewClient;
   screen->kbdAddEvent = KeyEvent;
   screen->ptrAddEvent = PointerEvent;
   screen->displayHook = BeforeUpdate;
+  screen->displayFinishedHook = AfterUpdate;
   screen->setDesktopSizeHook = SetDesktopSize;
   if (!impl->passwords.empty()) {
     screen->authPasswdData = impl->password_list.data();
@@ -781,6 +899,8 @@ absl::Status VncScreen::SetMode(uint32_t width, uint32_t height) {
   // rfbNewFramebuffer clamps the cursor into the new screen.
   impl_->screen->cursorX = impl_->screen->cursorY = kOffScreen;
   impl_->pixels.swap(pixels);  // the old buffer goes only now
+  impl_->mode_width = width;
+  impl_->mode_height = height;
   return absl::OkStatus();
 }
 
@@ -824,7 +944,7 @@ absl::Status VncScreen::Copy(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
   while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
     const auto* state = static_cast<const ClientState*>(client->clientData);
     LOCK(client->updateMutex);
-    const bool forwarding = state != nullptr && state->forwarding;
+    const bool forwarding = state != nullptr && state->served;
     UNLOCK(client->updateMutex);
     // A client turning to forwarding meanwhile repaints everything anyway.
     if (!forwarding) {
@@ -841,8 +961,13 @@ absl::Status VncScreen::Copy(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
 void VncScreen::Forward(const ForwardProfile& profile,
                         std::shared_ptr<const ForwardedUpdate> update) {
   // What a client may have waiting: a few frames at 1080p. Over it, the
-  // queue goes and one lossless update of the whole screen replaces it.
+  // queue goes; its regions stay modified and go losslessly instead.
   constexpr size_t kQueueBudget = size_t{8} << 20;
+  // Made for another mode than the screen's (the streams change modes at
+  // their own moments): the mode change repaints every client anyway.
+  const uint32_t width = impl_->mode_width.load();
+  const uint32_t height = impl_->mode_height.load();
+  if (update->width != width || update->height != height) return;
   size_t bytes = 0;
   for (const ForwardedRect& rect : update->rects)
     bytes += 64 + rect.jpeg.size();
@@ -851,27 +976,26 @@ void VncScreen::Forward(const ForwardProfile& profile,
     auto* state = static_cast<ClientState*>(client->clientData);
     if (state == nullptr) continue;
     LOCK(client->updateMutex);
-    if (state->forwarding && state->profile == profile) {
-      if (state->queued_bytes + bytes > kQueueBudget) {
+    if (state->served && state->profile == profile) {
+      if (!state->queue.empty() && state->queued_bytes + bytes > kQueueBudget) {
         state->queue.clear();
         state->queued_bytes = 0;
-        MarkWholeScreen(client);
         impl_->stats.forward_overflows.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        state->queue.push_back(update);
-        state->queued_bytes += bytes;
-        for (const ForwardedRect& rect : update->rects) {
-          // Clipped here; ForwardToClient checks sizes again.
-          const auto x2 = static_cast<int>(
-              std::min<uint64_t>(uint64_t{rect.x} + rect.width, kMaxSide));
-          const auto y2 = static_cast<int>(
-              std::min<uint64_t>(uint64_t{rect.y} + rect.height, kMaxSide));
-          sraRegionPtr one = sraRgnCreateRect(
-              static_cast<int>(std::min(rect.x, kMaxSide)),
-              static_cast<int>(std::min(rect.y, kMaxSide)), x2, y2);
-          sraRgnOr(client->modifiedRegion, one);
-          sraRgnDestroy(one);
-        }
+      }
+      state->queue.push_back(update);
+      state->queued_bytes += bytes;
+      for (const ForwardedRect& rect : update->rects) {
+        // Clipped to the screen; ForwardToClient checks again.
+        const auto x2 = static_cast<int>(
+            std::min<uint64_t>(uint64_t{rect.x} + rect.width, width));
+        const auto y2 = static_cast<int>(
+            std::min<uint64_t>(uint64_t{rect.y} + rect.height, height));
+        const auto x1 = static_cast<int>(std::min(rect.x, width));
+        const auto y1 = static_cast<int>(std::min(rect.y, height));
+        if (x1 >= x2 || y1 >= y2) continue;
+        sraRegionPtr one = sraRgnCreateRect(x1, y1, x2, y2);
+        sraRgnOr(client->modifiedRegion, one);
+        sraRgnDestroy(one);
       }
       TSIGNAL(client->updateCond);
     }
@@ -893,6 +1017,43 @@ absl::Status VncScreen::AddClient(int fd) {
   if (client == nullptr) return absl::UnavailableError("VNC client refused");
   if (!client->onHold) rfbStartOnHoldClient(client);
   return absl::OkStatus();
+}
+
+void VncScreen::SetForwardLive(const ForwardProfile& profile, bool live) {
+  MutexLock lock(&impl_->forward_mu);
+  if (live) {
+    impl_->live.insert(profile);
+  } else {
+    impl_->live.erase(profile);
+  }
+  // Its clients switch now (a still screen would not wake them).
+  rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    auto* state = static_cast<ClientState*>(client->clientData);
+    if (state == nullptr) continue;
+    LOCK(client->updateMutex);
+    if (state->wants && state->profile == profile)
+      SetServed(client, state, live);
+    UNLOCK(client->updateMutex);
+  }
+  rfbReleaseClientIterator(clients);
+}
+
+void VncScreen::SetPointerPosition(uint32_t x, uint32_t y) {
+  const uint64_t pointer = uint64_t{x} << 32 | y;
+  if (impl_->pointer.exchange(pointer) == pointer) return;
+  // Wakes the output threads of clients that asked for PointerPos with one
+  // modified pixel (libvncserver's own wake-up, cursorWasMoved, is theirs).
+  rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    const auto* state = static_cast<const ClientState*>(client->clientData);
+    if (state == nullptr || !state->wants_pointer) continue;
+    LOCK(client->updateMutex);
+    MarkPixel(client);
+    TSIGNAL(client->updateCond);
+    UNLOCK(client->updateMutex);
+  }
+  rfbReleaseClientIterator(clients);
 }
 
 void VncScreen::SetLedState(uint8_t leds) {

@@ -22,7 +22,8 @@
 // client, from the copy that Update and Copy keep.
 //
 // The cursor reaches clients only as a shape (RichCursor/XCursor
-// pseudo-encodings): libvncserver draws it into the shared framebuffer for
+// pseudo-encodings), and where the guest puts it as PointerPos to clients
+// that ask for that: libvncserver draws it into the shared framebuffer for
 // other clients, which races with the feed, so for them there is none.
 #pragma once
 
@@ -112,8 +113,10 @@ struct VncScreenOptions {
   // then (and its reply comes with the new mode), else "prohibited". Called
   // on the client's input thread, which waits; null: always prohibited.
   std::function<bool(uint32_t width, uint32_t height)> resize = nullptr;
-  // The profiles forwarding clients use now, each time that set changes:
-  // the caller keeps one daemon subscription per profile feeding Forward.
+  // The profiles forwarding clients use now (at most 4; clients asking for
+  // another are encoded here), each time that set changes: the caller
+  // keeps one daemon subscription per profile feeding Forward and telling
+  // SetForwardLive.
   // Called on client threads (serialised); must not block. Null: no client
   // forwards, libvncserver encodes for every client.
   std::function<void(const std::set<ForwardProfile>& profiles)>
@@ -186,6 +189,10 @@ class VncScreen {
   // thread); the update is shared by those clients, not copied.
   void Forward(const ForwardProfile& profile,
                std::shared_ptr<const ForwardedUpdate> update);
+  // Whether `profile`'s daemon stream is up. Clients of a profile whose
+  // stream is down are encoded here; either way round they are repainted
+  // whole. Thread-safe.
+  void SetForwardLive(const ForwardProfile& profile, bool live);
   // A client already connected on `fd` (a stream socket: the web console's
   // websocket relay), served as if it came to the listener; the screen owns
   // `fd` from here, also on error. Thread-safe. ResourceExhausted when the
@@ -200,6 +207,10 @@ class VncScreen {
   // shows. Empty `bgra` hides the cursor.
   absl::Status SetCursor(uint32_t width, uint32_t height, uint32_t hot_x,
                          uint32_t hot_y, const std::string& bgra);
+  // Where the guest's pointer is (its hotspot, screen pixels; clamped into
+  // the screen), sent as RFB PointerPos to clients that asked for that
+  // pseudo-encoding, with their next update.
+  void SetPointerPosition(uint32_t x, uint32_t y);
 
   struct Impl;
 

@@ -31,6 +31,16 @@ std::vector<uint32_t> Noise(size_t count, uint32_t seed) {
   return pixels;
 }
 
+// Each of R, G, B within 16 (JPEG).
+bool Near(uint32_t a, uint32_t b) {
+  for (int shift = 0; shift < 24; shift += 8) {
+    const int d = static_cast<int>((a >> shift) & 0xFF) -
+                  static_cast<int>((b >> shift) & 0xFF);
+    if (d > 16 || d < -16) return false;
+  }
+  return true;
+}
+
 const uint8_t* Bytes(const std::vector<uint32_t>& pixels) {
   return reinterpret_cast<const uint8_t*>(pixels.data());
 }
@@ -294,6 +304,10 @@ TEST(VncScreenForwardTest, TightJpegClientsGetTheForwardedRectsOthersTheCopy) {
   };
   std::vector<uint32_t> shown = Noise(size_t{kW} * kH, 21);
   ASSERT_TRUE((*screen)->Update(0, 0, kW, kH, Bytes(shown), kW * 4).ok());
+  // Tight quality level 6 is libvncserver's JPEG quality 79 at 4:4:4; its
+  // daemon stream is up.
+  const ForwardProfile q6{.quality = 79, .subsampling = 0};
+  (*screen)->SetForwardLive(q6, true);
   auto tight = TestViewer::Connect({.port = (*screen)->port(),
                                     .encodings = "tight copyrect",
                                     .quality_level = 6});
@@ -304,8 +318,6 @@ TEST(VncScreenForwardTest, TightJpegClientsGetTheForwardedRectsOthersTheCopy) {
   // Its first screen has no forwarded encoding: lossless, exact.
   EXPECT_TRUE(tight->Until([&] { return tight->Shows(shown, kW, kH); }));
   EXPECT_TRUE(zrle->Until([&] { return zrle->Shows(shown, kW, kH); }));
-  // Tight quality level 6 is libvncserver's JPEG quality 79 at 4:4:4.
-  const ForwardProfile q6{.quality = 79, .subsampling = 0};
   EXPECT_TRUE(Eventually([&] { return reported({q6}); }));
   EXPECT_TRUE(
       Eventually([&] { return (*screen)->stats().lossless_rects.load() > 0; }));
@@ -328,15 +340,23 @@ TEST(VncScreenForwardTest, TightJpegClientsGetTheForwardedRectsOthersTheCopy) {
   // Counted once written (the viewer may see it first).
   EXPECT_TRUE(Eventually(
       [&] { return (*screen)->stats().forwarded_fill_rects.load() == 1; }));
-  // Another profile's update does not reach it; an update made for another
-  // size goes lossless from the copy.
+  // Another profile's update and one made for another size do not reach
+  // it; a rect without payload (the daemon's lossless refresh) is sent
+  // losslessly from the copy.
   auto other = std::make_shared<ForwardedUpdate>(*update);
-  other->rects[0].bgrx = 0x00FFFFFF;
+  other->rects[0] = {.x = 150,
+                     .y = 10,
+                     .width = 20,
+                     .height = 20,
+                     .kind = ForwardedRect::Kind::kFill,
+                     .bgrx = 0x00FFFFFF};
   (*screen)->Forward({.quality = 15, .subsampling = 1}, other);
-  auto stale = std::make_shared<ForwardedUpdate>(*update);
+  auto stale = std::make_shared<ForwardedUpdate>(*other);
   stale->width = kW * 2;
-  stale->rects[0].bgrx = 0x00FFFFFF;
   (*screen)->Forward(q6, stale);
+  auto refresh = std::make_shared<ForwardedUpdate>(*update);
+  refresh->rects[0].kind = ForwardedRect::Kind::kLossless;
+  (*screen)->Forward(q6, refresh);
   EXPECT_TRUE(tight->Until([&] { return tight->Shows(shown, kW, kH); }));
   EXPECT_EQ((*screen)->stats().forwarded_fill_rects.load(), 1u);
 
@@ -376,8 +396,48 @@ TEST(VncScreenForwardTest, TightJpegClientsGetTheForwardedRectsOthersTheCopy) {
   ASSERT_TRUE(tight->RequestFull());
   EXPECT_TRUE(tight->Until([&] { return tight->Shows(scrolled, kW, kH); }));
 
+  // Its stream goes down: the client is encoded here again (repainted with
+  // libvncserver's JPEG, one rect for the whole screen).
+  (*screen)->SetForwardLive(q6, false);
+  std::vector<uint32_t> flat(32 * 32, 0x00336699);
+  ASSERT_TRUE((*screen)->Update(0, 0, 32, 32, Bytes(flat), 32 * 4).ok());
+  EXPECT_TRUE(tight->Until([&] {
+    for (int y = 0; y < 32; ++y) {
+      for (int x = 0; x < 32; ++x) {
+        if (!Near(tight->PixelAt(x, y), 0x00336699)) return false;
+      }
+    }
+    return true;
+  }));
+
   tight.reset();
   EXPECT_TRUE(Eventually([&] { return reported({}); }));
+}
+
+// The guest's pointer reaches clients that ask for PointerPos, clamped into
+// the screen, one update per move.
+TEST(VncScreenCursorTest, PointerPositionsReachClientsThatAskForThem) {
+  auto screen = VncScreen::Create({}, 64, 48);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  auto client = RawRfbClient::Connect((*screen)->port());
+  ASSERT_NE(client, nullptr);
+  // libvncserver takes PointerPos only with cursor shapes (RichCursor).
+  constexpr int32_t kPointerPos = -232, kRichCursor = -239;
+  ASSERT_TRUE(client->SetEncodings({0, kRichCursor, kPointerPos}));
+  const std::string update_request("\x03\x01\0\0\0\0\0\x40\0\x30", 10);
+  // The position goes with the update after it.
+  (*screen)->SetPointerPosition(30, 20);
+  ASSERT_TRUE(client->Send(update_request));
+  auto position = client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10));
+  ASSERT_TRUE(position.has_value());
+  EXPECT_EQ(position->x, 30);
+  EXPECT_EQ(position->y, 20);
+  (*screen)->SetPointerPosition(500, 500);
+  ASSERT_TRUE(client->Send(update_request));
+  position = client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10));
+  ASSERT_TRUE(position.has_value());
+  EXPECT_EQ(position->x, 63);
+  EXPECT_EQ(position->y, 47);
 }
 
 // Clients that leave as soon as they asked for a picture all end (their

@@ -39,7 +39,11 @@ ScreenshotWaits::ScreenshotWaits(FrameStore* store, WorkerPool* pool,
 
 ScreenshotWaits::~ScreenshotWaits() {
   store_->RemoveListener(this);
-  // Timers still queued find their waits ended and touch nothing.
+  {
+    // A timer running now finishes first; later ones do nothing.
+    MutexLock lock(&life_->mu);
+    life_->alive = false;
+  }
   std::vector<std::shared_ptr<Wait>> left;
   {
     MutexLock lock(&mu_);
@@ -143,11 +147,21 @@ void ScreenshotWaits::Check(const std::shared_ptr<Wait>& wait) {
       // A frame that came after the read above found no flag to clear.
       if (store_->State(wait->scanout_id).frame &&
           wait->needs_frame.exchange(false)) {
-        pool_->Post([this, wait] { Check(wait); });
+        pool_->Post(Later(wait));
       }
     }
   }
-  pool_->PostAt(next, [this, wait] { Check(wait); });
+  pool_->PostAt(next, Later(wait));
+}
+
+std::function<void()> ScreenshotWaits::Later(
+    const std::shared_ptr<Wait>& wait) {
+  // Queued tasks may run after the destructor (a worker pool drains its
+  // queue when it stops): they may not call into `this` then.
+  return [this, wait, life = life_] {
+    MutexLock lock(&life->mu);
+    if (life->alive) Check(wait);
+  };
 }
 
 }  // namespace vgpu::server

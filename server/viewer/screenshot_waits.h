@@ -75,6 +75,8 @@ class ScreenshotWaits : public FrameListener {
   // Ends `wait` if its condition or deadline has come, else sets its timer
   // for the next moment either can.
   void Check(const std::shared_ptr<Wait>& wait);
+  // A task for the pool that runs Check(wait) while `this` lives.
+  std::function<void()> Later(const std::shared_ptr<Wait>& wait);
 
   FrameStore* const store_;
   WorkerPool* const pool_;
@@ -83,6 +85,12 @@ class ScreenshotWaits : public FrameListener {
   std::vector<std::shared_ptr<Wait>> pending_ VGPU_GUARDED_BY(mu_);
   // Waits pending, read without mu_ on every change.
   std::atomic<size_t> count_{0};
+  // Whether `this` is still there, for the tasks it queued.
+  struct Life {
+    Mutex mu;
+    bool alive VGPU_GUARDED_BY(mu) = true;
+  };
+  const std::shared_ptr<Life> life_ = std::make_shared<Life>();
 };
 
 }  // namespace vgpu::server

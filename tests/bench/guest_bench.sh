@@ -5,10 +5,13 @@
 # virtio-gpu-pci, -vnc lossy=on, measured by ../shared/tools/rfb_probe.py as
 # a noVNC-like Tight client at quality level 6 = JPEG 60) and once behind
 # each vgpu-displayd given (vhost-user-gpu-pci, measured by stream_probe over
-# gRPC StreamFrames). One viewer each. Workloads:
+# gRPC StreamFrames), and once behind the first vgpu-displayd with the VNC
+# bridge vgpu-vnc in front (measured by rfb_probe.py exactly as QEMU's VNC;
+# its CPU is the daemon's and the bridge's processes). One viewer each.
+# Workloads:
 #   typing     30 characters a second on tty1 (indexed, else zstd)
 #   flood      a text flood: the console scrolls as fast as the guest can
-#   video10/15 full-screen frames at 10 and 15 a second (JPEG 60)
+#   video10/15/30 full-screen frames at 10, 15 and 30 a second (JPEG 60)
 #   still      one full-screen picture that stays; the bytes of a new
 #              viewer's first update (the whole screen, JPEG 60)
 #   latency    the host writes "mark K" to the serial console, the guest
@@ -21,6 +24,7 @@
 #   DAEMONS="label=/path/to/vgpu-displayd ..."  (default: BUILD_DIR's, "vgpu")
 #   SECONDS_PER=10  counting window per workload
 #   QEMU_VNC=0      skip QEMU's VNC server
+#   VNC_BRIDGE=0    skip vgpu-vnc
 #   RESULTS=FILE    also write every result as a JSON line here
 #   WORKLOADS="typing flood video10 video15 still latency"  (default: all)
 #   DUMP_DIR=DIR    stream_probe writes each message's make-up there
@@ -32,7 +36,7 @@ here="$bench/../e2e"
 shared="$(cd "$bench/../../.." && pwd)/shared"
 width=1280 height=800
 window="${SECONDS_PER:-10}"
-only="${WORKLOADS:-typing flood video10 video15 still latency}"
+only="${WORKLOADS:-typing flood video10 video15 video30 still latency}"
 daemons="${DAEMONS:-vgpu=$build/server/vgpu-displayd}"
 probe="$build/tests/bench/stream_probe"
 python=/usr/bin/python3
@@ -138,6 +142,7 @@ workloads() {
       flood) measure flood "$view" flood $((window + 3)) ;;
       video10) measure video10 "$view" video 10 $((window + 3)) ;;
       video15) measure video15 "$view" video 15 $((window + 3)) ;;
+      video30) measure video30 "$view" video 30 $((window + 3)) ;;
       latency) measure latency "$view" ;;
       still) measure_still "$view" ;;
     esac
@@ -155,20 +160,22 @@ cpu_of() {
   awk -v t="$total" -v h="$ticks" 'BEGIN { printf "%.3f", t / h }'
 }
 
+# A noVNC-like VNC viewer (Tight quality 6) of $vnc_target.
+vnc_view() {
+  case "$1" in
+    still) $python "$bench/rfb_first_update.py" "$shared/tools" "$vnc_target" 6 "$2" ;;
+    latency) $python "$shared/tools/rfb_probe.py" latency "$vnc_target" --quality 6 \
+      --trigger-path "$run/serial.sock" --region 0,0,$width,32 --tries 20 \
+      --gap-min-ms 300 --gap-max-ms 800 --json "$2" --quiet > /dev/null ;;
+    *) $python "$shared/tools/rfb_probe.py" stats "$vnc_target" --quality 6 \
+      --decode none --duration "$window" --warmup 1 --json "$2" --quiet > /dev/null ;;
+  esac
+}
+
 # --- QEMU's own VNC server.
 if [ "${QEMU_VNC:-1}" = 1 ] && [ -f "$shared/tools/rfb_probe.py" ]; then
-  label=qemu-vnc cpu_what="QEMU vnc_worker thread"
+  label=qemu-vnc cpu_what="QEMU vnc_worker thread" vnc_target=127.0.0.1:57
   server_cpu() { cpu_of "$qemu_pid" vnc_worker; }
-  vnc_view() {
-    case "$1" in
-      still) $python "$bench/rfb_first_update.py" "$shared/tools" 127.0.0.1:57 6 "$2" ;;
-      latency) $python "$shared/tools/rfb_probe.py" latency 127.0.0.1:57 --quality 6 \
-        --trigger-path "$run/serial.sock" --region 0,0,$width,32 --tries 20 \
-        --gap-min-ms 300 --gap-max-ms 800 --json "$2" --quiet > /dev/null ;;
-      *) $python "$shared/tools/rfb_probe.py" stats 127.0.0.1:57 --quality 6 \
-        --decode none --duration "$window" --warmup 1 --json "$2" --quiet > /dev/null ;;
-    esac
-  }
   echo "guest bench: QEMU's VNC server"
   boot -device virtio-gpu-pci -vnc 127.0.0.1:57,lossy=on
   workloads vnc_view
@@ -178,15 +185,21 @@ else
   echo "guest bench: QEMU's VNC server skipped (QEMU_VNC=0 or no $shared/tools/rfb_probe.py)"
 fi
 
-# --- Each vgpu-displayd.
-for entry in $daemons; do
-  label="${entry%%=*}" daemon="${entry#*=}" cpu_what="vgpu-displayd process"
+# Starts $daemon for $label on $run/vgpu.sock and $run/grpc.sock; sets
+# daemon_pid.
+start_bench_daemon() {
   rm -f "$run/vgpu.sock" "$run/grpc.sock"
   "$daemon" --vhost_user_socket="$run/vgpu.sock" --grpc_listen="unix:$run/grpc.sock" \
     --width=$width --height=$height > "$run/daemon-$label.log" 2>&1 &
   daemon_pid=$!
   pids+=("$daemon_pid")
   for _ in $(seq 1 50); do [ -S "$run/vgpu.sock" ] && break; sleep 0.1; done
+}
+
+# --- Each vgpu-displayd.
+for entry in $daemons; do
+  label="${entry%%=*}" daemon="${entry#*=}" cpu_what="vgpu-displayd process"
+  start_bench_daemon
   server_cpu() { cpu_of "$daemon_pid" ""; }
   grpc_view() {
     # INDEXED where the daemon has it (an older one falls back to zstd).
@@ -211,6 +224,25 @@ for entry in $daemons; do
   kill "$daemon_pid"; wait "$daemon_pid" 2> /dev/null || true
 done
 
+# --- vgpu-vnc in front of the first vgpu-displayd.
+if [ "${VNC_BRIDGE:-1}" = 1 ] && [ -f "$shared/tools/rfb_probe.py" ]; then
+  entry="${daemons%% *}"
+  label=vgpu-vnc daemon="${entry#*=}" cpu_what="vgpu-displayd + vgpu-vnc processes"
+  start_bench_daemon
+  start_vgpu_vnc "$run/bridge.log"
+  vnc_target="127.0.0.1::$vnc_port"
+  server_cpu() {
+    awk -v a="$(cpu_of "$daemon_pid" "")" -v b="$(cpu_of "$bridge_pid" "")" \
+      'BEGIN { printf "%.3f", a + b }'
+  }
+  echo "guest bench: $label (vgpu-vnc in front of $daemon)"
+  boot -chardev socket,id=vgpu,path="$run/vgpu.sock" -device vhost-user-gpu-pci,chardev=vgpu
+  workloads vnc_view
+  "$tool" monitor "$run/monitor.sock" quit > /dev/null || true
+  wait "$qemu_pid" 2> /dev/null || true
+  kill "$bridge_pid" "$daemon_pid"; wait "$bridge_pid" "$daemon_pid" 2> /dev/null || true
+fi
+
 echo
 $python - "$results" <<'EOF'
 import json, sys
@@ -232,6 +264,9 @@ lines = [("typing", "bytes_per_update_p50", "B/update p50"),
          ("video10", "cpu_ms_per_update", "CPU ms/update"),
          ("video15", "bytes_per_update_p50", "B/update p50"),
          ("video15", "updates_per_s", "updates/s"),
+         ("video30", "bytes_per_update_p50", "B/update p50"),
+         ("video30", "updates_per_s", "updates/s"),
+         ("video30", "cpu_ms_per_update", "CPU ms/update"),
          ("still", "first_update_bytes", "whole screen, first update B"),
          ("still", "rects", "rects"),
          ("latency", "ms_p50", "trigger-to-pixel p50 ms"),

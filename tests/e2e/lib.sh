@@ -91,3 +91,19 @@ start_daemon() {
   for _ in $(seq 1 50); do [ -S "$run/vgpu.sock" ] && break; sleep 0.1; done
   [ -S "$run/vgpu.sock" ] || fail "vgpu-displayd did not create its socket"
 }
+
+# Starts the VNC bridge on $run/grpc.sock, logging to $1; sets bridge_pid
+# and vnc_port (the port it chose).
+start_vgpu_vnc() {
+  "$build/clients/vnc/vgpu-vnc" --server="unix:$run/grpc.sock" --listen=127.0.0.1:0 \
+    > "$1" 2>&1 &
+  bridge_pid=$!
+  pids+=("$bridge_pid")
+  vnc_port=""
+  for _ in $(seq 1 100); do
+    vnc_port="$(sed -n 's|.*vnc://127.0.0.1:\([0-9]*\).*|\1|p' "$1")"
+    [ -n "$vnc_port" ] && return 0
+    sleep 0.1
+  done
+  fail "vgpu-vnc did not start: $(cat "$1")"
+}

@@ -3,7 +3,8 @@
 # initramfs under QEMU 10 (TCG) with -device vhost-user-gpu-pci against
 # vgpu-displayd, and checks pixel for pixel that the daemon's scanout shows
 # what the guest wrote to /dev/fb0 (two test patterns), that console text is
-# drawn, and that the display comes back after a guest reboot.
+# drawn (on the scanout, through vgpu-shot and through the VNC bridge), and
+# that the display comes back after a guest reboot.
 # Usage: run.sh BUILD_DIR [CACHE_DIR]     (BUILD_DIR holds the release build)
 set -euo pipefail
 build="$(cd "$1" && pwd)"
@@ -16,6 +17,9 @@ source "$here/lib.sh"
 prepare_guest vgpu-e2e
 
 start_daemon --width=$width --height=$height --mirror_to_qemu
+
+# The VNC bridge on the same daemon: the console as a VNC viewer sees it.
+start_vgpu_vnc "$run/vnc.log"
 
 start_qemu "$run/serial.log"
 boot_started=$SECONDS
@@ -41,6 +45,11 @@ for boot in 1 2; do
     --timeout=10s --out="$run/console.ppm")" || fail "vgpu-shot failed: $result"
   result="$("$tool" text "$run/console.ppm" 40)" || fail "vgpu-shot's picture has no console text: $result"
   echo "  vgpu-shot over gRPC: $result"
+  # And through the VNC bridge, as a VNC viewer (libvncclient, ZRLE) sees it.
+  result="$("$build/clients/vnc/vnc-probe" --port="$vnc_port" --encodings="copyrect zrle" \
+    --stable_ms=300 --timeout=10 --out="$run/vnc.ppm" 2>&1)" || fail "vnc-probe failed: $result"
+  result="$("$tool" text "$run/vnc.ppm" 40)" || fail "the VNC bridge's picture has no console text: $result"
+  echo "  VNC bridge (vgpu-vnc, ZRLE): $result"
 
   if [ $boot -eq 1 ]; then
     "$tool" monitor "$run/monitor.sock" system_reset
@@ -49,4 +58,4 @@ for boot in 1 2; do
 done
 "$tool" monitor "$run/monitor.sock" quit || true
 grep -q "guest reset" "$run/daemon.log" || fail "the daemon did not see the guest reset"
-echo "E2E PASS: patterns pixel-exact, console text drawn (scanout and vgpu-shot over gRPC), display back after reboot ($((SECONDS - started)) s)"
+echo "E2E PASS: patterns pixel-exact, console text drawn (scanout, vgpu-shot over gRPC, a VNC viewer through vgpu-vnc), display back after reboot ($((SECONDS - started)) s)"
