@@ -959,7 +959,7 @@ absl::Status VncScreen::Copy(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
 }
 
 void VncScreen::Forward(const ForwardProfile& profile,
-                        std::shared_ptr<const ForwardedUpdate> update) {
+                        const std::shared_ptr<const ForwardedUpdate>& update) {
   // What a client may have waiting: a few frames at 1080p. Over it, the
   // queue goes; its regions stay modified and go losslessly instead.
   constexpr size_t kQueueBudget = size_t{8} << 20;

@@ -66,7 +66,11 @@ class VncInput {
 struct ForwardProfile {
   uint32_t quality = 0;
   uint32_t subsampling = 0;
-  auto operator<=>(const ForwardProfile&) const = default;
+  bool operator==(const ForwardProfile&) const = default;
+  bool operator<(const ForwardProfile& other) const {
+    return quality != other.quality ? quality < other.quality
+                                    : subsampling < other.subsampling;
+  }
 };
 
 // One of the daemon's updates for a forwarding profile.
@@ -188,7 +192,7 @@ class VncScreen {
   // `profile`, in the daemon's order. Thread-safe (each profile's feed
   // thread); the update is shared by those clients, not copied.
   void Forward(const ForwardProfile& profile,
-               std::shared_ptr<const ForwardedUpdate> update);
+               const std::shared_ptr<const ForwardedUpdate>& update);
   // Whether `profile`'s daemon stream is up. Clients of a profile whose
   // stream is down are encoded here; either way round they are repainted
   // whole. Thread-safe.
