@@ -57,12 +57,9 @@ bool WriteForwardedUpdate(rfbClientPtr client,
     // bounding box (a rect count of one box is at most a few hundred).
     sraRegionPtr box = sraRgnBBox(lossless);
     for (const ForwardedRect* rect : plan) {
-      sraRegionPtr one =
-          sraRgnCreateRect(static_cast<int>(rect->x), static_cast<int>(rect->y),
-                           static_cast<int>(rect->x + rect->width),
-                           static_cast<int>(rect->y + rect->height));
-      sraRgnOr(box, one);
-      sraRgnDestroy(one);
+      AddRect(box, static_cast<int>(rect->x), static_cast<int>(rect->y),
+              static_cast<int>(rect->x + rect->width),
+              static_cast<int>(rect->y + rect->height));
     }
     sraRegionPtr bbox = sraRgnBBox(box);
     sraRgnDestroy(box);
@@ -135,6 +132,12 @@ bool WriteForwardedUpdate(rfbClientPtr client,
   }
   sraRgnReleaseIterator(it);
   return ok && rfbSendUpdateBuf(client) != 0;
+}
+
+void AddRect(sraRegionPtr region, int x1, int y1, int x2, int y2) {
+  sraRegionPtr rect = sraRgnCreateRect(x1, y1, x2, y2);
+  sraRgnOr(region, rect);
+  sraRgnDestroy(rect);
 }
 
 void ScheduleCopy(rfbClientPtr client, sraRegionPtr region, int dx, int dy) {

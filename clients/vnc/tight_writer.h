@@ -40,6 +40,9 @@ bool WriteForwardedUpdate(rfbClientPtr client,
                           const std::vector<const ForwardedRect*>& plan,
                           sraRegionPtr lossless, ForwardWriteCounts* counts);
 
+// Adds the rect from (x1, y1) to (x2, y2), exclusive, to `region`.
+void AddRect(sraRegionPtr region, int x1, int y1, int x2, int y2);
+
 // Schedules an RFB CopyRect for one client, as libvncserver's
 // rfbScheduleCopyRegion does for all: `region` (destination) takes what lies
 // at (-dx, -dy) from it. A pending copy with another offset, and modified

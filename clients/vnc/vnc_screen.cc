@@ -27,6 +27,10 @@
 #include "common/mutex.h"
 
 namespace vgpu::vnc {
+namespace {
+// No pointer position known (or sent) yet.
+constexpr uint64_t kNoPointer = ~uint64_t{0};
+}  // namespace
 
 struct VncScreen::Impl {
   rfbScreenInfoPtr screen = nullptr;
@@ -50,7 +54,7 @@ struct VncScreen::Impl {
   std::atomic<uint32_t> mode_height{0};
   std::atomic<uint8_t> leds{0};
   // The guest's pointer (hotspot), x << 32 | y; kNoPointer until known.
-  std::atomic<uint64_t> pointer{~uint64_t{0}};
+  std::atomic<uint64_t> pointer{kNoPointer};
   VncScreenStats stats;
   // ClientGone notifies it, for the destructor's wait.
   Mutex gone_mu;
@@ -166,7 +170,7 @@ struct ClientState {
   // seen, the position last sent (the output thread's but `wants_pointer`).
   std::atomic<bool> wants_pointer{false};
   int encodings_seen = 0;
-  uint64_t pointer_sent = ~uint64_t{0};
+  uint64_t pointer_sent = kNoPointer;
 
   // libvncserver's per-client counts are 32-bit and owned by the client's
   // output thread: copied from there (before each update, and when the
@@ -231,10 +235,8 @@ bool CountForwarding(VncScreen::Impl* impl, const ForwardProfile* from,
 }
 
 void MarkWholeScreen(rfbClientPtr client) {
-  sraRegionPtr all =
-      sraRgnCreateRect(0, 0, client->screen->width, client->screen->height);
-  sraRgnOr(client->modifiedRegion, all);
-  sraRgnDestroy(all);
+  AddRect(client->modifiedRegion, 0, 0, client->screen->width,
+          client->screen->height);
 }
 
 // Serves a client forwarded rects or not; what it shows came from the other
@@ -398,11 +400,6 @@ void PointerEvent(int buttons, int x, int y, rfbClientPtr client) {
                          static_cast<uint32_t>(std::clamp(y, 0, max_y)));
 }
 
-// Before each update to a client. The bridge never moves the pointer (the
-// viewer's own pointer is where it is), so no PointerPos rects (they would
-// carry the off-screen position). No LastRect either: vncsnapshot 1.2a
-// asks for it and then waits forever after the marker; libvncserver counts
-// its rects up front instead.
 // A client takes the daemon's JPEG as it is: Tight with a JPEG quality
 // level, in a format Tight sends 3-byte pixels for.
 bool CanForward(rfbClientPtr client) {
@@ -446,12 +443,9 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
              rect.jpeg.size() > kMaxTightJpegBytes))
           continue;  // stays modified: goes lossless
         plan.push_back(&rect);
-        sraRegionPtr one =
-            sraRgnCreateRect(static_cast<int>(rect.x), static_cast<int>(rect.y),
-                             static_cast<int>(rect.x + rect.width),
-                             static_cast<int>(rect.y + rect.height));
-        sraRgnOr(covered, one);
-        sraRgnDestroy(one);
+        AddRect(covered, static_cast<int>(rect.x), static_cast<int>(rect.y),
+                static_cast<int>(rect.x + rect.width),
+                static_cast<int>(rect.y + rect.height));
       }
     }
     sraRgnSubtract(client->modifiedRegion, covered);
@@ -485,15 +479,13 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
   if (lossless != nullptr) sraRgnDestroy(lossless);
 }
 
-// libvncserver's displayHook: on the client's output thread, sendMutex
-// held, before it builds an update from the client's regions.
 // PointerPos with the guest's pointer, as its own FramebufferUpdate (the
 // position libvncserver would send is the off-screen one of its cursor
 // drawing). On the output thread, sendMutex held.
 void SendPointerPosition(VncScreen::Impl* impl, rfbClientPtr client,
                          ClientState* state) {
   const uint64_t pointer = impl->pointer.load(std::memory_order_relaxed);
-  if (pointer == ~uint64_t{0} || pointer == state->pointer_sent) return;
+  if (pointer == kNoPointer || pointer == state->pointer_sent) return;
   const auto x = static_cast<uint32_t>(std::min<uint64_t>(
       pointer >> 32, static_cast<uint64_t>(client->screen->width - 1)));
   const auto y = static_cast<uint32_t>(std::min<uint64_t>(
@@ -517,6 +509,10 @@ void SendPointerPosition(VncScreen::Impl* impl, rfbClientPtr client,
   }
 }
 
+// libvncserver's displayHook: on the client's output thread, sendMutex
+// held, before it builds an update from the client's regions. No LastRect:
+// vncsnapshot 1.2a asks for it and then waits forever after the marker;
+// libvncserver counts its rects up front instead.
 void BeforeUpdate(rfbClientPtr client) {
   client->enableLastRectEncoding = FALSE;
   auto* state = static_cast<ClientState*>(client->clientData);
@@ -573,9 +569,7 @@ void BeforeUpdate(rfbClientPtr client) {
 
 // One modified pixel: wakes a client's output thread for a PointerPos.
 void MarkPixel(rfbClientPtr client) {
-  sraRegionPtr pixel = sraRgnCreateRect(0, 0, 1, 1);
-  sraRgnOr(client->modifiedRegion, pixel);
-  sraRgnDestroy(pixel);
+  AddRect(client->modifiedRegion, 0, 0, 1, 1);
 }
 
 // libvncserver's displayFinishedHook (output thread). A position that came
@@ -585,7 +579,7 @@ void AfterUpdate(rfbClientPtr client, int) {
   auto* state = static_cast<ClientState*>(client->clientData);
   if (state == nullptr || !state->wants_pointer) return;
   const uint64_t pointer = ImplOf(client)->pointer.load();
-  if (pointer == ~uint64_t{0} || pointer == state->pointer_sent) return;
+  if (pointer == kNoPointer || pointer == state->pointer_sent) return;
   LOCK(client->updateMutex);
   MarkPixel(client);
   UNLOCK(client->updateMutex);
@@ -968,9 +962,20 @@ void VncScreen::Forward(const ForwardProfile& profile,
   const uint32_t width = impl_->mode_width.load();
   const uint32_t height = impl_->mode_height.load();
   if (update->width != width || update->height != height) return;
+  // Its bytes, and its rects clipped to the screen (ForwardToClient checks
+  // them again), once for every client.
   size_t bytes = 0;
-  for (const ForwardedRect& rect : update->rects)
+  sraRegionPtr marks = sraRgnCreate();
+  for (const ForwardedRect& rect : update->rects) {
     bytes += 64 + rect.jpeg.size();
+    const auto x2 = static_cast<int>(
+        std::min<uint64_t>(uint64_t{rect.x} + rect.width, width));
+    const auto y2 = static_cast<int>(
+        std::min<uint64_t>(uint64_t{rect.y} + rect.height, height));
+    const auto x1 = static_cast<int>(std::min(rect.x, width));
+    const auto y1 = static_cast<int>(std::min(rect.y, height));
+    if (x1 < x2 && y1 < y2) AddRect(marks, x1, y1, x2, y2);
+  }
   rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
   while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
     auto* state = static_cast<ClientState*>(client->clientData);
@@ -984,23 +989,12 @@ void VncScreen::Forward(const ForwardProfile& profile,
       }
       state->queue.push_back(update);
       state->queued_bytes += bytes;
-      for (const ForwardedRect& rect : update->rects) {
-        // Clipped to the screen; ForwardToClient checks again.
-        const auto x2 = static_cast<int>(
-            std::min<uint64_t>(uint64_t{rect.x} + rect.width, width));
-        const auto y2 = static_cast<int>(
-            std::min<uint64_t>(uint64_t{rect.y} + rect.height, height));
-        const auto x1 = static_cast<int>(std::min(rect.x, width));
-        const auto y1 = static_cast<int>(std::min(rect.y, height));
-        if (x1 >= x2 || y1 >= y2) continue;
-        sraRegionPtr one = sraRgnCreateRect(x1, y1, x2, y2);
-        sraRgnOr(client->modifiedRegion, one);
-        sraRgnDestroy(one);
-      }
+      sraRgnOr(client->modifiedRegion, marks);
       TSIGNAL(client->updateCond);
     }
     UNLOCK(client->updateMutex);
   }
+  sraRgnDestroy(marks);
   rfbReleaseClientIterator(clients);
 }
 
