@@ -149,6 +149,7 @@ bool ScanoutFeed::Subscribe() {
       switch (event.event_case()) {
         case pb::StreamFramesResponse::kStarted:
           started = true;
+          instance_ = event.started().instance_id();
           subscriptions_.fetch_add(1);
           connected_ = true;
           if (forward) {
@@ -206,6 +207,8 @@ bool ScanoutFeed::Subscribe() {
             failed = true;
             break;
           }
+          if (update->end_of_update())
+            screen_->SetCopyFrame(instance_, update->frame_sequence());
           acknowledge(*update);
           break;
         }
@@ -268,6 +271,8 @@ void ScanoutFeed::ForwardUpdate(const pb::FrameUpdate& update) {
   auto forwarded = std::make_shared<ForwardedUpdate>();
   forwarded->width = mode_width_;
   forwarded->height = mode_height_;
+  forwarded->instance = instance_;
+  forwarded->sequence = update.frame_sequence();
   forwarded->rects.reserve(static_cast<size_t>(update.rects_size()));
   for (const pb::EncodedRect& rect : update.rects()) {
     ForwardedRect out{.x = rect.rect().x(),

@@ -75,9 +75,11 @@ class ScanoutFeed {
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> updates_{0};
   std::atomic<uint64_t> subscriptions_{0};
-  // A forward feed's mode (its thread's).
+  // A forward feed's mode, and the daemon instance of the stream (the
+  // feed thread's).
   uint32_t mode_width_ = 0;
   uint32_t mode_height_ = 0;
+  uint64_t instance_ = 0;
 };
 
 // A screen's encode-once feeds: one forward ScanoutFeed per profile its

@@ -30,6 +30,12 @@ namespace vgpu::vnc {
 namespace {
 // No pointer position known (or sent) yet.
 constexpr uint64_t kNoPointer = ~uint64_t{0};
+
+// One of the daemon's frames; instance 0 is none.
+struct FrameId {
+  uint64_t instance = 0;
+  uint64_t sequence = 0;
+};
 }  // namespace
 
 struct VncScreen::Impl {
@@ -49,6 +55,11 @@ struct VncScreen::Impl {
   std::map<ForwardProfile, uint32_t> forwarding VGPU_GUARDED_BY(forward_mu);
   // Profiles whose daemon stream is up (SetForwardLive).
   std::set<ForwardProfile> live VGPU_GUARDED_BY(forward_mu);
+  // Which of the daemon's frames the copy shows (SetCopyFrame); not valid
+  // from SetMode until then (it is black).
+  Mutex copy_mu;
+  bool copy_valid VGPU_GUARDED_BY(copy_mu) = true;
+  FrameId copy_frame VGPU_GUARDED_BY(copy_mu);
   // The screen's size, for the forward feeds' threads.
   std::atomic<uint32_t> mode_width{0};
   std::atomic<uint32_t> mode_height{0};
@@ -165,6 +176,12 @@ struct ClientState {
   ForwardProfile profile;
   std::vector<std::shared_ptr<const ForwardedUpdate>> queue;
   size_t queued_bytes = 0;
+  // The newest frame forwarded to it (queued, sent or dropped), and what it
+  // is owed losslessly while the copy shows an older frame (the two
+  // streams run apart: painting the copy then would leave an older picture
+  // that no forwarded rect repaints).
+  FrameId needed;
+  sraRegionPtr held = sraRgnCreate();
   // PointerPos: asked for (libvncserver's flag is kept off, or it would
   // send its own, off-screen, position), the SetEncodings count that was
   // seen, the position last sent (the output thread's but `wants_pointer`).
@@ -199,6 +216,11 @@ struct ClientState {
   std::map<uint32_t, VncTraffic::Encoding> totals VGPU_GUARDED_BY(mu);
   uint32_t last_updates VGPU_GUARDED_BY(mu) = 0;
   uint64_t updates VGPU_GUARDED_BY(mu) = 0;
+
+  ClientState() = default;
+  ClientState(const ClientState&) = delete;
+  ClientState& operator=(const ClientState&) = delete;
+  ~ClientState() { sraRgnDestroy(held); }
 };
 
 // Different profiles a screen forwards at most (each is a daemon stream and
@@ -234,6 +256,20 @@ bool CountForwarding(VncScreen::Impl* impl, const ForwardProfile* from,
   return accepted;
 }
 
+// Calls `f(client, state)` for each accepted client, its updateMutex held.
+template <typename F>
+void ForEachClientLocked(rfbScreenInfoPtr screen, F f) {
+  rfbClientIteratorPtr clients = rfbGetClientIterator(screen);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    auto* state = static_cast<ClientState*>(client->clientData);
+    if (state == nullptr) continue;
+    LOCK(client->updateMutex);
+    f(client, state);
+    UNLOCK(client->updateMutex);
+  }
+  rfbReleaseClientIterator(clients);
+}
+
 void MarkWholeScreen(rfbClientPtr client) {
   AddRect(client->modifiedRegion, 0, 0, client->screen->width,
           client->screen->height);
@@ -246,6 +282,8 @@ void SetServed(rfbClientPtr client, ClientState* state, bool served) {
   state->served = served;
   state->queue.clear();
   state->queued_bytes = 0;
+  state->needed = {};
+  sraRgnMakeEmpty(state->held);
   MarkWholeScreen(client);
   TSIGNAL(client->updateCond);
 }
@@ -411,6 +449,37 @@ bool CanForward(rfbClientPtr client) {
          f.redMax == 255 && f.greenMax == 255 && f.blueMax == 255;
 }
 
+// A client is given `update`'s frame. Under its updateMutex.
+void NeedFrame(ClientState* state, const ForwardedUpdate& update) {
+  if (update.instance == 0) return;
+  FrameId& needed = state->needed;
+  if (needed.instance != update.instance) {
+    needed = {update.instance, update.sequence};  // the daemon restarted
+  } else {
+    needed.sequence = std::max(needed.sequence, update.sequence);
+  }
+}
+
+// Whether the copy may be sent to a client given frame `needed`: it shows
+// that frame or a later one of the same daemon.
+bool CopyShows(VncScreen::Impl* impl, const FrameId& needed) {
+  MutexLock lock(&impl->copy_mu);
+  if (!impl->copy_valid) return false;
+  return needed.instance == 0 ||
+         (impl->copy_frame.instance == needed.instance &&
+          impl->copy_frame.sequence >= needed.sequence);
+}
+
+// Gives back a client's held regions once the copy shows its frame. Under
+// the client's updateMutex.
+void ReleaseHeld(VncScreen::Impl* impl, rfbClientPtr client,
+                 ClientState* state) {
+  if (sraRgnEmpty(state->held) || !CopyShows(impl, state->needed)) return;
+  sraRgnOr(client->modifiedRegion, state->held);
+  sraRgnMakeEmpty(state->held);
+  TSIGNAL(client->updateCond);
+}
+
 // Sends a forwarding client what waits for it, as one FramebufferUpdate,
 // before libvncserver looks at its regions: the daemon's rects in order,
 // and losslessly whatever else it is owed (modified but not forwarded: its
@@ -429,14 +498,18 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
   sraRegionPtr lossless = nullptr;
   bool any = false;
   LOCK(client->updateMutex);
+  ReleaseHeld(impl, client, state);
   if (!sraRgnEmpty(client->requestedRegion)) {
     taken.swap(state->queue);
     state->queued_bytes = 0;
+    // Whether the copy may be painted now (else what comes from it waits).
+    const bool copy_shows = CopyShows(impl, state->needed);
     for (const auto& update : taken) {
       if (update->width != width || update->height != height) continue;
       for (const ForwardedRect& rect : update->rects) {
         if (rect.width == 0 || rect.height == 0 ||
-            !Inside(rect.x, rect.y, rect.width, rect.height, width, height))
+            !Inside(rect.x, rect.y, rect.width, rect.height, width, height) ||
+            (rect.kind == ForwardedRect::Kind::kLossless && !copy_shows))
           continue;
         if (rect.kind == ForwardedRect::Kind::kJpeg &&
             (rect.width > kMaxTightJpegWidth || rect.jpeg.empty() ||
@@ -449,9 +522,15 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
       }
     }
     sraRgnSubtract(client->modifiedRegion, covered);
+    sraRgnSubtract(state->held, covered);
     lossless = sraRgnCreateRgn(client->modifiedRegion);
     sraRgnAnd(lossless, client->requestedRegion);
     sraRgnSubtract(client->modifiedRegion, lossless);
+    // Kept out of libvncserver's sight too until the copy catches up.
+    if (!sraRgnEmpty(lossless) && !copy_shows) {
+      sraRgnOr(state->held, lossless);
+      sraRgnMakeEmpty(lossless);
+    }
     any = !plan.empty() || !sraRgnEmpty(lossless);
     if (any) {
       sraRgnMakeEmpty(client->requestedRegion);
@@ -895,7 +974,28 @@ absl::Status VncScreen::SetMode(uint32_t width, uint32_t height) {
   impl_->pixels.swap(pixels);  // the old buffer goes only now
   impl_->mode_width = width;
   impl_->mode_height = height;
+  {
+    MutexLock lock(&impl_->copy_mu);
+    impl_->copy_valid = false;
+  }
+  // Every client repaints whole (rfbNewFramebuffer): what was held is in
+  // the old size's terms.
+  ForEachClientLocked(impl_->screen, [](rfbClientPtr, ClientState* state) {
+    sraRgnMakeEmpty(state->held);
+  });
   return absl::OkStatus();
+}
+
+void VncScreen::SetCopyFrame(uint64_t instance, uint64_t sequence) {
+  {
+    MutexLock lock(&impl_->copy_mu);
+    impl_->copy_valid = true;
+    impl_->copy_frame = {instance, sequence};
+  }
+  ForEachClientLocked(impl_->screen,
+                      [this](rfbClientPtr client, ClientState* state) {
+                        ReleaseHeld(impl_.get(), client, state);
+                      });
 }
 
 absl::Status VncScreen::Update(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
@@ -961,7 +1061,13 @@ void VncScreen::Forward(const ForwardProfile& profile,
   // their own moments): the mode change repaints every client anyway.
   const uint32_t width = impl_->mode_width.load();
   const uint32_t height = impl_->mode_height.load();
-  if (update->width != width || update->height != height) return;
+  if (update->width != width || update->height != height) {
+    // Its frame still counts: the copy must reach it before it is sent.
+    ForEachClientLocked(impl_->screen, [&](rfbClientPtr, ClientState* state) {
+      if (state->served && state->profile == profile) NeedFrame(state, *update);
+    });
+    return;
+  }
   // Its bytes, and its rects clipped to the screen (ForwardToClient checks
   // them again), once for every client.
   size_t bytes = 0;
@@ -976,26 +1082,21 @@ void VncScreen::Forward(const ForwardProfile& profile,
     const auto y1 = static_cast<int>(std::min(rect.y, height));
     if (x1 < x2 && y1 < y2) AddRect(marks, x1, y1, x2, y2);
   }
-  rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
-  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
-    auto* state = static_cast<ClientState*>(client->clientData);
-    if (state == nullptr) continue;
-    LOCK(client->updateMutex);
-    if (state->served && state->profile == profile) {
-      if (!state->queue.empty() && state->queued_bytes + bytes > kQueueBudget) {
-        state->queue.clear();
-        state->queued_bytes = 0;
-        impl_->stats.forward_overflows.fetch_add(1, std::memory_order_relaxed);
-      }
-      state->queue.push_back(update);
-      state->queued_bytes += bytes;
-      sraRgnOr(client->modifiedRegion, marks);
-      TSIGNAL(client->updateCond);
+  ForEachClientLocked(impl_->screen, [&](rfbClientPtr client,
+                                         ClientState* state) {
+    if (!state->served || state->profile != profile) return;
+    if (!state->queue.empty() && state->queued_bytes + bytes > kQueueBudget) {
+      state->queue.clear();
+      state->queued_bytes = 0;
+      impl_->stats.forward_overflows.fetch_add(1, std::memory_order_relaxed);
     }
-    UNLOCK(client->updateMutex);
-  }
+    state->queue.push_back(update);
+    state->queued_bytes += bytes;
+    NeedFrame(state, *update);
+    sraRgnOr(client->modifiedRegion, marks);
+    TSIGNAL(client->updateCond);
+  });
   sraRgnDestroy(marks);
-  rfbReleaseClientIterator(clients);
 }
 
 absl::Status VncScreen::AddClient(int fd) {
@@ -1021,16 +1122,11 @@ void VncScreen::SetForwardLive(const ForwardProfile& profile, bool live) {
     impl_->live.erase(profile);
   }
   // Its clients switch now (a still screen would not wake them).
-  rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
-  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
-    auto* state = static_cast<ClientState*>(client->clientData);
-    if (state == nullptr) continue;
-    LOCK(client->updateMutex);
-    if (state->wants && state->profile == profile)
-      SetServed(client, state, live);
-    UNLOCK(client->updateMutex);
-  }
-  rfbReleaseClientIterator(clients);
+  ForEachClientLocked(impl_->screen,
+                      [&](rfbClientPtr client, ClientState* state) {
+                        if (state->wants && state->profile == profile)
+                          SetServed(client, state, live);
+                      });
 }
 
 void VncScreen::SetPointerPosition(uint32_t x, uint32_t y) {
@@ -1038,16 +1134,12 @@ void VncScreen::SetPointerPosition(uint32_t x, uint32_t y) {
   if (impl_->pointer.exchange(pointer) == pointer) return;
   // Wakes the output threads of clients that asked for PointerPos with one
   // modified pixel (libvncserver's own wake-up, cursorWasMoved, is theirs).
-  rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
-  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
-    const auto* state = static_cast<const ClientState*>(client->clientData);
-    if (state == nullptr || !state->wants_pointer) continue;
-    LOCK(client->updateMutex);
-    MarkPixel(client);
-    TSIGNAL(client->updateCond);
-    UNLOCK(client->updateMutex);
-  }
-  rfbReleaseClientIterator(clients);
+  ForEachClientLocked(impl_->screen,
+                      [](rfbClientPtr client, ClientState* state) {
+                        if (!state->wants_pointer) return;
+                        MarkPixel(client);
+                        TSIGNAL(client->updateCond);
+                      });
 }
 
 void VncScreen::SetLedState(uint8_t leds) {

@@ -93,6 +93,13 @@ struct ForwardedUpdate {
   // than the screen's is sent as kLossless instead.
   uint32_t width = 0;
   uint32_t height = 0;
+  // The daemon's frame this update brings a client to (Started.instance_id
+  // and frame_sequence). A client given it gets nothing from the screen's
+  // copy until SetCopyFrame says the copy shows that frame or a later one,
+  // or the copy would paint an older picture over it. Instance 0: not
+  // numbered, no such wait.
+  uint64_t instance = 0;
+  uint64_t sequence = 0;
   std::vector<ForwardedRect> rects = {};
 };
 
@@ -178,8 +185,13 @@ class VncScreen {
 
   // A new size: clients that support DesktopSize follow (the others keep
   // the old size, their requests clipped). The screen is black until
-  // updated. Same size: nothing changes.
+  // updated, and forwarding clients get nothing from it until SetCopyFrame
+  // says which frame it shows. Same size: nothing changes.
   absl::Status SetMode(uint32_t width, uint32_t height);
+  // The copy now shows the daemon's frame `sequence` of `instance` (called
+  // after that frame's last Update or Copy). Forwarding clients' lossless
+  // rects that waited for it go now.
+  void SetCopyFrame(uint64_t instance, uint64_t sequence);
   // B,G,R,X pixels for the rect at (x, y), rows `stride` bytes apart.
   // InvalidArgument outside the screen.
   absl::Status Update(uint32_t x, uint32_t y, uint32_t width, uint32_t height,

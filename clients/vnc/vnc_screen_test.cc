@@ -414,6 +414,110 @@ TEST(VncScreenForwardTest, TightJpegClientsGetTheForwardedRectsOthersTheCopy) {
   EXPECT_TRUE(Eventually([&] { return reported({}); }));
 }
 
+// The daemon's two streams (the copy's and the forwarded one) run apart. A
+// forwarding client is sent nothing from the copy until the copy shows the
+// newest frame it was forwarded: else an older picture would stay (nothing
+// forwarded repaints it, and the copy's own changes go only to clients that
+// libvncserver encodes for).
+TEST(VncScreenForwardTest, CopyWaitsForTheFramesForwarded) {
+  constexpr uint32_t kW = 128, kH = 64;
+  auto screen = VncScreen::Create(
+      {.profiles_changed = [](const std::set<ForwardProfile>&) {}}, kW, kH);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  constexpr uint64_t kDaemon = 7;
+  std::vector<uint32_t> first = Noise(size_t{kW} * kH, 31);
+  ASSERT_TRUE((*screen)->Update(0, 0, kW, kH, Bytes(first), kW * 4).ok());
+  (*screen)->SetCopyFrame(kDaemon, 10);
+  const ForwardProfile q6{.quality = 79, .subsampling = 0};
+  (*screen)->SetForwardLive(q6, true);
+  auto tight = TestViewer::Connect({.port = (*screen)->port(),
+                                    .encodings = "tight copyrect",
+                                    .quality_level = 6});
+  ASSERT_NE(tight, nullptr);
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(first, kW, kH); }));
+
+  // A frame's update: a 16x16 fill at the top left (which the client shows
+  // once the update was handled) and the rows below it to be sent from the
+  // copy (as the daemon's lossless refresh or an adaptive stream's rects).
+  auto forward = [&](uint32_t width, uint32_t height, uint64_t instance,
+                     uint64_t sequence, uint32_t fill) {
+    auto update = std::make_shared<ForwardedUpdate>();
+    update->width = width;
+    update->height = height;
+    update->instance = instance;
+    update->sequence = sequence;
+    update->rects.push_back({.x = 0,
+                             .y = 0,
+                             .width = 16,
+                             .height = 16,
+                             .kind = ForwardedRect::Kind::kFill,
+                             .bgrx = fill});
+    update->rects.push_back({.x = 0,
+                             .y = 16,
+                             .width = width,
+                             .height = height - 16,
+                             .kind = ForwardedRect::Kind::kLossless});
+    (*screen)->Forward(q6, update);
+  };
+  auto filled = [&](std::vector<uint32_t> pixels, uint32_t width,
+                    uint32_t fill) {
+    for (uint32_t y = 0; y < 16; ++y)
+      for (uint32_t x = 0; x < 16; ++x) pixels[y * width + x] = fill;
+    return pixels;
+  };
+  auto shows_fill = [&](uint32_t fill) {
+    return [&tight, fill] {
+      return tight->PixelAt(0, 0) == fill && tight->PixelAt(15, 15) == fill;
+    };
+  };
+
+  // Frame 12 is forwarded while the copy still shows frame 10: the fill
+  // goes, the rows below wait until the copy shows frame 12.
+  forward(kW, kH, kDaemon, 12, 0x00FF8000);
+  EXPECT_TRUE(tight->Until(shows_fill(0x00FF8000)));
+  std::vector<uint32_t> second = Noise(size_t{kW} * kH, 32);
+  ASSERT_TRUE((*screen)->Update(0, 0, kW, kH, Bytes(second), kW * 4).ok());
+  (*screen)->SetCopyFrame(kDaemon, 12);
+  std::vector<uint32_t> want = filled(second, kW, 0x00FF8000);
+  for (uint32_t y = 0; y < 16; ++y)
+    for (uint32_t x = 16; x < kW; ++x) want[y * kW + x] = first[y * kW + x];
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(want, kW, kH); }));
+
+  // A new mode, which the forwarded stream has first: its frame 20 comes
+  // for a size the screen does not have yet (so it is not sent). The copy
+  // then shows the new mode's frame 19, then 20; only 20 may be painted.
+  constexpr uint32_t kW2 = 96, kH2 = 80;
+  forward(kW2, kH2, kDaemon, 20, 0x00FF8000);
+  ASSERT_TRUE((*screen)->SetMode(kW2, kH2).ok());
+  std::vector<uint32_t> older = Noise(size_t{kW2} * kH2, 33);
+  ASSERT_TRUE((*screen)->Update(0, 0, kW2, kH2, Bytes(older), kW2 * 4).ok());
+  (*screen)->SetCopyFrame(kDaemon, 19);
+  forward(kW2, kH2, kDaemon, 19, 0x0000FF00);  // handled once it shows
+  EXPECT_TRUE(tight->Until([&] {
+    return tight->width() == int{kW2} && tight->height() == int{kH2};
+  }));
+  EXPECT_TRUE(tight->Until(shows_fill(0x0000FF00)));
+  std::vector<uint32_t> newer = Noise(size_t{kW2} * kH2, 34);
+  ASSERT_TRUE((*screen)->Update(0, 0, kW2, kH2, Bytes(newer), kW2 * 4).ok());
+  (*screen)->SetCopyFrame(kDaemon, 20);
+  want = filled(newer, kW2, 0x0000FF00);
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(want, kW2, kH2); }));
+
+  // The daemon restarted: its frame 1 is not older than the old daemon's
+  // frame 20. The copy waits until it shows the new daemon's.
+  constexpr uint64_t kRestarted = 8;
+  forward(kW2, kH2, kRestarted, 1, 0x000080FF);
+  EXPECT_TRUE(tight->Until(shows_fill(0x000080FF)));
+  std::vector<uint32_t> restarted = Noise(size_t{kW2} * kH2, 35);
+  ASSERT_TRUE(
+      (*screen)->Update(0, 0, kW2, kH2, Bytes(restarted), kW2 * 4).ok());
+  (*screen)->SetCopyFrame(kRestarted, 1);
+  want = filled(restarted, kW2, 0x000080FF);
+  for (uint32_t y = 0; y < 16; ++y)
+    for (uint32_t x = 16; x < kW2; ++x) want[y * kW2 + x] = newer[y * kW2 + x];
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(want, kW2, kH2); }));
+}
+
 // The guest's pointer reaches clients that ask for PointerPos, clamped into
 // the screen, one update per move.
 TEST(VncScreenCursorTest, PointerPositionsReachClientsThatAskForThem) {

@@ -1,6 +1,7 @@
 #include "server/grpc/display_service.h"
 
 #include <memory>
+#include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -100,6 +101,13 @@ grpc::ServerUnaryReactor* FinishedReactor(grpc::CallbackServerContext* context,
 }
 
 }  // namespace
+
+uint64_t DisplayService::NewInstanceId() {
+  std::random_device random;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t{random()} << 32) ^ random();
+  return id;
+}
 
 DisplayService::~DisplayService() {
   MutexLock lock(&work_mu_);

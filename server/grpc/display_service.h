@@ -85,6 +85,8 @@ class DisplayService final
   ServiceMetrics& metrics() { return metrics_; }
   uint64_t NextViewerId() { return next_viewer_id_.fetch_add(1) + 1; }
   const DisplayServiceOptions& options() const { return options_; }
+  // Started.instance_id: random, never 0, fixed for the service's life.
+  uint64_t instance_id() const { return instance_id_; }
   size_t pending_screenshot_waits() const { return waits_.pending(); }
   // What a viewer core of this service works with.
   ViewerContext ContextFor(uint64_t viewer_id);
@@ -124,6 +126,9 @@ class DisplayService final
   EncodeCache cache_;
   ServiceMetrics metrics_;
   std::atomic<uint64_t> next_viewer_id_{0};
+  const uint64_t instance_id_ = NewInstanceId();
+
+  static uint64_t NewInstanceId();
 };
 
 }  // namespace vgpu::server

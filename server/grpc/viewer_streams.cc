@@ -201,6 +201,7 @@ class FrameStreamer final
     started.mutable_started()->set_format(settings->format);
     started.mutable_started()->set_refresh_format(settings->refresh.format);
     started.mutable_started()->set_max_in_flight(settings->max_in_flight);
+    started.mutable_started()->set_instance_id(service_->instance_id());
     FillScanout(subscribe.scanout_id(),
                 service_->store()->State(subscribe.scanout_id()),
                 started.mutable_started()->mutable_scanout());

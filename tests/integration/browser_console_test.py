@@ -39,14 +39,24 @@ def fail(message, work=None):
     sys.exit(1)
 
 
-def wait_for(condition, timeout, what, work):
+def wait_for(condition, timeout, what, work, describe=lambda: ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.05)
-    fail(f"timed out waiting for {what}", work)
+    fail(f"timed out waiting for {what}{describe()}", work)
+
+
+def describe_canvas(canvas, want, work):
+    """What the browser showed last, kept beside the logs."""
+    if canvas is None:
+        return " (no canvas)"
+    canvas.save(os.path.join(work, "canvas.png"))
+    want.save(os.path.join(work, "want.png"))
+    return (f" (the canvas was {canvas.size[0]}x{canvas.size[1]}, PSNR "
+            f"{psnr(canvas, want):.1f} dB against the daemon's screenshot)")
 
 
 def psnr(a, b):
@@ -193,10 +203,19 @@ def main():
         processes.append(start_daemon(args.daemon, work, socket_path, 800, 600,
                                       "daemon2"))
         want = daemon_shot(args.shot, socket_path, work)
-        seen = wait_for(lambda: (lambda c: c if c is not None and
-                                 c.size == (800, 600) and
-                                 psnr(c, want) >= MIN_PSNR_DB else None)(
-            browser.canvas()), 30, "the new resolution in the browser", work)
+        last = {}
+
+        def resized():
+            canvas = browser.canvas()
+            if canvas is None:
+                return None
+            last["canvas"] = canvas
+            if canvas.size == (800, 600) and psnr(canvas, want) >= MIN_PSNR_DB:
+                return canvas
+            return None
+
+        seen = wait_for(resized, 30, "the new resolution in the browser", work,
+                        lambda: describe_canvas(last.get("canvas"), want, work))
         connects = browser.evaluate("vgpuConsole.connects")
         if connects != 1:
             fail(f"the page reconnected ({connects} connects); it should have "
@@ -210,7 +229,8 @@ def main():
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
-        shutil.rmtree(work, ignore_errors=True)
+        if not os.environ.get("KEEP_WORK"):
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -580,10 +580,13 @@ TEST_F(DisplayServiceTest, CompactUpdatesExpandToWhatCompleteOnesSay) {
         stream;
     UpdateExpander expander;
     size_t wire_bytes = 0, updates = 0;
+    uint64_t instance_id = 0;
     // The next whole update, expanded, acknowledged.
     pb::FrameUpdate Next() {
       pb::StreamFramesResponse response;
       while (stream->Read(&response)) {
+        if (response.has_started())
+          instance_id = response.started().instance_id();
         if (!response.has_update()) continue;
         wire_bytes += response.ByteSizeLong();
         expander.Expand(response.mutable_update());
@@ -608,6 +611,9 @@ TEST_F(DisplayServiceTest, CompactUpdatesExpandToWhatCompleteOnesSay) {
     ASSERT_TRUE(viewers[i].stream->Write(subscribe));
     viewers[i].Next();  // the whole screen
   }
+  // Both streams number the same daemon's frames.
+  EXPECT_NE(viewers[0].instance_id, 0u);
+  EXPECT_EQ(viewers[0].instance_id, viewers[1].instance_id);
   for (AckingViewer& viewer : viewers) viewer.wire_bytes = viewer.updates = 0;
   for (uint32_t i = 2; i < 12; ++i) {
     ++sequence_;
