@@ -101,9 +101,10 @@ bool ScanoutFeed::Subscribe() {
   s->set_compact_updates(true);
   const bool forward = options_.forward.has_value();
   if (forward) {
-    // JPEG for the profile; regions that settle come again losslessly
-    // (marked as a refresh), which the screen sends from its own copy.
-    s->add_formats(pb::IMAGE_FORMAT_JPEG);
+    // Adaptive: photo-like rects as JPEG for the profile, the others (text,
+    // UI) as lossless rects, which the screen sends from its own copy, as
+    // it does the JPEG regions' lossless refresh once they settle.
+    s->add_formats(pb::IMAGE_FORMAT_ADAPTIVE);
     s->set_jpeg_quality(options_.forward->quality);
     s->set_jpeg_subsampling(Subsampling(options_.forward->subsampling));
   } else {
