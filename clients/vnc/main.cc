@@ -66,6 +66,11 @@ ABSL_FLAG(std::string, web_listen, "",
 ABSL_FLAG(std::string, metrics_listen, "",
           "Serve Prometheus metrics on this IPv4 host:port (/metrics); empty: "
           "off.");
+ABSL_FLAG(std::string, web_tls_cert, "",
+          "Serve the console over HTTPS (and its websockets as wss) with this "
+          "PEM certificate chain; needs --web_tls_key.");
+ABSL_FLAG(std::string, web_tls_key, "",
+          "The PEM private key of --web_tls_cert.");
 ABSL_FLAG(bool, encode_once, true,
           "Send VNC clients that take Tight JPEG (noVNC, TigerVNC, TurboVNC) "
           "the daemon's JPEG as it is, one encoding shared by every client "
@@ -187,18 +192,33 @@ int Serve() {
         kName, "the full-control and view-only passwords are the same");
   }
 
+  if (absl::GetFlag(FLAGS_web_tls_cert).empty() !=
+      absl::GetFlag(FLAGS_web_tls_key).empty()) {
+    return vgpu::cli::UsageError(
+        kName, "--web_tls_cert and --web_tls_key go together");
+  }
+  if (!absl::GetFlag(FLAGS_web_tls_cert).empty() &&
+      absl::GetFlag(FLAGS_web_listen).empty()) {
+    return vgpu::cli::UsageError(
+        kName, "--web_tls_cert is for the console: give --web_listen too");
+  }
   std::optional<vgpu::ListenAddress> web;
   if (const std::string text = absl::GetFlag(FLAGS_web_listen); !text.empty()) {
     absl::StatusOr<vgpu::ListenAddress> parsed = vgpu::ParseListenAddress(
         "web_listen", text, /*allow_unix=*/false, /*ipv4_only=*/true);
     if (!parsed.ok())
       return vgpu::cli::UsageError(kName, parsed.status().message());
-    if (!parsed->loopback && !absl::GetFlag(FLAGS_insecure_network)) {
+    const bool tls = !absl::GetFlag(FLAGS_web_tls_cert).empty();
+    if (!parsed->loopback && !(tls && !options.passwords.empty()) &&
+        !absl::GetFlag(FLAGS_insecure_network)) {
       return vgpu::cli::UsageError(
-          kName, absl::StrCat("--web_listen=", text,
-                              " is not a loopback address and the console "
-                              "is plain HTTP; say --insecure_network to "
-                              "serve it to the network anyway"));
+          kName,
+          absl::StrCat("--web_listen=", text,
+                       " is not a loopback address and the console ",
+                       tls ? "has no password (--password_file)"
+                           : "is plain HTTP (--web_tls_cert, --web_tls_key)",
+                       "; say --insecure_network to serve it to the network "
+                       "anyway"));
     }
     web = *parsed;
   }
@@ -288,9 +308,10 @@ int Serve() {
              .port = web->port,
              .page_dir = absl::GetFlag(FLAGS_web_dir),
              .novnc_dir = absl::GetFlag(FLAGS_novnc_dir),
-             .max_connections =
-                 8 + 2 * options.max_clients *
-                         static_cast<uint32_t>(scanouts->size())},
+             .max_connections = 8 + 2 * options.max_clients *
+                                        static_cast<uint32_t>(scanouts->size()),
+             .tls_cert_file = absl::GetFlag(FLAGS_web_tls_cert),
+             .tls_key_file = absl::GetFlag(FLAGS_web_tls_key)},
             by_scanout);
     if (!started.ok()) {
       return vgpu::cli::UsageError(
@@ -332,7 +353,8 @@ int Serve() {
                 metrics->host.c_str(), ports.empty() ? 0 : ports[0]);
   }
   if (console != nullptr) {
-    std::printf("vgpu-vnc: web console on http://%s:%u/%s\n", web->host.c_str(),
+    std::printf("vgpu-vnc: web console on %s://%s:%u/%s\n",
+                console->tls() ? "https" : "http", web->host.c_str(),
                 console->port(),
                 scanouts->size() > 1 ? "  (?scanout=N for the others)" : "");
   }

@@ -19,6 +19,7 @@
 
 #include "clients/vnc/rfb_extensions.h"
 #include "clients/vnc/test_viewer.h"
+#include "common/eventually.h"
 #include "common/mutex.h"
 
 namespace vgpu::vnc {
@@ -269,16 +270,6 @@ TEST(VncScreenQemuTest, AClientSendingGarbageIsDroppedAndOthersStay) {
   EXPECT_EQ(input.keys.load(), 0u);
   EXPECT_TRUE(viewer->Until([&] { return viewer->Shows(pixels, 64, 48); }));
   ASSERT_TRUE(viewer->Until([&] { return (*screen)->stats().clients == 1; }));
-}
-
-// Polls `condition` (state libvncserver's threads change) until it holds.
-bool Eventually(const std::function<bool()>& condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
 }
 
 // Encode once: a Tight client with a JPEG quality level is served the

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
+#include "clients/vnc/tls_front.h"
 #include "common/log.h"
 
 namespace vgpu::vnc {
@@ -26,6 +27,8 @@ struct WebConsole::Impl {
   // Host header values of this console ("127.0.0.1:6080", and
   // "localhost:6080" on loopback); set before any websocket comes.
   std::vector<std::string> hosts;
+  std::string origin_scheme = "http://";
+  std::unique_ptr<TlsFront> tls_front;  // HTTPS: before civetweb's port
 };
 
 namespace {
@@ -65,7 +68,8 @@ bool FromOurPage(const mg_connection* connection, WebConsole::Impl* impl) {
   if (host == nullptr || origin == nullptr) return false;
   for (const std::string& ours : impl->hosts) {
     if (ours == host) {
-      return absl::string_view(origin) == absl::StrCat("http://", ours);
+      return absl::string_view(origin) ==
+             absl::StrCat(impl->origin_scheme, ours);
     }
   }
   return false;
@@ -172,13 +176,21 @@ absl::StatusOr<std::unique_ptr<WebConsole>> WebConsole::Start(
         absl::StrCat("noVNC is not in ", options.novnc_dir,
                      " (Debian: apt-get install novnc)"));
   }
+  const bool tls = !options.tls_cert_file.empty();
+  if (tls != !options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "HTTPS needs both a certificate and its key");
+  }
   auto console = std::unique_ptr<WebConsole>(new WebConsole());
   console->impl_ = std::make_unique<Impl>();
+  console->tls_ = tls;
   Impl* impl = console->impl_.get();
   impl->screens = screens;
   // civetweb puts the rest of the URI right after the folder.
   impl->rewrite = absl::StrCat("/novnc/=", options.novnc_dir, "/");
-  const std::string ports = absl::StrCat(options.host, ":", options.port);
+  // With TLS, civetweb serves the front only.
+  const std::string ports = tls ? std::string("127.0.0.1:0")
+                                : absl::StrCat(options.host, ":", options.port);
   const std::string threads = absl::StrCat(options.max_connections);
   const char* civet_options[] = {"listening_ports",
                                  ports.c_str(),
@@ -208,6 +220,19 @@ absl::StatusOr<std::unique_ptr<WebConsole>> WebConsole::Start(
   mg_server_port listening{};
   if (mg_get_server_ports(impl->context, 1, &listening) == 1)
     console->port_ = static_cast<uint16_t>(listening.port);
+  if (tls) {
+    absl::StatusOr<std::unique_ptr<TlsFront>> front =
+        TlsFront::Start({.host = options.host,
+                         .port = options.port,
+                         .cert_file = options.tls_cert_file,
+                         .key_file = options.tls_key_file,
+                         .backend_port = console->port_,
+                         .max_connections = options.max_connections});
+    if (!front.ok()) return front.status();
+    impl->tls_front = std::move(*front);
+    console->port_ = impl->tls_front->port();
+    impl->origin_scheme = "https://";
+  }
   impl->hosts.push_back(absl::StrCat(options.host, ":", console->port_));
   if (options.host == "127.0.0.1")
     impl->hosts.push_back(absl::StrCat("localhost:", console->port_));
@@ -217,7 +242,9 @@ absl::StatusOr<std::unique_ptr<WebConsole>> WebConsole::Start(
 }
 
 WebConsole::~WebConsole() {
-  if (impl_ != nullptr && impl_->context != nullptr) mg_stop(impl_->context);
+  if (impl_ == nullptr) return;
+  impl_->tls_front.reset();  // its connections end first
+  if (impl_->context != nullptr) mg_stop(impl_->context);
 }
 
 }  // namespace vgpu::vnc

@@ -4,7 +4,9 @@ chromium, driven over the DevTools protocol with python3-websocket) opens
 vgpu-vnc's web console, connects through noVNC, and its canvas shows what
 the daemon's own screenshot shows (Tight JPEG at noVNC's quality level 6:
 within a PSNR bound). When the daemon comes back at another resolution, the
-page, still connected, shows the new size.
+page, still connected, shows the new size. Served over HTTPS (a
+certificate made here with openssl), the page connects over wss and shows
+the screen too; other sites' pages are refused on ws and wss.
 
 Usage: browser_console_test.py VGPU_DISPLAYD VGPU_VNC VGPU_SHOT [--screenshot PNG]
 """
@@ -16,6 +18,7 @@ import math
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -70,14 +73,14 @@ def psnr(a, b):
 class Browser:
     """Headless Chromium and one page over the DevTools protocol."""
 
-    def __init__(self, work):
+    def __init__(self, work, extra_args=()):
         self.profile = tempfile.mkdtemp(prefix="chromium-", dir=work)
         self.log = open(os.path.join(work, "chromium.log"), "w")
         self.process = subprocess.Popen(
             ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
              "--no-first-run", "--window-size=1100,800",
              "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
-             "about:blank"],
+             *extra_args, "about:blank"],
             stdout=self.log, stderr=self.log)
         port_file = os.path.join(self.profile, "DevToolsActivePort")
         port = wait_for(lambda: os.path.exists(port_file) and
@@ -222,6 +225,47 @@ def main():
                  "stayed", work)
         print(f"PASS: a guest resolution change shows in the browser "
               f"({seen.size[0]}x{seen.size[1]}, PSNR {psnr(seen, want):.1f} dB)")
+
+        # The console over HTTPS: the page, noVNC and the websocket (wss)
+        # on one TLS port, with a certificate of our own.
+        cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+             "-keyout", key, "-out", cert, "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True)
+        tls_log = os.path.join(work, "vnc-tls.log")
+        processes.append(subprocess.Popen(
+            [args.bridge, f"--server=unix:{socket_path}",
+             "--listen=127.0.0.1:0", "--web_listen=127.0.0.1:0",
+             f"--web_tls_cert={cert}", f"--web_tls_key={key}"],
+            stdout=open(tls_log, "w"), stderr=subprocess.STDOUT))
+        tls_url = wait_for(lambda: re.search(r"web console on (https://\S+)",
+                                             open(tls_log).read()), 10,
+                           "the HTTPS web console", work).group(1)
+        try:
+            websocket.create_connection(
+                tls_url.replace("https://", "wss://").rstrip("/") + "/vnc/0",
+                origin="https://evil.example", timeout=10,
+                sslopt={"cert_reqs": ssl.CERT_NONE}).close()
+            fail("a wss websocket from another origin was accepted", work)
+        except websocket.WebSocketException:
+            print("PASS: a wss websocket from another origin is refused")
+        browser.close()
+        browser = Browser(work, ["--ignore-certificate-errors"])
+        browser.call("Page.navigate", url=tls_url)
+        wait_for(lambda: browser.evaluate(
+            "window.vgpuConsole && vgpuConsole.state") == "connected", 20,
+            "the HTTPS console to connect", work)
+        seen = wait_for(lambda: (lambda c: c if c is not None and
+                                 c.size == (800, 600) and
+                                 psnr(c, want) >= MIN_PSNR_DB else None)(
+            browser.canvas()), 20, "the guest's screen over wss", work)
+        scheme = browser.evaluate("location.protocol")
+        if scheme != "https:":
+            fail(f"the page was served over {scheme}", work)
+        print(f"PASS: the console over HTTPS and wss shows the guest's screen "
+              f"(PSNR {psnr(seen, want):.1f} dB)")
     finally:
         if browser:
             browser.close()

@@ -16,6 +16,7 @@
 
 #include "clients/watch/screen_model.h"
 #include "common/compact_update.h"
+#include "common/eventually.h"
 #include "common/notification.h"
 #include "server/frame_store.h"
 #include "server/worker_pool.h"
@@ -102,16 +103,6 @@ class DisplayServiceTest : public ::testing::Test {
     ++sequence_;
     store_.OnFrame(0, CornersFrame(320, 200, color, sequence_),
                    {{0, 0, 320, 200}});
-  }
-
-  // Polls `condition` (state another thread changes) until it holds.
-  static bool Eventually(const std::function<bool()>& condition) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (!condition()) {
-      if (absl::Now() > deadline) return false;
-      absl::SleepFor(absl::Milliseconds(1));
-    }
-    return true;
   }
 
   grpc::Status Shot(pb::GetScreenshotRequest request, pb::Screenshot* shot) {
