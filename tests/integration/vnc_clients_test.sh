@@ -149,4 +149,20 @@ set +e
 "$bridge" --server="unix:$work/grpc.sock" --listen="127.0.0.1:$port" > "$work/err.log" 2>&1; code=$?
 set -e
 [ "$code" = 2 ] && grep -q "in use" "$work/err.log" || fail "a port in use"
+# The console's TLS files: both or neither, and files that can serve.
+set +e
+"$bridge" --server="unix:$work/grpc.sock" --listen=127.0.0.1:0 --web_listen=127.0.0.1:0 \
+  --web_tls_cert="$work/full.pass" > "$work/err.log" 2>&1; code=$?
+set -e
+[ "$code" = 2 ] && grep -q "go together" "$work/err.log" || fail "a certificate without its key"
+set +e
+"$bridge" --server="unix:$work/grpc.sock" --listen=127.0.0.1:0 --web_listen=127.0.0.1:0 \
+  --web_tls_cert="$work/full.pass" --web_tls_key="$work/view.pass" > "$work/err.log" 2>&1; code=$?
+set -e
+[ "$code" = 2 ] && grep -q "cannot use the certificate" "$work/err.log" || fail "a file that is no certificate"
+set +e
+"$bridge" --server="unix:$work/grpc.sock" --listen=127.0.0.1:0 --web_listen=0.0.0.0:0 \
+  --web_tls_cert="$work/full.pass" --web_tls_key="$work/view.pass" > "$work/err.log" 2>&1; code=$?
+set -e
+[ "$code" = 2 ] && grep -q "has no password" "$work/err.log" || fail "an HTTPS console on the network without a password"
 echo "PASS: start-up errors"
