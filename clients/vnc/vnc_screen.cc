@@ -85,6 +85,7 @@ struct VncScreen::Impl {
   std::set<rfbClientPtr> closing VGPU_GUARDED_BY(closing_mu);
   bool stop_waker VGPU_GUARDED_BY(closing_mu) = false;
   std::thread waker;
+  std::thread refresher;  // RefreshSettled; stops with the waker
 };
 
 namespace {
@@ -182,6 +183,17 @@ struct ClientState {
   // that no forwarded rect repaints).
   FrameId needed;
   sraRegionPtr held = sraRgnCreate();
+  // Lossless refresh for a client libvncserver encodes with JPEG (the
+  // daemon refreshes the forwarded ones): what it was sent in this and the
+  // last refresh period, and a refresh asked for (under updateMutex); the
+  // quality level to put back after a lossless update, and the SetEncodings
+  // count then (the output thread's).
+  sraRegionPtr sent_now = sraRgnCreate();
+  sraRegionPtr sent_before = sraRgnCreate();
+  bool refresh_asked = false;
+  bool refreshing = false;
+  int saved_quality = -1;
+  int saved_encodings = 0;
   // PointerPos: asked for (libvncserver's flag is kept off, or it would
   // send its own, off-screen, position), the SetEncodings count that was
   // seen, the position last sent (the output thread's but `wants_pointer`).
@@ -220,7 +232,11 @@ struct ClientState {
   ClientState() = default;
   ClientState(const ClientState&) = delete;
   ClientState& operator=(const ClientState&) = delete;
-  ~ClientState() { sraRgnDestroy(held); }
+  ~ClientState() {
+    sraRgnDestroy(held);
+    sraRgnDestroy(sent_now);
+    sraRgnDestroy(sent_before);
+  }
 };
 
 // Different profiles a screen forwards at most (each is a daemon stream and
@@ -284,6 +300,9 @@ void SetServed(rfbClientPtr client, ClientState* state, bool served) {
   state->queued_bytes = 0;
   state->needed = {};
   sraRgnMakeEmpty(state->held);
+  sraRgnMakeEmpty(state->sent_now);
+  sraRgnMakeEmpty(state->sent_before);
+  state->refresh_asked = false;
   MarkWholeScreen(client);
   TSIGNAL(client->updateCond);
 }
@@ -364,6 +383,39 @@ void WakeClosing(VncScreen::Impl* impl) {
     }
     impl->closing_mu.WaitOnce(std::chrono::steady_clock::now() +
                               std::chrono::milliseconds(10));
+  }
+}
+
+// How long a region a client was sent with JPEG must stay unchanged before
+// it goes again losslessly (one to two periods), as the daemon's
+// lossless_refresh_ms does for its own viewers.
+constexpr auto kRefreshPeriod = std::chrono::milliseconds(300);
+
+// For clients libvncserver encodes with Tight JPEG: what one was sent in
+// the last period and not since has settled, and goes again with JPEG off
+// for that update (libvncserver's Tight is then lossless), so a still
+// screen ends up exact for them too.
+void RefreshSettled(VncScreen::Impl* impl) {
+  while (true) {
+    {
+      MutexLock lock(&impl->closing_mu);
+      impl->closing_mu.AwaitUntil(
+          [impl]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return impl->stop_waker; },
+          std::chrono::steady_clock::now() + kRefreshPeriod);
+      if (impl->stop_waker) return;
+    }
+    // Not under closing_mu: a client's updateMutex comes first.
+    ForEachClientLocked(
+        impl->screen, [](rfbClientPtr client, ClientState* state) {
+          sraRgnSubtract(state->sent_before, state->sent_now);  // not settled
+          if (!state->served && !sraRgnEmpty(state->sent_before)) {
+            sraRgnOr(client->modifiedRegion, state->sent_before);
+            state->refresh_asked = true;
+            TSIGNAL(client->updateCond);
+          }
+          std::swap(state->sent_before, state->sent_now);
+          sraRgnMakeEmpty(state->sent_now);
+        });
   }
 }
 
@@ -643,7 +695,34 @@ void BeforeUpdate(rfbClientPtr client) {
     served = state->served;
     UNLOCK(client->updateMutex);
   }
-  if (served) ForwardToClient(impl, client, state);
+  if (served) {
+    ForwardToClient(impl, client, state);
+    return;
+  }
+  // libvncserver encodes this update: with JPEG where its Tight chooses to
+  // (what is sent is remembered for the refresh), or losslessly when the
+  // refresh asked for it.
+  if (client->preferredEncoding != rfbEncodingTight ||
+      client->turboQualityLevel == -1) {
+    return;
+  }
+  LOCK(client->updateMutex);
+  const bool refresh = state->refresh_asked;
+  state->refresh_asked = false;
+  if (!refresh) {
+    sraRegionPtr sending = sraRgnCreateRgn(client->modifiedRegion);
+    sraRgnAnd(sending, client->requestedRegion);
+    sraRgnOr(state->sent_now, sending);
+    sraRgnDestroy(sending);
+  }
+  UNLOCK(client->updateMutex);
+  if (refresh) {
+    state->refreshing = true;
+    state->saved_quality = client->turboQualityLevel;
+    state->saved_encodings =
+        rfbStatGetMessageCountRcvd(client, rfbSetEncodings);
+    client->turboQualityLevel = -1;
+  }
 }
 
 // One modified pixel: wakes a client's output thread for a PointerPos.
@@ -656,7 +735,15 @@ void MarkPixel(rfbClientPtr client) {
 // next one: its wake-up pixel went out with this one.
 void AfterUpdate(rfbClientPtr client, int) {
   auto* state = static_cast<ClientState*>(client->clientData);
-  if (state == nullptr || !state->wants_pointer) return;
+  if (state == nullptr) return;
+  if (state->refreshing) {
+    state->refreshing = false;
+    // Unless a SetEncodings came meanwhile (its level stands).
+    if (rfbStatGetMessageCountRcvd(client, rfbSetEncodings) ==
+        state->saved_encodings)
+      client->turboQualityLevel = state->saved_quality;
+  }
+  if (!state->wants_pointer) return;
   const uint64_t pointer = ImplOf(client)->pointer.load();
   if (pointer == kNoPointer || pointer == state->pointer_sent) return;
   LOCK(client->updateMutex);
@@ -822,6 +909,7 @@ VncScreen::~VncScreen() {
     impl_->closing_mu.NotifyAll();
   }
   if (impl_->waker.joinable()) impl_->waker.join();
+  if (impl_->refresher.joinable()) impl_->refresher.join();
   JoinFinished(impl_.get());
   rfbScreenCleanup(screen);
 }
@@ -870,7 +958,7 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   // default 5 ms was most of the bridge's latency for a typed character.
   // Not 0: a client still in its handshake has its output thread poll at
   // this interval. Not 1: a SetDesktopSize's success answer was then lost
-  // now and then (vnc_screen_test; not understood yet).
+  // now and then (vnc_screen_test, 3 in 40; not understood yet).
   screen->deferUpdateTime = 2;
   screen->httpDir = nullptr;
   screen->cursorX = screen->cursorY = kOffScreen;
@@ -917,6 +1005,8 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
     return cursor;
   }
   vnc_screen->impl_->waker = std::thread(WakeClosing, vnc_screen->impl_.get());
+  vnc_screen->impl_->refresher =
+      std::thread(RefreshSettled, vnc_screen->impl_.get());
   // Threaded: a listener thread, and two threads per client.
   rfbRunEventLoop(screen, -1, TRUE);
   return vnc_screen;

@@ -509,6 +509,22 @@ TEST(VncScreenForwardTest, CopyWaitsForTheFramesForwarded) {
   EXPECT_TRUE(tight->Until([&] { return tight->Shows(want, kW2, kH2); }));
 }
 
+// A Tight JPEG client that libvncserver encodes for (no forwarding here)
+// first gets JPEG, and the same pixels losslessly once they stay still.
+TEST(VncScreenRefreshTest, JpegRegionsComeAgainLosslesslyOnceStill) {
+  constexpr uint32_t kW = 160, kH = 96;
+  auto screen = VncScreen::Create({}, kW, kH);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  std::vector<uint32_t> photo = Noise(size_t{kW} * kH, 41);
+  ASSERT_TRUE((*screen)->Update(0, 0, kW, kH, Bytes(photo), kW * 4).ok());
+  auto tight = TestViewer::Connect(
+      {.port = (*screen)->port(), .encodings = "tight", .quality_level = 6});
+  ASSERT_NE(tight, nullptr);
+  // Noise in JPEG is far from exact: the exact picture can only be the
+  // refresh.
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(photo, kW, kH); }));
+}
+
 // The guest's pointer reaches clients that ask for PointerPos, clamped into
 // the screen, one update per move.
 TEST(VncScreenCursorTest, PointerPositionsReachClientsThatAskForThem) {
