@@ -113,14 +113,14 @@ bool ScanoutFeed::Subscribe() {
     s->set_accept_copies(true);
   }
 
-  watch::ScreenModel model;
+  std::vector<uint8_t> pixels;  // one decoded rect
   UpdateExpander expander;
   bool started = false;
   bool failed = false;
   pb::CursorShape shape;
   bool cursor_hidden = false;
   pb::StreamFramesResponse event;
-  // Mirrors a mode onto the model and the screen.
+  // Mirrors a mode onto the screen.
   auto set_mode = [&](const pb::Scanout& scanout) {
     if (!HasPicture(scanout)) return true;
     if (forward) {
@@ -128,9 +128,7 @@ bool ScanoutFeed::Subscribe() {
       mode_height_ = scanout.height();
       return true;
     }
-    // The screen checks the size before the model allocates for it.
     absl::Status status = screen_->SetMode(scanout.width(), scanout.height());
-    if (status.ok()) model.Resize(scanout.width(), scanout.height());
     if (!status.ok()) {
       VGPU_LOG(ERROR) << "scanout " << options_.scanout_id << ": "
                       << status.message();
@@ -181,25 +179,30 @@ bool ScanoutFeed::Subscribe() {
             acknowledge(*update);
             break;
           }
-          absl::Status status = model.ApplyUpdate(*update);
-          // The screen follows the model: copies in order, then the rects
-          // from the model's pixels (already decoded).
+          // Copies in order, then the rects, decoded straight into the
+          // screen's copy (which checks every rect against its size).
+          absl::Status status;
           for (const pb::CopyRect& copy : update->copies()) {
             if (!status.ok()) break;
             status = screen_->Copy(copy.rect().x(), copy.rect().y(),
                                    copy.rect().width(), copy.rect().height(),
                                    copy.src_x(), copy.src_y());
           }
-          const size_t stride = size_t{model.width()} * 4;
           for (const pb::EncodedRect& rect : update->rects()) {
             if (!status.ok()) break;
             const pb::Rect& r = rect.rect();
             if (r.width() == 0 || r.height() == 0) continue;
-            status =
-                screen_->Update(r.x(), r.y(), r.width(), r.height(),
-                                model.pixels().data() + size_t{r.y()} * stride +
-                                    size_t{r.x()} * 4,
-                                stride);
+            // Before decoding allocates for it.
+            if (uint64_t{r.x()} + r.width() > screen_->width() ||
+                uint64_t{r.y()} + r.height() > screen_->height()) {
+              status = absl::OutOfRangeError("update rect outside the screen");
+              break;
+            }
+            status = watch::DecodeRect(rect, &pixels);
+            if (status.ok()) {
+              status = screen_->Update(r.x(), r.y(), r.width(), r.height(),
+                                       pixels.data(), size_t{r.width()} * 4);
+            }
           }
           if (!status.ok()) {
             VGPU_LOG(ERROR)

@@ -6,8 +6,11 @@
 // brings the whole new screen.
 //
 // With a forward profile it is one of a screen's encode-once feeds instead:
-// the daemon's JPEG for that profile (with its lossless refresh of settled
-// regions), handed to the screen's forwarding clients as it came.
+// the daemon's ADAPTIVE stream for that profile (JPEG for photo-like rects,
+// lossless for the others, and a lossless refresh of settled JPEG regions),
+// handed to the screen's forwarding clients as it came, numbered with the
+// daemon's frame (the lossless parts are sent from the screen's copy once
+// that copy shows the frame: the copy feed reports it with SetCopyFrame).
 //
 // Thread rules: Start and Stop from one thread. The feed's own thread is the
 // only caller of the screen's feeding methods between Start and Stop.

@@ -33,11 +33,11 @@ absl::Status ScreenModel::Apply(const pb::StreamFramesResponse& event) {
   return absl::OkStatus();
 }
 
-absl::Status ScreenModel::Decode(const pb::EncodedRect& rect,
-                                 std::vector<uint8_t>* bgrx) const {
+absl::Status DecodeRect(const pb::EncodedRect& rect,
+                        std::vector<uint8_t>* bgrx) {
   const uint32_t w = rect.rect().width(), h = rect.rect().height();
   const size_t bytes = size_t{w} * h * 4;
-  bgrx->assign(bytes, 0);
+  bgrx->resize(bytes);
   if (rect.solid()) {
     uint32_t pixel = rect.solid_bgrx();
     for (size_t i = 0; i < bytes; i += 4)
@@ -119,7 +119,7 @@ absl::Status ScreenModel::ApplyUpdate(const pb::FrameUpdate& update) {
           row_bytes);
     }
   }
-  std::vector<uint8_t> bgrx;
+  std::vector<uint8_t>& bgrx = scratch_;
   for (const pb::EncodedRect& rect : update.rects()) {
     const pb::Rect& r = rect.rect();
     if (uint64_t{r.x()} + r.width() > width_ ||
@@ -127,7 +127,8 @@ absl::Status ScreenModel::ApplyUpdate(const pb::FrameUpdate& update) {
       return absl::OutOfRangeError("update rect outside the screen");
     }
     if (r.width() == 0 || r.height() == 0) continue;
-    if (absl::Status status = Decode(rect, &bgrx); !status.ok()) return status;
+    if (absl::Status status = DecodeRect(rect, &bgrx); !status.ok())
+      return status;
     for (uint32_t row = 0; row < r.height(); ++row) {
       std::memcpy(&pixels_[(size_t{r.y() + row} * width_ + r.x()) * 4],
                   &bgrx[size_t{row} * r.width() * 4], size_t{r.width()} * 4);

@@ -13,6 +13,13 @@
 
 namespace vgpu::watch {
 
+// One rect's B,G,R,X pixels (rows width*4 bytes apart) into `bgrx`, which
+// is resized to fit; its old bytes are reused, not cleared (every format
+// writes all of them). DataLoss for a rect that does not decode to its size,
+// InvalidArgument for an unknown format.
+absl::Status DecodeRect(const vgpu::display::v1::EncodedRect& rect,
+                        std::vector<uint8_t>* bgrx);
+
 // Thread-compatible.
 class ScreenModel {
  public:
@@ -30,12 +37,10 @@ class ScreenModel {
   std::string ToPpm() const;
 
  private:
-  absl::Status Decode(const vgpu::display::v1::EncodedRect& rect,
-                      std::vector<uint8_t>* bgrx) const;
-
   uint32_t width_ = 0;
   uint32_t height_ = 0;
   std::vector<uint8_t> pixels_;
+  std::vector<uint8_t> scratch_;  // one decoded rect
 };
 
 }  // namespace vgpu::watch
