@@ -323,6 +323,11 @@ int Serve() {
   for (size_t i = 0; i < scanouts->size(); ++i) {
     vgpu::vnc::ScanoutFeedOptions feed_options;
     feed_options.scanout_id = (*scanouts)[i];
+    // On the same machine the copy's pixels travel raw: encoding them (zstd
+    // for a video) cost the daemon and the bridge a quarter of a core at
+    // 1280x800, 10 frames/s, even with no VNC client.
+    if (absl::StartsWith(connection->server, "unix:"))
+      feed_options.copy_format = vgpu::display::v1::IMAGE_FORMAT_RAW_BGRX;
     feeds.push_back(std::make_unique<vgpu::vnc::ScanoutFeed>(
         connection->channel, feed_options, screens[i].get()));
     feeds.back()->Start();

@@ -108,7 +108,7 @@ bool ScanoutFeed::Subscribe() {
     s->set_jpeg_quality(options_.forward->quality);
     s->set_jpeg_subsampling(Subsampling(options_.forward->subsampling));
   } else {
-    s->add_formats(pb::IMAGE_FORMAT_INDEXED);
+    s->add_formats(options_.copy_format);
     s->set_include_cursor(true);
     s->set_accept_copies(true);
   }

@@ -41,6 +41,11 @@ struct ScanoutFeedOptions {
   absl::Duration max_backoff = absl::Seconds(2);
   // Set: feeds VncScreen::Forward for this profile, not the screen's copy.
   std::optional<ForwardProfile> forward = std::nullopt;
+  // The copy's pixels as they travel: INDEXED (palette, else zstd: small,
+  // for TCP) or RAW_BGRX (nothing to encode or decode: for a daemon on the
+  // same machine, over its unix socket).
+  vgpu::display::v1::ImageFormat copy_format =
+      vgpu::display::v1::IMAGE_FORMAT_INDEXED;
 };
 
 class ScanoutFeed {

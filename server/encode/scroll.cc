@@ -94,16 +94,33 @@ class Rows {
 
 }  // namespace
 
+std::vector<size_t> HashRows(const gpu::Frame& frame,
+                             const gpu::PixelRect& area) {
+  const Rows rows(frame, area);
+  std::vector<size_t> hashes(area.height);
+  for (uint32_t y = 0; y < area.height; ++y) hashes[y] = rows.Hash(y);
+  return hashes;
+}
+
 std::vector<VerticalCopy> FindVerticalCopies(const gpu::Frame& old_frame,
                                              const gpu::Frame& new_frame,
                                              const gpu::PixelRect& area) {
   if (area.width == 0 || area.height < 2 * kMinCopyRows) return {};
+  return FindVerticalCopies(old_frame, HashRows(old_frame, area), new_frame,
+                            HashRows(new_frame, area), area);
+}
+
+std::vector<VerticalCopy> FindVerticalCopies(
+    const gpu::Frame& old_frame, const std::vector<size_t>& old_hash,
+    const gpu::Frame& new_frame, const std::vector<size_t>& new_hash,
+    const gpu::PixelRect& area) {
+  if (area.width == 0 || area.height < 2 * kMinCopyRows ||
+      old_hash.size() != area.height || new_hash.size() != area.height) {
+    return {};
+  }
   const Rows old_rows(old_frame, area), new_rows(new_frame, area);
-  std::vector<size_t> old_hash(area.height), new_hash(area.height);
   absl::flat_hash_map<size_t, absl::InlinedVector<uint32_t, kMaxTwins>> rows;
   for (uint32_t y = 0; y < area.height; ++y) {
-    old_hash[y] = old_rows.Hash(y);
-    new_hash[y] = new_rows.Hash(y);
     auto& twins = rows[old_hash[y]];
     if (twins.size() <= kMaxTwins) twins.push_back(y);
   }

@@ -31,6 +31,17 @@ std::vector<VerticalCopy> FindVerticalCopies(const gpu::Frame& old_frame,
                                              const gpu::PixelRect& area);
 inline constexpr uint32_t kMinCopyRows = 8;
 
+// One hash per row of `area` (frame coordinates, inside the frame).
+std::vector<size_t> HashRows(const gpu::Frame& frame,
+                             const gpu::PixelRect& area);
+// The same search with both frames' row hashes given (HashRows of `area`):
+// a caller that searches again from the new frame keeps its hashes, so each
+// frame is hashed once. Hashes of another size find nothing.
+std::vector<VerticalCopy> FindVerticalCopies(
+    const gpu::Frame& old_frame, const std::vector<size_t>& old_hashes,
+    const gpu::Frame& new_frame, const std::vector<size_t>& new_hashes,
+    const gpu::PixelRect& area);
+
 // `rects` minus `holes`: the parts of each rect outside every hole (up to
 // four pieces per rect and hole).
 std::vector<gpu::PixelRect> SubtractRects(

@@ -357,7 +357,13 @@ void ViewerCore::Prepare() {
     for (const gpu::PixelRect& r : damage) box = gpu::BoundingBox(box, r);
     if (box.width >= gpu::kTileSize && box.height >= 2 * kMinCopyRows &&
         2 * RowsTouched(damage) >= box.height) {
-      copies = FindVerticalCopies(*shown, *state.frame, box);
+      std::vector<size_t> old_hashes =
+          row_hashes_.frame == shown && row_hashes_.box == box
+              ? std::move(row_hashes_.hashes)
+              : HashRows(*shown, box);
+      row_hashes_ = {state.frame, box, HashRows(*state.frame, box)};
+      copies = FindVerticalCopies(*shown, old_hashes, *state.frame,
+                                  row_hashes_.hashes, box);
       std::vector<gpu::PixelRect> holes;
       holes.reserve(copies.size());
       for (const VerticalCopy& copy : copies) holes.push_back(copy.rect);

@@ -156,6 +156,14 @@ class ViewerCore : public FrameListener,
   bool awaiting_told_ VGPU_GUARDED_BY(mu_) = false;
   // Rounds run one at a time; atomic only to need no lock around the log.
   std::atomic<bool> encode_failing_{false};
+  // The rounds' (one at a time): the last scroll search's new frame, its
+  // box and row hashes, which the next search from that frame reuses.
+  struct RowHashes {
+    gpu::FramePtr frame;
+    gpu::PixelRect box;
+    std::vector<size_t> hashes;
+  };
+  RowHashes row_hashes_;
   bool refresh_armed_ VGPU_GUARDED_BY(mu_) = false;  // a wake-up is queued
   bool refresh_due_ VGPU_GUARDED_BY(mu_) = false;
   bool scheduled_ VGPU_GUARDED_BY(mu_) = false;  // a round is queued
