@@ -291,9 +291,12 @@ void MarkWholeScreen(rfbClientPtr client) {
           client->screen->height);
 }
 
-// Serves a client forwarded rects or not; what it shows came from the other
-// path, so all of it comes again. Under the client's updateMutex.
-void SetServed(rfbClientPtr client, ClientState* state, bool served) {
+// Serves a client forwarded rects or not. What it shows came from the other
+// path: with `repaint`, all of it comes again; without, the caller knows
+// the next forwarded update is the whole screen (a stream that just
+// started). Under the client's updateMutex.
+void SetServed(rfbClientPtr client, ClientState* state, bool served,
+               bool repaint = true) {
   if (served == state->served) return;
   state->served = served;
   state->queue.clear();
@@ -303,7 +306,14 @@ void SetServed(rfbClientPtr client, ClientState* state, bool served) {
   sraRgnMakeEmpty(state->sent_now);
   sraRgnMakeEmpty(state->sent_before);
   state->refresh_asked = false;
-  MarkWholeScreen(client);
+  if (repaint) {
+    MarkWholeScreen(client);
+  } else if (served) {
+    // Nothing owed from the copy either (a new client's first screen, say):
+    // the stream's whole screen is on its way.
+    sraRgnMakeEmpty(client->modifiedRegion);
+    sraRgnMakeEmpty(client->copyRegion);
+  }
   TSIGNAL(client->updateCond);
 }
 
@@ -1211,11 +1221,13 @@ void VncScreen::SetForwardLive(const ForwardProfile& profile, bool live) {
   } else {
     impl_->live.erase(profile);
   }
-  // Its clients switch now (a still screen would not wake them).
+  // Its clients switch now (a still screen would not wake them). A stream
+  // that just started sends the whole screen first: no repaint from the
+  // copy then (it would go twice, the second time as JPEG).
   ForEachClientLocked(impl_->screen,
                       [&](rfbClientPtr client, ClientState* state) {
                         if (state->wants && state->profile == profile)
-                          SetServed(client, state, live);
+                          SetServed(client, state, live, /*repaint=*/!live);
                       });
 }
 

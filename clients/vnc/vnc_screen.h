@@ -205,9 +205,12 @@ class VncScreen {
   // thread); the update is shared by those clients, not copied.
   void Forward(const ForwardProfile& profile,
                const std::shared_ptr<const ForwardedUpdate>& update);
-  // Whether `profile`'s daemon stream is up. Clients of a profile whose
-  // stream is down are encoded here; either way round they are repainted
-  // whole. Thread-safe.
+  // Whether `profile`'s daemon stream is up: true when it has just started
+  // (its next update is the whole screen, which then repaints the clients
+  // that switch to it), false when it ended. Clients of a profile whose
+  // stream is down are encoded here, repainted whole from the copy; a
+  // client that turns to a live stream later is repainted from the copy
+  // too. Thread-safe.
   void SetForwardLive(const ForwardProfile& profile, bool live);
   // A client already connected on `fd` (a stream socket: the web console's
   // websocket relay), served as if it came to the listener; the screen owns
