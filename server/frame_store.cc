@@ -38,6 +38,7 @@ void FrameStore::OnScanoutMode(const gpu::ScanoutMode& mode,
     if (first_frame) {
       damage = {0, 0, first_frame->width(), first_frame->height()};
       state.sequence = sequence = first_frame->sequence();
+      state.content_sequence = sequence;
       state.last_flush = absl::Now();
       ++frame_count_;
     }
@@ -69,6 +70,7 @@ void FrameStore::OnFrame(uint32_t scanout_id, gpu::FramePtr frame,
       return;
     }
     state.sequence = sequence = frame->sequence();
+    if (!damage.empty()) state.content_sequence = sequence;
     state.last_flush = absl::Now();
     previous = std::exchange(state.frame, std::move(frame));
     ++frame_count_;

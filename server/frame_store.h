@@ -22,6 +22,9 @@ struct ScanoutState {
   std::optional<gpu::ScanoutMode> mode;  // unset until the device reports one
   gpu::FramePtr frame;    // latest; null when disabled or none of this mode yet
   uint64_t sequence = 0;  // frame->sequence(), 0 before any
+  // The newest frame up to `sequence` that changed pixels (a flush that
+  // changes none advances `sequence` only); 0 before any.
+  uint64_t content_sequence = 0;
   absl::Time last_flush = absl::InfinitePast();
 };
 

@@ -35,6 +35,14 @@ pb::JpegSubsampling Subsampling(uint32_t level) {
   }
 }
 
+// The picture an update was cut from: the two streams compare by it (a
+// flush that changes nothing advances only frame_sequence, and only the
+// stream that happens to be cut then sees that number).
+uint64_t ContentSequence(const pb::FrameUpdate& update) {
+  return update.content_sequence() != 0 ? update.content_sequence()
+                                        : update.frame_sequence();
+}
+
 }  // namespace
 
 ScanoutFeed::ScanoutFeed(std::shared_ptr<grpc::Channel> channel,
@@ -212,7 +220,7 @@ bool ScanoutFeed::Subscribe() {
             break;
           }
           if (update->end_of_update())
-            screen_->SetCopyFrame(instance_, update->frame_sequence());
+            screen_->SetCopyFrame(instance_, ContentSequence(*update));
           acknowledge(*update);
           break;
         }
@@ -276,7 +284,7 @@ void ScanoutFeed::ForwardUpdate(const pb::FrameUpdate& update) {
   forwarded->width = mode_width_;
   forwarded->height = mode_height_;
   forwarded->instance = instance_;
-  forwarded->sequence = update.frame_sequence();
+  forwarded->sequence = ContentSequence(update);
   forwarded->rects.reserve(static_cast<size_t>(update.rects_size()));
   for (const pb::EncodedRect& rect : update.rects()) {
     ForwardedRect out{.x = rect.rect().x(),

@@ -128,7 +128,13 @@ struct TlsFront::Impl {
             gnutls_record_recv(session, buffer.data(), buffer.size());
         if (n == 0) return;  // close_notify
         if (n < 0) {
-          if (gnutls_error_is_fatal(static_cast<int>(n)) == 0) continue;
+          // A record begun and not finished in time ends the connection
+          // (else the thread would wait in it for good, deaf to the
+          // service's side and to Stop).
+          if (n != GNUTLS_E_TIMEDOUT &&
+              gnutls_error_is_fatal(static_cast<int>(n)) == 0) {
+            continue;
+          }
           VGPU_LOG(DEBUG) << "TLS front: " << c.peer << ": "
                           << gnutls_strerror(static_cast<int>(n));
           return;
@@ -162,6 +168,11 @@ struct TlsFront::Impl {
       do {
         result = gnutls_handshake(session);
       } while (result < 0 && gnutls_error_is_fatal(result) == 0);
+      // Reads start only once poll() saw bytes: this bounds the wait for
+      // the rest of a record.
+      gnutls_record_set_timeout(
+          session, static_cast<unsigned>(
+                       absl::ToInt64Milliseconds(options.handshake_timeout)));
     }
     if (result < 0) {
       stats.failed_handshakes.fetch_add(1, std::memory_order_relaxed);

@@ -30,7 +30,8 @@ struct TlsFrontOptions {
   uint16_t backend_port = 0;  // the plain service, on 127.0.0.1
   // Connections at once (handshaking or relaying); more are closed at once.
   uint32_t max_connections = 32;
-  // A client that has not finished its handshake by then is dropped.
+  // A client that has not finished its handshake by then is dropped, as is
+  // one that starts a TLS record and does not finish it by then.
   absl::Duration handshake_timeout = absl::Seconds(10);
 };
 

@@ -190,6 +190,11 @@ struct ClientState {
   // count then (the output thread's).
   sraRegionPtr sent_now = sraRgnCreate();
   sraRegionPtr sent_before = sraRgnCreate();
+  // A forwarding client's update request, taken out while an update sends
+  // nothing (what it is owed waits for the copy; libvncserver would send
+  // its own snapshot of the region from the copy); AfterUpdate puts it
+  // back. Under updateMutex.
+  sraRegionPtr parked = nullptr;
   bool refresh_asked = false;
   bool refreshing = false;
   int saved_quality = -1;
@@ -236,6 +241,7 @@ struct ClientState {
     sraRgnDestroy(held);
     sraRgnDestroy(sent_now);
     sraRgnDestroy(sent_before);
+    if (parked != nullptr) sraRgnDestroy(parked);
   }
 };
 
@@ -284,6 +290,13 @@ void ForEachClientLocked(rfbScreenInfoPtr screen, F f) {
     UNLOCK(client->updateMutex);
   }
   rfbReleaseClientIterator(clients);
+}
+
+// `region` &= the rect (x1, y1)-(x2, y2).
+void AndRect(sraRegionPtr region, int x1, int y1, int x2, int y2) {
+  sraRegionPtr rect = sraRgnCreateRect(x1, y1, x2, y2);
+  sraRgnAnd(region, rect);
+  sraRgnDestroy(rect);
 }
 
 void MarkWholeScreen(rfbClientPtr client) {
@@ -511,6 +524,14 @@ bool CanForward(rfbClientPtr client) {
          f.redMax == 255 && f.greenMax == 255 && f.blueMax == 255;
 }
 
+// Puts back a request ForwardToClient took out. Under updateMutex.
+void RestoreRequest(ClientState* state, rfbClientPtr client) {
+  if (state->parked == nullptr) return;
+  sraRgnOr(client->requestedRegion, state->parked);
+  sraRgnDestroy(state->parked);
+  state->parked = nullptr;
+}
+
 // A client is given `update`'s frame. Under its updateMutex.
 void NeedFrame(ClientState* state, const ForwardedUpdate& update) {
   if (update.instance == 0) return;
@@ -560,6 +581,7 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
   sraRegionPtr lossless = nullptr;
   bool any = false;
   LOCK(client->updateMutex);
+  RestoreRequest(state, client);  // should AfterUpdate not have run
   ReleaseHeld(impl, client, state);
   if (!sraRgnEmpty(client->requestedRegion)) {
     taken.swap(state->queue);
@@ -597,6 +619,9 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
     if (any) {
       sraRgnMakeEmpty(client->requestedRegion);
       sraRgnMakeEmpty(client->copyRegion);
+    } else if (state->parked == nullptr) {
+      state->parked = sraRgnCreateRgn(client->requestedRegion);
+      sraRgnMakeEmpty(client->requestedRegion);
     }
   }
   UNLOCK(client->updateMutex);
@@ -689,6 +714,9 @@ void BeforeUpdate(rfbClientPtr client) {
       const bool accepted = CountForwarding(
           impl, state->wants ? &before : nullptr, wants ? &profile : nullptr);
       LOCK(client->updateMutex);
+      // Served by another profile's stream until now: what it shows came
+      // from that stream (its queue, its lossy regions): repainted.
+      if (state->served && profile != before) SetServed(client, state, false);
       state->wants = accepted;
       state->profile = profile;
       UNLOCK(client->updateMutex);
@@ -746,6 +774,9 @@ void MarkPixel(rfbClientPtr client) {
 void AfterUpdate(rfbClientPtr client, int) {
   auto* state = static_cast<ClientState*>(client->clientData);
   if (state == nullptr) return;
+  LOCK(client->updateMutex);
+  RestoreRequest(state, client);
+  UNLOCK(client->updateMutex);
   if (state->refreshing) {
     state->refreshing = false;
     // Unless a SetEncodings came meanwhile (its level stands).
@@ -1066,6 +1097,11 @@ absl::Status VncScreen::SetMode(uint32_t width, uint32_t height) {
   if (width == this->width() && height == this->height())
     return absl::OkStatus();
   std::vector<uint8_t> pixels(size_t{width} * height * 4, 0);
+  {
+    // Before any client can be sent the black new screen.
+    MutexLock lock(&impl_->copy_mu);
+    impl_->copy_valid = false;
+  }
   rfbNewFramebuffer(impl_->screen, reinterpret_cast<char*>(pixels.data()),
                     static_cast<int>(width), static_cast<int>(height), 8, 3, 4);
   UseBgrx(impl_->screen);
@@ -1074,14 +1110,11 @@ absl::Status VncScreen::SetMode(uint32_t width, uint32_t height) {
   impl_->pixels.swap(pixels);  // the old buffer goes only now
   impl_->mode_width = width;
   impl_->mode_height = height;
-  {
-    MutexLock lock(&impl_->copy_mu);
-    impl_->copy_valid = false;
-  }
-  // Every client repaints whole (rfbNewFramebuffer): what was held is in
-  // the old size's terms.
-  ForEachClientLocked(impl_->screen, [](rfbClientPtr, ClientState* state) {
-    sraRgnMakeEmpty(state->held);
+  // Every client repaints whole (rfbNewFramebuffer); what was held before
+  // may lie outside the new size.
+  ForEachClientLocked(impl_->screen, [](rfbClientPtr client,
+                                        ClientState* state) {
+    AndRect(state->held, 0, 0, client->screen->width, client->screen->height);
   });
   return absl::OkStatus();
 }

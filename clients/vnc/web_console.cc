@@ -28,6 +28,10 @@ struct WebConsole::Impl {
   // "localhost:6080" on loopback); set before any websocket comes.
   std::vector<std::string> hosts;
   std::string origin_scheme = "http://";
+  // Off loopback the console's names are not known here (an address of the
+  // machine, a DNS name in the certificate, a port the browser leaves out):
+  // a websocket must then come from a page of the host it was sent to.
+  bool any_name = false;
   std::unique_ptr<TlsFront> tls_front;  // HTTPS: before civetweb's port
 };
 
@@ -66,6 +70,8 @@ bool FromOurPage(const mg_connection* connection, WebConsole::Impl* impl) {
   const char* host = mg_get_header(connection, "Host");
   const char* origin = mg_get_header(connection, "Origin");
   if (host == nullptr || origin == nullptr) return false;
+  if (impl->any_name)
+    return absl::string_view(origin) == absl::StrCat(impl->origin_scheme, host);
   for (const std::string& ours : impl->hosts) {
     if (ours == host) {
       return absl::string_view(origin) ==
@@ -234,6 +240,7 @@ absl::StatusOr<std::unique_ptr<WebConsole>> WebConsole::Start(
     impl->origin_scheme = "https://";
   }
   impl->hosts.push_back(absl::StrCat(options.host, ":", console->port_));
+  impl->any_name = (ntohl(ipv4.s_addr) >> 24) != 127;
   if (options.host == "127.0.0.1")
     impl->hosts.push_back(absl::StrCat("localhost:", console->port_));
   mg_set_websocket_handler(impl->context, "/vnc/", OnConnect, OnReady, OnData,

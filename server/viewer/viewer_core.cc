@@ -79,6 +79,8 @@ class BandMaker {
       bytes += size;
     }
     update->set_frame_sequence(state_.frame->sequence());
+    if (state_.content_sequence != state_.frame->sequence())
+      update->set_content_sequence(state_.content_sequence);
     update->set_flushes(flushes_);
     // A refresh shows no new flush.
     if (!refresh_) update->set_flush_time_unix_ns(UnixNanos(state_.last_flush));

@@ -334,6 +334,30 @@ TEST_F(ViewerCoreTest, AFlushThatChangedNothingSendsNothing) {
   EXPECT_EQ(got.Area(2), 8u * 16);
 }
 
+// An update says which picture it was cut from: a flush that changed
+// nothing advances frame_sequence, not content_sequence.
+TEST_F(ViewerCoreTest, AnUpdateSaysWhichPictureItWasCutFrom) {
+  auto core = Start(Raw());
+  executor_.RunDue();
+  output_.Drain(*core);
+  Flush({0, 0, 8, 16});
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received changed(output_.Drain(*core));
+  ASSERT_EQ(changed.updates.size(), 1u);
+  EXPECT_EQ(changed.updates.begin()->second.back().frame_sequence(), sequence_);
+  EXPECT_EQ(changed.updates.begin()->second.back().content_sequence(), 0u);
+  const uint64_t picture = sequence_;
+  ++sequence_;
+  store_.OnFrame(0, Frame(256, 128, sequence_, 0xFF000000u | picture), {});
+  core->Refresh();  // the whole screen again, cut from the newest frame
+  ASSERT_EQ(executor_.RunDue(), 1);
+  Received again(output_.Drain(*core));
+  ASSERT_EQ(again.updates.size(), 1u);
+  const pb::FrameUpdate& last = again.updates.begin()->second.back();
+  EXPECT_EQ(last.frame_sequence(), sequence_);
+  EXPECT_EQ(last.content_sequence(), picture);
+}
+
 TEST_F(ViewerCoreTest, CreditsHoldUpdatesUntilAcknowledged) {
   ViewerSettings settings = Raw();
   settings.max_in_flight = 1;
