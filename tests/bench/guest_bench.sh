@@ -101,7 +101,7 @@ measure() {
   local viewer_pid=$!
   sleep 0.2
   [ $# -eq 0 ] || send "$@"
-  wait "$viewer_pid" || fail "$label $workload: the viewer failed"
+  wait "$viewer_pid" || { post_mortem; fail "$label $workload: the viewer failed"; }
   cpu1="$(server_cpu)"; t1="$(date +%s.%N)"
   if [ $# -gt 0 ]; then
     until [ "$(done_count "$1")" -gt "$before" ]; do sleep 0.2; done
@@ -125,6 +125,17 @@ measure_idle() {
   until [ "$(done_count "$1")" -gt "$before" ]; do sleep 0.2; done
   awk -v c0="$cpu0" -v c1="$cpu1" -v t0="$t0" -v t1="$t1" \
     'BEGIN { printf "%.6f\n", (c1 - c0) / (t1 - t0) }' > "$run/$label-$workload.idle"
+}
+# What a daemon that died left: the end of its log and, from a core, where
+# each thread was.
+post_mortem() {
+  echo "--- daemon-$label.log"; tail -n 40 "$run/daemon-$label.log" 2> /dev/null || true
+  local core
+  for core in "$run"/core*; do
+    [ -f "$core" ] && command -v gdb > /dev/null &&
+      gdb -q -batch -ex "thread apply all bt 12" "${daemon:-}" "$core" 2> /dev/null | head -150
+  done
+  return 0
 }
 # A full-screen picture (frame 0) that stays: a viewer that connects then
 # gets it as its first update, JPEG 60 from both servers.
@@ -221,8 +232,10 @@ fi
 # daemon_pid.
 start_bench_daemon() {
   rm -f "$run/vgpu.sock" "$run/grpc.sock"
-  "$daemon" --vhost_user_socket="$run/vgpu.sock" --grpc_listen="unix:$run/grpc.sock" \
-    --width=$width --height=$height > "$run/daemon-$label.log" 2>&1 &
+  # A daemon that crashes leaves a core in $run (see post_mortem).
+  (ulimit -c unlimited 2> /dev/null; cd "$run" && exec "$daemon" \
+    --vhost_user_socket="$run/vgpu.sock" --grpc_listen="unix:$run/grpc.sock" \
+    --width=$width --height=$height) > "$run/daemon-$label.log" 2>&1 &
   daemon_pid=$!
   pids+=("$daemon_pid")
   for _ in $(seq 1 50); do [ -S "$run/vgpu.sock" ] && break; sleep 0.1; done
