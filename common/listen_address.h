@@ -38,4 +38,8 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view flag,
 // always passes.
 absl::Status CheckTcpListenable(const ListenAddress& address);
 
+// A TCP connection to 127.0.0.1:`port` (blocking, close-on-exec), or -1
+// with errno saying why.
+int ConnectLoopbackTcp(uint16_t port);
+
 }  // namespace vgpu

@@ -161,7 +161,8 @@ bool ScanoutFeed::Subscribe() {
           connected_ = true;
           if (forward) {
             VGPU_LOG(DEBUG) << "scanout " << options_.scanout_id
-                            << ": forwarding the daemon's JPEG at quality "
+                            << ": forwarding the daemon's encoding at JPEG "
+                               "quality "
                             << options_.forward->quality;
             screen_->SetForwardLive(*options_.forward, true);
           } else if (HasPicture(event.started().scanout())) {

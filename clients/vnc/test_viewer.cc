@@ -18,6 +18,7 @@
 #include <rfb/rfbclient.h>
 
 #include "clients/vnc/rfb_extensions.h"
+#include "common/listen_address.h"
 
 namespace vgpu::vnc {
 namespace {
@@ -190,16 +191,8 @@ bool TestViewer::RequestFull() {
 
 std::unique_ptr<RawRfbClient> RawRfbClient::Connect(uint16_t port) {
   std::unique_ptr<RawRfbClient> client(new RawRfbClient());
-  client->fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (client->fd_ < 0 ||
-      connect(client->fd_, reinterpret_cast<sockaddr*>(&address),
-              sizeof(address)) != 0) {
-    return nullptr;
-  }
+  client->fd_ = ConnectLoopbackTcp(port);
+  if (client->fd_ < 0) return nullptr;
   const absl::Duration timeout = absl::Seconds(10);
   char version[12];
   uint8_t count = 0;

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "common/listen_address.h"
 #include "common/log.h"
 #include "common/mutex.h"
 
@@ -68,18 +69,8 @@ bool SendAll(gnutls_session_t session, const char* data, size_t size) {
 }
 
 int ConnectBackend(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&address),
-              sizeof(address)) != 0) {
-    close(fd);
-    return -1;
-  }
-  NoDelay(fd);
+  const int fd = ConnectLoopbackTcp(port);
+  if (fd >= 0) NoDelay(fd);
   return fd;
 }
 
@@ -157,22 +148,20 @@ struct TlsFront::Impl {
   void Serve(Connection* c) {
     gnutls_session_t session = nullptr;
     int result = gnutls_init(&session, GNUTLS_SERVER | GNUTLS_NO_SIGNAL);
+    const auto limit_ms = static_cast<unsigned>(
+        absl::ToInt64Milliseconds(options.handshake_timeout));
     if (result >= 0) {
       gnutls_priority_set(session, priority);
       gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, credentials);
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_IGNORE);
       gnutls_transport_set_int(session, c->fd);
-      gnutls_handshake_set_timeout(
-          session, static_cast<unsigned>(
-                       absl::ToInt64Milliseconds(options.handshake_timeout)));
+      gnutls_handshake_set_timeout(session, limit_ms);
       do {
         result = gnutls_handshake(session);
       } while (result < 0 && gnutls_error_is_fatal(result) == 0);
       // Reads start only once poll() saw bytes: this bounds the wait for
       // the rest of a record.
-      gnutls_record_set_timeout(
-          session, static_cast<unsigned>(
-                       absl::ToInt64Milliseconds(options.handshake_timeout)));
+      gnutls_record_set_timeout(session, limit_ms);
     }
     if (result < 0) {
       stats.failed_handshakes.fetch_add(1, std::memory_order_relaxed);

@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 
 #include "common/eventually.h"
+#include "common/listen_address.h"
 
 namespace vgpu::vnc {
 namespace {
@@ -62,20 +63,6 @@ Credentials MakeCredentials(const std::string& name) {
   gnutls_x509_crt_deinit(crt);
   gnutls_x509_privkey_deinit(key);
   return files;
-}
-
-int Connect(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&address),
-              sizeof(address)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // A plain service on loopback that answers every read with the same bytes
@@ -125,7 +112,7 @@ class UpperCaseServer {
 // A TLS client (no certificate check: the test's certificate is its own).
 class TlsClient {
  public:
-  explicit TlsClient(uint16_t port) : fd_(Connect(port)) {
+  explicit TlsClient(uint16_t port) : fd_(ConnectLoopbackTcp(port)) {
     gnutls_certificate_allocate_credentials(&credentials_);
     gnutls_init(&session_, GNUTLS_CLIENT);
     gnutls_set_default_priority(session_);
@@ -216,7 +203,7 @@ TEST(TlsFrontTest, BadClientsAreDroppedAndOthersServed) {
   ASSERT_TRUE(front.ok()) << front.status();
   const TlsFrontStats& stats = (*front)->stats();
 
-  const int garbage = Connect((*front)->port());
+  const int garbage = ConnectLoopbackTcp((*front)->port());
   const std::string http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_EQ(write(garbage, http.data(), http.size()),
             static_cast<ssize_t>(http.size()));
@@ -224,11 +211,11 @@ TEST(TlsFrontTest, BadClientsAreDroppedAndOthersServed) {
   close(garbage);
 
   // Says nothing: dropped at the handshake timeout.
-  const int silent = Connect((*front)->port());
-  const int silent2 = Connect((*front)->port());
+  const int silent = ConnectLoopbackTcp((*front)->port());
+  const int silent2 = ConnectLoopbackTcp((*front)->port());
   EXPECT_TRUE(Eventually([&] { return stats.open.load() == 2; }));
   // Over the limit while both wait.
-  const int third = Connect((*front)->port());
+  const int third = ConnectLoopbackTcp((*front)->port());
   EXPECT_TRUE(Eventually([&] { return stats.refused.load() == 1; }));
   char byte = 0;
   EXPECT_EQ(read(third, &byte, 1), 0);  // closed at once

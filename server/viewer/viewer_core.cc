@@ -343,6 +343,8 @@ void ViewerCore::Prepare() {
 
   const gpu::FramePtr shown = shown_;
   mu_.Unlock();
+  // No search can start from the frame kept for one: it goes too.
+  if (shown != row_hashes_.frame) row_hashes_ = {};
 
   const bool refresh = !settled.empty();
   if (refresh) damage = std::move(settled);

@@ -157,7 +157,8 @@ class ViewerCore : public FrameListener,
   // Rounds run one at a time; atomic only to need no lock around the log.
   std::atomic<bool> encode_failing_{false};
   // The rounds' (one at a time): the last scroll search's new frame, its
-  // box and row hashes, which the next search from that frame reuses.
+  // box and row hashes, which the next search from that frame reuses; let
+  // go once the viewer shows another frame.
   struct RowHashes {
     gpu::FramePtr frame;
     gpu::PixelRect box;
