@@ -209,6 +209,9 @@ TEST(TlsFrontTest, BadClientsAreDroppedAndOthersServed) {
             static_cast<ssize_t>(http.size()));
   EXPECT_TRUE(Eventually([&] { return stats.failed_handshakes.load() == 1; }));
   close(garbage);
+  // The count of open connections drops once its thread has closed it,
+  // after the failure was counted.
+  ASSERT_TRUE(Eventually([&] { return stats.open.load() == 0; }));
 
   // Says nothing: dropped at the handshake timeout.
   const int silent = ConnectLoopbackTcp((*front)->port());
