@@ -11,7 +11,8 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
   return std::make_shared<ScrapeCollector>([scanouts]() {
     MetricSeries clients, connections, refused, updates, rects, bytes, keys,
         pointers, resizes, feed_connected, feed_updates, subscriptions,
-        forwarded, forwarded_bytes, lossless, overflows, forward_feeds;
+        forwarded, forwarded_bytes, lossless, overflows, forward_feeds,
+        refreshes;
     for (const MeteredScanout& s : scanouts) {
       const std::map<std::string, std::string> label = {
           {"scanout", std::to_string(s.scanout_id)}};
@@ -50,6 +51,7 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
       add(forwarded_bytes, static_cast<double>(stats.forwarded_bytes.load()));
       add(lossless, static_cast<double>(stats.lossless_rects.load()));
       add(overflows, static_cast<double>(stats.forward_overflows.load()));
+      add(refreshes, static_cast<double>(stats.lossless_refreshes.load()));
       add(forward_feeds, s.forward_feeds != nullptr
                              ? static_cast<double>(s.forward_feeds->active())
                              : 0);
@@ -101,6 +103,11 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
                       "Times a Tight JPEG client fell more than its budget "
                       "behind and got one lossless update instead.",
                       overflows),
+        CounterFamily("vgpu_vnc_lossless_refreshes_total",
+                      "Updates sent with JPEG off to VNC clients encoded "
+                      "here, repainting what they had as JPEG once it "
+                      "stayed still.",
+                      refreshes),
         GaugeFamily("vgpu_vnc_forward_feeds",
                     "The daemon's JPEG streams feeding Tight JPEG clients "
                     "now (one per quality setting in use).",

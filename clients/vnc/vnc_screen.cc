@@ -553,11 +553,11 @@ bool CopyShows(VncScreen::Impl* impl, const FrameId& needed) {
           impl->copy_frame.sequence >= needed.sequence);
 }
 
-// Gives back a client's held regions once the copy shows its frame. Under
-// the client's updateMutex.
-void ReleaseHeld(VncScreen::Impl* impl, rfbClientPtr client,
-                 ClientState* state) {
-  if (sraRgnEmpty(state->held) || !CopyShows(impl, state->needed)) return;
+// Gives back a client's held regions once the copy shows its frame
+// (`copy_shows`: CopyShows of its needed frame). Under the client's
+// updateMutex.
+void ReleaseHeld(rfbClientPtr client, ClientState* state, bool copy_shows) {
+  if (sraRgnEmpty(state->held) || !copy_shows) return;
   sraRgnOr(client->modifiedRegion, state->held);
   sraRgnMakeEmpty(state->held);
   TSIGNAL(client->updateCond);
@@ -582,12 +582,12 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
   bool any = false;
   LOCK(client->updateMutex);
   RestoreRequest(state, client);  // should AfterUpdate not have run
-  ReleaseHeld(impl, client, state);
+  // Whether the copy may be painted now (else what comes from it waits).
+  const bool copy_shows = CopyShows(impl, state->needed);
+  ReleaseHeld(client, state, copy_shows);
   if (!sraRgnEmpty(client->requestedRegion)) {
     taken.swap(state->queue);
     state->queued_bytes = 0;
-    // Whether the copy may be painted now (else what comes from it waits).
-    const bool copy_shows = CopyShows(impl, state->needed);
     for (const auto& update : taken) {
       if (update->width != width || update->height != height) continue;
       for (const ForwardedRect& rect : update->rects) {
@@ -755,6 +755,7 @@ void BeforeUpdate(rfbClientPtr client) {
   }
   UNLOCK(client->updateMutex);
   if (refresh) {
+    impl->stats.lossless_refreshes.fetch_add(1, std::memory_order_relaxed);
     state->refreshing = true;
     state->saved_quality = client->turboQualityLevel;
     state->saved_encodings =
@@ -779,9 +780,12 @@ void AfterUpdate(rfbClientPtr client, int) {
   UNLOCK(client->updateMutex);
   if (state->refreshing) {
     state->refreshing = false;
-    // Unless a SetEncodings came meanwhile (its level stands).
+    // Unless a SetEncodings came meanwhile: its level stands. The input
+    // thread counts one before it resets the level and sets the new one,
+    // so a level other than ours also means one came.
     if (rfbStatGetMessageCountRcvd(client, rfbSetEncodings) ==
-        state->saved_encodings)
+            state->saved_encodings &&
+        client->turboQualityLevel == -1)
       client->turboQualityLevel = state->saved_quality;
   }
   if (!state->wants_pointer) return;
@@ -1125,10 +1129,10 @@ void VncScreen::SetCopyFrame(uint64_t instance, uint64_t sequence) {
     impl_->copy_valid = true;
     impl_->copy_frame = {instance, sequence};
   }
-  ForEachClientLocked(impl_->screen,
-                      [this](rfbClientPtr client, ClientState* state) {
-                        ReleaseHeld(impl_.get(), client, state);
-                      });
+  ForEachClientLocked(
+      impl_->screen, [this](rfbClientPtr client, ClientState* state) {
+        ReleaseHeld(client, state, CopyShows(impl_.get(), state->needed));
+      });
 }
 
 absl::Status VncScreen::Update(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
@@ -1167,18 +1171,26 @@ absl::Status VncScreen::Copy(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
   sraRegionPtr region =
       sraRgnCreateRect(static_cast<int>(x), static_cast<int>(y),
                        static_cast<int>(x + w), static_cast<int>(y + h));
+  const int dx = static_cast<int>(x) - static_cast<int>(src_x);
+  const int dy = static_cast<int>(y) - static_cast<int>(src_y);
   rfbClientIteratorPtr clients = rfbGetClientIterator(impl_->screen);
   while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
-    const auto* state = static_cast<const ClientState*>(client->clientData);
+    auto* state = static_cast<ClientState*>(client->clientData);
     LOCK(client->updateMutex);
     const bool forwarding = state != nullptr && state->served;
+    // What it was sent with JPEG and the copy moves is JPEG where it lands
+    // too: refreshed once it settles there.
+    if (state != nullptr && !forwarding) {
+      sraRegionPtr lossy = sraRgnCreateRgn(state->sent_now);
+      sraRgnOr(lossy, state->sent_before);
+      sraRgnOffset(lossy, dx, dy);
+      sraRgnAnd(lossy, region);
+      sraRgnOr(state->sent_now, lossy);
+      sraRgnDestroy(lossy);
+    }
     UNLOCK(client->updateMutex);
     // A client turning to forwarding meanwhile repaints everything anyway.
-    if (!forwarding) {
-      ScheduleCopy(client, region,
-                   static_cast<int>(x) - static_cast<int>(src_x),
-                   static_cast<int>(y) - static_cast<int>(src_y));
-    }
+    if (!forwarding) ScheduleCopy(client, region, dx, dy);
   }
   rfbReleaseClientIterator(clients);
   sraRgnDestroy(region);

@@ -152,6 +152,9 @@ struct VncScreenStats {
   // waiting (it reads slower than the guest draws): its queue was dropped
   // for one lossless update of what changed.
   std::atomic<uint64_t> forward_overflows{0};
+  // Updates libvncserver sent with JPEG off to a Tight JPEG client it
+  // encodes for: what it had sent it as JPEG, once that stayed still.
+  std::atomic<uint64_t> lossless_refreshes{0};
 };
 
 // What was sent to a screen's clients, over its life: FramebufferUpdate

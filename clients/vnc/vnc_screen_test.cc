@@ -525,6 +525,38 @@ TEST(VncScreenRefreshTest, JpegRegionsComeAgainLosslesslyOnceStill) {
   EXPECT_TRUE(tight->Until([&] { return tight->Shows(photo, kW, kH); }));
 }
 
+// A copy of what a client was sent with JPEG is JPEG where it lands too,
+// and is refreshed there as well.
+TEST(VncScreenRefreshTest, CopiesOfJpegRegionsAreRefreshedToo) {
+  constexpr uint32_t kW = 160, kH = 96, kHalf = kH / 2;
+  auto screen = VncScreen::Create({}, kW, kH);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  const VncScreenStats& stats = (*screen)->stats();
+  auto tight = TestViewer::Connect({.port = (*screen)->port(),
+                                    .encodings = "copyrect tight",
+                                    .quality_level = 6});
+  ASSERT_NE(tight, nullptr);
+  // The first screen (all of it) has been refreshed: what is refreshed
+  // from here on was sent later.
+  ASSERT_TRUE(
+      tight->Until([&] { return stats.lossless_refreshes.load() >= 1; }));
+  const std::vector<uint32_t> photo = Noise(size_t{kW} * kHalf, 43);
+  ASSERT_TRUE((*screen)->Update(0, 0, kW, kHalf, Bytes(photo), kW * 4).ok());
+  // The top has come as JPEG (its refresh comes after 300 ms of stillness
+  // at the earliest) and moves to the bottom, which was not sent since.
+  ASSERT_TRUE(tight->Until([&] {
+    int lit = 0;
+    for (int y = 0; y < static_cast<int>(kHalf); y += 4)
+      for (int x = 0; x < static_cast<int>(kW); x += 4)
+        lit += tight->PixelAt(x, y) != 0;
+    return lit > static_cast<int>(kW * kHalf / 32);
+  }));
+  ASSERT_TRUE((*screen)->Copy(0, kHalf, kW, kHalf, 0, 0).ok());
+  std::vector<uint32_t> want = photo;
+  want.insert(want.end(), photo.begin(), photo.end());
+  EXPECT_TRUE(tight->Until([&] { return tight->Shows(want, kW, kH); }));
+}
+
 // The guest's pointer reaches clients that ask for PointerPos, clamped into
 // the screen, one update per move.
 TEST(VncScreenCursorTest, PointerPositionsReachClientsThatAskForThem) {
