@@ -16,6 +16,10 @@
 #              viewer's first update (the whole screen, JPEG 60)
 #   latency    the host writes "mark K" to the serial console, the guest
 #              fills a band; time until the viewer has it
+#   native_latency  the same, VNC measured by vnc_latency_probe (libvncclient,
+#              the same Tight q6 settings) instead of rfb_probe.py, whose
+#              Python pixel check per update delays the next one when the
+#              guest's band comes in several (gRPC: stream_probe again)
 # For each: updates per second, bytes per update (p50, p99), bytes per
 # second, server CPU per update (the daemon's process; QEMU's vnc_worker
 # thread only, its VNC work on the main loop is not separable), latency.
@@ -25,6 +29,8 @@
 # Usage: guest_bench.sh BUILD_DIR [CACHE_DIR]
 #   DAEMONS="label=/path/to/vgpu-displayd ..."  (default: BUILD_DIR's, "vgpu")
 #   SECONDS_PER=10  counting window per workload
+#   LATENCY_TRIES=40  markers timed per target and latency workload
+#   LATENCY_TRIES=40  marks timed per target in the latency workload
 #   QEMU_VNC=0      skip QEMU's VNC server
 #   VNC_BRIDGE=0    skip vgpu-vnc
 #   RESULTS=FILE    also write every result as a JSON line here
@@ -38,7 +44,8 @@ here="$bench/../e2e"
 shared="$(cd "$bench/../../.." && pwd)/shared"
 width=1280 height=800
 window="${SECONDS_PER:-10}"
-only="${WORKLOADS:-typing flood video10 video15 video30 still latency}"
+tries="${LATENCY_TRIES:-40}"
+only="${WORKLOADS:-typing flood video10 video15 video30 still latency native_latency}"
 daemons="${DAEMONS:-vgpu=$build/server/vgpu-displayd}"
 probe="$build/tests/bench/stream_probe"
 python=/usr/bin/python3
@@ -187,6 +194,7 @@ workloads() {
       video30) measure_idle video30 video 30 $((window + 3))
                measure video30 "$view" video 30 $((window + 3)) ;;
       latency) measure latency "$view" ;;
+      native_latency) measure native_latency "$view" ;;
       still) measure_still "$view" ;;
     esac
   done
@@ -203,12 +211,23 @@ cpu_of() {
   awk -v t="$total" -v h="$ticks" 'BEGIN { printf "%.3f", t / h }'
 }
 
+# The TCP port of VNC target "host:display" or "host::port".
+vnc_port_of() {
+  case "$1" in
+    *::*) echo "${1##*::}" ;;
+    *) echo $((5900 + ${1##*:})) ;;
+  esac
+}
+
 # A noVNC-like VNC viewer (Tight quality 6) of $vnc_target.
 vnc_view() {
   case "$1" in
     still) $python "$bench/rfb_first_update.py" "$shared/tools" "$vnc_target" 6 "$2" ;;
+    native_latency) "$build/tests/bench/vnc_latency_probe" --port="$(vnc_port_of "$vnc_target")" \
+      --trigger_path="$run/serial.sock" --region=0,0,$width,32 --tries="$tries" \
+      --gap_min_ms=300 --gap_max_ms=800 --json="$2" > /dev/null ;;
     latency) $python "$shared/tools/rfb_probe.py" latency "$vnc_target" --quality 6 \
-      --trigger-path "$run/serial.sock" --region 0,0,$width,32 --tries 20 \
+      --trigger-path "$run/serial.sock" --region 0,0,$width,32 --tries "$tries" \
       --gap-min-ms 300 --gap-max-ms 800 --json "$2" --quiet > /dev/null ;;
     *) $python "$shared/tools/rfb_probe.py" stats "$vnc_target" --quality 6 \
       --decode none --duration "$window" --warmup 1 --json "$2" --quiet > /dev/null ;;
@@ -253,8 +272,8 @@ for entry in $daemons; do
     case "$1" in
       still) "$probe" --server="unix:$run/grpc.sock" --mode=first --format=jpeg --quality=60 \
         --json="$2" > /dev/null ;;
-      latency) "$probe" --server="unix:$run/grpc.sock" --mode=latency --format=zstd \
-        --trigger_path="$run/serial.sock" --region=0,0,$width,32 --tries=20 \
+      latency | native_latency) "$probe" --server="unix:$run/grpc.sock" --mode=latency --format=zstd \
+        --trigger_path="$run/serial.sock" --region=0,0,$width,32 --tries="$tries" \
         --gap_min_ms=300 --gap_max_ms=800 --json="$2" > /dev/null ;;
       *) "$probe" --server="unix:$run/grpc.sock" --format=$format --quality=60 \
         --duration="${window}s" --warmup=1s --json="$2" \
@@ -321,7 +340,9 @@ lines = [("typing", "bytes_per_update_p50", "B/update p50"),
          ("still", "rects", "rects"),
          ("latency", "ms_p50", "trigger-to-pixel p50 ms"),
          ("latency", "ms_p99", "trigger-to-pixel p99 ms"),
-         ("latency", "flush_ms_p50", "flush-to-pixel p50 ms (daemon)")]
+         ("latency", "flush_ms_p50", "flush-to-pixel p50 ms (daemon)"),
+         ("native_latency", "ms_p50", "trigger-to-pixel p50 ms, native viewer"),
+         ("native_latency", "ms_p99", "trigger-to-pixel p99 ms, native viewer")]
 print("| workload | figure | " + " | ".join(targets) + " |")
 print("|---|---|" + "---|" * len(targets))
 for w, k, name in lines:

@@ -46,6 +46,7 @@
 #include "common/compact_update.h"
 #include "common/mutex.h"
 #include "device/gpu/frame.h"
+#include "tests/bench/trigger_latency.h"
 
 ABSL_FLAG(std::string, mode, "stats",
           "stats, latency, or first (the bytes of the first update: the whole "
@@ -64,14 +65,6 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
           "stats: how long to count.");
 ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(),
           "stats: time after the first update before counting.");
-ABSL_FLAG(std::string, trigger_path, "",
-          "latency: unix socket the trigger line is written to.");
-ABSL_FLAG(std::string, trigger_fmt, "mark {k}\\n",
-          "latency: line written per try; {i} = try, {k} = 1/2 alternating.");
-ABSL_FLAG(std::string, region, "", "latency: X,Y,W,H of the marker.");
-ABSL_FLAG(uint32_t, tries, 30, "latency: triggers.");
-ABSL_FLAG(uint32_t, gap_min_ms, 500, "latency: least idle time before one.");
-ABSL_FLAG(uint32_t, gap_max_ms, 2000, "latency: most idle time before one.");
 ABSL_FLAG(std::string, json, "", "Also write the result as JSON here.");
 ABSL_FLAG(std::string, dump, "",
           "stats: also write one line per message here (its bytes by field, "
@@ -80,6 +73,7 @@ ABSL_FLAG(std::string, dump, "",
 namespace {
 
 namespace pb = vgpu::display::v1;
+using vgpu::bench::Percentile;
 
 struct Update {
   absl::Time first, done;
@@ -90,13 +84,6 @@ struct Update {
   bool refresh = false;
   bool region_hit = false;
 };
-
-double Percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[static_cast<size_t>(p / 100 *
-                                    static_cast<double>(values.size() - 1))];
-}
 
 // Reads the stream on its own thread: applies every update to the model and
 // keeps a record of each.
@@ -315,131 +302,54 @@ int First(Receiver& receiver) {
   return 0;
 }
 
-// A connection to the trigger socket, kept for the whole run: QEMU's
-// socket chardev drops what the UART has not taken yet when a peer hangs up.
-absl::StatusOr<int> ConnectTrigger(const std::string& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(address.sun_path)) {
-    close(fd);
-    return absl::InvalidArgumentError("--trigger_path is too long");
-  }
-  std::memcpy(address.sun_path, path.c_str(), path.size());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
-      0) {
-    absl::Status status = absl::ErrnoToStatus(errno, path);
-    close(fd);
-    return status;
-  }
-  return fd;
-}
-
 int Latency(Receiver& receiver) {
-  std::vector<std::string> parts =
-      absl::StrSplit(absl::GetFlag(FLAGS_region), ',');
-  uint32_t v[4];
-  if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &v[0]) ||
-      !absl::SimpleAtoi(parts[1], &v[1]) ||
-      !absl::SimpleAtoi(parts[2], &v[2]) ||
-      !absl::SimpleAtoi(parts[3], &v[3]) || v[2] == 0 || v[3] == 0) {
+  const std::optional<vgpu::bench::Region> region =
+      vgpu::bench::RegionFromFlag();
+  if (!region) {
     std::fprintf(stderr, "stream_probe: --region needs X,Y,W,H\n");
     return 2;
   }
-  receiver.set_region({v[0], v[1], v[2], v[3]});
+  receiver.set_region({region->x, region->y, region->width, region->height});
   if (!receiver.WaitForUpdates(1, absl::Now() + absl::Seconds(20))) {
     std::fprintf(stderr, "stream_probe: no first update\n");
     return 6;
   }
-  absl::StatusOr<int> trigger =
-      ConnectTrigger(absl::GetFlag(FLAGS_trigger_path));
-  if (!trigger.ok()) {
+  size_t seen_count = 0;
+  vgpu::bench::LatencyViewer viewer = {
+      .idle = [](absl::Duration gap) { absl::SleepFor(gap); },
+      .sample =
+          [&] {
+            seen_count = receiver.update_count();
+            return receiver.RegionSample();
+          },
+      .wait = [&](const std::vector<uint8_t>& before,
+                  absl::Time deadline) -> std::optional<vgpu::bench::MarkSeen> {
+        while (receiver.WaitForUpdates(seen_count + 1, deadline)) {
+          std::vector<Update> all = receiver.updates();
+          for (; seen_count < all.size(); ++seen_count) {
+            const Update& update = all[seen_count];
+            if (!update.region_hit ||
+                !vgpu::bench::MostlyChanged(before, receiver.RegionSample()))
+              continue;
+            vgpu::bench::MarkSeen seen = {.first = update.first,
+                                          .done = update.done};
+            if (update.flush_time_ns > 0)
+              seen.flush = absl::FromUnixNanos(update.flush_time_ns);
+            return seen;
+          }
+        }
+        return std::nullopt;
+      }};
+  absl::StatusOr<vgpu::bench::TriggerLatencyResult> result =
+      vgpu::bench::MeasureTriggerLatency(
+          vgpu::bench::TriggerLatencyOptionsFromFlags(), viewer);
+  if (!result.ok()) {
     std::fprintf(stderr, "stream_probe: %s\n",
-                 std::string(trigger.status().message()).c_str());
+                 std::string(result.status().message()).c_str());
     return 1;
   }
-  std::mt19937 rng(1);
-  const uint32_t gap_min = absl::GetFlag(FLAGS_gap_min_ms);
-  const uint32_t gap_max = std::max(gap_min, absl::GetFlag(FLAGS_gap_max_ms));
-  // Also the daemon's part: from the flush that brought the marker to the
-  // update received (the guest's own delay before it flushes is not ours).
-  std::vector<double> done_ms, first_ms, flush_ms;
-  std::string each;
-  uint32_t missed = 0;
-  const uint32_t tries = absl::GetFlag(FLAGS_tries);
-  for (uint32_t i = 0; i < tries; ++i) {
-    absl::SleepFor(
-        absl::Milliseconds(gap_min + rng() % (gap_max - gap_min + 1)));
-    const std::vector<uint8_t> before = receiver.RegionSample();
-    std::string line = absl::StrReplaceAll(absl::GetFlag(FLAGS_trigger_fmt),
-                                           {{"{i}", absl::StrCat(i)},
-                                            {"{k}", absl::StrCat(1 + i % 2)},
-                                            {"\\n", "\n"}});
-    size_t seen_count = receiver.update_count();
-    const absl::Time t0 = absl::Now();
-    if (write(*trigger, line.data(), line.size()) !=
-        static_cast<ssize_t>(line.size())) {
-      std::fprintf(stderr, "stream_probe: writing the trigger: %s\n",
-                   std::strerror(errno));
-      close(*trigger);
-      return 1;
-    }
-    const absl::Time deadline = t0 + absl::Seconds(10);
-    bool seen = false;
-    while (!seen && receiver.WaitForUpdates(seen_count + 1, deadline)) {
-      std::vector<Update> all = receiver.updates();
-      for (; seen_count < all.size() && !seen; ++seen_count) {
-        if (!all[seen_count].region_hit) continue;
-        const std::vector<uint8_t> after = receiver.RegionSample();
-        size_t changed = 0;
-        for (size_t p = 0; p + 2 < after.size(); p += 3) {
-          int d = std::max({std::abs(after[p] - before[p]),
-                            std::abs(after[p + 1] - before[p + 1]),
-                            std::abs(after[p + 2] - before[p + 2])});
-          changed += d > 24;
-        }
-        if (changed * 2 >= after.size() / 3) {
-          seen = true;
-          done_ms.push_back(
-              absl::ToDoubleMilliseconds(all[seen_count].done - t0));
-          first_ms.push_back(
-              absl::ToDoubleMilliseconds(all[seen_count].first - t0));
-          if (all[seen_count].flush_time_ns > 0) {
-            flush_ms.push_back(absl::ToDoubleMilliseconds(
-                all[seen_count].done -
-                absl::FromUnixNanos(all[seen_count].flush_time_ns)));
-          }
-          absl::StrAppend(&each, each.empty() ? "" : ", ",
-                          absl::StrFormat("%.1f", done_ms.back()));
-        }
-      }
-    }
-    if (!seen) {
-      ++missed;
-      absl::StrAppend(&each, each.empty() ? "" : ", ", "null");
-    }
-  }
-  close(*trigger);
-  const double min =
-      done_ms.empty() ? 0 : *std::min_element(done_ms.begin(), done_ms.end());
-  const double max =
-      done_ms.empty() ? 0 : *std::max_element(done_ms.begin(), done_ms.end());
-  Emit(absl::StrFormat("latency: %d tries, %d missed; trigger->marker update "
-                       "p50 %.1f ms p99 %.1f ms (min %.1f, max %.1f); "
-                       "flush->update p50 %.1f ms p99 %.1f ms",
-                       tries, missed, Percentile(done_ms, 50),
-                       Percentile(done_ms, 99), min, max,
-                       Percentile(flush_ms, 50), Percentile(flush_ms, 99)),
-       absl::StrFormat("{\"tries\": %d, \"missed\": %d, \"ms_p50\": %.1f, "
-                       "\"ms_p99\": %.1f, \"ms_min\": %.1f, \"ms_max\": %.1f, "
-                       "\"first_byte_ms_p50\": %.1f, \"flush_ms_p50\": %.1f, "
-                       "\"flush_ms_p99\": %.1f, \"each_ms\": [%s]}",
-                       tries, missed, Percentile(done_ms, 50),
-                       Percentile(done_ms, 99), min, max,
-                       Percentile(first_ms, 50), Percentile(flush_ms, 50),
-                       Percentile(flush_ms, 99), each));
-  return missed == 0 ? 0 : 6;
+  Emit(vgpu::bench::LatencyLine(*result), vgpu::bench::LatencyJson(*result));
+  return result->missed == 0 ? 0 : 6;
 }
 
 }  // namespace
