@@ -12,6 +12,7 @@
 #include <sys/select.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -71,6 +72,10 @@ ABSL_FLAG(std::string, web_tls_cert, "",
           "PEM certificate chain; needs --web_tls_key.");
 ABSL_FLAG(std::string, web_tls_key, "",
           "The PEM private key of --web_tls_cert.");
+ABSL_FLAG(absl::Duration, idle_pause, absl::Seconds(5),
+          "With no VNC client of a scanout for this long, stop taking the "
+          "daemon's stream for it (the daemon then encodes nothing for the "
+          "bridge); the next client waits for a fresh first frame. 0: never.");
 ABSL_FLAG(bool, encode_once, true,
           "Send VNC clients that take Tight JPEG (noVNC, TigerVNC, TurboVNC) "
           "the daemon's JPEG as it is, one encoding shared by every client "
@@ -251,9 +256,16 @@ int Serve() {
   // Encode-once feeds: stopped before the screens go, destroyed after them
   // (a leaving client still reports to them).
   std::vector<std::unique_ptr<vgpu::vnc::ForwardFeeds>> forward_feeds;
+  // Each screen's copy feed, made after the screen; its clients are
+  // counted to it from then on (a feed outlives its screen).
+  std::vector<std::atomic<vgpu::vnc::ScanoutFeed*>> copy_feed_of(
+      scanouts->size());
   std::vector<std::unique_ptr<vgpu::vnc::VncScreen>> screens;
   for (size_t i = 0; i < scanouts->size(); ++i) {
     vgpu::vnc::VncScreenOptions screen_options = options;
+    screen_options.clients_changed = [feed = &copy_feed_of[i]](uint32_t) {
+      if (vgpu::vnc::ScanoutFeed* copy = feed->load()) copy->ClientsChanged();
+    };
     if (absl::GetFlag(FLAGS_encode_once)) {
       forward_feeds.push_back(std::make_unique<vgpu::vnc::ForwardFeeds>(
           connection->channel, (*scanouts)[i]));
@@ -328,8 +340,13 @@ int Serve() {
     // 1280x800, 10 frames/s, even with no VNC client.
     if (absl::StartsWith(connection->server, "unix:"))
       feed_options.copy_format = vgpu::display::v1::IMAGE_FORMAT_RAW_BGRX;
+    if (const absl::Duration pause = absl::GetFlag(FLAGS_idle_pause);
+        pause > absl::ZeroDuration()) {
+      feed_options.pause_after = pause;
+    }
     feeds.push_back(std::make_unique<vgpu::vnc::ScanoutFeed>(
         connection->channel, feed_options, screens[i].get()));
+    copy_feed_of[i] = feeds.back().get();
     feeds.back()->Start();
     if (!forward_feeds.empty()) forward_feeds[i]->Start(screens[i].get());
     const std::string host = !absl::StrContains(listen->host, ':')
@@ -377,8 +394,9 @@ int Serve() {
   console.reset();
   for (auto& feed : feeds) feed->Stop();
   for (auto& feed : forward_feeds) feed->Stop();
-  feeds.clear();
+  // Clients leaving meanwhile still report to the feeds.
   screens.clear();
+  feeds.clear();
   forward_feeds.clear();
   return 0;
 }

@@ -55,8 +55,11 @@ void ScanoutFeed::Start() {
   {
     MutexLock lock(&mu_);
     stopping_ = false;
+    idle_since_ = absl::Now();
   }
   thread_ = std::thread([this] { Run(); });
+  if (!options_.forward && options_.pause_after != absl::InfiniteDuration())
+    pauser_ = std::thread([this] { PauseWhenIdle(); });
 }
 
 void ScanoutFeed::Stop() {
@@ -66,14 +69,73 @@ void ScanoutFeed::Stop() {
     if (context_ != nullptr) context_->TryCancel();
     mu_.NotifyAll();
   }
+  if (pauser_.joinable()) pauser_.join();
   if (thread_.joinable()) thread_.join();
+}
+
+void ScanoutFeed::ClientsChanged() {
+  MutexLock lock(&mu_);
+  if (screen_->stats().clients.load() == 0) {
+    idle_since_ = absl::Now();
+  } else {
+    paused_ = false;
+  }
+  mu_.NotifyAll();
+}
+
+void ScanoutFeed::PauseWhenIdle() {
+  MutexLock lock(&mu_);
+  while (!stopping_) {
+    const absl::Time due = idle_since_ + options_.pause_after;
+    const bool idle = screen_->stats().clients.load() == 0;
+    if (idle && !paused_ && absl::Now() >= due) {
+      paused_ = true;
+      if (context_ != nullptr) {
+        context_->TryCancel();
+        cancelled_for_pause_ = true;
+      }
+      VGPU_LOG(INFO) << "scanout " << options_.scanout_id
+                     << ": no VNC client for " << options_.pause_after
+                     << "; the feed pauses";
+      continue;
+    }
+    // Woken by a client coming or going and by Stop, else at the due time.
+    mu_.WaitOnce(idle && !paused_ ? absl::ToChronoTime(due)
+                                  : std::chrono::system_clock::now() +
+                                        std::chrono::seconds(1));
+  }
 }
 
 void ScanoutFeed::Run() {
   absl::Duration backoff = options_.min_backoff;
   bool said_lost = false;
   while (true) {
-    if (Subscribe()) {
+    bool paused;
+    {
+      MutexLock lock(&mu_);
+      paused = paused_;
+    }
+    // Clients that come meanwhile wait for the next stream's first frame
+    // (only the copy's feed pauses).
+    if (paused) screen_->SetCopyCurrent(false);
+    {
+      MutexLock lock(&mu_);
+      mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return stopping_ || !paused_;
+      });
+      if (stopping_) return;
+    }
+    const bool started = Subscribe();
+    {
+      MutexLock lock(&mu_);
+      if (stopping_) return;
+      // Ended for a pause: no backoff, and the copy is marked above.
+      if (std::exchange(cancelled_for_pause_, false) || paused_) continue;
+    }
+    // The stream ended, or the daemon cannot be had after a pause: the
+    // last frame is better than nothing.
+    if (!options_.forward) screen_->SetCopyCurrent(true);
+    if (started) {
       backoff = options_.min_backoff;
       said_lost = false;
     }
@@ -97,7 +159,8 @@ bool ScanoutFeed::Subscribe() {
   grpc::ClientContext context;
   {
     MutexLock lock(&mu_);
-    if (stopping_) return false;
+    // Paused since Run looked: the pauser found no stream to end.
+    if (stopping_ || paused_) return false;
     context_ = &context;
   }
   auto stub = pb::Display::NewStub(channel_);
@@ -130,7 +193,12 @@ bool ScanoutFeed::Subscribe() {
   pb::StreamFramesResponse event;
   // Mirrors a mode onto the screen.
   auto set_mode = [&](const pb::Scanout& scanout) {
-    if (!HasPicture(scanout)) return true;
+    if (!HasPicture(scanout)) {
+      // No frame follows for a disabled scanout: after a pause, the last
+      // picture is what clients get.
+      if (!forward) screen_->SetCopyCurrent(true);
+      return true;
+    }
     if (forward) {
       mode_width_ = scanout.width();
       mode_height_ = scanout.height();

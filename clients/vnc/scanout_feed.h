@@ -46,6 +46,11 @@ struct ScanoutFeedOptions {
   // same machine, over its unix socket).
   vgpu::display::v1::ImageFormat copy_format =
       vgpu::display::v1::IMAGE_FORMAT_INDEXED;
+  // The copy's feed: with no client (ClientsChanged) for this long, it ends
+  // its stream (the daemon then encodes nothing for it) and marks the copy
+  // stale (VncScreen::SetCopyCurrent) until a client comes and a new
+  // stream's first frame is in. Infinite: never.
+  absl::Duration pause_after = absl::InfiniteDuration();
 };
 
 class ScanoutFeed {
@@ -59,8 +64,18 @@ class ScanoutFeed {
   // Cancels the stream and any backoff wait, and joins the thread.
   void Stop();
 
+  // The screen's clients changed (VncScreenOptions::clients_changed): the
+  // feed reads their number from the screen's stats. Any thread, never
+  // blocks. Resumes a paused feed.
+  void ClientsChanged();
+
   // A subscription is live (Started received and the stream open).
   bool connected() const { return connected_.load(); }
+  // Paused for want of clients (pause_after).
+  bool paused() const {
+    MutexLock lock(&mu_);
+    return paused_;
+  }
   uint64_t updates() const { return updates_.load(); }
   uint64_t subscriptions() const { return subscriptions_.load(); }
 
@@ -68,6 +83,8 @@ class ScanoutFeed {
   void Run();
   // One subscription, until the stream ends; false if it never started.
   bool Subscribe();
+  // Ends the stream once no client came for pause_after.
+  void PauseWhenIdle();
   // A forward feed's update, as the screen's forwarding clients get it.
   void ForwardUpdate(const display::v1::FrameUpdate& update);
 
@@ -75,10 +92,15 @@ class ScanoutFeed {
   const ScanoutFeedOptions options_;
   VncScreen* const screen_;
   std::thread thread_;
+  std::thread pauser_;  // PauseWhenIdle, with a finite pause_after
 
   mutable Mutex mu_;
   bool stopping_ VGPU_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ VGPU_GUARDED_BY(mu_) = nullptr;
+  absl::Time idle_since_ VGPU_GUARDED_BY(mu_);
+  bool paused_ VGPU_GUARDED_BY(mu_) = false;
+  // The stream was cancelled for a pause (Run marks the copy stale).
+  bool cancelled_for_pause_ VGPU_GUARDED_BY(mu_) = false;
 
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> updates_{0};

@@ -12,7 +12,7 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
     MetricSeries clients, connections, refused, updates, rects, bytes, keys,
         pointers, resizes, feed_connected, feed_updates, subscriptions,
         forwarded, forwarded_bytes, lossless, overflows, forward_feeds,
-        refreshes;
+        refreshes, feed_paused;
     for (const MeteredScanout& s : scanouts) {
       const std::map<std::string, std::string> label = {
           {"scanout", std::to_string(s.scanout_id)}};
@@ -42,6 +42,7 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
         bytes.push_back({with("encoding", encoding), double(totals.bytes)});
       }
       add(feed_connected, s.feed->connected() ? 1 : 0);
+      add(feed_paused, s.feed->paused() ? 1 : 0);
       add(feed_updates, static_cast<double>(s.feed->updates()));
       add(subscriptions, static_cast<double>(s.feed->subscriptions()));
       forwarded.push_back(
@@ -82,6 +83,10 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
         GaugeFamily("vgpu_vnc_feed_connected",
                     "1 while the daemon's stream feeds the scanout.",
                     feed_connected),
+        GaugeFamily("vgpu_vnc_feed_paused",
+                    "1 while the feed is paused: no VNC client of the "
+                    "scanout for --idle_pause (feed_connected is 0 then).",
+                    feed_paused),
         CounterFamily("vgpu_vnc_feed_updates_total",
                       "Updates received from the daemon.", feed_updates),
         CounterFamily("vgpu_vnc_feed_subscriptions_total",

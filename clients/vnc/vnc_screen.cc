@@ -50,6 +50,7 @@ struct VncScreen::Impl {
   VncInput* input = nullptr;
   std::function<bool(uint32_t, uint32_t)> resize;
   std::function<void(const std::set<ForwardProfile>&)> profiles_changed;
+  std::function<void(uint32_t)> clients_changed;
   // Forwarding clients per profile; profiles_changed is called under it.
   Mutex forward_mu;
   std::map<ForwardProfile, uint32_t> forwarding VGPU_GUARDED_BY(forward_mu);
@@ -60,6 +61,9 @@ struct VncScreen::Impl {
   Mutex copy_mu;
   bool copy_valid VGPU_GUARDED_BY(copy_mu) = true;
   FrameId copy_frame VGPU_GUARDED_BY(copy_mu);
+  // The copy's feed paused (SetCopyCurrent(false)) and no frame since: no
+  // client is sent anything from it.
+  bool copy_stale VGPU_GUARDED_BY(copy_mu) = false;
   // The screen's size, for the forward feeds' threads.
   std::atomic<uint32_t> mode_width{0};
   std::atomic<uint32_t> mode_height{0};
@@ -357,8 +361,10 @@ void ClientGone(rfbClientPtr client) {
     // after this (rfbClientConnectionGone).
     if (pthread_equal(client->client_thread, pthread_self()))
       impl->finished.push_back(pthread_self());
-    impl->stats.clients.fetch_sub(1, std::memory_order_relaxed);
+    const uint32_t left =
+        impl->stats.clients.fetch_sub(1, std::memory_order_relaxed) - 1;
     impl->gone_mu.NotifyAll();
+    if (impl->clients_changed) impl->clients_changed(left);
   }
   // libvncserver 0.9.14 never frees a client's extension records (not even
   // in rfbDisableExtension): ours goes here, with the allocator it came
@@ -490,6 +496,7 @@ enum rfbNewClientAction NewClient(rfbClientPtr client) {
   impl->stats.connections.fetch_add(1, std::memory_order_relaxed);
   client->clientData = new ClientState();
   client->clientFramebufferUpdateRequestHook = AfterUpdateInProgress;
+  if (impl->clients_changed) impl->clients_changed(clients + 1);
   return RFB_CLIENT_ACCEPT;
 }
 
@@ -547,10 +554,16 @@ void NeedFrame(ClientState* state, const ForwardedUpdate& update) {
 // that frame or a later one of the same daemon.
 bool CopyShows(VncScreen::Impl* impl, const FrameId& needed) {
   MutexLock lock(&impl->copy_mu);
-  if (!impl->copy_valid) return false;
+  if (!impl->copy_valid || impl->copy_stale) return false;
   return needed.instance == 0 ||
          (impl->copy_frame.instance == needed.instance &&
           impl->copy_frame.sequence >= needed.sequence);
+}
+
+// Whether the copy's feed paused and no frame came since.
+bool CopyStale(VncScreen::Impl* impl) {
+  MutexLock lock(&impl->copy_mu);
+  return impl->copy_stale;
 }
 
 // Gives back a client's held regions once the copy shows its frame
@@ -737,9 +750,29 @@ void BeforeUpdate(rfbClientPtr client) {
     ForwardToClient(impl, client, state);
     return;
   }
-  // libvncserver encodes this update: with JPEG where its Tight chooses to
-  // (what is sent is remembered for the refresh), or losslessly when the
-  // refresh asked for it.
+  // libvncserver encodes this update from the copy. A copy that does not
+  // follow the guest now (its feed paused while nobody watched) sends
+  // nothing: what is owed waits, and the request is put back after this
+  // update (libvncserver intersects it with a snapshot of the modified
+  // region taken before this hook).
+  // Under updateMutex: SetCopyFrame and SetCopyCurrent release held
+  // regions under it, after the copy stops being stale.
+  LOCK(client->updateMutex);
+  if (CopyStale(impl)) {
+    sraRgnOr(state->held, client->modifiedRegion);
+    sraRgnMakeEmpty(client->modifiedRegion);
+    sraRgnOr(state->held, client->copyRegion);
+    sraRgnMakeEmpty(client->copyRegion);
+    if (state->parked == nullptr) {
+      state->parked = sraRgnCreateRgn(client->requestedRegion);
+      sraRgnMakeEmpty(client->requestedRegion);
+    }
+    UNLOCK(client->updateMutex);
+    return;
+  }
+  UNLOCK(client->updateMutex);
+  // With JPEG where its Tight chooses to (what is sent is remembered for
+  // the refresh), or losslessly when the refresh asked for it.
   if (client->preferredEncoding != rfbEncodingTight ||
       client->turboQualityLevel == -1) {
     return;
@@ -978,6 +1011,7 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   impl->input = options.input;
   impl->resize = options.resize;
   impl->profiles_changed = options.profiles_changed;
+  impl->clients_changed = options.clients_changed;
   impl->pixels.assign(size_t{width} * height * 4, 0);
   impl->mode_width = width;
   impl->mode_height = height;
@@ -1126,11 +1160,27 @@ void VncScreen::SetCopyFrame(uint64_t instance, uint64_t sequence) {
   {
     MutexLock lock(&impl_->copy_mu);
     impl_->copy_valid = true;
+    impl_->copy_stale = false;
     impl_->copy_frame = {instance, sequence};
   }
   ForEachClientLocked(
       impl_->screen, [this](rfbClientPtr client, ClientState* state) {
         ReleaseHeld(client, state, CopyShows(impl_.get(), state->needed));
+      });
+}
+
+void VncScreen::SetCopyCurrent(bool current) {
+  {
+    MutexLock lock(&impl_->copy_mu);
+    impl_->copy_stale = !current;
+  }
+  if (!current) return;
+  // Clients libvncserver encodes for take the copy as it is (black after a
+  // SetMode, as ever); forwarding ones wait for their frames.
+  ForEachClientLocked(
+      impl_->screen, [this](rfbClientPtr client, ClientState* state) {
+        ReleaseHeld(client, state,
+                    !state->served || CopyShows(impl_.get(), state->needed));
       });
 }
 

@@ -132,6 +132,10 @@ struct VncScreenOptions {
   // forwards, libvncserver encodes for every client.
   std::function<void(const std::set<ForwardProfile>& profiles)>
       profiles_changed = nullptr;
+  // The number of clients, each time one is accepted or has gone (so the
+  // caller can pause what feeds the copy while nobody watches). Called on
+  // client threads; must not block.
+  std::function<void(uint32_t clients)> clients_changed = nullptr;
 };
 
 struct VncScreenStats {
@@ -195,6 +199,11 @@ class VncScreen {
   // after that frame's last Update or Copy). Forwarding clients' lossless
   // rects that waited for it go now.
   void SetCopyFrame(uint64_t instance, uint64_t sequence);
+  // Whether the copy follows the guest. Not (its feed paused while no
+  // client watched): no client is sent anything from it, and what they are
+  // owed waits, until SetCopyFrame or SetCopyCurrent(true) (say, the feed
+  // cannot be had again: the last frame is better than nothing).
+  void SetCopyCurrent(bool current);
   // B,G,R,X pixels for the rect at (x, y), rows `stride` bytes apart.
   // InvalidArgument outside the screen.
   absl::Status Update(uint32_t x, uint32_t y, uint32_t width, uint32_t height,

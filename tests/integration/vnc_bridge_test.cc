@@ -5,6 +5,7 @@
 // mode changes and the cursor shape, and survives the daemon going away.
 #include <unistd.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <set>
@@ -17,6 +18,8 @@
 #include "clients/vnc/scanout_feed.h"
 #include "clients/vnc/test_viewer.h"
 #include "clients/vnc/vnc_screen.h"
+#include "common/eventually.h"
+#include "common/notification.h"
 #include "device/gpu/test_frames.h"
 #include "server/frame_store.h"
 #include "server/grpc/display_service.h"
@@ -244,6 +247,85 @@ TEST_F(VncBridgeTest, ViewersStayThroughADaemonRestartAndGetTheNewScreen) {
   StartServer();
   EXPECT_TRUE(viewer->Until([&] { return viewer->Shows(after, 256, 160); }));
   EXPECT_EQ(feed_->subscriptions(), 2u);
+}
+
+// With no client for a while the copy's feed ends its stream. The next
+// client is shown the guest as it is by then, never the copy from before
+// the pause; with the daemon gone meanwhile, the last frame.
+TEST_F(VncBridgeTest, AFeedPausedWithoutClientsShowsTheNextOneTheGuestNow) {
+  // Destroyed in this order: the feed stopped, the screen (clients that
+  // leave meanwhile report to the feed), the feed.
+  std::atomic<ScanoutFeed*> feed_of_screen{nullptr};
+  std::unique_ptr<ScanoutFeed> feed_holder;
+  auto screen =
+      VncScreen::Create({.clients_changed =
+                             [&](uint32_t) {
+                               if (ScanoutFeed* feed = feed_of_screen.load())
+                                 feed->ClientsChanged();
+                             }},
+                        64, 64);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  struct StopFirst {
+    std::unique_ptr<ScanoutFeed>& feed;
+    ~StopFirst() {
+      if (feed != nullptr) feed->Stop();
+    }
+  } stop_first{feed_holder};
+  feed_holder = std::make_unique<ScanoutFeed>(
+      channel_, ScanoutFeedOptions{.pause_after = absl::Milliseconds(200)},
+      screen->get());
+  ScanoutFeed& feed = *feed_holder;
+  feed_of_screen = &feed;
+  const std::vector<uint32_t> first = ShowMode(320, 200, 6);
+  feed.Start();
+  auto connect = [&] {
+    return TestViewer::Connect(
+        {.port = (*screen)->port(), .encodings = "copyrect zrle"});
+  };
+  {
+    auto viewer = connect();
+    ASSERT_NE(viewer, nullptr);
+    ASSERT_TRUE(viewer->Until([&] { return viewer->Shows(first, 320, 200); }));
+  }
+  ASSERT_TRUE(Eventually([&] { return feed.paused() && !feed.connected(); }));
+  const std::vector<uint32_t> second = Picture(320, 200, 7);
+  store_.OnFrame(0, gpu::FrameOfPixels(second, 320, 200, ++sequence_),
+                 {{0, 0, 320, 200}});
+  // The daemon's workers are held, so the new stream's first frame waits:
+  // what the viewer gets meanwhile can only come from the old copy.
+  auto release = std::make_shared<Notification>();
+  struct Release {
+    Notification& release;
+    ~Release() {
+      if (!release.HasBeenNotified()) release.Notify();
+    }
+  } release_at_end{*release};
+  for (int i = 0; i < 2; ++i)
+    pool_.PostAt(absl::Now(), [release] { release->WaitForNotification(); });
+  auto viewer = connect();
+  ASSERT_NE(viewer, nullptr);
+  bool saw_stale = false;
+  const absl::Time window_end = absl::Now() + absl::Milliseconds(500);
+  viewer->Until([&] {
+    saw_stale |= viewer->Shows(first, 320, 200);
+    return absl::Now() >= window_end;
+  });
+  EXPECT_FALSE(saw_stale);
+  release->Notify();
+  EXPECT_TRUE(viewer->Until([&] {
+    saw_stale |= viewer->Shows(first, 320, 200);
+    return viewer->Shows(second, 320, 200);
+  }));
+  EXPECT_FALSE(saw_stale);
+  EXPECT_EQ(feed.subscriptions(), 2u);
+  viewer.reset();
+  // Paused again, and the daemon goes: a new client gets the last frame.
+  ASSERT_TRUE(Eventually([&] { return feed.paused(); }));
+  server_->Shutdown(std::chrono::system_clock::now());
+  server_.reset();
+  viewer = connect();
+  ASSERT_NE(viewer, nullptr);
+  EXPECT_TRUE(viewer->Until([&] { return viewer->Shows(second, 320, 200); }));
 }
 
 }  // namespace
