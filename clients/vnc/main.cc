@@ -263,7 +263,7 @@ int Serve() {
   std::vector<std::unique_ptr<vgpu::vnc::VncScreen>> screens;
   for (size_t i = 0; i < scanouts->size(); ++i) {
     vgpu::vnc::VncScreenOptions screen_options = options;
-    screen_options.clients_changed = [feed = &copy_feed_of[i]](uint32_t) {
+    screen_options.clients_changed = [feed = &copy_feed_of[i]] {
       if (vgpu::vnc::ScanoutFeed* copy = feed->load()) copy->ClientsChanged();
     };
     if (absl::GetFlag(FLAGS_encode_once)) {

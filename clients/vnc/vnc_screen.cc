@@ -50,7 +50,7 @@ struct VncScreen::Impl {
   VncInput* input = nullptr;
   std::function<bool(uint32_t, uint32_t)> resize;
   std::function<void(const std::set<ForwardProfile>&)> profiles_changed;
-  std::function<void(uint32_t)> clients_changed;
+  std::function<void()> clients_changed;
   // Forwarding clients per profile; profiles_changed is called under it.
   Mutex forward_mu;
   std::map<ForwardProfile, uint32_t> forwarding VGPU_GUARDED_BY(forward_mu);
@@ -194,10 +194,10 @@ struct ClientState {
   // count then (the output thread's).
   sraRegionPtr sent_now = sraRgnCreate();
   sraRegionPtr sent_before = sraRgnCreate();
-  // A forwarding client's update request, taken out while an update sends
-  // nothing (what it is owed waits for the copy; libvncserver would send
-  // its own snapshot of the region from the copy); AfterUpdate puts it
-  // back. Under updateMutex.
+  // A client's update request, taken out while an update sends nothing
+  // (what it is owed waits for the copy; libvncserver would send its own
+  // snapshot of the region from the copy); AfterUpdate puts it back. Under
+  // updateMutex.
   sraRegionPtr parked = nullptr;
   bool refresh_asked = false;
   bool refreshing = false;
@@ -361,10 +361,9 @@ void ClientGone(rfbClientPtr client) {
     // after this (rfbClientConnectionGone).
     if (pthread_equal(client->client_thread, pthread_self()))
       impl->finished.push_back(pthread_self());
-    const uint32_t left =
-        impl->stats.clients.fetch_sub(1, std::memory_order_relaxed) - 1;
+    impl->stats.clients.fetch_sub(1, std::memory_order_relaxed);
     impl->gone_mu.NotifyAll();
-    if (impl->clients_changed) impl->clients_changed(left);
+    if (impl->clients_changed) impl->clients_changed();
   }
   // libvncserver 0.9.14 never frees a client's extension records (not even
   // in rfbDisableExtension): ours goes here, with the allocator it came
@@ -496,7 +495,7 @@ enum rfbNewClientAction NewClient(rfbClientPtr client) {
   impl->stats.connections.fetch_add(1, std::memory_order_relaxed);
   client->clientData = new ClientState();
   client->clientFramebufferUpdateRequestHook = AfterUpdateInProgress;
-  if (impl->clients_changed) impl->clients_changed(clients + 1);
+  if (impl->clients_changed) impl->clients_changed();
   return RFB_CLIENT_ACCEPT;
 }
 
@@ -531,7 +530,16 @@ bool CanForward(rfbClientPtr client) {
          f.redMax == 255 && f.greenMax == 255 && f.blueMax == 255;
 }
 
-// Puts back a request ForwardToClient took out. Under updateMutex.
+// Takes a client's request out while an update sends nothing from the copy
+// (libvncserver would send its own snapshot of the region); AfterUpdate puts
+// it back. Under updateMutex.
+void ParkRequest(ClientState* state, rfbClientPtr client) {
+  if (state->parked != nullptr) return;
+  state->parked = sraRgnCreateRgn(client->requestedRegion);
+  sraRgnMakeEmpty(client->requestedRegion);
+}
+
+// Puts back a request ParkRequest took out. Under updateMutex.
 void RestoreRequest(ClientState* state, rfbClientPtr client) {
   if (state->parked == nullptr) return;
   sraRgnOr(client->requestedRegion, state->parked);
@@ -574,6 +582,18 @@ void ReleaseHeld(rfbClientPtr client, ClientState* state, bool copy_shows) {
   sraRgnOr(client->modifiedRegion, state->held);
   sraRgnMakeEmpty(state->held);
   TSIGNAL(client->updateCond);
+}
+
+// After the copy changed state: every client's held regions go where the
+// copy may be sent to it. Clients libvncserver encodes for take the copy
+// as it is (black after a SetMode, as ever); forwarding ones wait for
+// their frames.
+void ReleaseHeldWhereCopyShows(VncScreen::Impl* impl) {
+  ForEachClientLocked(
+      impl->screen, [impl](rfbClientPtr client, ClientState* state) {
+        ReleaseHeld(client, state,
+                    !state->served || CopyShows(impl, state->needed));
+      });
 }
 
 // Sends a forwarding client what waits for it, as one FramebufferUpdate,
@@ -632,9 +652,8 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
     if (any) {
       sraRgnMakeEmpty(client->requestedRegion);
       sraRgnMakeEmpty(client->copyRegion);
-    } else if (state->parked == nullptr) {
-      state->parked = sraRgnCreateRgn(client->requestedRegion);
-      sraRgnMakeEmpty(client->requestedRegion);
+    } else {
+      ParkRequest(state, client);
     }
   }
   UNLOCK(client->updateMutex);
@@ -763,10 +782,7 @@ void BeforeUpdate(rfbClientPtr client) {
     sraRgnMakeEmpty(client->modifiedRegion);
     sraRgnOr(state->held, client->copyRegion);
     sraRgnMakeEmpty(client->copyRegion);
-    if (state->parked == nullptr) {
-      state->parked = sraRgnCreateRgn(client->requestedRegion);
-      sraRgnMakeEmpty(client->requestedRegion);
-    }
+    ParkRequest(state, client);
     UNLOCK(client->updateMutex);
     return;
   }
@@ -1163,10 +1179,7 @@ void VncScreen::SetCopyFrame(uint64_t instance, uint64_t sequence) {
     impl_->copy_stale = false;
     impl_->copy_frame = {instance, sequence};
   }
-  ForEachClientLocked(
-      impl_->screen, [this](rfbClientPtr client, ClientState* state) {
-        ReleaseHeld(client, state, CopyShows(impl_.get(), state->needed));
-      });
+  ReleaseHeldWhereCopyShows(impl_.get());
 }
 
 void VncScreen::SetCopyCurrent(bool current) {
@@ -1174,14 +1187,7 @@ void VncScreen::SetCopyCurrent(bool current) {
     MutexLock lock(&impl_->copy_mu);
     impl_->copy_stale = !current;
   }
-  if (!current) return;
-  // Clients libvncserver encodes for take the copy as it is (black after a
-  // SetMode, as ever); forwarding ones wait for their frames.
-  ForEachClientLocked(
-      impl_->screen, [this](rfbClientPtr client, ClientState* state) {
-        ReleaseHeld(client, state,
-                    !state->served || CopyShows(impl_.get(), state->needed));
-      });
+  if (current) ReleaseHeldWhereCopyShows(impl_.get());
 }
 
 absl::Status VncScreen::Update(uint32_t x, uint32_t y, uint32_t w, uint32_t h,

@@ -132,10 +132,10 @@ struct VncScreenOptions {
   // forwards, libvncserver encodes for every client.
   std::function<void(const std::set<ForwardProfile>& profiles)>
       profiles_changed = nullptr;
-  // The number of clients, each time one is accepted or has gone (so the
-  // caller can pause what feeds the copy while nobody watches). Called on
-  // client threads; must not block.
-  std::function<void(uint32_t clients)> clients_changed = nullptr;
+  // Each time a client is accepted or has gone (stats().clients counts
+  // them already), so the caller can pause what feeds the copy while nobody
+  // watches. Called on client threads; must not block.
+  std::function<void()> clients_changed = nullptr;
 };
 
 struct VncScreenStats {

@@ -259,7 +259,7 @@ TEST_F(VncBridgeTest, AFeedPausedWithoutClientsShowsTheNextOneTheGuestNow) {
   std::unique_ptr<ScanoutFeed> feed_holder;
   auto screen =
       VncScreen::Create({.clients_changed =
-                             [&](uint32_t) {
+                             [&] {
                                if (ScanoutFeed* feed = feed_of_screen.load())
                                  feed->ClientsChanged();
                              }},
