@@ -266,6 +266,9 @@ int Serve() {
     screen_options.clients_changed = [feed = &copy_feed_of[i]] {
       if (vgpu::vnc::ScanoutFeed* copy = feed->load()) copy->ClientsChanged();
     };
+    screen_options.copy_wanted = [feed = &copy_feed_of[i]] {
+      if (vgpu::vnc::ScanoutFeed* copy = feed->load()) copy->CopyWanted();
+    };
     if (absl::GetFlag(FLAGS_encode_once)) {
       forward_feeds.push_back(std::make_unique<vgpu::vnc::ForwardFeeds>(
           connection->channel, (*scanouts)[i]));
@@ -344,6 +347,10 @@ int Serve() {
         pause > absl::ZeroDuration()) {
       feed_options.pause_after = pause;
     }
+    // With encode once, while every client forwards the daemon's JPEG the
+    // copy takes frames only when something needs it: on a 1280x800 video
+    // its raw frames were a third of the daemon's and the bridge's CPU.
+    feed_options.copy_on_demand = !forward_feeds.empty();
     feeds.push_back(std::make_unique<vgpu::vnc::ScanoutFeed>(
         connection->channel, feed_options, screens[i].get()));
     copy_feed_of[i] = feeds.back().get();

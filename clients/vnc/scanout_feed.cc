@@ -58,8 +58,10 @@ void ScanoutFeed::Start() {
     idle_since_ = absl::Now();
   }
   thread_ = std::thread([this] { Run(); });
-  if (!options_.forward && options_.pause_after != absl::InfiniteDuration())
-    pauser_ = std::thread([this] { PauseWhenIdle(); });
+  if (!options_.forward && (options_.pause_after != absl::InfiniteDuration() ||
+                            options_.copy_on_demand)) {
+    supervisor_ = std::thread([this] { Supervise(); });
+  }
 }
 
 void ScanoutFeed::Stop() {
@@ -69,7 +71,7 @@ void ScanoutFeed::Stop() {
     if (context_ != nullptr) context_->TryCancel();
     mu_.NotifyAll();
   }
-  if (pauser_.joinable()) pauser_.join();
+  if (supervisor_.joinable()) supervisor_.join();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -80,29 +82,77 @@ void ScanoutFeed::ClientsChanged() {
   } else {
     paused_ = false;
   }
+  wanted_ = true;  // a new client's first screen comes from the copy
   mu_.NotifyAll();
 }
 
-void ScanoutFeed::PauseWhenIdle() {
+void ScanoutFeed::CopyWanted() {
   MutexLock lock(&mu_);
-  while (!stopping_) {
-    const absl::Time due = idle_since_ + options_.pause_after;
-    const bool idle = screen_->stats().clients.load() == 0;
-    if (idle && !paused_ && absl::Now() >= due) {
-      paused_ = true;
-      if (context_ != nullptr) {
-        context_->TryCancel();
-        cancelled_for_pause_ = true;
+  wanted_ = true;
+  wanted_at_ = absl::Now();
+  if (withheld_ != 0) mu_.NotifyAll();
+}
+
+void ScanoutFeed::WriteAck(uint64_t update_id) {
+  pb::StreamFramesRequest ack;
+  ack.mutable_ack()->set_update_id(update_id);
+  MutexLock lock(&write_mu_);
+  if (writer_ != nullptr) writer_->Write(ack);
+}
+
+void ScanoutFeed::Acknowledge(uint64_t update_id) {
+  if (options_.forward || !options_.copy_on_demand) {
+    WriteAck(update_id);
+    return;
+  }
+  // Asked before the lock: a client that comes to wait after this asks
+  // through CopyWanted, which then finds the acknowledgement held back.
+  const bool screen_wants = screen_->CopyWanted();
+  bool hold = false;
+  {
+    MutexLock lock(&mu_);
+    hold = !screen_wants && !std::exchange(wanted_, false) &&
+           absl::Now() - wanted_at_ >= options_.follow_after_wanted;
+    withheld_ = hold ? update_id : 0;
+  }
+  if (!hold) WriteAck(update_id);
+  if (hold != lagging_.load()) {
+    lagging_ = hold;
+    screen_->SetCopyLagging(hold);
+  }
+}
+
+void ScanoutFeed::Supervise() {
+  const bool pauses = options_.pause_after != absl::InfiniteDuration();
+  while (true) {
+    uint64_t ack = 0;
+    {
+      MutexLock lock(&mu_);
+      if (stopping_) return;
+      const absl::Time due = idle_since_ + options_.pause_after;
+      const bool idle = pauses && screen_->stats().clients.load() == 0;
+      if (wanted_ && withheld_ != 0) {
+        ack = std::exchange(withheld_, 0);
+        wanted_ = false;
+      } else if (idle && !paused_ && absl::Now() >= due) {
+        paused_ = true;
+        if (context_ != nullptr) {
+          context_->TryCancel();
+          cancelled_for_pause_ = true;
+        }
+        VGPU_LOG(INFO) << "scanout " << options_.scanout_id
+                       << ": no VNC client for " << options_.pause_after
+                       << "; the feed pauses";
+      } else {
+        // Woken by a client coming or going, the copy wanted and Stop,
+        // else at the due time.
+        mu_.WaitOnce(idle && !paused_ ? absl::ToChronoTime(due)
+                                      : std::chrono::system_clock::now() +
+                                            std::chrono::seconds(1));
       }
-      VGPU_LOG(INFO) << "scanout " << options_.scanout_id
-                     << ": no VNC client for " << options_.pause_after
-                     << "; the feed pauses";
-      continue;
     }
-    // Woken by a client coming or going and by Stop, else at the due time.
-    mu_.WaitOnce(idle && !paused_ ? absl::ToChronoTime(due)
-                                  : std::chrono::system_clock::now() +
-                                        std::chrono::seconds(1));
+    // Not under mu_: a Write may wait for the transport.
+    if (ack != 0) WriteAck(ack);
   }
 }
 
@@ -215,11 +265,14 @@ bool ScanoutFeed::Subscribe() {
   auto acknowledge = [&](const pb::FrameUpdate& update) {
     if (!update.end_of_update()) return;
     updates_.fetch_add(1);
-    pb::StreamFramesRequest ack;
-    ack.mutable_ack()->set_update_id(update.update_id());
-    stream->Write(ack);
+    Acknowledge(update.update_id());
   };
-  if (stream->Write(subscribe)) {
+  const bool subscribed = stream->Write(subscribe);
+  if (subscribed) {
+    MutexLock lock(&write_mu_);
+    writer_ = stream.get();
+  }
+  if (subscribed) {
     while (!failed && stream->Read(&event)) {
       switch (event.event_case()) {
         case pb::StreamFramesResponse::kStarted:
@@ -328,6 +381,17 @@ bool ScanoutFeed::Subscribe() {
     }
   }
   if (failed) context.TryCancel();
+  {
+    MutexLock lock(&write_mu_);
+    writer_ = nullptr;
+  }
+  {
+    MutexLock lock(&mu_);
+    withheld_ = 0;
+    wanted_ = false;
+  }
+  // The copy keeps what it has; the next stream starts with a whole frame.
+  if (lagging_.exchange(false)) screen_->SetCopyLagging(false);
   grpc::Status status = stream->Finish();
   connected_ = false;
   if (forward && started) screen_->SetForwardLive(*options_.forward, false);

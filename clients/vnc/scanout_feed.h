@@ -51,6 +51,18 @@ struct ScanoutFeedOptions {
   // stale (VncScreen::SetCopyCurrent) until a client comes and a new
   // stream's first frame is in. Infinite: never.
   absl::Duration pause_after = absl::InfiniteDuration();
+  // The copy's feed: while the screen does not want the copy to follow the
+  // guest (VncScreen::CopyWanted: every client forwards and none waits for
+  // the copy), the acknowledgement of the last update is held back, so the
+  // daemon only gathers damage and sends the copy nothing (for a video,
+  // what the forwarded JPEG already brings every client), and the screen
+  // is told (SetCopyLagging). A client that needs the copy asks for it
+  // (CopyWanted() below): the acknowledgement goes, the daemon's next
+  // update brings the copy up to date, and the copy follows the guest for
+  // `follow_after_wanted` from then on (text typed in a burst waits for no
+  // round trip).
+  bool copy_on_demand = false;
+  absl::Duration follow_after_wanted = absl::Seconds(1);
 };
 
 class ScanoutFeed {
@@ -66,8 +78,13 @@ class ScanoutFeed {
 
   // The screen's clients changed (VncScreenOptions::clients_changed): the
   // feed reads their number from the screen's stats. Any thread, never
-  // blocks. Resumes a paused feed.
+  // blocks. Resumes a paused feed; a lagging copy (copy_on_demand) takes
+  // the next frame.
   void ClientsChanged();
+  // The screen's copy is wanted now (VncScreenOptions::copy_wanted): with
+  // copy_on_demand, the held-back acknowledgement goes. Any thread, never
+  // blocks (the feed's supervising thread sends it).
+  void CopyWanted();
 
   // A subscription is live (Started received and the stream open).
   bool connected() const { return connected_.load(); }
@@ -76,6 +93,9 @@ class ScanoutFeed {
     MutexLock lock(&mu_);
     return paused_;
   }
+  // copy_on_demand: the copy takes the daemon's frames only when asked
+  // (every client forwards; VncScreen::SetCopyLagging).
+  bool copy_lagging() const { return lagging_.load(); }
   uint64_t updates() const { return updates_.load(); }
   uint64_t subscriptions() const { return subscriptions_.load(); }
 
@@ -83,8 +103,14 @@ class ScanoutFeed {
   void Run();
   // One subscription, until the stream ends; false if it never started.
   bool Subscribe();
-  // Ends the stream once no client came for pause_after.
-  void PauseWhenIdle();
+  // The supervising thread: ends the stream once no client came for
+  // pause_after; sends a held-back acknowledgement once the copy is wanted.
+  void Supervise();
+  // Acknowledges a finished update, or with copy_on_demand holds that
+  // back while the copy is not wanted. The feed thread's.
+  void Acknowledge(uint64_t update_id);
+  // Writes an Ack on the live stream, if any.
+  void WriteAck(uint64_t update_id);
   // A forward feed's update, as the screen's forwarding clients get it.
   void ForwardUpdate(const display::v1::FrameUpdate& update);
 
@@ -92,7 +118,8 @@ class ScanoutFeed {
   const ScanoutFeedOptions options_;
   VncScreen* const screen_;
   std::thread thread_;
-  std::thread pauser_;  // PauseWhenIdle, with a finite pause_after
+  // Supervise: for the copy's feed, if it pauses or follows on demand.
+  std::thread supervisor_;
 
   mutable Mutex mu_;
   bool stopping_ VGPU_GUARDED_BY(mu_) = false;
@@ -101,6 +128,20 @@ class ScanoutFeed {
   bool paused_ VGPU_GUARDED_BY(mu_) = false;
   // The stream was cancelled for a pause (Run marks the copy stale).
   bool cancelled_for_pause_ VGPU_GUARDED_BY(mu_) = false;
+  // copy_on_demand: the update whose acknowledgement is held back (0:
+  // none), whether the copy was wanted since the last acknowledgement, and
+  // when last.
+  uint64_t withheld_ VGPU_GUARDED_BY(mu_) = 0;
+  bool wanted_ VGPU_GUARDED_BY(mu_) = false;
+  absl::Time wanted_at_ VGPU_GUARDED_BY(mu_) = absl::InfinitePast();
+  // The stream's writer; Writes happen under write_mu_ (the feed thread's
+  // and the supervisor's), and it is cleared before the stream finishes.
+  Mutex write_mu_;
+  grpc::ClientReaderWriter<display::v1::StreamFramesRequest,
+                           display::v1::StreamFramesResponse>* writer_
+      VGPU_GUARDED_BY(write_mu_) = nullptr;
+  // Told the screen; written by the feed thread only.
+  std::atomic<bool> lagging_{false};
 
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> updates_{0};

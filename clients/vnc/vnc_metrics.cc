@@ -12,7 +12,7 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
     MetricSeries clients, connections, refused, updates, rects, bytes, keys,
         pointers, resizes, feed_connected, feed_updates, subscriptions,
         forwarded, forwarded_bytes, lossless, overflows, forward_feeds,
-        refreshes, feed_paused;
+        refreshes, feed_paused, copy_lagging;
     for (const MeteredScanout& s : scanouts) {
       const std::map<std::string, std::string> label = {
           {"scanout", std::to_string(s.scanout_id)}};
@@ -43,6 +43,7 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
       }
       add(feed_connected, s.feed->connected() ? 1 : 0);
       add(feed_paused, s.feed->paused() ? 1 : 0);
+      add(copy_lagging, s.feed->copy_lagging() ? 1 : 0);
       add(feed_updates, static_cast<double>(s.feed->updates()));
       add(subscriptions, static_cast<double>(s.feed->subscriptions()));
       forwarded.push_back(
@@ -87,6 +88,11 @@ std::shared_ptr<ScrapeCollector> MakeVncCollector(
                     "1 while the feed is paused: no VNC client of the "
                     "scanout for --idle_pause (feed_connected is 0 then).",
                     feed_paused),
+        GaugeFamily("vgpu_vnc_copy_lagging",
+                    "1 while the bridge's copy of the scanout takes the "
+                    "daemon's frames only when something needs it: every "
+                    "client forwards the daemon's JPEG.",
+                    copy_lagging),
         CounterFamily("vgpu_vnc_feed_updates_total",
                       "Updates received from the daemon.", feed_updates),
         CounterFamily("vgpu_vnc_feed_subscriptions_total",

@@ -51,6 +51,7 @@ struct VncScreen::Impl {
   std::function<bool(uint32_t, uint32_t)> resize;
   std::function<void(const std::set<ForwardProfile>&)> profiles_changed;
   std::function<void()> clients_changed;
+  std::function<void()> copy_wanted;
   // Forwarding clients per profile; profiles_changed is called under it.
   Mutex forward_mu;
   std::map<ForwardProfile, uint32_t> forwarding VGPU_GUARDED_BY(forward_mu);
@@ -64,6 +65,11 @@ struct VncScreen::Impl {
   // The copy's feed paused (SetCopyCurrent(false)) and no frame since: no
   // client is sent anything from it.
   bool copy_stale VGPU_GUARDED_BY(copy_mu) = false;
+  // The copy's feed takes frames only when asked (SetCopyLagging), and the
+  // newest frame forwarded on any profile (Forward): the copy is behind
+  // while it shows an older one.
+  bool copy_lagging VGPU_GUARDED_BY(copy_mu) = false;
+  FrameId newest_forwarded VGPU_GUARDED_BY(copy_mu);
   // The screen's size, for the forward feeds' threads.
   std::atomic<uint32_t> mode_width{0};
   std::atomic<uint32_t> mode_height{0};
@@ -319,6 +325,13 @@ void SetServed(rfbClientPtr client, ClientState* state, bool served,
   state->queue.clear();
   state->queued_bytes = 0;
   state->needed = {};
+  if (served && repaint) {
+    // Its first picture comes from the copy: not before the copy shows
+    // what the streams have forwarded (the copy may lag, SetCopyLagging).
+    VncScreen::Impl* impl = ImplOf(client);
+    MutexLock lock(&impl->copy_mu);
+    state->needed = impl->newest_forwarded;
+  }
   sraRgnMakeEmpty(state->held);
   sraRgnMakeEmpty(state->sent_now);
   sraRgnMakeEmpty(state->sent_before);
@@ -568,10 +581,22 @@ bool CopyShows(VncScreen::Impl* impl, const FrameId& needed) {
           impl->copy_frame.sequence >= needed.sequence);
 }
 
-// Whether the copy's feed paused and no frame came since.
-bool CopyStale(VncScreen::Impl* impl) {
+// Whether clients libvncserver encodes for wait before anything is sent
+// them from the copy: its feed paused and no frame came since, or its feed
+// lags and a newer frame was forwarded (the copy may be far behind).
+bool CopyHeldBack(VncScreen::Impl* impl) {
   MutexLock lock(&impl->copy_mu);
-  return impl->copy_stale;
+  if (impl->copy_stale) return true;
+  const FrameId& newest = impl->newest_forwarded;
+  return impl->copy_lagging && newest.instance != 0 &&
+         (impl->copy_frame.instance != newest.instance ||
+          impl->copy_frame.sequence < newest.sequence);
+}
+
+// Asks for the copy to catch up (VncScreenOptions::copy_wanted). No client
+// lock may be held: the feed looks at the clients.
+void WantCopy(VncScreen::Impl* impl) {
+  if (impl->copy_wanted) impl->copy_wanted();
 }
 
 // Gives back a client's held regions once the copy shows its frame
@@ -592,7 +617,8 @@ void ReleaseHeldWhereCopyShows(VncScreen::Impl* impl) {
   ForEachClientLocked(
       impl->screen, [impl](rfbClientPtr client, ClientState* state) {
         ReleaseHeld(client, state,
-                    !state->served || CopyShows(impl, state->needed));
+                    state->served ? CopyShows(impl, state->needed)
+                                  : !CopyHeldBack(impl));
       });
 }
 
@@ -613,6 +639,7 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
   sraRegionPtr covered = sraRgnCreate();
   sraRegionPtr lossless = nullptr;
   bool any = false;
+  bool waits = false;  // for the copy
   LOCK(client->updateMutex);
   RestoreRequest(state, client);  // should AfterUpdate not have run
   // Whether the copy may be painted now (else what comes from it waits).
@@ -649,6 +676,7 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
       sraRgnMakeEmpty(lossless);
     }
     any = !plan.empty() || !sraRgnEmpty(lossless);
+    waits = !copy_shows && !sraRgnEmpty(state->held);
     if (any) {
       sraRgnMakeEmpty(client->requestedRegion);
       sraRgnMakeEmpty(client->copyRegion);
@@ -658,6 +686,7 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
   }
   UNLOCK(client->updateMutex);
   sraRgnDestroy(covered);
+  if (waits) WantCopy(impl);
   if (any) {
     ForwardWriteCounts counts;
     // A failed write has closed the client already; anything else left a
@@ -770,20 +799,20 @@ void BeforeUpdate(rfbClientPtr client) {
     return;
   }
   // libvncserver encodes this update from the copy. A copy that does not
-  // follow the guest now (its feed paused while nobody watched) sends
-  // nothing: what is owed waits, and the request is put back after this
-  // update (libvncserver intersects it with a snapshot of the modified
-  // region taken before this hook).
-  // Under updateMutex: SetCopyFrame and SetCopyCurrent release held
-  // regions under it, after the copy stops being stale.
+  // follow the guest now (CopyHeldBack) sends nothing: what is owed waits,
+  // and the request is put back after this update (libvncserver intersects
+  // it with a snapshot of the modified region taken before this hook).
+  // Under updateMutex: SetCopyFrame, SetCopyCurrent and SetCopyLagging
+  // release held regions under it, after the copy is no longer held back.
   LOCK(client->updateMutex);
-  if (CopyStale(impl)) {
+  if (CopyHeldBack(impl)) {
     sraRgnOr(state->held, client->modifiedRegion);
     sraRgnMakeEmpty(client->modifiedRegion);
     sraRgnOr(state->held, client->copyRegion);
     sraRgnMakeEmpty(client->copyRegion);
     ParkRequest(state, client);
     UNLOCK(client->updateMutex);
+    WantCopy(impl);
     return;
   }
   UNLOCK(client->updateMutex);
@@ -1028,6 +1057,7 @@ absl::StatusOr<std::unique_ptr<VncScreen>> VncScreen::Create(
   impl->resize = options.resize;
   impl->profiles_changed = options.profiles_changed;
   impl->clients_changed = options.clients_changed;
+  impl->copy_wanted = options.copy_wanted;
   impl->pixels.assign(size_t{width} * height * 4, 0);
   impl->mode_width = width;
   impl->mode_height = height;
@@ -1190,6 +1220,25 @@ void VncScreen::SetCopyCurrent(bool current) {
   if (current) ReleaseHeldWhereCopyShows(impl_.get());
 }
 
+bool VncScreen::CopyWanted() const {
+  if (impl_->stats.clients.load() == 0) return true;
+  bool wanted = false;
+  ForEachClientLocked(impl_->screen,
+                      [&wanted](rfbClientPtr, ClientState* state) {
+                        wanted |= !state->served || !sraRgnEmpty(state->held);
+                      });
+  return wanted;
+}
+
+void VncScreen::SetCopyLagging(bool lagging) {
+  {
+    MutexLock lock(&impl_->copy_mu);
+    if (impl_->copy_lagging == lagging) return;
+    impl_->copy_lagging = lagging;
+  }
+  if (!lagging) ReleaseHeldWhereCopyShows(impl_.get());
+}
+
 absl::Status VncScreen::Update(uint32_t x, uint32_t y, uint32_t w, uint32_t h,
                                const uint8_t* pixels, size_t stride) {
   if (!Inside(x, y, w, h, width(), height()))
@@ -1259,6 +1308,15 @@ void VncScreen::Forward(const ForwardProfile& profile,
   constexpr size_t kQueueBudget = size_t{8} << 20;
   // Made for another mode than the screen's (the streams change modes at
   // their own moments): the mode change repaints every client anyway.
+  if (update->instance != 0) {
+    MutexLock lock(&impl_->copy_mu);
+    FrameId& newest = impl_->newest_forwarded;
+    if (newest.instance != update->instance) {
+      newest = {update->instance, update->sequence};  // the daemon restarted
+    } else {
+      newest.sequence = std::max(newest.sequence, update->sequence);
+    }
+  }
   const uint32_t width = impl_->mode_width.load();
   const uint32_t height = impl_->mode_height.load();
   if (update->width != width || update->height != height) {

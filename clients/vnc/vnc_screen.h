@@ -136,6 +136,10 @@ struct VncScreenOptions {
   // them already), so the caller can pause what feeds the copy while nobody
   // watches. Called on client threads; must not block.
   std::function<void()> clients_changed = nullptr;
+  // A client waits for the copy (its feed lags, SetCopyLagging): the
+  // caller's feed should take the daemon's next frame now. Called on client
+  // threads; must not block.
+  std::function<void()> copy_wanted = nullptr;
 };
 
 struct VncScreenStats {
@@ -204,6 +208,20 @@ class VncScreen {
   // owed waits, until SetCopyFrame or SetCopyCurrent(true) (say, the feed
   // cannot be had again: the last frame is better than nothing).
   void SetCopyCurrent(bool current);
+  // Whether the copy must follow the guest now: a client is encoded from it
+  // (libvncserver's encoders), or waits for it, or no client is connected
+  // (the next one's first screen comes from it). While not, the copy's
+  // feed may take the daemon's frames only when asked (copy_wanted) and
+  // say so with SetCopyLagging(true): forwarding clients need the copy only
+  // for what the daemon did not send as JPEG or fill. Any thread.
+  bool CopyWanted() const;
+  // The copy's feed takes frames only when asked (true), or again as they
+  // come (false). While it lags and a forwarded frame is newer than the
+  // copy, clients libvncserver encodes for are sent nothing from it (what
+  // they are owed waits) and copy_wanted is called; forwarding clients
+  // wait for their frames as ever, and a client that starts forwarding
+  // waits for the newest frame forwarded. Any thread.
+  void SetCopyLagging(bool lagging);
   // B,G,R,X pixels for the rect at (x, y), rows `stride` bytes apart.
   // InvalidArgument outside the screen.
   absl::Status Update(uint32_t x, uint32_t y, uint32_t width, uint32_t height,

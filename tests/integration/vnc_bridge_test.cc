@@ -63,6 +63,8 @@ class VncBridgeTest : public ::testing::Test {
                                           screen_.get());
   }
   void TearDown() override {
+    for (auto& release : held_)
+      if (!release->HasBeenNotified()) release->Notify();
     feed_.reset();
     screen_.reset();
     if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
@@ -92,6 +94,38 @@ class VncBridgeTest : public ::testing::Test {
                                 .quality_level = quality});
   }
 
+  // A viewer that came with the daemon's workers held (HoldWorkers), so
+  // nothing new from the daemon reached the bridge yet: watched for 300
+  // ms, then the workers go on, until it shows `want`: "shown"; "stale"
+  // when it showed something `stale` says is old meanwhile, "never" when
+  // it did not get there.
+  std::string FirstPictureAfterHold(TestViewer& viewer, Notification& held,
+                                    const std::vector<uint32_t>& want,
+                                    int width, int height,
+                                    const std::function<bool()>& stale) {
+    bool saw_stale = false;
+    const absl::Time window_end = absl::Now() + absl::Milliseconds(300);
+    viewer.Until([&] {
+      saw_stale |= stale();
+      return absl::Now() >= window_end;
+    });
+    held.Notify();
+    const bool shown = viewer.Until([&] {
+      saw_stale |= stale();
+      return viewer.Shows(want, width, height);
+    });
+    return saw_stale ? "stale" : shown ? "shown" : "never";
+  }
+  // Holds the daemon's workers (both of pool_'s) until the notification,
+  // or the end of the test: no stream sends anything meanwhile.
+  std::shared_ptr<Notification> HoldWorkers() {
+    auto release = std::make_shared<Notification>();
+    held_.push_back(release);
+    for (int i = 0; i < 2; ++i)
+      pool_.PostAt(absl::Now(), [release] { release->WaitForNotification(); });
+    return release;
+  }
+
   std::string address_;
   server::FrameStore store_;
   server::WorkerPool pool_{2};
@@ -101,6 +135,8 @@ class VncBridgeTest : public ::testing::Test {
   std::unique_ptr<VncScreen> screen_;
   std::unique_ptr<ScanoutFeed> feed_;
   uint64_t sequence_ = 0;
+  // HoldWorkers's, released when the test ends, whatever happened.
+  std::vector<std::shared_ptr<Notification>> held_;
 };
 
 struct EncodingCase {
@@ -293,30 +329,13 @@ TEST_F(VncBridgeTest, AFeedPausedWithoutClientsShowsTheNextOneTheGuestNow) {
                  {{0, 0, 320, 200}});
   // The daemon's workers are held, so the new stream's first frame waits:
   // what the viewer gets meanwhile can only come from the old copy.
-  auto release = std::make_shared<Notification>();
-  struct Release {
-    Notification& release;
-    ~Release() {
-      if (!release.HasBeenNotified()) release.Notify();
-    }
-  } release_at_end{*release};
-  for (int i = 0; i < 2; ++i)
-    pool_.PostAt(absl::Now(), [release] { release->WaitForNotification(); });
+  std::shared_ptr<Notification> held = HoldWorkers();
   auto viewer = connect();
   ASSERT_NE(viewer, nullptr);
-  bool saw_stale = false;
-  const absl::Time window_end = absl::Now() + absl::Milliseconds(500);
-  viewer->Until([&] {
-    saw_stale |= viewer->Shows(first, 320, 200);
-    return absl::Now() >= window_end;
-  });
-  EXPECT_FALSE(saw_stale);
-  release->Notify();
-  EXPECT_TRUE(viewer->Until([&] {
-    saw_stale |= viewer->Shows(first, 320, 200);
-    return viewer->Shows(second, 320, 200);
-  }));
-  EXPECT_FALSE(saw_stale);
+  EXPECT_EQ(
+      FirstPictureAfterHold(*viewer, *held, second, 320, 200,
+                            [&] { return viewer->Shows(first, 320, 200); }),
+      "shown");
   EXPECT_EQ(feed.subscriptions(), 2u);
   viewer.reset();
   // Paused again, and the daemon goes: a new client gets the last frame.
@@ -326,6 +345,120 @@ TEST_F(VncBridgeTest, AFeedPausedWithoutClientsShowsTheNextOneTheGuestNow) {
   viewer = connect();
   ASSERT_NE(viewer, nullptr);
   EXPECT_TRUE(viewer->Until([&] { return viewer->Shows(second, 320, 200); }));
+}
+
+// A picture of many colours everywhere (the daemon sends it all as JPEG).
+std::vector<uint32_t> Photo(uint32_t width, uint32_t height, uint32_t seed) {
+  std::vector<uint32_t> pixels(size_t{width} * height);
+  for (uint32_t y = 0; y < height; ++y) {
+    for (uint32_t x = 0; x < width; ++x) {
+      const uint32_t r = (x * 255 / width + seed * 37) & 0xFF;
+      const uint32_t g = (y * 255 / height + seed * 59) & 0xFF;
+      const uint32_t b = ((x + y) * 127 / (width + height) + seed * 13) & 0xFF;
+      pixels[size_t{y} * width + x] = 0xFF000000u | r << 16 | g << 8 | b;
+    }
+  }
+  return pixels;
+}
+
+// With every client forwarding the daemon's JPEG, the copy's feed takes
+// frames only when something needs the copy: a video costs it nothing.
+// What does need it gets the guest as it is, never the copy from before:
+// a lossless viewer and a forwarding viewer that come meanwhile, and the
+// daemon's lossless refresh once the picture settles.
+TEST_F(VncBridgeTest, TheCopyTakesFramesOnlyWhenSomethingNeedsIt) {
+  ForwardFeeds forward(channel_, 0);
+  std::atomic<ScanoutFeed*> feed_of_screen{nullptr};
+  auto to_feed = [&](void (ScanoutFeed::*method)()) {
+    return [&feed_of_screen, method] {
+      if (ScanoutFeed* feed = feed_of_screen.load()) (feed->*method)();
+    };
+  };
+  auto screen = VncScreen::Create(
+      {.profiles_changed =
+           [&forward](const std::set<ForwardProfile>& profiles) {
+             forward.SetProfiles(profiles);
+           },
+       .clients_changed = to_feed(&ScanoutFeed::ClientsChanged),
+       .copy_wanted = to_feed(&ScanoutFeed::CopyWanted)},
+      64, 64);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  ScanoutFeed feed(
+      channel_,
+      {.copy_on_demand = true, .follow_after_wanted = absl::ZeroDuration()},
+      screen->get());
+  feed_of_screen = &feed;
+  struct StopFirst {
+    ScanoutFeed& feed;
+    ForwardFeeds& forward;
+    std::atomic<ScanoutFeed*>& of_screen;
+    ~StopFirst() {
+      forward.Stop();
+      feed.Stop();
+    }
+  } stop_first{feed, forward, feed_of_screen};
+  const uint32_t w = 320, h = 200;
+  std::vector<std::vector<uint32_t>> shown = {ShowMode(w, h, 1)};
+  feed.Start();
+  forward.Start(screen->get());
+  auto connect = [&](int quality, const char* encodings) {
+    return TestViewer::Connect({.port = (*screen)->port(),
+                                .encodings = encodings,
+                                .quality_level = quality});
+  };
+  auto watcher = connect(6, "copyrect tight");
+  ASSERT_NE(watcher, nullptr);
+  ASSERT_TRUE(watcher->Until([&] { return watcher->Shows(shown[0], w, h); }));
+  // A video: every frame reaches the forwarding viewer as JPEG. Returns
+  // how many of the last `frames - 2` the copy took.
+  auto video = [&](uint32_t frames) {
+    uint64_t copy_updates = 0;
+    for (uint32_t i = 1; i <= frames; ++i) {
+      shown.push_back(Photo(w, h, static_cast<uint32_t>(shown.size())));
+      store_.OnFrame(0, gpu::FrameOfPixels(shown.back(), w, h, ++sequence_),
+                     {{0, 0, w, h}});
+      EXPECT_TRUE(watcher->Until([&] {
+        return watcher->Psnr(shown.back(), w, h) >= kMinJpegPsnrDb;
+      })) << "frame "
+          << i;
+      if (i == 2) {
+        // Nothing needs the copy: it lags from the first update it takes
+        // after a viewer came (which asks for the copy).
+        EXPECT_TRUE(watcher->Until([&] { return feed.copy_lagging(); }));
+        copy_updates = feed.updates();
+      }
+    }
+    return feed.updates() - copy_updates;
+  };
+  // Of four frames, the copy took at most the one the daemon may still
+  // send unasked (two updates in flight).
+  EXPECT_LE(video(6), 1u);
+  EXPECT_TRUE(feed.copy_lagging());
+  // Viewers that come now are painted from the copy: with the guest as it
+  // is, once the copy caught up, never before. The daemon's workers are
+  // held meanwhile, so the copy cannot catch up before they connect.
+  auto shows_older = [&](TestViewer& viewer) {
+    for (size_t i = 0; i + 1 < shown.size(); ++i)
+      if (viewer.Shows(shown[i], w, h)) return true;
+    return false;
+  };
+  for (const auto& [quality, encodings] :
+       {std::pair{-1, "copyrect zrle"}, std::pair{6, "copyrect tight"}}) {
+    std::shared_ptr<Notification> held = HoldWorkers();
+    auto viewer = connect(quality, encodings);
+    ASSERT_NE(viewer, nullptr);
+    EXPECT_EQ(FirstPictureAfterHold(*viewer, *held, shown.back(), w, h,
+                                    [&] { return shows_older(*viewer); }),
+              "shown")
+        << encodings;
+    viewer.reset();
+    ASSERT_TRUE(Eventually([&] { return (*screen)->stats().clients == 1; }));
+    // The copy lags again, behind the forwarded frames.
+    EXPECT_LE(video(4), 1u);
+  }
+  // The daemon's lossless refresh of the settled JPEG comes from the copy.
+  EXPECT_TRUE(
+      watcher->Until([&] { return watcher->Shows(shown.back(), w, h); }));
 }
 
 }  // namespace
