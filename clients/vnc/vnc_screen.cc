@@ -587,7 +587,7 @@ bool CopyShows(VncScreen::Impl* impl, const FrameId& needed) {
 bool CopyHeldBack(VncScreen::Impl* impl) {
   MutexLock lock(&impl->copy_mu);
   if (impl->copy_stale) return true;
-  const FrameId& newest = impl->newest_forwarded;
+  const FrameId newest = impl->newest_forwarded;
   return impl->copy_lagging && newest.instance != 0 &&
          (impl->copy_frame.instance != newest.instance ||
           impl->copy_frame.sequence < newest.sequence);
@@ -1310,11 +1310,12 @@ void VncScreen::Forward(const ForwardProfile& profile,
   // their own moments): the mode change repaints every client anyway.
   if (update->instance != 0) {
     MutexLock lock(&impl_->copy_mu);
-    FrameId& newest = impl_->newest_forwarded;
-    if (newest.instance != update->instance) {
-      newest = {update->instance, update->sequence};  // the daemon restarted
+    if (impl_->newest_forwarded.instance != update->instance) {
+      // The daemon restarted.
+      impl_->newest_forwarded = {update->instance, update->sequence};
     } else {
-      newest.sequence = std::max(newest.sequence, update->sequence);
+      impl_->newest_forwarded.sequence =
+          std::max(impl_->newest_forwarded.sequence, update->sequence);
     }
   }
   const uint32_t width = impl_->mode_width.load();
