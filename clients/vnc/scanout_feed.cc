@@ -93,16 +93,16 @@ void ScanoutFeed::CopyWanted() {
   if (withheld_ != 0) mu_.NotifyAll();
 }
 
-void ScanoutFeed::WriteAck(uint64_t update_id) {
+void ScanoutFeed::WriteAck(uint64_t stream, uint64_t update_id) {
   pb::StreamFramesRequest ack;
   ack.mutable_ack()->set_update_id(update_id);
   MutexLock lock(&write_mu_);
-  if (writer_ != nullptr) writer_->Write(ack);
+  if (writer_ != nullptr && writer_stream_ == stream) writer_->Write(ack);
 }
 
 void ScanoutFeed::Acknowledge(uint64_t update_id) {
   if (options_.forward || !options_.copy_on_demand) {
-    WriteAck(update_id);
+    WriteAck(stream_, update_id);
     return;
   }
   // Asked before the lock: a client that comes to wait after this asks
@@ -114,8 +114,9 @@ void ScanoutFeed::Acknowledge(uint64_t update_id) {
     hold = !screen_wants && !std::exchange(wanted_, false) &&
            absl::Now() - wanted_at_ >= options_.follow_after_wanted;
     withheld_ = hold ? update_id : 0;
+    withheld_stream_ = stream_;
   }
-  if (!hold) WriteAck(update_id);
+  if (!hold) WriteAck(stream_, update_id);
   if (hold != lagging_.load()) {
     lagging_ = hold;
     screen_->SetCopyLagging(hold);
@@ -126,6 +127,7 @@ void ScanoutFeed::Supervise() {
   const bool pauses = options_.pause_after != absl::InfiniteDuration();
   while (true) {
     uint64_t ack = 0;
+    uint64_t stream = 0;
     {
       MutexLock lock(&mu_);
       if (stopping_) return;
@@ -133,6 +135,7 @@ void ScanoutFeed::Supervise() {
       const bool idle = pauses && screen_->stats().clients.load() == 0;
       if (wanted_ && withheld_ != 0) {
         ack = std::exchange(withheld_, 0);
+        stream = withheld_stream_;
         wanted_ = false;
       } else if (idle && !paused_ && absl::Now() >= due) {
         paused_ = true;
@@ -152,7 +155,7 @@ void ScanoutFeed::Supervise() {
       }
     }
     // Not under mu_: a Write may wait for the transport.
-    if (ack != 0) WriteAck(ack);
+    if (ack != 0) WriteAck(stream, ack);
   }
 }
 
@@ -271,6 +274,7 @@ bool ScanoutFeed::Subscribe() {
   if (subscribed) {
     MutexLock lock(&write_mu_);
     writer_ = stream.get();
+    writer_stream_ = ++stream_;
   }
   if (subscribed) {
     while (!failed && stream->Read(&event)) {

@@ -82,8 +82,8 @@ class ScanoutFeed {
   // the next frame.
   void ClientsChanged();
   // The screen's copy is wanted now (VncScreenOptions::copy_wanted): with
-  // copy_on_demand, the held-back acknowledgement goes. Any thread, never
-  // blocks (the feed's supervising thread sends it).
+  // copy_on_demand, the held-back acknowledgement goes. Any thread; never
+  // waits for the daemon (the feed's supervising thread sends it).
   void CopyWanted();
 
   // A subscription is live (Started received and the stream open).
@@ -109,8 +109,9 @@ class ScanoutFeed {
   // Acknowledges a finished update, or with copy_on_demand holds that
   // back while the copy is not wanted. The feed thread's.
   void Acknowledge(uint64_t update_id);
-  // Writes an Ack on the live stream, if any.
-  void WriteAck(uint64_t update_id);
+  // Writes an Ack on stream number `stream` if it is still the live one
+  // (a held-back Ack must not acknowledge the next stream's updates).
+  void WriteAck(uint64_t stream, uint64_t update_id);
   // A forward feed's update, as the screen's forwarding clients get it.
   void ForwardUpdate(const display::v1::FrameUpdate& update);
 
@@ -129,9 +130,10 @@ class ScanoutFeed {
   // The stream was cancelled for a pause (Run marks the copy stale).
   bool cancelled_for_pause_ VGPU_GUARDED_BY(mu_) = false;
   // copy_on_demand: the update whose acknowledgement is held back (0:
-  // none), whether the copy was wanted since the last acknowledgement, and
-  // when last.
+  // none) and its stream's number, whether the copy was wanted since the
+  // last acknowledgement, and when last.
   uint64_t withheld_ VGPU_GUARDED_BY(mu_) = 0;
+  uint64_t withheld_stream_ VGPU_GUARDED_BY(mu_) = 0;
   bool wanted_ VGPU_GUARDED_BY(mu_) = false;
   absl::Time wanted_at_ VGPU_GUARDED_BY(mu_) = absl::InfinitePast();
   // The stream's writer; Writes happen under write_mu_ (the feed thread's
@@ -140,6 +142,10 @@ class ScanoutFeed {
   grpc::ClientReaderWriter<display::v1::StreamFramesRequest,
                            display::v1::StreamFramesResponse>* writer_
       VGPU_GUARDED_BY(write_mu_) = nullptr;
+  // Numbers the streams: the live one's (write_mu_), and the feed
+  // thread's own copy.
+  uint64_t writer_stream_ VGPU_GUARDED_BY(write_mu_) = 0;
+  uint64_t stream_ = 0;
   // Told the screen; written by the feed thread only.
   std::atomic<bool> lagging_{false};
 

@@ -1325,6 +1325,9 @@ void VncScreen::Forward(const ForwardProfile& profile,
     ForEachClientLocked(impl_->screen, [&](rfbClientPtr, ClientState* state) {
       if (state->served && state->profile == profile) NeedFrame(state, *update);
     });
+    // The mode change reaches the screen through the copy's stream: a
+    // lagging copy hears of it only once it takes frames again.
+    WantCopy(impl_.get());
     return;
   }
   // Its bytes, and its rects clipped to the screen (ForwardToClient checks
