@@ -14,8 +14,9 @@ fuzz_seconds="${FUZZ_SECONDS:-60}"
 
 ./deploy/install-deps.sh
 
-echo "== format"
+echo "== format and layering"
 tests/format_check.sh
+tests/layering_check.sh
 
 echo "== release build and tests"
 cmake --workflow --preset release

@@ -23,9 +23,6 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include "clients/synth_guest/frontend.h"
-#include "clients/synth_guest/scene_player.h"
-#include "clients/synth_guest/scenes.h"
 #include "common/cli.h"
 #include "common/listen_address.h"
 #include "common/log.h"
@@ -34,6 +31,9 @@
 #include "common/stop_signals.h"
 #include "common/unix_socket.h"
 #include "device/gpu/wire_names.h"
+#include "device/guest_sim/frontend.h"
+#include "device/guest_sim/scene_player.h"
+#include "device/guest_sim/scenes.h"
 #include "device/vhost_user/server.h"
 #include "server/frame_store.h"
 #include "server/grpc/display_service.h"
@@ -253,6 +253,9 @@ struct Daemon::State {
   std::string temp_dir;                        // removed last
   std::filesystem::path made_snapshot_folder;  // removed unless Run started
   bool running = false;
+  // The device thread's loop (Run's thread becomes it), and the devices'
+  // vhost-user sockets served on it.
+  std::unique_ptr<vhost_user::EventLoop> device_loop;
   std::unique_ptr<vhost_user::VhostUserServer> vhost_user;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<DisplayService> display_service;
@@ -273,6 +276,7 @@ struct Daemon::State {
     display_service.reset();
     workers.reset();
     vhost_user.reset();
+    device_loop.reset();
     device.reset();
     if (!running && !made_snapshot_folder.empty()) {
       std::error_code ignored;
@@ -407,7 +411,7 @@ absl::StatusOr<ListenAddress> Daemon::State::CheckMetrics() {
 absl::Status Daemon::State::OpenMetrics() {
   VGPU_ASSIGN_OR_RETURN(ListenAddress address, CheckMetrics());
   scrape_collector = MakeScrapeCollector(display_service.get(), &store,
-                                         device.get(), &vhost_user->loop());
+                                         device.get(), device_loop.get());
   exposer = std::make_unique<prometheus::Exposer>(address.ToString(),
                                                   /*threads=*/1);
   exposer->RegisterCollectable(display_service->metrics().registry());
@@ -472,9 +476,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
     socket_path = state->temp_dir + "/vhost-user.sock";
     c.vhost_user_socket = socket_path;
   }
+  VGPU_ASSIGN_OR_RETURN(state->device_loop, vhost_user::EventLoop::Create());
   absl::StatusOr<std::unique_ptr<vhost_user::VhostUserServer>> vhost_user =
-      vhost_user::VhostUserServer::Create(socket_path, state->device.get(),
-                                          &*state->mirror);
+      vhost_user::VhostUserServer::Create(socket_path, state->device_loop.get(),
+                                          state->device.get(), &*state->mirror);
   if (!vhost_user.ok()) {
     return absl::Status(
         vhost_user.status().code(),
@@ -507,7 +512,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
   // back-end config-change messages), so the guest sees the new mode only at
   // its next display probe, and the caller is told so.
   state->display_service->set_layout_function(
-      [device = state->device.get(), loop = &state->vhost_user->loop()](
+      [device = state->device.get(), loop = state->device_loop.get()](
           uint32_t scanout_id, const gpu::DisplayConfig& display,
           std::function<void(absl::Status, bool)> done) {
         loop->Post([device, scanout_id, display, done = std::move(done)] {
@@ -573,7 +578,7 @@ int Daemon::Run() {
                        << " received: shutting down";
       }
       stop = true;
-      s.vhost_user->Stop();
+      s.device_loop->Stop();
     }
   });
 
@@ -593,7 +598,7 @@ int Daemon::Run() {
                               c.demo_fps, c.demo_frames, std::cref(stop));
   }
 
-  s.vhost_user->Run();  // the device thread
+  s.device_loop->Run();  // this thread is the device thread until Stop
 
   stop = true;
   finishing = true;

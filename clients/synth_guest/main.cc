@@ -10,10 +10,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
-#include "clients/synth_guest/frontend.h"
-#include "clients/synth_guest/scene_player.h"
 #include "common/cli.h"
 #include "common/log.h"
+#include "device/guest_sim/frontend.h"
+#include "device/guest_sim/scene_player.h"
 
 ABSL_FLAG(std::string, socket, "", "vhost-user socket of the GPU back-end.");
 ABSL_FLAG(std::string, scene, "console", "console, scroll, video or cursor.");

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 
+#include "common/log.h"
+
 namespace vgpu::vhost_user {
 
 absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create() {
@@ -24,6 +26,7 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create() {
 }
 
 absl::Status EventLoop::Watch(int fd, uint32_t events, Handler handler) {
+  VGPU_DCHECK(OnLoopThread());
   epoll_event event{};
   event.events = events;
   event.data.fd = fd;
@@ -37,6 +40,7 @@ absl::Status EventLoop::Watch(int fd, uint32_t events, Handler handler) {
 }
 
 void EventLoop::Unwatch(int fd) {
+  VGPU_DCHECK(OnLoopThread());
   if (handlers_.erase(fd) > 0)
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
@@ -76,7 +80,14 @@ void EventLoop::Post(std::function<void()> task) {
 }
 
 void EventLoop::Run() {
+  owner_ = std::this_thread::get_id();
   while (!stopped()) RunOnce(-1);
+  owner_ = std::thread::id();
+}
+
+bool EventLoop::OnLoopThread() const {
+  const std::thread::id owner = owner_.load();
+  return owner == std::thread::id() || owner == std::this_thread::get_id();
 }
 
 void EventLoop::Stop() {

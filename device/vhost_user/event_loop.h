@@ -1,12 +1,17 @@
-// A small epoll loop for the device thread: fds with callbacks, and a
-// thread-safe Stop().
+// The device thread's loop: every vhost-user device of one VM (each on its
+// own socket, VhostUserServer) runs on it, with their queue kicks and the
+// tasks other threads post to it. A small epoll loop: fds with callbacks,
+// posted tasks, a thread-safe Stop(). Whichever thread calls Run() is the
+// device thread (vgpu-displayd: its main thread).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -15,7 +20,8 @@
 
 namespace vgpu::vhost_user {
 
-// Lives on one thread, except Stop() and Post(), which are thread-safe.
+// Lives on one thread, except Stop(), Post() and OnLoopThread(), which are
+// thread-safe. Before Run() the thread setting things up may Watch.
 class EventLoop {
  public:
   using Handler = std::function<void(uint32_t events)>;
@@ -32,6 +38,9 @@ class EventLoop {
   bool stopped() const;
   // Runs `task` on the loop thread after the events being dispatched.
   void Post(std::function<void()> task);
+  // Whether the calling thread may touch what lives on the loop: it is the
+  // thread in Run(), or none is (set-up, tear-down, tests that RunOnce).
+  bool OnLoopThread() const;
 
  private:
   EventLoop(Fd epoll, Fd wakeup)
@@ -42,6 +51,7 @@ class EventLoop {
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
   bool stop_ = false;
+  std::atomic<std::thread::id> owner_{};  // Run()'s thread while it runs
 };
 
 }  // namespace vgpu::vhost_user

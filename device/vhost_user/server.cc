@@ -13,17 +13,14 @@
 namespace vgpu::vhost_user {
 
 absl::StatusOr<std::unique_ptr<VhostUserServer>> VhostUserServer::Create(
-    const std::string& socket_path, gpu::GpuDevice* device,
+    const std::string& socket_path, EventLoop* loop, gpu::GpuDevice* device,
     DisplayMirror* mirror) {
   auto socket = OwnedUnixSocket::Listen(socket_path, /*backlog=*/4);
   if (!socket.ok()) return socket.status();
   Fd listener((*socket)->TakeFd());
-  auto loop = EventLoop::Create();
-  if (!loop.ok()) return loop.status();
-  std::unique_ptr<VhostUserServer> server(
-      new VhostUserServer(*std::move(socket), device, mirror, *std::move(loop),
-                          std::move(listener)));
-  if (mirror != nullptr) mirror->set_loop(server->loop_.get());
+  std::unique_ptr<VhostUserServer> server(new VhostUserServer(
+      *std::move(socket), device, mirror, loop, std::move(listener)));
+  if (mirror != nullptr) mirror->set_loop(loop);
   absl::Status watched =
       server->loop_->Watch(server->listener_.get(), EPOLLIN,
                            [s = server.get()](uint32_t) { s->OnAccept(); });
@@ -33,6 +30,7 @@ absl::StatusOr<std::unique_ptr<VhostUserServer>> VhostUserServer::Create(
 
 VhostUserServer::~VhostUserServer() {
   backend_.reset();
+  loop_->Unwatch(listener_.get());
   listener_.Reset();
 }
 
@@ -54,8 +52,8 @@ void VhostUserServer::OnAccept() {
   getsockopt(connection.get(), SOL_SOCKET, SO_PEERCRED, &peer, &peer_length);
   VGPU_LOG(INFO) << "front-end connected on " << path_ << " (pid " << peer.pid
                  << ")";
-  backend_ = std::make_unique<GpuBackend>(device_, loop_.get(),
-                                          std::move(connection), mirror_);
+  backend_ = std::make_unique<GpuBackend>(device_, loop_, std::move(connection),
+                                          mirror_);
   absl::Status started = backend_->Start([this](const absl::Status& reason) {
     if (absl::IsUnavailable(reason)) {
       VGPU_LOG(INFO)
@@ -74,7 +72,5 @@ void VhostUserServer::OnAccept() {
     backend_.reset();
   }
 }
-
-void VhostUserServer::Run() { loop_->Run(); }
 
 }  // namespace vgpu::vhost_user

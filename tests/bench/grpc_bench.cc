@@ -31,9 +31,9 @@
 #include <grpcpp/grpcpp.h>
 #include <turbojpeg.h>
 
-#include "clients/synth_guest/scenes.h"
 #include "common/allocator.h"
 #include "common/log.h"
+#include "device/guest_sim/scenes.h"
 #include "server/encode/image_encoder.h"
 #include "server/frame_store.h"
 #include "server/grpc/display_service.h"

@@ -13,7 +13,7 @@
 
 #include "gtest/gtest.h"
 
-#include "clients/synth_guest/frontend.h"
+#include "device/guest_sim/frontend.h"
 #include "device/vhost_user/server.h"
 #include "device/virtio/mapping_guard.h"
 #include "server/frame_store.h"
@@ -35,15 +35,18 @@ class VhostUserTest : public ::testing::Test {
     auto device = gpu::GpuDevice::Create(options, &mirror_);
     ASSERT_TRUE(device.ok());
     device_ = std::move(*device);
-    auto server =
-        vhost_user::VhostUserServer::Create(path_, device_.get(), &mirror_);
+    auto loop = vhost_user::EventLoop::Create();
+    ASSERT_TRUE(loop.ok()) << loop.status();
+    loop_ = std::move(*loop);
+    auto server = vhost_user::VhostUserServer::Create(path_, loop_.get(),
+                                                      device_.get(), &mirror_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    thread_ = std::thread([this] { server_->Run(); });
+    thread_ = std::thread([this] { loop_->Run(); });
   }
   void TearDown() override { StopServer(); }
   void StopServer() {
-    server_->Stop();
+    loop_->Stop();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -99,6 +102,7 @@ class VhostUserTest : public ::testing::Test {
   server::FrameStore store_;
   vhost_user::DisplayMirror mirror_{&store_, 8u << 20};
   std::unique_ptr<gpu::GpuDevice> device_;
+  std::unique_ptr<vhost_user::EventLoop> loop_;  // the device thread's
   std::unique_ptr<vhost_user::VhostUserServer> server_;
   std::thread thread_;
 };

@@ -1,4 +1,4 @@
-#include "clients/synth_guest/scenes.h"
+#include "device/guest_sim/scenes.h"
 
 #include <algorithm>
 #include <cmath>

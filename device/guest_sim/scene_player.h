@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 
-#include "clients/synth_guest/scenes.h"
+#include "device/guest_sim/scenes.h"
 #include "device/guest_sim/simulated_guest.h"
 
 namespace vgpu::synth {

@@ -1,4 +1,4 @@
-#include "clients/synth_guest/frontend.h"
+#include "device/guest_sim/frontend.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>

@@ -1,4 +1,4 @@
-#include "clients/synth_guest/scene_player.h"
+#include "device/guest_sim/scene_player.h"
 
 #include <algorithm>
 
