@@ -34,6 +34,7 @@
 #include "device/guest_sim/frontend.h"
 #include "device/guest_sim/scene_player.h"
 #include "device/guest_sim/scenes.h"
+#include "device/vhost_user/gpu_vhost_device.h"
 #include "device/vhost_user/server.h"
 #include "server/frame_store.h"
 #include "server/grpc/display_service.h"
@@ -256,6 +257,7 @@ struct Daemon::State {
   // The device thread's loop (Run's thread becomes it), and the devices'
   // vhost-user sockets served on it.
   std::unique_ptr<vhost_user::EventLoop> device_loop;
+  std::optional<vhost_user::GpuVhostDevice> gpu_vhost;  // the GPU on vhost-user
   std::unique_ptr<vhost_user::VhostUserServer> vhost_user;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<DisplayService> display_service;
@@ -276,6 +278,7 @@ struct Daemon::State {
     display_service.reset();
     workers.reset();
     vhost_user.reset();
+    gpu_vhost.reset();
     device_loop.reset();
     device.reset();
     if (!running && !made_snapshot_folder.empty()) {
@@ -477,9 +480,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
     c.vhost_user_socket = socket_path;
   }
   VGPU_ASSIGN_OR_RETURN(state->device_loop, vhost_user::EventLoop::Create());
+  state->gpu_vhost.emplace(state->device.get(), state->device_loop.get(),
+                           &*state->mirror);
   absl::StatusOr<std::unique_ptr<vhost_user::VhostUserServer>> vhost_user =
       vhost_user::VhostUserServer::Create(socket_path, state->device_loop.get(),
-                                          state->device.get(), &*state->mirror);
+                                          &*state->gpu_vhost);
   if (!vhost_user.ok()) {
     return absl::Status(
         vhost_user.status().code(),

@@ -13,14 +13,12 @@
 namespace vgpu::vhost_user {
 
 absl::StatusOr<std::unique_ptr<VhostUserServer>> VhostUserServer::Create(
-    const std::string& socket_path, EventLoop* loop, gpu::GpuDevice* device,
-    DisplayMirror* mirror) {
+    const std::string& socket_path, EventLoop* loop, VhostUserDevice* device) {
   auto socket = OwnedUnixSocket::Listen(socket_path, /*backlog=*/4);
   if (!socket.ok()) return socket.status();
   Fd listener((*socket)->TakeFd());
   std::unique_ptr<VhostUserServer> server(new VhostUserServer(
-      *std::move(socket), device, mirror, loop, std::move(listener)));
-  if (mirror != nullptr) mirror->set_loop(loop);
+      *std::move(socket), device, loop, std::move(listener)));
   absl::Status watched =
       server->loop_->Watch(server->listener_.get(), EPOLLIN,
                            [s = server.get()](uint32_t) { s->OnAccept(); });
@@ -52,8 +50,8 @@ void VhostUserServer::OnAccept() {
   getsockopt(connection.get(), SOL_SOCKET, SO_PEERCRED, &peer, &peer_length);
   VGPU_LOG(INFO) << "front-end connected on " << path_ << " (pid " << peer.pid
                  << ")";
-  backend_ = std::make_unique<GpuBackend>(device_, loop_, std::move(connection),
-                                          mirror_);
+  backend_ =
+      std::make_unique<VhostUserBackend>(device_, loop_, std::move(connection));
   absl::Status started = backend_->Start([this](const absl::Status& reason) {
     if (absl::IsUnavailable(reason)) {
       VGPU_LOG(INFO)

@@ -1,8 +1,8 @@
 // A vhost-user listening socket of vgpu-displayd: accepts one front-end at
 // a time (QEMU's -chardev socket, or our synthetic guest) and runs a
-// GpuBackend for it on the device thread (its EventLoop, which any number
-// of servers share). When the front-end goes away the device is reset and
-// the next one can connect; the daemon lives on.
+// VhostUserBackend for it, driving one device, on the device thread (its
+// EventLoop, which any number of servers share). When the front-end goes away
+// the device is reset and the next one can connect; the daemon lives on.
 #pragma once
 
 #include <memory>
@@ -11,9 +11,9 @@
 #include "absl/status/statusor.h"
 
 #include "common/unix_socket.h"
-#include "device/gpu/gpu_device.h"
+#include "device/vhost_user/backend.h"
+#include "device/vhost_user/device.h"
 #include "device/vhost_user/event_loop.h"
-#include "device/vhost_user/gpu_backend.h"
 
 namespace vgpu::vhost_user {
 
@@ -29,12 +29,10 @@ class VhostUserServer {
  public:
   // Listens on `socket_path` through OwnedUnixSocket: a stale socket there
   // is replaced, a live one (or its lock held) is AlreadyExists. Served
-  // by `loop` (the device thread's), which outlives the server. `mirror`,
-  // if given, is the device's sink and mirrors to QEMU's display socket
-  // when enabled.
+  // by `loop` (the device thread's); `loop` and `device` outlive the
+  // server.
   static absl::StatusOr<std::unique_ptr<VhostUserServer>> Create(
-      const std::string& socket_path, EventLoop* loop, gpu::GpuDevice* device,
-      DisplayMirror* mirror = nullptr);
+      const std::string& socket_path, EventLoop* loop, VhostUserDevice* device);
   ~VhostUserServer();
 
   const ServerStats& stats() const { return stats_; }
@@ -42,23 +40,20 @@ class VhostUserServer {
 
  private:
   VhostUserServer(std::unique_ptr<OwnedUnixSocket> socket,
-                  gpu::GpuDevice* device, DisplayMirror* mirror,
-                  EventLoop* loop, Fd listener)
+                  VhostUserDevice* device, EventLoop* loop, Fd listener)
       : socket_(std::move(socket)),
         path_(socket_->path()),
         device_(device),
-        mirror_(mirror),
         loop_(loop),
         listener_(std::move(listener)) {}
   void OnAccept();
 
   std::unique_ptr<OwnedUnixSocket> socket_;  // removes the path last
   std::string path_;
-  gpu::GpuDevice* device_;
-  DisplayMirror* mirror_;
+  VhostUserDevice* device_;
   EventLoop* loop_;
   Fd listener_;
-  std::unique_ptr<GpuBackend> backend_;
+  std::unique_ptr<VhostUserBackend> backend_;
   ServerStats stats_;
 };
 

@@ -23,8 +23,9 @@
 
 #include "common/log.h"
 #include "device/gpu/gpu_device.h"
+#include "device/vhost_user/backend.h"
 #include "device/vhost_user/event_loop.h"
-#include "device/vhost_user/gpu_backend.h"
+#include "device/vhost_user/gpu_vhost_device.h"
 #include "tests/fuzz/fuzz_env.h"
 
 namespace {
@@ -127,8 +128,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   bool closed = false;
   {
-    vgpu::vhost_user::GpuBackend backend(device->get(), loop->get(),
-                                         Fd(pair[0]));
+    vgpu::vhost_user::GpuVhostDevice gpu(device->get(), loop->get());
+    vgpu::vhost_user::VhostUserBackend backend(&gpu, loop->get(), Fd(pair[0]));
     if (!backend.Start([&closed](const absl::Status&) { closed = true; })
              .ok()) {
       std::abort();

@@ -9,11 +9,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "gtest/gtest.h"
 
 #include "device/guest_sim/frontend.h"
+#include "device/vhost_user/gpu_vhost_device.h"
 #include "device/vhost_user/server.h"
 #include "device/virtio/mapping_guard.h"
 #include "server/frame_store.h"
@@ -38,8 +40,9 @@ class VhostUserTest : public ::testing::Test {
     auto loop = vhost_user::EventLoop::Create();
     ASSERT_TRUE(loop.ok()) << loop.status();
     loop_ = std::move(*loop);
-    auto server = vhost_user::VhostUserServer::Create(path_, loop_.get(),
-                                                      device_.get(), &mirror_);
+    gpu_vhost_.emplace(device_.get(), loop_.get(), &mirror_);
+    auto server =
+        vhost_user::VhostUserServer::Create(path_, loop_.get(), &*gpu_vhost_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     thread_ = std::thread([this] { loop_->Run(); });
@@ -103,6 +106,7 @@ class VhostUserTest : public ::testing::Test {
   vhost_user::DisplayMirror mirror_{&store_, 8u << 20};
   std::unique_ptr<gpu::GpuDevice> device_;
   std::unique_ptr<vhost_user::EventLoop> loop_;  // the device thread's
+  std::optional<vhost_user::GpuVhostDevice> gpu_vhost_;
   std::unique_ptr<vhost_user::VhostUserServer> server_;
   std::thread thread_;
 };

@@ -1,9 +1,9 @@
-#include "device/vhost_user/gpu_backend.h"
+#include "device/vhost_user/backend.h"
 
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
@@ -73,7 +73,8 @@ absl::Status Malformed(const Message& message, absl::string_view why) {
                    message.header.request, "): ", why));
 }
 
-// Reads a payload that is exactly a T naming a queue in its `index` field.
+// Reads a payload that is exactly a T (naming a queue in its `index`
+// field, checked by the caller).
 template <typename T>
 absl::Status ReadQueuePayload(const Message& message, T* out) {
   if (!message.PayloadAs(out)) {
@@ -81,40 +82,44 @@ absl::Status ReadQueuePayload(const Message& message, T* out) {
                      absl::StrCat("payload of ", message.payload.size(),
                                   " bytes, expected ", sizeof(T)));
   }
-  // virtio-gpu has two queues: control (0) and cursor (1).
-  if (out->index > gpu::kCursorQueue)
-    return Malformed(message, "queue index out of range");
   return absl::OkStatus();
 }
 
 }  // namespace
 
-GpuBackend::GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket,
-                       DisplayMirror* mirror)
+VhostUserBackend::VhostUserBackend(VhostUserDevice* device, EventLoop* loop,
+                                   Fd socket)
     : device_(device),
+      num_queues_(std::min(device->num_queues(), kMaxQueues)),
       loop_(loop),
-      mirror_(mirror),
       socket_(std::move(socket)) {}
 
-GpuBackend::~GpuBackend() {
-  for (uint32_t i = 0; i < kNumQueues; ++i) StopQueue(i);
+VhostUserBackend::~VhostUserBackend() {
+  for (uint32_t i = 0; i < num_queues_; ++i) StopQueue(i);
   if (socket_.valid()) loop_->Unwatch(socket_.get());
-  if (mirror_) mirror_->SetChannel(-1);
+  if (!closed_) device_->Disconnected();
 }
 
-absl::Status GpuBackend::Start(
+absl::Status VhostUserBackend::CheckQueueIndex(const Message& message,
+                                               uint32_t index) const {
+  if (index >= num_queues_)
+    return Malformed(message, "queue index out of range");
+  return absl::OkStatus();
+}
+
+absl::Status VhostUserBackend::Start(
     std::function<void(const absl::Status&)> on_close) {
   on_close_ = std::move(on_close);
   return loop_->Watch(socket_.get(), EPOLLIN,
                       [this](uint32_t events) { OnSocket(events); });
 }
 
-void GpuBackend::Close(const absl::Status& reason) {
+void VhostUserBackend::Close(const absl::Status& reason) {
   if (closed_) return;
   closed_ = true;
-  for (uint32_t i = 0; i < kNumQueues; ++i) StopQueue(i);
+  for (uint32_t i = 0; i < num_queues_; ++i) StopQueue(i);
   loop_->Unwatch(socket_.get());
-  if (mirror_) mirror_->SetChannel(-1);
+  device_->Disconnected();
   // The guest that owned this state is gone: a new one starts from scratch.
   device_->Reset();
   device_->SetGuestMemory(nullptr);
@@ -122,7 +127,7 @@ void GpuBackend::Close(const absl::Status& reason) {
   if (on_close_) on_close_(reason);  // may destroy *this: nothing after it
 }
 
-void GpuBackend::OnSocket(uint32_t events) {
+void VhostUserBackend::OnSocket(uint32_t events) {
   if (closed_) return;
   if (!(events & EPOLLIN) && (events & (EPOLLHUP | EPOLLERR))) {
     Close(absl::UnavailableError("front-end hung up"));
@@ -139,14 +144,14 @@ void GpuBackend::OnSocket(uint32_t events) {
   if (!status.ok()) Close(status);
 }
 
-absl::Status GpuBackend::Reply(const Message& request,
-                               absl::Span<const uint8_t> payload) {
+absl::Status VhostUserBackend::Reply(const Message& request,
+                                     absl::Span<const uint8_t> payload) {
   Header header{request.header.request, kVersion | kFlagReply,
                 static_cast<uint32_t>(payload.size())};
   return WriteMessage(socket_.get(), header, payload);
 }
 
-absl::Status GpuBackend::Handle(Message& message) {
+absl::Status VhostUserBackend::Handle(Message& message) {
   const uint32_t request = message.header.request;
   VGPU_LOG(DEBUG) << "vhost-user " << RequestName(request) << " size "
                   << message.header.size;
@@ -188,7 +193,7 @@ absl::Status GpuBackend::Handle(Message& message) {
     case kResetDevice:
       VGPU_LOG(INFO) << RequestName(request)
                      << ": guest reset, dropping device state";
-      for (uint32_t i = 0; i < kNumQueues; ++i) StopQueue(i);
+      for (uint32_t i = 0; i < num_queues_; ++i) StopQueue(i);
       device_->Reset();
       ++stats_.device_resets;
       break;
@@ -200,6 +205,7 @@ absl::Status GpuBackend::Handle(Message& message) {
     case kSetVringEnable: {
       VringState state;
       VGPU_RETURN_IF_ERROR(ReadQueuePayload(message, &state));
+      VGPU_RETURN_IF_ERROR(CheckQueueIndex(message, state.index));
       Queue& queue = queues_[state.index];
       if (request == kSetVringNum) {
         if (state.num == 0 || state.num > virtio::kMaxQueueSize ||
@@ -219,6 +225,7 @@ absl::Status GpuBackend::Handle(Message& message) {
     case kSetVringAddr: {
       VringAddr addr;
       VGPU_RETURN_IF_ERROR(ReadQueuePayload(message, &addr));
+      VGPU_RETURN_IF_ERROR(CheckQueueIndex(message, addr.index));
       queues_[addr.index].addr = addr;
       queues_[addr.index].has_addr = true;
       break;
@@ -226,6 +233,7 @@ absl::Status GpuBackend::Handle(Message& message) {
     case kGetVringBase: {
       VringState state;
       VGPU_RETURN_IF_ERROR(ReadQueuePayload(message, &state));
+      VGPU_RETURN_IF_ERROR(CheckQueueIndex(message, state.index));
       Queue& queue = queues_[state.index];
       if (queue.ring) queue.base = queue.ring->last_avail_index();
       StopQueue(state.index);
@@ -241,8 +249,7 @@ absl::Status GpuBackend::Handle(Message& message) {
       if (!message.PayloadAs(&value))
         return Malformed(message, "payload is not a u64");
       uint32_t index = static_cast<uint32_t>(value & kVringIndexMask);
-      if (index >= kNumQueues)
-        return Malformed(message, "queue index out of range");
+      VGPU_RETURN_IF_ERROR(CheckQueueIndex(message, index));
       bool no_fd = value & kVringNoFd;
       if (!no_fd && message.fds.size() != 1)
         return Malformed(message, "expected one fd");
@@ -261,7 +268,7 @@ absl::Status GpuBackend::Handle(Message& message) {
       break;
     }
     case kGetQueueNum: {
-      uint64_t queues = kNumQueues;
+      uint64_t queues = num_queues_;
       VGPU_RETURN_IF_ERROR(ReplyWith(message, queues));
       replied = true;
       break;
@@ -285,28 +292,21 @@ absl::Status GpuBackend::Handle(Message& message) {
       }
       break;
     }
-    case kGpuSetSocket: {
-      if (message.fds.size() != 1) return Malformed(message, "expected one fd");
-      // QEMU makes a new channel at every DRIVER_OK. We never read from it
-      // (we send no request that wants a reply), and write to it only when
-      // mirroring, without blocking.
-      if (mirror_) mirror_->SetChannel(-1);
-      display_ = std::move(message.fds[0]);
-      fcntl(display_.get(), F_SETFL,
-            fcntl(display_.get(), F_GETFL) | O_NONBLOCK);
-      if (mirror_) mirror_->SetChannel(display_.get());
-      break;
-    }
     case kSetLogBase:
     case kSetLogFd:
     case kSetBackendReqFd:
-    default:
-      // Not offered. Refuse politely: the front-end asked for something we
-      // never advertised, which is its bug, not a reason to drop it.
+    default: {
+      // The device's own (GPU_SET_SOCKET), or one not offered. That is
+      // refused politely: the front-end asked for something we never
+      // advertised, which is its bug, not a reason to drop it.
+      absl::Status own = device_->HandleRequest(message);
+      if (own.ok()) break;
+      if (!absl::IsNotFound(own)) return Malformed(message, own.message());
       VGPU_LOG(WARNING) << "vhost-user: ignoring " << RequestName(request)
                         << " (" << request << ")";
       result = absl::UnimplementedError(RequestName(request));
       break;
+    }
   }
   if (!replied && (message.header.flags & kFlagNeedReply) &&
       (protocol_features_ & kProtocolReplyAck)) {
@@ -316,7 +316,7 @@ absl::Status GpuBackend::Handle(Message& message) {
   return absl::OkStatus();
 }
 
-absl::Status GpuBackend::SetMemTable(Message& message) {
+absl::Status VhostUserBackend::SetMemTable(Message& message) {
   MemTableHeader table;
   if (!message.PayloadAs(&table, /*at_least=*/true))
     return Malformed(message, "short payload");
@@ -354,7 +354,7 @@ absl::Status GpuBackend::SetMemTable(Message& message) {
   if (!memory.ok()) return Malformed(message, memory.status().message());
   device_->SetGuestMemory(*std::move(memory));
   // Running rings point into the old table: map them again in the new one.
-  for (uint32_t i = 0; i < kNumQueues; ++i) {
+  for (uint32_t i = 0; i < num_queues_; ++i) {
     Queue& queue = queues_[i];
     if (!queue.ring) continue;
     queue.base = queue.ring->last_avail_index();
@@ -364,8 +364,8 @@ absl::Status GpuBackend::SetMemTable(Message& message) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> GpuBackend::MapRing(
-    const Queue& queue) const {
+absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>>
+VhostUserBackend::MapRing(const Queue& queue) const {
   const std::shared_ptr<const virtio::GuestMemory>& memory =
       device_->guest_memory();
   if (memory == nullptr)
@@ -388,20 +388,19 @@ absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> GpuBackend::MapRing(
                                         features_ & kFeatureIndirectDesc);
 }
 
-absl::Status GpuBackend::StartQueue(uint32_t index) {
+absl::Status VhostUserBackend::StartQueue(uint32_t index) {
   Queue& queue = queues_[index];
   absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> ring = MapRing(queue);
   if (!ring.ok()) {
     return absl::DataLossError(absl::StrCat("cannot start queue ", index, ": ",
                                             ring.status().message()));
   }
-  // A control queue starting from index 0 while the device holds state is a
-  // guest that reset and probes again (a paused VM resumes from where it
-  // stopped): its old resources are gone, so are ours.
-  if (index == gpu::kControlQueue && queue.base == 0 &&
-      device_->resource_count() > 0) {
-    VGPU_LOG(INFO)
-        << "control queue restarted from 0: guest reset, dropping device state";
+  // A guest that reset without telling (virtio-gpu: its control queue
+  // starts from 0 while the device holds resources): its old state is
+  // gone, so is the device's.
+  if (device_->ResetsOnQueueStart(index, queue.base)) {
+    VGPU_LOG(INFO) << "queue " << index
+                   << " restarted from 0: guest reset, dropping device state";
     auto memory = device_->guest_memory();
     uint64_t features = features_;
     device_->Reset();
@@ -420,7 +419,7 @@ absl::Status GpuBackend::StartQueue(uint32_t index) {
   return absl::OkStatus();
 }
 
-void GpuBackend::StopQueue(uint32_t index) {
+void VhostUserBackend::StopQueue(uint32_t index) {
   Queue& queue = queues_[index];
   if (queue.kick.valid()) loop_->Unwatch(queue.kick.get());
   if (queue.ring) queue.base = queue.ring->last_avail_index();
@@ -428,7 +427,7 @@ void GpuBackend::StopQueue(uint32_t index) {
   queue.kick.Reset();
 }
 
-void GpuBackend::OnKick(uint32_t index) {
+void VhostUserBackend::OnKick(uint32_t index) {
   uint64_t value;
   while (read(queues_[index].kick.get(), &value, sizeof(value)) < 0 &&
          errno == EINTR) {
@@ -438,7 +437,7 @@ void GpuBackend::OnKick(uint32_t index) {
   if (!lost_memory_.ok()) Close(lost_memory_);
 }
 
-void GpuBackend::ProcessQueue(uint32_t index) {
+void VhostUserBackend::ProcessQueue(uint32_t index) {
   Queue& queue = queues_[index];
   if (!queue.ring || !queue.enabled || device_->needs_reset() ||
       !lost_memory_.ok()) {

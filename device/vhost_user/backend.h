@@ -1,20 +1,22 @@
-// The vhost-user back-end of the virtio-gpu device: one front-end
-// connection (QEMU, or our synthetic guest) driving a GpuDevice. Handles the
-// control messages, maps the guest memory table, runs the two queues off
-// their kick eventfds and signals their call eventfds.
+// The vhost-user back-end, for any virtio device: one front-end connection
+// (QEMU, or our synthetic guest) driving a VhostUserDevice. Handles the
+// control messages (features, protocol features, the memory table, rings,
+// config, reset), maps the guest memory table, runs the device's queues off
+// their kick eventfds and signals their call eventfds; the device's own
+// requests (GPU_SET_SOCKET) go to the device.
 //
 // Lives on the device thread; the EventLoop delivers socket and kick events.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 
-#include "device/gpu/gpu_device.h"
-#include "device/vhost_user/display_mirror.h"
+#include "device/vhost_user/device.h"
 #include "device/vhost_user/event_loop.h"
 #include "device/vhost_user/message.h"
 
@@ -27,26 +29,24 @@ struct BackendStats {
   uint64_t device_resets = 0;
 };
 
-class GpuBackend {
+// Queues a device may have.
+inline constexpr uint32_t kMaxQueues = 8;
+
+class VhostUserBackend {
  public:
-  // `device` outlives the backend. `on_close` runs (once) when the
-  // connection must be dropped: peer gone or malformed message.
-  GpuBackend(gpu::GpuDevice* device, EventLoop* loop, Fd socket,
-             DisplayMirror* mirror = nullptr);
-  ~GpuBackend();
-  GpuBackend(const GpuBackend&) = delete;
-  GpuBackend& operator=(const GpuBackend&) = delete;
+  // `device` outlives the backend; it has 1..kMaxQueues queues.
+  VhostUserBackend(VhostUserDevice* device, EventLoop* loop, Fd socket);
+  ~VhostUserBackend();
+  VhostUserBackend(const VhostUserBackend&) = delete;
+  VhostUserBackend& operator=(const VhostUserBackend&) = delete;
 
   // Starts watching the socket. `on_close(reason)` is called when the
   // connection ends; the owner then destroys the backend.
   absl::Status Start(std::function<void(const absl::Status&)> on_close);
 
-  // The display channel QEMU gave us with GPU_SET_SOCKET (-1 if none).
-  int display_socket() const { return display_.get(); }
   const BackendStats& stats() const { return stats_; }
 
  private:
-  static constexpr uint32_t kNumQueues = 2;
   struct Queue {
     uint16_t size = 0;
     VringAddr addr{};
@@ -81,17 +81,19 @@ class GpuBackend {
     return features_ & kFeatureProtocolFeatures;
   }
 
-  gpu::GpuDevice* device_;
+  // A queue index in a message, against the device's queues.
+  absl::Status CheckQueueIndex(const Message& message, uint32_t index) const;
+
+  VhostUserDevice* device_;
+  const uint32_t num_queues_;
   EventLoop* loop_;
-  DisplayMirror* mirror_;
   Fd socket_;
-  Fd display_;
   std::function<void(const absl::Status&)> on_close_;
   bool closed_ = false;
   absl::Status lost_memory_;
   uint64_t features_ = 0;
   uint64_t protocol_features_ = 0;
-  std::array<Queue, kNumQueues> queues_;
+  std::array<Queue, kMaxQueues> queues_;
   BackendStats stats_;
 };
 
