@@ -114,7 +114,12 @@ void DemoLoop(const std::string& socket_path,
     absl::SleepFor(next - absl::Now());
   }
   // A still screen after --demo_frames: the guest stays connected (its
-  // going would reset the device and blank the scanout).
+  // going would reset the device and blank the scanout). Said, so a script
+  // knows the screen is final.
+  if (!stop) {
+    VGPU_LOG(INFO) << "demo guest: " << frames
+                   << " frames drawn; the screen stays still";
+  }
   while (!stop) absl::SleepFor(absl::Milliseconds(50));
 }
 

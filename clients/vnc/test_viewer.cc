@@ -40,6 +40,9 @@ void GotCursorShape(rfbClient* client, int hot_x, int hot_y, int width,
 }
 
 void FinishedUpdate(rfbClient* client) { ViewerOf(client)->OnUpdate(); }
+void GotPixels(rfbClient* client, int, int, int, int) {
+  ViewerOf(client)->OnPixels();
+}
 
 // libvncclient narrates every handshake on stderr.
 void Quiet(const char* /*format*/, ...) {}
@@ -68,6 +71,7 @@ std::unique_ptr<TestViewer> TestViewer::Connect(
   client->GetPassword = GetPassword;
   client->GotCursorShape = GotCursorShape;
   client->FinishedFrameBufferUpdate = FinishedUpdate;
+  client->GotFrameBufferUpdate = GotPixels;
   free(client->serverHost);  // rfbGetClient's empty default
   client->serverHost = strdup(options.host.c_str());
   client->serverPort = options.port;

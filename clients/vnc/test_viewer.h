@@ -39,7 +39,10 @@ class TestViewer {
   int height() const;
   uint32_t PixelAt(int x, int y) const;  // 0x00RRGGBB
   const std::string& desktop_name() const { return name_; }
+  // FramebufferUpdates received, and rects of pixels among them (an update
+  // may carry only a cursor shape or position).
   uint64_t updates() const { return updates_; }
+  uint64_t pixel_rects() const { return pixel_rects_; }
 
   // Handles server messages until `done()` holds (true) or `timeout`
   // passes or the connection ends (false).
@@ -74,6 +77,7 @@ class TestViewer {
   // Public for libvncclient's callbacks.
   void OnCursorShape(int hot_x, int hot_y, int width, int height);
   void OnUpdate() { ++updates_; }
+  void OnPixels() { ++pixel_rects_; }
   const std::string& password() const { return password_; }
 
  private:
@@ -83,6 +87,7 @@ class TestViewer {
   std::string name_;
   std::string password_;
   uint64_t updates_ = 0;
+  uint64_t pixel_rects_ = 0;
   int cursor_width_ = 0, cursor_height_ = 0;
   int cursor_hot_x_ = 0, cursor_hot_y_ = 0;
   uint64_t cursor_shapes_ = 0;

@@ -42,21 +42,21 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// Waits until an update came and then none for `stable`.
+// Waits until pixels came and then no update for `stable`. An update with
+// only a cursor shape or position is no picture: the screen may still be
+// the client's empty buffer.
 bool WaitStill(vgpu::vnc::TestViewer& viewer, absl::Duration stable,
                absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   uint64_t seen = viewer.updates();
   absl::Time last_change = absl::Now();
-  bool any = seen > 0;
   return viewer.Until(
       [&] {
         if (viewer.updates() != seen) {
           seen = viewer.updates();
           last_change = absl::Now();
-          any = true;
         }
-        return any && absl::Now() - last_change >= stable;
+        return viewer.pixel_rects() > 0 && absl::Now() - last_change >= stable;
       },
       deadline - absl::Now());
 }

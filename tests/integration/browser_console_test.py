@@ -132,7 +132,15 @@ def start_daemon(daemon, work, socket_path, width, height, name):
          f"--grpc_listen=unix:{socket_path}"],
         stdout=open(os.path.join(work, f"{name}.log"), "w"),
         stderr=subprocess.STDOUT)
-    wait_for(lambda: os.path.exists(socket_path), 10, "the daemon", work)
+    # Up, and its guest's last frame drawn: the screen is final (on a loaded
+    # machine a still screen could otherwise be one not yet drawn).
+    log = os.path.join(work, f"{name}.log")
+
+    def drawn():
+        with open(log, errors="replace") as f:
+            return "frames drawn" in f.read()
+
+    wait_for(drawn, 30, "the daemon and its guest's frames", work)
     return process
 
 

@@ -18,8 +18,13 @@ start_daemon() {  # $1: scene, $2: log name, $3: frames the guest draws
     --grpc_listen="unix:$work/grpc.sock" > "$work/$2.log" 2>&1 &
   daemon_pid=$!
   pids+=("$daemon_pid")
-  for _ in $(seq 1 100); do [ -S "$work/grpc.sock" ] && return 0; sleep 0.1; done
-  fail "the daemon did not start"
+  # Up, and its guest's last frame drawn: the screen is final (on a loaded
+  # machine a still screen could otherwise be one not yet drawn).
+  for _ in $(seq 1 300); do
+    grep -q "frames drawn" "$work/$2.log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "the daemon did not start and draw its ${3:-20} frames"
 }
 # The daemon's own picture of the still screen.
 daemon_shot() {
@@ -64,6 +69,7 @@ for _ in $(seq 1 100); do
   [ -n "$port" ] && grep -q "feed from the daemon" "$work/vnc.log" && break
   sleep 0.1
 done
+grep -q "feed from the daemon" "$work/vnc.log" || fail "vgpu-vnc got no feed from the daemon"
 metrics_port="$(sed -n 's|.*Prometheus metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$work/vnc.log")"
 [ -n "$port" ] || fail "vgpu-vnc did not listen"
 display=$((port - 5900))
