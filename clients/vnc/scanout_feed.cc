@@ -270,13 +270,12 @@ bool ScanoutFeed::Subscribe() {
     updates_.fetch_add(1);
     Acknowledge(update.update_id());
   };
-  const bool subscribed = stream->Write(subscribe);
-  if (subscribed) {
-    MutexLock lock(&write_mu_);
-    writer_ = stream.get();
-    writer_stream_ = ++stream_;
-  }
-  if (subscribed) {
+  if (stream->Write(subscribe)) {
+    {
+      MutexLock lock(&write_mu_);
+      writer_ = stream.get();
+      writer_stream_ = ++stream_;
+    }
     while (!failed && stream->Read(&event)) {
       switch (event.event_case()) {
         case pb::StreamFramesResponse::kStarted:

@@ -560,25 +560,35 @@ void RestoreRequest(ClientState* state, rfbClientPtr client) {
   state->parked = nullptr;
 }
 
+// `frame` becomes `update`'s frame if that is newer, or of another daemon
+// (it restarted). Unnumbered updates change nothing.
+void Advance(FrameId* frame, const ForwardedUpdate& update) {
+  if (update.instance == 0) return;
+  if (frame->instance != update.instance) {
+    *frame = {update.instance, update.sequence};
+  } else {
+    frame->sequence = std::max(frame->sequence, update.sequence);
+  }
+}
+
 // A client is given `update`'s frame. Under its updateMutex.
 void NeedFrame(ClientState* state, const ForwardedUpdate& update) {
-  if (update.instance == 0) return;
-  FrameId& needed = state->needed;
-  if (needed.instance != update.instance) {
-    needed = {update.instance, update.sequence};  // the daemon restarted
-  } else {
-    needed.sequence = std::max(needed.sequence, update.sequence);
-  }
+  Advance(&state->needed, update);
+}
+
+// Whether the copy shows frame `frame` or a later one of the same daemon
+// (instance 0: no frame asked for). Under copy_mu.
+bool ShowsLocked(const VncScreen::Impl* impl, const FrameId& frame)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->copy_mu) {
+  return frame.instance == 0 || (impl->copy_frame.instance == frame.instance &&
+                                 impl->copy_frame.sequence >= frame.sequence);
 }
 
 // Whether the copy may be sent to a client given frame `needed`: it shows
 // that frame or a later one of the same daemon.
 bool CopyShows(VncScreen::Impl* impl, const FrameId& needed) {
   MutexLock lock(&impl->copy_mu);
-  if (!impl->copy_valid || impl->copy_stale) return false;
-  return needed.instance == 0 ||
-         (impl->copy_frame.instance == needed.instance &&
-          impl->copy_frame.sequence >= needed.sequence);
+  return impl->copy_valid && !impl->copy_stale && ShowsLocked(impl, needed);
 }
 
 // Whether clients libvncserver encodes for wait before anything is sent
@@ -586,11 +596,8 @@ bool CopyShows(VncScreen::Impl* impl, const FrameId& needed) {
 // lags and a newer frame was forwarded (the copy may be far behind).
 bool CopyHeldBack(VncScreen::Impl* impl) {
   MutexLock lock(&impl->copy_mu);
-  if (impl->copy_stale) return true;
-  const FrameId newest = impl->newest_forwarded;
-  return impl->copy_lagging && newest.instance != 0 &&
-         (impl->copy_frame.instance != newest.instance ||
-          impl->copy_frame.sequence < newest.sequence);
+  return impl->copy_stale ||
+         (impl->copy_lagging && !ShowsLocked(impl, impl->newest_forwarded));
 }
 
 // Asks for the copy to catch up (VncScreenOptions::copy_wanted). No client
@@ -1308,15 +1315,9 @@ void VncScreen::Forward(const ForwardProfile& profile,
   constexpr size_t kQueueBudget = size_t{8} << 20;
   // Made for another mode than the screen's (the streams change modes at
   // their own moments): the mode change repaints every client anyway.
-  if (update->instance != 0) {
+  {
     MutexLock lock(&impl_->copy_mu);
-    if (impl_->newest_forwarded.instance != update->instance) {
-      // The daemon restarted.
-      impl_->newest_forwarded = {update->instance, update->sequence};
-    } else {
-      impl_->newest_forwarded.sequence =
-          std::max(impl_->newest_forwarded.sequence, update->sequence);
-    }
+    Advance(&impl_->newest_forwarded, *update);
   }
   const uint32_t width = impl_->mode_width.load();
   const uint32_t height = impl_->mode_height.load();
