@@ -84,13 +84,20 @@ absl::StatusOr<Connection> ConnectFromFlags(
     const absl::Time deadline = absl::Now() + connect_timeout;
     while (absl::Now() < deadline && !(cancelled && cancelled())) {
       grpc_connectivity_state state = connection.channel->GetState(true);
-      if (state == GRPC_CHANNEL_READY) break;
+      if (state == GRPC_CHANNEL_READY) {
+        connection.ready = true;
+        break;
+      }
       connection.channel->WaitForStateChange(
           state, absl::ToChronoTime(std::min(
                      deadline, absl::Now() + absl::Milliseconds(200))));
     }
   }
   return connection;
+}
+
+void PrepareCall(const Connection& connection, grpc::ClientContext* context) {
+  context->set_wait_for_ready(connection.ready);
 }
 
 std::string DescribeError(const grpc::Status& status,

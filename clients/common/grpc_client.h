@@ -26,6 +26,8 @@ struct Connection {
   std::string server;
   bool tls = false;
   bool client_certificate = false;
+  // The --connect_timeout wait saw the channel READY.
+  bool ready = false;
 };
 
 // Reads the TLS files (InvalidArgument naming the flag and the system's
@@ -36,6 +38,14 @@ struct Connection {
 absl::StatusOr<Connection> ConnectFromFlags(
     int max_receive_message_bytes,
     const std::function<bool()>& cancelled = nullptr);
+
+// Sets up a call on `connection`: once the channel was seen READY the call
+// waits for it (gRPC publishes READY before the picker that uses the new
+// connection, so a fail-fast call right then can still fail with the old
+// "No such file or directory"); otherwise it fails fast with the reason.
+// Give the call a deadline, or a way to cancel it, when the daemon may go
+// away.
+void PrepareCall(const Connection& connection, grpc::ClientContext* context);
 
 // The call's message plus, where it helps, what to do: the daemon is not
 // running, it wants TLS, it wants a client certificate, the CA is wrong.

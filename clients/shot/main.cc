@@ -142,7 +142,7 @@ int Run() {
   // The server gives up at the wait timeout; allow for the transfer too.
   context.set_deadline(std::chrono::system_clock::now() +
                        absl::ToChronoMilliseconds(timeout + absl::Seconds(5)));
-  context.set_wait_for_ready(false);
+  vgpu::clients::PrepareCall(*connection, &context);
   pb::Screenshot shot;
   grpc::Status status = stub->GetScreenshot(&context, request, &shot);
   if (!status.ok())

@@ -343,6 +343,7 @@ int Watch(SignalWatcher& signals) {
                          absl::ToChronoMilliseconds(duration));
   }
   signals.Attach(&context);
+  vgpu::clients::PrepareCall(*connection, &context);
   auto stream = stub->StreamFrames(&context);
   pb::StreamFramesRequest subscribe;
   pb::Subscribe* s = subscribe.mutable_subscribe();
