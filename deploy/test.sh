@@ -36,7 +36,7 @@ cmake --workflow --preset tsan
 
 echo "== fuzz targets (${fuzz_seconds}s each)"
 fuzzers=(virtio_gpu_command_fuzzer virtqueue_fuzzer vhost_user_message_fuzzer rfb_client_fuzzer
-         service_request_fuzzer)
+         service_request_fuzzer input_device_fuzzer)
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz --target "${fuzzers[@]}"
 for name in "${fuzzers[@]}"; do

@@ -1,9 +1,7 @@
 #include "device/guest_sim/frontend.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,29 +25,14 @@ namespace {
 constexpr uint64_t kWantedProtocol =
     vhost_user::kProtocolReplyAck | vhost_user::kProtocolConfig;
 
-absl::StatusOr<Fd> ConnectUnix(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(address.sun_path))
-    return absl::InvalidArgumentError("path too long");
-  std::memcpy(address.sun_path, path.c_str(), path.size());
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return absl::ErrnoToStatus(errno, "socket");
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&address),
-              sizeof(address)) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("connect ", path));
-  }
-  return fd;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
     FrontendOptions options) {
   std::unique_ptr<VhostUserFrontend> frontend(
       new VhostUserFrontend(std::move(options)));
-  VGPU_ASSIGN_OR_RETURN(frontend->socket_,
-                        ConnectUnix(frontend->options_.socket_path));
+  VGPU_ASSIGN_OR_RETURN(frontend->link_, guest_sim::VhostUserLink::Connect(
+                                             frontend->options_.socket_path));
   VGPU_RETURN_IF_ERROR(frontend->Handshake());
   return frontend;
 }
@@ -68,95 +51,18 @@ void VhostUserFrontend::Disconnect() {
   stopping_ = true;
   if (display_peer_.valid()) shutdown(display_peer_.get(), SHUT_RDWR);
   if (display_thread_.joinable()) display_thread_.join();
-  socket_.Reset();
+  if (link_) link_->Disconnect();
   display_peer_.Reset();
 }
 
-uint64_t VhostUserFrontend::UserAddr(uint64_t gpa) const {
-  for (const virtio::GuestRegion& region : guest_->memory_ptr()->regions()) {
-    if (gpa >= region.guest_phys_addr &&
-        gpa - region.guest_phys_addr < region.size) {
-      return region.user_addr + (gpa - region.guest_phys_addr);
-    }
-  }
-  return 0;
-}
-
-absl::Status VhostUserFrontend::Request(uint32_t request,
-                                        absl::Span<const uint8_t> payload,
-                                        absl::Span<const int> fds,
-                                        bool need_reply) {
-  bool ack = need_reply || (protocol_features_ & vhost_user::kProtocolReplyAck);
-  Header header{request,
-                vhost_user::kVersion | (ack ? vhost_user::kFlagNeedReply : 0u),
-                static_cast<uint32_t>(payload.size())};
-  VGPU_RETURN_IF_ERROR(
-      vhost_user::WriteMessage(socket_.get(), header, payload, fds));
-  if (!ack) return absl::OkStatus();
-  VGPU_ASSIGN_OR_RETURN(Message reply, vhost_user::ReadMessage(socket_.get()));
-  uint64_t result = 1;
-  if (reply.header.request != request || !reply.PayloadAs(&result)) {
-    return absl::DataLossError(
-        absl::StrCat("bad REPLY_ACK for request ", request));
-  }
-  if (result != 0)
-    return absl::InternalError(
-        absl::StrCat("back-end refused request ", request));
-  return absl::OkStatus();
-}
-
-absl::StatusOr<Message> VhostUserFrontend::Call(
-    uint32_t request, absl::Span<const uint8_t> payload) {
-  Header header{request, vhost_user::kVersion,
-                static_cast<uint32_t>(payload.size())};
-  VGPU_RETURN_IF_ERROR(
-      vhost_user::WriteMessage(socket_.get(), header, payload));
-  VGPU_ASSIGN_OR_RETURN(Message reply, vhost_user::ReadMessage(socket_.get()));
-  if (reply.header.request != request ||
-      !(reply.header.flags & vhost_user::kFlagReply)) {
-    return absl::DataLossError(
-        absl::StrCat("unexpected reply to request ", request));
-  }
-  return reply;
-}
-
 absl::Status VhostUserFrontend::Handshake() {
-  // Feature negotiation, as QEMU does at realize time.
-  VGPU_ASSIGN_OR_RETURN(Message reply, Call(vhost_user::kGetFeatures, {}));
-  uint64_t offered = 0;
-  if (!reply.PayloadAs(&offered))
-    return absl::DataLossError("GET_FEATURES reply");
-  if (!(offered & vhost_user::kFeatureProtocolFeatures)) {
-    return absl::FailedPreconditionError(
-        "back-end lacks VHOST_USER_F_PROTOCOL_FEATURES");
-  }
-  VGPU_ASSIGN_OR_RETURN(reply, Call(vhost_user::kGetProtocolFeatures, {}));
-  uint64_t protocol = 0;
-  if (!reply.PayloadAs(&protocol))
-    return absl::DataLossError("GET_PROTOCOL_FEATURES reply");
-  if (!(protocol & vhost_user::kProtocolConfig)) {
-    return absl::FailedPreconditionError(
-        "back-end lacks VHOST_USER_PROTOCOL_F_CONFIG");
-  }
-  uint64_t wanted_protocol = protocol & kWantedProtocol;
-  VGPU_RETURN_IF_ERROR(
-      RequestWith(vhost_user::kSetProtocolFeatures, wanted_protocol));
-  protocol_features_ = wanted_protocol;
-  VGPU_RETURN_IF_ERROR(Request(vhost_user::kSetOwner, {}));
-
+  VGPU_ASSIGN_OR_RETURN(uint64_t offered, link_->Negotiate(kWantedProtocol));
   // Config space: num_scanouts.
-  struct {
-    vhost_user::ConfigHeader header;
-    gpu::wire::Config config;
-  } config_request{{0, sizeof(gpu::wire::Config), 0}, {}};
-  VGPU_ASSIGN_OR_RETURN(
-      reply,
-      Call(vhost_user::kGetConfig,
-           absl::MakeConstSpan(reinterpret_cast<uint8_t*>(&config_request),
-                               sizeof(config_request))));
-  if (!reply.PayloadAs(&config_request))
-    return absl::DataLossError("GET_CONFIG reply");
-  num_scanouts_ = config_request.config.num_scanouts;
+  VGPU_ASSIGN_OR_RETURN(std::vector<uint8_t> config,
+                        link_->GetConfig(0, sizeof(gpu::wire::Config)));
+  gpu::wire::Config gpu_config;
+  std::memcpy(&gpu_config, config.data(), sizeof(gpu_config));
+  num_scanouts_ = gpu_config.num_scanouts;
 
   // What the guest acks: the transport bits the VMM exposes plus EDID (and
   // blob if asked for).
@@ -174,26 +80,11 @@ absl::Status VhostUserFrontend::StartDevice() {
   VGPU_ASSIGN_OR_RETURN(
       guest_, guest_sim::SimulatedGuest::CreateDriverOnly(options_.guest));
   // DRIVER_OK: QEMU starts the vhost device.
-  VGPU_RETURN_IF_ERROR(RequestWith(vhost_user::kSetFeatures, features_));
-  const auto& regions = guest_->memory_ptr()->regions();
-  std::vector<uint8_t> table(sizeof(vhost_user::MemTableHeader) +
-                             regions.size() * sizeof(vhost_user::MemRegion));
-  vhost_user::MemTableHeader table_header{static_cast<uint32_t>(regions.size()),
-                                          0};
-  std::memcpy(table.data(), &table_header, sizeof(table_header));
-  std::vector<int> fds;
-  for (size_t i = 0; i < regions.size(); ++i) {
-    vhost_user::MemRegion region{regions[i].guest_phys_addr, regions[i].size,
-                                 regions[i].user_addr,
-                                 regions[i].mapping_offset};
-    std::memcpy(table.data() + sizeof(table_header) + i * sizeof(region),
-                &region, sizeof(region));
-    fds.push_back(regions[i].mapping->fd());
-  }
-  VGPU_RETURN_IF_ERROR(
-      Request(vhost_user::kSetMemTable, table, fds, /*need_reply=*/true));
-  VGPU_RETURN_IF_ERROR(SetupRing(0, guest_->control()));
-  VGPU_RETURN_IF_ERROR(SetupRing(1, guest_->cursor()));
+  VGPU_RETURN_IF_ERROR(link_->RequestWith(vhost_user::kSetFeatures, features_));
+  const virtio::GuestMemory& memory = *guest_->memory_ptr();
+  VGPU_RETURN_IF_ERROR(link_->SetMemTable(memory));
+  VGPU_RETURN_IF_ERROR(link_->SetupRing(0, guest_->control(), memory));
+  VGPU_RETURN_IF_ERROR(link_->SetupRing(1, guest_->cursor(), memory));
 
   // The display channel: we keep one end and play QEMU's part on it.
   int pair[2];
@@ -203,72 +94,16 @@ absl::Status VhostUserFrontend::StartDevice() {
   display_peer_ = Fd(pair[0]);
   Fd theirs(pair[1]);
   int their_fd = theirs.get();
-  VGPU_RETURN_IF_ERROR(Request(vhost_user::kGpuSetSocket, {}, {&their_fd, 1}));
+  VGPU_RETURN_IF_ERROR(
+      link_->Request(vhost_user::kGpuSetSocket, {}, {&their_fd, 1}));
   if (options_.serve_display)
     display_thread_ = std::thread([this] { ServeDisplay(); });
 
   guest_->set_link([this](uint32_t queue, virtio::DriverQueue& driver) {
-    return KickAndWait(queue, driver);
+    VGPU_RETURN_IF_ERROR(link_->Kick(queue, driver));
+    return link_->WaitUsed(queue, driver, absl::Now() + options_.timeout,
+                           options_.cancel);
   });
-  return absl::OkStatus();
-}
-
-absl::Status VhostUserFrontend::SetupRing(uint32_t index,
-                                          virtio::DriverQueue& queue) {
-  vhost_user::VringState num{index, queue.size()};
-  VGPU_RETURN_IF_ERROR(RequestWith(vhost_user::kSetVringNum, num));
-  vhost_user::VringState base{index, 0};
-  VGPU_RETURN_IF_ERROR(RequestWith(vhost_user::kSetVringBase, base));
-  const virtio::DriverQueueLayout& layout = queue.layout();
-  vhost_user::VringAddr addr{index,
-                             0,
-                             UserAddr(layout.desc_gpa),
-                             UserAddr(layout.used_gpa),
-                             UserAddr(layout.avail_gpa),
-                             0};
-  VGPU_RETURN_IF_ERROR(RequestWith(vhost_user::kSetVringAddr, addr));
-  kick_[index] = Fd(eventfd(0, EFD_CLOEXEC));
-  call_[index] = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!kick_[index].valid() || !call_[index].valid())
-    return absl::ErrnoToStatus(errno, "eventfd");
-  uint64_t kick = index, call = index;
-  int kick_fd = kick_[index].get(), call_fd = call_[index].get();
-  VGPU_RETURN_IF_ERROR(
-      RequestWith(vhost_user::kSetVringKick, kick, {&kick_fd, 1}));
-  VGPU_RETURN_IF_ERROR(
-      RequestWith(vhost_user::kSetVringCall, call, {&call_fd, 1}));
-  vhost_user::VringState enable{index, 1};
-  return RequestWith(vhost_user::kSetVringEnable, enable);
-}
-
-absl::Status VhostUserFrontend::KickAndWait(uint32_t queue,
-                                            virtio::DriverQueue& driver) {
-  if (!socket_.valid()) return absl::FailedPreconditionError("disconnected");
-  if (driver.NeedsKick()) {
-    uint64_t one = 1;
-    if (write(kick_[queue].get(), &one, sizeof(one)) != sizeof(one)) {
-      return absl::ErrnoToStatus(errno, "kick");
-    }
-  }
-  absl::Time deadline = absl::Now() + options_.timeout;
-  while (!driver.HasUsed()) {
-    int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (left <= 0) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("queue ", queue, ": no reply from the back-end"));
-    }
-    if (options_.cancel != nullptr && options_.cancel->load()) {
-      return absl::CancelledError(
-          absl::StrCat("queue ", queue, ": stopped while waiting"));
-    }
-    pollfd p{call_[queue].get(), POLLIN, 0};
-    int n = poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 100)));
-    if (n > 0) {
-      uint64_t value;
-      [[maybe_unused]] ssize_t r =
-          read(call_[queue].get(), &value, sizeof(value));
-    }
-  }
   return absl::OkStatus();
 }
 
@@ -280,18 +115,8 @@ absl::Status VhostUserFrontend::Reboot() {
 }
 
 absl::StatusOr<uint32_t> VhostUserFrontend::StopRings() {
-  uint32_t control_base = 0;
-  for (uint32_t index = 0; index < 2; ++index) {
-    vhost_user::VringState state{index, 0};
-    VGPU_ASSIGN_OR_RETURN(
-        Message reply,
-        Call(vhost_user::kGetVringBase,
-             absl::MakeConstSpan(reinterpret_cast<uint8_t*>(&state),
-                                 sizeof(state))));
-    if (!reply.PayloadAs(&state))
-      return absl::DataLossError("GET_VRING_BASE reply");
-    if (index == 0) control_base = state.num;
-  }
+  VGPU_ASSIGN_OR_RETURN(uint32_t control_base, link_->StopRing(0));
+  VGPU_RETURN_IF_ERROR(link_->StopRing(1).status());
   return control_base;
 }
 

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 
 #include "device/guest_sim/simulated_guest.h"
+#include "device/guest_sim/vhost_user_link.h"
 #include "device/vhost_user/message.h"
 
 namespace vgpu::synth {
@@ -75,33 +76,16 @@ class VhostUserFrontend {
       : options_(std::move(options)) {}
   absl::Status Handshake();
   absl::Status StartDevice();
-  absl::Status SetupRing(uint32_t index, virtio::DriverQueue& queue);
-  absl::Status Request(uint32_t request, absl::Span<const uint8_t> payload,
-                       absl::Span<const int> fds = {}, bool need_reply = false);
-  template <typename T>
-  absl::Status RequestWith(uint32_t request, const T& body,
-                           absl::Span<const int> fds = {}) {
-    return Request(
-        request,
-        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&body), sizeof(T)),
-        fds);
-  }
-  absl::StatusOr<vhost_user::Message> Call(uint32_t request,
-                                           absl::Span<const uint8_t> payload);
-  absl::Status KickAndWait(uint32_t queue, virtio::DriverQueue& driver);
   void ServeDisplay();
-  uint64_t UserAddr(uint64_t gpa) const;
 
   FrontendOptions options_;
-  vhost_user::Fd socket_;
+  std::unique_ptr<guest_sim::VhostUserLink> link_;
   std::unique_ptr<guest_sim::SimulatedGuest> guest_;
-  vhost_user::Fd kick_[2], call_[2];
   vhost_user::Fd display_, display_peer_;
   std::thread display_thread_;
   std::atomic<bool> stopping_{false};
   DisplayChannelStats display_stats_;
   uint64_t features_ = 0;
-  uint64_t protocol_features_ = 0;
   uint32_t num_scanouts_ = 0;
 };
 

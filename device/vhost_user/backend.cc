@@ -92,12 +92,15 @@ VhostUserBackend::VhostUserBackend(VhostUserDevice* device, EventLoop* loop,
     : device_(device),
       num_queues_(std::min(device->num_queues(), kMaxQueues)),
       loop_(loop),
-      socket_(std::move(socket)) {}
+      socket_(std::move(socket)) {
+  device_->SetKicker(this);
+}
 
 VhostUserBackend::~VhostUserBackend() {
   for (uint32_t i = 0; i < num_queues_; ++i) StopQueue(i);
   if (socket_.valid()) loop_->Unwatch(socket_.get());
   if (!closed_) device_->Disconnected();
+  device_->SetKicker(nullptr);
 }
 
 absl::Status VhostUserBackend::CheckQueueIndex(const Message& message,
@@ -172,7 +175,10 @@ absl::Status VhostUserBackend::Handle(Message& message) {
       device_->SetDriverFeatures(features_);
       // Without PROTOCOL_FEATURES rings are enabled as soon as they start.
       if (!protocol_negotiated()) {
-        for (Queue& queue : queues_) queue.enabled = true;
+        for (uint32_t i = 0; i < num_queues_; ++i) {
+          queues_[i].enabled = true;
+          UpdateRunning(i);
+        }
       }
       break;
     }
@@ -218,6 +224,7 @@ absl::Status VhostUserBackend::Handle(Message& message) {
         queue.base = static_cast<uint16_t>(state.num);
       } else {
         queue.enabled = state.num != 0;
+        UpdateRunning(state.index);
         if (queue.enabled) ProcessQueue(state.index);
       }
       break;
@@ -415,6 +422,7 @@ absl::Status VhostUserBackend::StartQueue(uint32_t index) {
       loop_->Watch(fd, EPOLLIN, [this, index](uint32_t) { OnKick(index); }));
   VGPU_LOG(DEBUG) << "queue " << index << " started: size " << queue.size
                   << " base " << queue.base;
+  UpdateRunning(index);
   ProcessQueue(index);  // buffers may be waiting already
   return absl::OkStatus();
 }
@@ -425,6 +433,15 @@ void VhostUserBackend::StopQueue(uint32_t index) {
   if (queue.ring) queue.base = queue.ring->last_avail_index();
   queue.ring.reset();
   queue.kick.Reset();
+  UpdateRunning(index);
+}
+
+void VhostUserBackend::UpdateRunning(uint32_t index) {
+  Queue& queue = queues_[index];
+  const bool running = queue.ring != nullptr && queue.enabled;
+  if (running == queue.running) return;
+  queue.running = running;
+  device_->QueueRunning(index, running);
 }
 
 void VhostUserBackend::OnKick(uint32_t index) {

@@ -32,7 +32,7 @@ struct BackendStats {
 // Queues a device may have.
 inline constexpr uint32_t kMaxQueues = 8;
 
-class VhostUserBackend {
+class VhostUserBackend : public QueueKicker {
  public:
   // `device` outlives the backend; it has 1..kMaxQueues queues.
   VhostUserBackend(VhostUserDevice* device, EventLoop* loop, Fd socket);
@@ -46,6 +46,11 @@ class VhostUserBackend {
 
   const BackendStats& stats() const { return stats_; }
 
+  // QueueKicker. A fault in guest memory found here closes the connection
+  // at the next socket message or kick (it cannot close from inside the
+  // device's call).
+  void Kick(uint32_t index) override { ProcessQueue(index); }
+
  private:
   struct Queue {
     uint16_t size = 0;
@@ -53,6 +58,7 @@ class VhostUserBackend {
     bool has_addr = false;
     uint16_t base = 0;
     bool enabled = false;
+    bool running = false;  // as last told to the device
     Fd kick, call, err;
     std::unique_ptr<virtio::SplitVirtqueue> ring;  // non-null while started
   };
@@ -69,6 +75,8 @@ class VhostUserBackend {
   absl::Status SetMemTable(Message& message);
   absl::Status StartQueue(uint32_t index);
   void StopQueue(uint32_t index);
+  // Tells the device whether queue `index` runs, when that changed.
+  void UpdateRunning(uint32_t index);
   absl::StatusOr<std::unique_ptr<virtio::SplitVirtqueue>> MapRing(
       const Queue& queue) const;
   void OnKick(uint32_t index);

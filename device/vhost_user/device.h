@@ -20,6 +20,16 @@
 
 namespace vgpu::vhost_user {
 
+// The back-end's side, for a device with work that comes without a kick
+// (input events from viewers). Device thread only.
+class QueueKicker {
+ public:
+  virtual ~QueueKicker() = default;
+  // Runs the device's ProcessQueue on queue `index` as a kick would (nothing
+  // while the queue is stopped) and signals the guest if it asks to be.
+  virtual void Kick(uint32_t index) = 0;
+};
+
 class VhostUserDevice {
  public:
   virtual ~VhostUserDevice() = default;
@@ -66,6 +76,14 @@ class VhostUserDevice {
   }
   // The front-end went away: drop what belonged to the connection.
   virtual void Disconnected() {}
+  // A front-end connected (`kicker` is valid until the next call) or went
+  // away (null).
+  virtual void SetKicker(QueueKicker* kicker) { (void)kicker; }
+  // Queue `index` runs (mapped, kicked, enabled) or stopped.
+  virtual void QueueRunning(uint32_t index, bool running) {
+    (void)index;
+    (void)running;
+  }
 };
 
 }  // namespace vgpu::vhost_user

@@ -84,6 +84,44 @@ write(vu, "truncated_header", record(msg(GET_FEATURES)[:7]))
 write(vu, "payload_longer_than_sent", record(struct.pack("<III", SET_MEM_TABLE, 1, 200) + bytes(40)))
 write(vu, "display_socket", handshake() + record(msg(GPU_SET_SOCKET), fds=1, kind=2))
 
+# input_device: u8 flags, u16 n, n bytes of guest RAM, then operations.
+def input_ram(event_buffers=4, led=True):
+    ram = bytearray(0x2008)
+    for i in range(event_buffers):  # event queue: 8-byte writable buffers
+        struct.pack_into("<QIHH", ram, 16 * i, 0x1000 + 8 * i, 8, 2, 0)
+    struct.pack_into("<HH4H", ram, 0x100, 0, event_buffers, 0, 1, 2, 3)
+    if led:  # status queue: one CapsLock event
+        struct.pack_into("<QIHH", ram, 0x400, 0x2000, 8, 0, 0)
+        struct.pack_into("<HHH", ram, 0x500, 0, 1, 0)
+        struct.pack_into("<HHi", ram, 0x2000, 0x11, 1, 1)
+    return bytes(ram)
+
+
+def input_seed(flags, ram, ops):
+    return bytes([flags]) + struct.pack("<H", len(ram)) + ram + ops
+
+
+def key(code, value):
+    return bytes([2, 1]) + bytes([1]) + struct.pack("<HI", code, value)
+
+
+def config(select, subsel):
+    return bytes([0, 0, 2, select, subsel]) + bytes([1]) + struct.pack("<HH", 136, 0)
+
+
+inp = "input_device"
+write(inp, "keys_through_four_buffers",
+      input_seed(1, input_ram(), key(30, 1) + key(30, 0) + bytes([3, 4])))
+write(inp, "probe_name_and_keys",
+      input_seed(0, input_ram(), config(1, 0) + config(0x11, 1) + config(0x12, 0)))
+write(inp, "tablet_motion_then_reset",
+      input_seed(1 | (1 << 2), input_ram(),
+                 bytes([2, 2, 3]) + struct.pack("<HI", 0, 100) + bytes([3]) +
+                 struct.pack("<HI", 1, 200) + bytes([3, 6, 7, 3])))
+write(inp, "ring_rewritten_under_the_device",
+      input_seed(0, input_ram(), key(30, 1) + bytes([5]) + struct.pack("<H", 0x102) +
+                 bytes([2, 0xff, 0xff, 3])))
+
 sr = "service_request"
 write(sr, "screenshot_now", b"\x00" + pb.GetScreenshotRequest(format=pb.IMAGE_FORMAT_PNG).SerializeToString())
 write(sr, "screenshot_region_jpeg", b"\x00" + pb.GetScreenshotRequest(

@@ -1,0 +1,328 @@
+#include "device/input/input_device.h"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include <linux/input-event-codes.h>
+
+#include "common/log.h"
+#include "device/virtio/chain_io.h"
+
+namespace vgpu::input {
+namespace {
+
+constexpr InputEvent kSynReport{EV_SYN, SYN_REPORT, 0};
+
+// Pointer motion only: every event moves the same kind of axis.
+bool IsMotion(const InputEvent& event, uint16_t type) {
+  return event.type == type &&
+         (type == EV_ABS ? event.code == ABS_X || event.code == ABS_Y
+                         : event.code == REL_X || event.code == REL_Y);
+}
+
+int32_t SaturatingAdd(int32_t a, int32_t b) {
+  const int64_t sum = int64_t{a} + b;
+  return static_cast<int32_t>(
+      std::clamp<int64_t>(sum, std::numeric_limits<int32_t>::min(),
+                          std::numeric_limits<int32_t>::max()));
+}
+
+}  // namespace
+
+InputDevice::InputDevice(InputDeviceSpec spec, vhost_user::EventLoop* loop,
+                         InputDeviceOptions options)
+    : spec_(std::move(spec)), options_(options), loop_(loop), config_(&spec_) {}
+
+InputDevice::~InputDevice() = default;
+
+absl::Status InputDevice::Validate(absl::Span<const InputEvent> packet) const {
+  if (packet.empty()) return absl::InvalidArgumentError("no events");
+  if (packet.size() > options_.max_packet_events) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(packet.size(), " events in one packet (at most ",
+                     options_.max_packet_events, ")"));
+  }
+  for (const InputEvent& event : packet) {
+    if (event.type == EV_SYN) {
+      return absl::InvalidArgumentError(
+          "EV_SYN in a packet: the device ends each packet itself");
+    }
+    if (!spec_.Has(event.type, event.code)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the ", KindName(spec_.kind), " has no event type ",
+                       event.type, " code ", event.code));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InputDevice::Send(absl::Span<const InputEvent> packet) {
+  if (absl::Status valid = Validate(packet); !valid.ok()) return valid;
+  Packet p;
+  p.events.assign(packet.begin(), packet.end());
+  for (Motion motion : {Motion::kAbsolute, Motion::kRelative}) {
+    const uint16_t type = motion == Motion::kAbsolute ? EV_ABS : EV_REL;
+    if (std::all_of(packet.begin(), packet.end(),
+                    [type](const InputEvent& e) { return IsMotion(e, type); }))
+      p.motion = motion;
+  }
+  p.events.push_back(kSynReport);
+
+  absl::MutexLock lock(&mu_);
+  if (!event_queue_running_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no guest driver runs the ", KindName(spec_.kind),
+        " (the VM is not connected, or its virtio-input driver has not "
+        "started)"));
+  }
+  if (p.motion != Motion::kNone && MergeMotion(p)) {
+    ++stats_.motion_merged;
+    return absl::OkStatus();
+  }
+  if (pending_events_ + p.events.size() > options_.max_pending_events) {
+    if (p.motion != Motion::kNone) {
+      ++stats_.motion_dropped;
+      VGPU_LOG_GUEST_ERROR()
+          << KindName(spec_.kind) << ": the guest takes no input ("
+          << pending_events_ << " events wait): pointer motion dropped";
+      return absl::OkStatus();
+    }
+    ++stats_.packets_refused;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the guest has not taken the last ", pending_events_, " ",
+                     KindName(spec_.kind), " events; try again later"));
+  }
+  for (const InputEvent& event : packet) {
+    if (event.type != EV_KEY) continue;
+    if (event.value != 0) {
+      pressed_.insert(event.code);
+    } else {
+      pressed_.erase(event.code);
+    }
+  }
+  Enqueue(std::move(p));
+  return absl::OkStatus();
+}
+
+bool InputDevice::MergeMotion(const Packet& packet) {
+  if (pending_.empty()) return false;
+  // The front packet may be partly delivered already: it stays as it is.
+  if (pending_.size() == 1 && front_sent_ > 0) return false;
+  Packet& last = pending_.back();
+  if (last.motion != packet.motion) return false;
+  for (const InputEvent& event : packet.events) {
+    if (event.type == EV_SYN) continue;
+    auto same = std::find_if(
+        last.events.begin(), last.events.end(),
+        [&event](const InputEvent& e) { return e.code == event.code; });
+    if (same != last.events.end() && same->type == event.type) {
+      same->value = packet.motion == Motion::kAbsolute
+                        ? event.value
+                        : SaturatingAdd(same->value, event.value);
+    } else {
+      last.events.insert(last.events.end() - 1, event);  // before the SYN
+      ++pending_events_;
+    }
+  }
+  return true;
+}
+
+void InputDevice::Enqueue(Packet packet) {
+  pending_events_ += packet.events.size();
+  pending_.push_back(std::move(packet));
+  ++stats_.packets;
+  if (!delivery_posted_) {
+    delivery_posted_ = true;
+    loop_->Post([this] { Deliver(); });
+  }
+}
+
+size_t InputDevice::ReleaseAll() {
+  absl::MutexLock lock(&mu_);
+  const size_t count = pressed_.size();
+  if (count == 0) return 0;
+  Packet p;
+  for (uint16_t code : pressed_) p.events.push_back({EV_KEY, code, 0});
+  p.events.push_back(kSynReport);
+  pressed_.clear();
+  // Not bounded by max_pending_events: at most every key once, and a key
+  // left down would repeat in the guest forever.
+  if (event_queue_running_) Enqueue(std::move(p));
+  return count;
+}
+
+bool InputDevice::attached() const {
+  absl::MutexLock lock(&mu_);
+  return event_queue_running_;
+}
+
+LedState InputDevice::leds() const {
+  absl::MutexLock lock(&mu_);
+  return leds_;
+}
+
+std::optional<LedState> InputDevice::WaitForLeds(uint64_t seen,
+                                                 absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return leds_.changes != seen;
+  };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&changed), deadline))
+    return std::nullopt;
+  return leds_;
+}
+
+InputDeviceStats InputDevice::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+bool InputDevice::HasPending() const {
+  absl::MutexLock lock(&mu_);
+  return !pending_.empty();
+}
+
+void InputDevice::Deliver() {
+  {
+    absl::MutexLock lock(&mu_);
+    delivery_posted_ = false;
+  }
+  if (kicker_ != nullptr) kicker_->Kick(kEventQueue);
+}
+
+void InputDevice::QueueRunning(uint32_t index, bool running) {
+  if (index != kEventQueue) return;
+  absl::MutexLock lock(&mu_);
+  event_queue_running_ = running;
+}
+
+absl::StatusOr<bool> InputDevice::ProcessQueue(uint32_t index,
+                                               virtio::SplitVirtqueue& ring) {
+  if (needs_reset_) return absl::FailedPreconditionError("device needs reset");
+  if (memory_ == nullptr)
+    return absl::FailedPreconditionError("no guest memory");
+  absl::StatusOr<bool> result =
+      index == kEventQueue ? FillEventQueue(ring) : ReadStatusQueue(ring);
+  if (!result.ok()) return BrokenQueue(index, result.status());
+  return result;
+}
+
+absl::Status InputDevice::BrokenQueue(uint32_t index,
+                                      const absl::Status& status) {
+  needs_reset_ = true;
+  VGPU_LOG_GUEST_ERROR() << KindName(spec_.kind) << ": queue " << index
+                         << " is corrupt, device needs reset: "
+                         << status.message();
+  return status;
+}
+
+absl::StatusOr<bool> InputDevice::FillEventQueue(virtio::SplitVirtqueue& ring) {
+  // Buffers are taken only for events that wait: the rest stay with the
+  // driver, and a kick (asked for below) brings them back here.
+  while (HasPending()) {
+    absl::StatusOr<std::optional<virtio::DescriptorChain>> chain =
+        ring.Pop(*memory_);
+    if (!chain.ok()) return chain.status();
+    if (!chain->has_value()) {
+      if (ring.EnableNotifications()) continue;
+      break;
+    }
+    virtio::DescriptorChain& c = **chain;
+    virtio::ChainWriter writer(c.writable);
+    uint32_t written = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      while (!pending_.empty() && writer.capacity() - writer.bytes_written() >=
+                                      sizeof(virtio_input_event)) {
+        const InputEvent& event = pending_.front().events[front_sent_];
+        const virtio_input_event wire{event.type, event.code,
+                                      static_cast<uint32_t>(event.value)};
+        written += static_cast<uint32_t>(writer.WriteObject(wire));
+        --pending_events_;
+        ++stats_.events_delivered;
+        ++delivered_since_reset_;
+        if (++front_sent_ == pending_.front().events.size()) {
+          pending_.pop_front();
+          front_sent_ = 0;
+        }
+      }
+      if (written == 0) ++stats_.short_buffers;
+    }
+    if (written == 0) {
+      VGPU_LOG_GUEST_ERROR()
+          << KindName(spec_.kind) << ": an event buffer of under 8 bytes";
+    }
+    ring.PushUsed(c.head, written);
+  }
+  return ring.ShouldNotify();
+}
+
+absl::StatusOr<bool> InputDevice::ReadStatusQueue(
+    virtio::SplitVirtqueue& ring) {
+  do {
+    ring.DisableNotifications();
+    while (true) {
+      absl::StatusOr<std::optional<virtio::DescriptorChain>> chain =
+          ring.Pop(*memory_);
+      if (!chain.ok()) return chain.status();
+      if (!chain->has_value()) break;
+      virtio::DescriptorChain& c = **chain;
+      virtio::ChainReader reader(c.readable);
+      const bool malformed = c.bad_buffer || reader.remaining() == 0 ||
+                             reader.remaining() % sizeof(virtio_input_event);
+      absl::MutexLock lock(&mu_);
+      if (malformed) {
+        ++stats_.status_malformed;
+        VGPU_LOG_GUEST_ERROR()
+            << KindName(spec_.kind) << ": a status buffer of "
+            << reader.remaining() << " bytes is not a list of events";
+      }
+      while (!malformed && reader.remaining() > 0) {
+        std::optional<virtio_input_event> wire =
+            reader.Read<virtio_input_event>();
+        if (!wire) break;
+        ++stats_.status_events;
+        if (wire->type != EV_LED || wire->code >= 32) continue;
+        const uint32_t bit = 1u << wire->code;
+        const uint32_t bits =
+            wire->value != 0 ? (leds_.bits | bit) : (leds_.bits & ~bit);
+        if (bits != leds_.bits) {
+          leds_.bits = bits;
+          ++leds_.changes;
+        }
+      }
+      ring.PushUsed(c.head, 0);
+    }
+  } while (ring.EnableNotifications());
+  return ring.ShouldNotify();
+}
+
+void InputDevice::DropState() {
+  stats_.events_discarded += pending_events_;
+  pending_.clear();
+  pending_events_ = 0;
+  front_sent_ = 0;
+  pressed_.clear();
+  if (leds_.bits != 0) {
+    leds_.bits = 0;
+    ++leds_.changes;
+  }
+}
+
+void InputDevice::Reset() {
+  needs_reset_ = false;
+  delivered_since_reset_ = 0;
+  config_.Reset();
+  absl::MutexLock lock(&mu_);
+  DropState();
+}
+
+void InputDevice::Disconnected() {
+  absl::MutexLock lock(&mu_);
+  DropState();
+  event_queue_running_ = false;
+}
+
+}  // namespace vgpu::input
