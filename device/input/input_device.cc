@@ -70,7 +70,7 @@ absl::Status InputDevice::Send(absl::Span<const InputEvent> packet) {
   }
   p.events.push_back(kSynReport);
 
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!event_queue_running_) {
     return absl::FailedPreconditionError(absl::StrCat(
         "no guest driver runs the ", KindName(spec_.kind),
@@ -140,7 +140,7 @@ void InputDevice::Enqueue(Packet packet) {
 }
 
 size_t InputDevice::ReleaseAll() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const size_t count = pressed_.size();
   if (count == 0) return 0;
   Packet p;
@@ -154,39 +154,41 @@ size_t InputDevice::ReleaseAll() {
 }
 
 bool InputDevice::attached() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return event_queue_running_;
 }
 
 LedState InputDevice::leds() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return leds_;
 }
 
 std::optional<LedState> InputDevice::WaitForLeds(uint64_t seen,
                                                  absl::Time deadline) const {
-  absl::MutexLock lock(&mu_);
-  auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  MutexLock lock(&mu_);
+  // The predicate runs with mu_ held (Mutex::AwaitUntil); the analysis
+  // cannot see that through the lambda.
+  auto changed = [this, seen]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return leds_.changes != seen;
   };
-  if (!mu_.AwaitWithDeadline(absl::Condition(&changed), deadline))
+  if (!mu_.AwaitUntil(changed, absl::ToChronoTime(deadline)))
     return std::nullopt;
   return leds_;
 }
 
 InputDeviceStats InputDevice::stats() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 
 bool InputDevice::HasPending() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return !pending_.empty();
 }
 
 void InputDevice::Deliver() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     delivery_posted_ = false;
   }
   if (kicker_ != nullptr) kicker_->Kick(kEventQueue);
@@ -194,7 +196,7 @@ void InputDevice::Deliver() {
 
 void InputDevice::QueueRunning(uint32_t index, bool running) {
   if (index != kEventQueue) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   event_queue_running_ = running;
 }
 
@@ -233,7 +235,7 @@ absl::StatusOr<bool> InputDevice::FillEventQueue(virtio::SplitVirtqueue& ring) {
     virtio::ChainWriter writer(c.writable);
     uint32_t written = 0;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       while (!pending_.empty() && writer.capacity() - writer.bytes_written() >=
                                       sizeof(virtio_input_event)) {
         const InputEvent& event = pending_.front().events[front_sent_];
@@ -272,7 +274,7 @@ absl::StatusOr<bool> InputDevice::ReadStatusQueue(
       virtio::ChainReader reader(c.readable);
       const bool malformed = c.bad_buffer || reader.remaining() == 0 ||
                              reader.remaining() % sizeof(virtio_input_event);
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (malformed) {
         ++stats_.status_malformed;
         VGPU_LOG_GUEST_ERROR()
@@ -291,6 +293,7 @@ absl::StatusOr<bool> InputDevice::ReadStatusQueue(
         if (bits != leds_.bits) {
           leds_.bits = bits;
           ++leds_.changes;
+          mu_.NotifyAll();
         }
       }
       ring.PushUsed(c.head, 0);
@@ -308,6 +311,7 @@ void InputDevice::DropState() {
   if (leds_.bits != 0) {
     leds_.bits = 0;
     ++leds_.changes;
+    mu_.NotifyAll();
   }
 }
 
@@ -315,12 +319,12 @@ void InputDevice::Reset() {
   needs_reset_ = false;
   delivered_since_reset_ = 0;
   config_.Reset();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   DropState();
 }
 
 void InputDevice::Disconnected() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   DropState();
   event_queue_running_ = false;
 }

@@ -37,10 +37,10 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 
+#include "common/mutex.h"
 #include "device/input/input_config.h"
 #include "device/vhost_user/device.h"
 #include "device/vhost_user/event_loop.h"
@@ -174,7 +174,7 @@ class InputDevice : public vhost_user::VhostUserDevice {
   bool needs_reset_ = false;
   uint64_t delivered_since_reset_ = 0;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool event_queue_running_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<Packet> pending_ ABSL_GUARDED_BY(mu_);
   size_t front_sent_ ABSL_GUARDED_BY(mu_) = 0;  // of pending_.front()
