@@ -13,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -178,15 +179,41 @@ int UsageError(absl::string_view program, absl::string_view message) {
   return kUsageExit;
 }
 
-absl::StatusOr<std::string> ReadPemFlag(absl::string_view flag,
-                                        const std::string& path) {
+namespace {
+
+absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag,
+                                         const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--", flag, "=", path, ": cannot read: ", strerror(errno)));
   }
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadTokenFlag(absl::string_view flag,
+                                          const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFlagFile(flag, path);
+  if (!text.ok()) return text.status();
+  const std::string token(absl::StripAsciiWhitespace(*text));
+  const bool printable = std::all_of(
+      token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  if (token.empty() || token.size() > 1024 || !printable) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", path,
+        ": want one line of 1..1024 printable characters, no spaces"));
+  }
+  return token;
+}
+
+absl::StatusOr<std::string> ReadPemFlag(absl::string_view flag,
+                                        const std::string& path) {
+  absl::StatusOr<std::string> read = ReadFlagFile(flag, path);
+  if (!read.ok()) return read.status();
+  const std::string& text = *read;
   if (!absl::StrContains(text, "-----BEGIN ")) {
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, "=", path, ": not a PEM file"));

@@ -51,6 +51,13 @@ int UsageError(absl::string_view program, absl::string_view message);
 absl::StatusOr<std::string> ReadPemFlag(absl::string_view flag,
                                         const std::string& path);
 
+// A secret token a flag names (a file holding one line): the line without
+// surrounding white space. InvalidArgument "--FLAG=PATH: cannot read: ..."
+// or when it is empty, longer than 1024 bytes, or not printable ASCII
+// without spaces (it travels in a gRPC metadata header).
+absl::StatusOr<std::string> ReadTokenFlag(absl::string_view flag,
+                                          const std::string& path);
+
 // "--NAME must be LO..HI (got VALUE)" unless LO <= value <= HI.
 absl::Status CheckRange(absl::string_view flag, int64_t value, int64_t lo,
                         int64_t hi);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -32,13 +33,16 @@
 #include "common/unix_socket.h"
 #include "device/gpu/wire_names.h"
 #include "device/guest_sim/frontend.h"
+#include "device/guest_sim/guest_input.h"
 #include "device/guest_sim/scene_player.h"
 #include "device/guest_sim/scenes.h"
+#include "device/input/input_device.h"
 #include "device/vhost_user/gpu_vhost_device.h"
 #include "device/vhost_user/server.h"
 #include "server/frame_store.h"
 #include "server/grpc/display_service.h"
 #include "server/grpc/unix_listener.h"
+#include "server/input/input_service.h"
 #include "server/metrics.h"
 #include "server/snapshot.h"
 #include "server/worker_pool.h"
@@ -78,9 +82,11 @@ void SnapshotLoop(const FrameStore& store, const std::string& path,
   }
 }
 
-// The built-in guest: a vhost-user front-end on our own socket.
+// The built-in guest: a vhost-user front-end on our own socket, with a
+// keyboard and a tablet on ours too when `input` names them.
 void DemoLoop(const std::string& socket_path,
-              const synth::ScenePlayerOptions& options, double fps,
+              const synth::ScenePlayerOptions& options,
+              synth::GuestInputOptions input_options, double fps,
               uint64_t frames, const std::atomic<bool>& stop) {
   synth::FrontendOptions frontend_options;
   frontend_options.socket_path = socket_path;
@@ -100,27 +106,55 @@ void DemoLoop(const std::string& socket_path,
     VGPU_LOG(ERROR) << "demo guest: " << demo.status().message();
     return;
   }
+  input_options.cancel = &stop;
+  std::unique_ptr<synth::GuestInput> input;
+  if (!input_options.keyboard_socket.empty() ||
+      !input_options.tablet_socket.empty()) {
+    absl::StatusOr<std::unique_ptr<synth::GuestInput>> connected =
+        synth::GuestInput::Connect(input_options);
+    if (connected.ok()) {
+      input = *std::move(connected);
+    } else {
+      VGPU_LOG(ERROR) << "demo guest: no input: "
+                      << connected.status().message();
+    }
+  }
   VGPU_LOG(INFO) << "demo guest: scene " << options.scene << ", "
                  << options.width << "x" << options.height << " at " << fps
-                 << " fps";
+                 << " fps" << (input ? ", with keyboard and tablet" : "");
+  // Between frames the guest takes input as it comes and draws its echo.
+  auto wait_until = [&](absl::Time until) -> absl::Status {
+    if (input == nullptr) {
+      absl::SleepFor(until - absl::Now());
+      return absl::OkStatus();
+    }
+    return input->Serve(until, demo->get()).status();
+  };
   const absl::Duration period = absl::Seconds(1.0 / fps);
   absl::Time next = absl::Now();
   for (uint64_t index = 0; !stop && (frames == 0 || index < frames); ++index) {
-    if (absl::Status status = (*demo)->Tick(index); !status.ok()) {
+    absl::Status status = (*demo)->Tick(index);
+    next += period;
+    if (status.ok()) status = wait_until(next);
+    if (!status.ok()) {
       if (!stop) VGPU_LOG(ERROR) << "demo guest stopped: " << status.message();
       return;
     }
-    next += period;
-    absl::SleepFor(next - absl::Now());
   }
   // A still screen after --demo_frames: the guest stays connected (its
   // going would reset the device and blank the scanout). Said, so a script
-  // knows the screen is final.
+  // knows the screen is final. Typed keys still echo.
   if (!stop) {
     VGPU_LOG(INFO) << "demo guest: " << frames
                    << " frames drawn; the screen stays still";
   }
-  while (!stop) absl::SleepFor(absl::Milliseconds(50));
+  while (!stop) {
+    if (absl::Status status = wait_until(absl::Now() + absl::Milliseconds(50));
+        !status.ok()) {
+      if (!stop) VGPU_LOG(ERROR) << "demo guest stopped: " << status.message();
+      return;
+    }
+  }
 }
 
 // Device and encode-cache figures, read at scrape time (the device's on its
@@ -240,9 +274,26 @@ absl::Status ValidateConfig(const DaemonConfig& config) {
   if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
     return Invalid("--tls_client_ca needs --tls_cert and --tls_key");
   }
-  if (!config.vhost_user_socket.empty() &&
-      config.grpc_listen == "unix:" + config.vhost_user_socket) {
-    return Invalid("--grpc_listen and --vhost_user_socket are the same path");
+  // Every socket is its own.
+  std::vector<std::pair<std::string, std::string>> paths = {
+      {"--vhost_user_socket", config.vhost_user_socket},
+      {"--keyboard_socket", config.keyboard_socket},
+      {"--tablet_socket", config.tablet_socket},
+      {"--mouse_socket", config.mouse_socket}};
+  if (absl::StartsWith(config.grpc_listen, "unix:"))
+    paths.push_back({"--grpc_listen", config.grpc_listen.substr(5)});
+  for (size_t i = 0; i < paths.size(); ++i) {
+    for (size_t j = i + 1; j < paths.size(); ++j) {
+      if (!paths[i].second.empty() && paths[i].second == paths[j].second) {
+        return Invalid(absl::StrCat(paths[i].first, " and ", paths[j].first,
+                                    " are the same path"));
+      }
+    }
+  }
+  if (!config.input_allowed_clients.empty() && config.tls_client_ca.empty()) {
+    return Invalid(
+        "--input_allowed_clients names client certificates: it needs "
+        "--tls_client_ca");
   }
   if (!config.tls_cert.empty() && config.grpc_listen.empty()) {
     return Invalid("--tls_cert is for gRPC, but --grpc_listen is empty");
@@ -264,8 +315,16 @@ struct Daemon::State {
   std::unique_ptr<vhost_user::EventLoop> device_loop;
   std::optional<vhost_user::GpuVhostDevice> gpu_vhost;  // the GPU on vhost-user
   std::unique_ptr<vhost_user::VhostUserServer> vhost_user;
+  // virtio-input: keyboard, tablet, mouse (null when not served).
+  struct InputSlot {
+    std::unique_ptr<input::InputDevice> device;
+    std::unique_ptr<vhost_user::VhostUserServer> server;
+    std::string socket;
+  };
+  std::array<InputSlot, 3> inputs;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<DisplayService> display_service;
+  std::unique_ptr<InputService> input_service;
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<UnixSocketListener> unix_listener;
   std::unique_ptr<OwnedUnixSocket> tls_unix_socket;  // gRPC's, with TLS
@@ -281,9 +340,17 @@ struct Daemon::State {
     grpc_server.reset();
     tls_unix_socket.reset();
     display_service.reset();
+    for (InputSlot& slot : inputs) {
+      if (slot.device) slot.device->set_observer(nullptr);
+    }
+    input_service.reset();
     workers.reset();
     vhost_user.reset();
     gpu_vhost.reset();
+    for (InputSlot& slot : inputs) {
+      slot.server.reset();
+      slot.device.reset();
+    }
     device_loop.reset();
     device.reset();
     if (!running && !made_snapshot_folder.empty()) {
@@ -369,6 +436,7 @@ absl::Status Daemon::State::StartGrpc() {
     builder.AddListeningPort(address.ToString(), grpc_credentials, &port);
   }
   builder.RegisterService(display_service.get());
+  builder.RegisterService(input_service.get());
   grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || (!address.unix_socket && port == 0)) {
     grpc_server.reset();
@@ -474,16 +542,28 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
   state->mirror->set_enabled(c.mirror_to_qemu);
   VGPU_ASSIGN_OR_RETURN(state->device,
                         gpu::GpuDevice::Create(c.device, &*state->mirror));
-  std::string socket_path = c.vhost_user_socket;
-  if (socket_path.empty()) {
-    char pattern[] = "/tmp/vgpu-displayd-XXXXXX";
-    if (mkdtemp(pattern) == nullptr) {
-      return absl::ErrnoToStatus(errno, "cannot make a temporary folder");
+  // The demo's sockets, when not given, in a folder of our own.
+  auto temp_socket =
+      [&state](const std::string& name) -> absl::StatusOr<std::string> {
+    if (state->temp_dir.empty()) {
+      char pattern[] = "/tmp/vgpu-displayd-XXXXXX";
+      if (mkdtemp(pattern) == nullptr) {
+        return absl::ErrnoToStatus(errno, "cannot make a temporary folder");
+      }
+      state->temp_dir = pattern;
     }
-    state->temp_dir = pattern;
-    socket_path = state->temp_dir + "/vhost-user.sock";
-    c.vhost_user_socket = socket_path;
+    return state->temp_dir + "/" + name;
+  };
+  if (c.vhost_user_socket.empty()) {
+    VGPU_ASSIGN_OR_RETURN(c.vhost_user_socket, temp_socket("vhost-user.sock"));
   }
+  if (c.demo && c.keyboard_socket.empty()) {
+    VGPU_ASSIGN_OR_RETURN(c.keyboard_socket, temp_socket("keyboard.sock"));
+  }
+  if (c.demo && c.tablet_socket.empty()) {
+    VGPU_ASSIGN_OR_RETURN(c.tablet_socket, temp_socket("tablet.sock"));
+  }
+  const std::string socket_path = c.vhost_user_socket;
   VGPU_ASSIGN_OR_RETURN(state->device_loop, vhost_user::EventLoop::Create());
   state->gpu_vhost.emplace(state->device.get(), state->device_loop.get(),
                            &*state->mirror);
@@ -496,6 +576,28 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
         absl::StrCat("--vhost_user_socket: ", vhost_user.status().message()));
   }
   state->vhost_user = *std::move(vhost_user);
+  const std::pair<const std::string*, input::InputKind> input_sockets[] = {
+      {&c.keyboard_socket, input::InputKind::kKeyboard},
+      {&c.tablet_socket, input::InputKind::kTablet},
+      {&c.mouse_socket, input::InputKind::kMouse}};
+  for (size_t i = 0; i < state->inputs.size(); ++i) {
+    const auto& [path, kind] = input_sockets[i];
+    if (path->empty()) continue;
+    State::InputSlot& slot = state->inputs[i];
+    slot.socket = *path;
+    slot.device = std::make_unique<input::InputDevice>(
+        input::SpecFor(kind, absl::StrCat("vgpu-", input::KindName(kind))),
+        state->device_loop.get());
+    absl::StatusOr<std::unique_ptr<vhost_user::VhostUserServer>> server =
+        vhost_user::VhostUserServer::Create(*path, state->device_loop.get(),
+                                            slot.device.get());
+    if (!server.ok()) {
+      return absl::Status(server.status().code(),
+                          absl::StrCat("--", input::KindName(kind),
+                                       "_socket: ", server.status().message()));
+    }
+    slot.server = *std::move(server);
+  }
 
   // Everything that can fail is found out before any thread starts.
   if (!c.grpc_listen.empty()) VGPU_RETURN_IF_ERROR(state->PrepareGrpc());
@@ -517,6 +619,30 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Open(DaemonConfig config) {
       DisplayServiceOptions{
           .num_scanouts = static_cast<uint32_t>(c.device.displays.size()),
           .max_viewers = c.max_viewers});
+  // The input service, in front of the virtio-input devices.
+  InputServiceOptions input_options;
+  input_options.keyboard = state->inputs[0].device.get();
+  input_options.tablet = state->inputs[1].device.get();
+  input_options.mouse = state->inputs[2].device.get();
+  input_options.scanout_size =
+      [store = &state->store](
+          uint32_t scanout) -> std::optional<std::pair<uint32_t, uint32_t>> {
+    const std::optional<gpu::ScanoutMode> mode = store->State(scanout).mode;
+    if (!mode || !mode->enabled || mode->width == 0) return std::nullopt;
+    return std::pair{mode->width, mode->height};
+  };
+  if (!c.input_token_file.empty()) {
+    VGPU_ASSIGN_OR_RETURN(
+        input_options.token,
+        cli::ReadTokenFlag("input_token_file", c.input_token_file));
+  }
+  input_options.allowed_clients = c.input_allowed_clients;
+  state->input_service = std::make_unique<InputService>(input_options);
+  for (State::InputSlot& slot : state->inputs) {
+    if (slot.device == nullptr) continue;
+    slot.device->set_observer(
+        [service = state->input_service.get()] { service->DevicesChanged(); });
+  }
   // RequestLayout: the mode is applied on the device thread. vhost-user has
   // no way for a back-end to raise VIRTIO_GPU_EVENT_DISPLAY (QEMU rejects
   // back-end config-change messages), so the guest sees the new mode only at
@@ -553,6 +679,12 @@ int Daemon::Run() {
                  << c.vhost_user_socket << " (" << c.device.displays[0].width
                  << "x" << c.device.displays[0].height << ", policy "
                  << c.policy_name << ")";
+  for (const State::InputSlot& slot : s.inputs) {
+    if (slot.device == nullptr) continue;
+    VGPU_LOG(INFO) << "serving a virtio-input "
+                   << input::KindName(slot.device->spec().kind) << " on "
+                   << slot.socket;
+  }
   for (const std::string& line : s.startup_info) VGPU_LOG(INFO) << line;
   for (const std::string& line : s.startup_warnings) VGPU_LOG(WARNING) << line;
 
@@ -604,8 +736,12 @@ int Daemon::Run() {
     demo_options.width = c.device.displays[0].width;
     demo_options.height = c.device.displays[0].height;
     demo_options.mode_every = c.demo_mode_every;
-    demo_thread = std::thread(DemoLoop, c.vhost_user_socket, demo_options,
-                              c.demo_fps, c.demo_frames, std::cref(stop));
+    synth::GuestInputOptions input_options;
+    input_options.keyboard_socket = c.keyboard_socket;
+    input_options.tablet_socket = c.tablet_socket;
+    demo_thread =
+        std::thread(DemoLoop, c.vhost_user_socket, demo_options, input_options,
+                    c.demo_fps, c.demo_frames, std::cref(stop));
   }
 
   s.device_loop->Run();  // this thread is the device thread until Stop

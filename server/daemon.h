@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -28,6 +29,14 @@ struct DaemonConfig {
   gpu::GpuDeviceOptions device;
   std::string policy_name = "copy";  // for the start-up line
   bool mirror_to_qemu = false;
+  // virtio-input devices' vhost-user sockets (QEMU: vhost-user-input-pci);
+  // empty: none. With `demo`, an empty keyboard or tablet socket is a
+  // temporary one the demo guest uses.
+  std::string keyboard_socket, tablet_socket, mouse_socket;
+  // Who may control input over gRPC (input.proto): a token callers send,
+  // read from this file; client certificate common names (mutual TLS).
+  std::string input_token_file;
+  std::vector<std::string> input_allowed_clients;
 
   bool demo = false;
   std::string demo_scene = "demo";

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
@@ -21,6 +22,22 @@
 ABSL_FLAG(std::string, vhost_user_socket, "",
           "Listen on this unix socket for a vhost-user front-end (QEMU's "
           "-chardev socket,path=... -device vhost-user-gpu-pci,chardev=...).");
+ABSL_FLAG(std::string, keyboard_socket, "",
+          "Serve a virtio-input keyboard on this vhost-user socket (QEMU: "
+          "-chardev socket,id=kbd,path=... -device "
+          "vhost-user-input-pci,chardev=kbd).");
+ABSL_FLAG(std::string, tablet_socket, "",
+          "Serve a virtio-input absolute tablet (pointer in scanout pixels, "
+          "buttons, wheel) on this vhost-user socket.");
+ABSL_FLAG(std::string, mouse_socket, "",
+          "Serve a virtio-input relative mouse on this vhost-user socket.");
+ABSL_FLAG(std::string, input_token_file, "",
+          "A file holding a token: gRPC callers control input only when they "
+          "send it (metadata \"authorization: Bearer <token>\"; vgpu-input "
+          "--token_file).");
+ABSL_FLAG(std::vector<std::string>, input_allowed_clients, {},
+          "Client certificate common names allowed to control input "
+          "(comma-separated; needs --tls_client_ca). Empty: any caller.");
 ABSL_FLAG(bool, demo, false,
           "Run the built-in synthetic guest against our own socket (a "
           "temporary one when "
@@ -90,6 +107,11 @@ int64_t Clamp(uint64_t value) {
 absl::StatusOr<vgpu::server::DaemonConfig> ConfigFromFlags() {
   vgpu::server::DaemonConfig config;
   config.vhost_user_socket = absl::GetFlag(FLAGS_vhost_user_socket);
+  config.keyboard_socket = absl::GetFlag(FLAGS_keyboard_socket);
+  config.tablet_socket = absl::GetFlag(FLAGS_tablet_socket);
+  config.mouse_socket = absl::GetFlag(FLAGS_mouse_socket);
+  config.input_token_file = absl::GetFlag(FLAGS_input_token_file);
+  config.input_allowed_clients = absl::GetFlag(FLAGS_input_allowed_clients);
   config.demo = absl::GetFlag(FLAGS_demo);
   config.demo_scene = absl::GetFlag(FLAGS_demo_scene);
   config.demo_fps = absl::GetFlag(FLAGS_demo_fps);

@@ -211,6 +211,11 @@ absl::StatusOr<std::vector<input::InputEvent>> VirtioInputDriver::NextPacket(
   }
 }
 
+int VirtioInputDriver::ArmWait() {
+  events_->RequestInterrupt();
+  return link_->call_fd(input::kEventQueue);
+}
+
 absl::StatusOr<uint32_t> VirtioInputDriver::PostEventBuffer(uint32_t length) {
   VGPU_ASSIGN_OR_RETURN(uint64_t gpa,
                         allocator_->Allocate(std::max<uint32_t>(length, 1), 8));

@@ -68,6 +68,12 @@ class VirtioInputDriver {
   // up to `deadline`; used buffers are reposted as Linux does.
   absl::StatusOr<std::vector<input::InputEvent>> NextPacket(
       absl::Time deadline);
+  // For waiting on several drivers at once: asks for an interrupt (as Linux
+  // re-enables callbacks) and returns the call eventfd to poll; it turns
+  // readable once the device has used buffers (read it to clear it).
+  // has_used(): there is something to take already.
+  int ArmWait();
+  bool has_used() const { return events_->HasUsed(); }
   // Events received so far that no SYN_REPORT has ended.
   size_t partial_events() const { return partial_.size(); }
   // Status events (LEDs), one 8-byte buffer each; waits until the device

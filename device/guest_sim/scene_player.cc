@@ -102,6 +102,7 @@ absl::Status ScenePlayer::ChangeMode(uint32_t width, uint32_t height) {
 }
 
 absl::Status ScenePlayer::Tick(uint64_t index) {
+  index_ = index;
   if (options_.mode_every > 0 && !options_.modes.empty() && index > 0 &&
       index % options_.mode_every == 0) {
     const auto& [w, h] = options_.modes[modes_shown_++ % options_.modes.size()];
@@ -109,6 +110,26 @@ absl::Status ScenePlayer::Tick(uint64_t index) {
   }
   std::vector<Damage> damage;
   scene_->Render(index, pixels_, &damage);
+  VGPU_RETURN_IF_ERROR(Present(damage));
+  std::optional<CursorPoint> cursor = scene_->CursorAt(index);
+  if (cursor) VGPU_RETURN_IF_ERROR(ShowCursor(*cursor));
+  return absl::OkStatus();
+}
+
+absl::Status ScenePlayer::Input(absl::Span<const input::InputEvent> packet) {
+  std::vector<Damage> damage;
+  for (const input::InputEvent& event : packet)
+    scene_->Input(event, pixels_, &damage);
+  if (!damage.empty()) VGPU_RETURN_IF_ERROR(Present(damage));
+  std::optional<CursorPoint> cursor = scene_->CursorAt(index_);
+  if (cursor &&
+      (!cursor_ || cursor->x != cursor_->x || cursor->y != cursor_->y)) {
+    VGPU_RETURN_IF_ERROR(ShowCursor(*cursor));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ScenePlayer::Present(const std::vector<Damage>& damage) {
   std::vector<gpu::wire::Rect> rects;
   rects.reserve(damage.size());
   for (const Damage& d : damage) {
@@ -116,33 +137,33 @@ absl::Status ScenePlayer::Tick(uint64_t index) {
     damage_pixels_ += uint64_t{d.width} * d.height;
   }
   // One kick per update, as the Linux driver batches it.
-  VGPU_RETURN_IF_ERROR(guest_->Present(framebuffer_id_, rects, width_ * 4,
-                                       /*fenced=*/options_.use_blob));
-  std::optional<CursorPoint> cursor = scene_->CursorAt(index);
-  if (cursor) {
-    gpu::wire::UpdateCursor command{};
-    command.pos = {0, cursor->x, cursor->y, 0};
-    command.resource_id = kCursorId;
-    if (!cursor_shown_) {
-      if (guest_->Create2d(kCursorId, 64, 64, gpu::wire::kFormatB8G8R8A8) !=
-          gpu::wire::kRespOkNodata) {
-        return absl::InternalError("cursor resource could not be created");
-      }
-      uint64_t gpa = 0;
-      guest_->AttachNewBacking(kCursorId, uint64_t{64} * 64 * 4, &gpa);
-      std::vector<uint32_t> arrow = CursorArrow();
-      VGPU_RETURN_IF_ERROR(guest_->WriteGuest(
-          gpa,
-          absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(arrow.data()),
-                              arrow.size() * 4)));
-      guest_->Transfer(kCursorId, gpu::wire::Rect{0, 0, 64, 64}, 0);
-      command.hdr = guest_sim::Hdr(gpu::wire::kCmdUpdateCursor);
-      cursor_shown_ = true;
-    } else {
-      command.hdr = guest_sim::Hdr(gpu::wire::kCmdMoveCursor);
+  return guest_->Present(framebuffer_id_, rects, width_ * 4,
+                         /*fenced=*/options_.use_blob);
+}
+
+absl::Status ScenePlayer::ShowCursor(const CursorPoint& at) {
+  gpu::wire::UpdateCursor command{};
+  command.pos = {0, at.x, at.y, 0};
+  command.resource_id = kCursorId;
+  if (!cursor_shown_) {
+    if (guest_->Create2d(kCursorId, 64, 64, gpu::wire::kFormatB8G8R8A8) !=
+        gpu::wire::kRespOkNodata) {
+      return absl::InternalError("cursor resource could not be created");
     }
-    VGPU_RETURN_IF_ERROR(guest_->SubmitCursor(command));
+    uint64_t gpa = 0;
+    guest_->AttachNewBacking(kCursorId, uint64_t{64} * 64 * 4, &gpa);
+    std::vector<uint32_t> arrow = CursorArrow();
+    VGPU_RETURN_IF_ERROR(guest_->WriteGuest(
+        gpa, absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(arrow.data()),
+                                 arrow.size() * 4)));
+    guest_->Transfer(kCursorId, gpu::wire::Rect{0, 0, 64, 64}, 0);
+    command.hdr = guest_sim::Hdr(gpu::wire::kCmdUpdateCursor);
+    cursor_shown_ = true;
+  } else {
+    command.hdr = guest_sim::Hdr(gpu::wire::kCmdMoveCursor);
   }
+  VGPU_RETURN_IF_ERROR(guest_->SubmitCursor(command));
+  cursor_ = at;
   return absl::OkStatus();
 }
 

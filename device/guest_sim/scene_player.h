@@ -7,10 +7,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 
 #include "device/guest_sim/scenes.h"
 #include "device/guest_sim/simulated_guest.h"
@@ -44,6 +46,11 @@ class ScenePlayer {
 
   // Draws and presents frame number `index`.
   absl::Status Tick(uint64_t index);
+  // Hands one input packet (evdev events up to SYN_REPORT) to the scene and
+  // presents what it drew at once, moving the cursor if the pointer moved.
+  absl::Status Input(absl::Span<const input::InputEvent> packet);
+  // The keyboard LEDs the scene's console has lit.
+  uint32_t leds() const { return scene_->leds(); }
 
   uint64_t damage_pixels() const { return damage_pixels_; }
   uint32_t width() const { return width_; }
@@ -55,6 +62,8 @@ class ScenePlayer {
   // shown on scanout 0.
   absl::Status ShowFramebuffer(uint32_t id, uint32_t width, uint32_t height);
   absl::Status ChangeMode(uint32_t width, uint32_t height);
+  absl::Status Present(const std::vector<Damage>& damage);
+  absl::Status ShowCursor(const CursorPoint& at);
 
   ScenePlayerOptions options_;
   guest_sim::SimulatedGuest* guest_ = nullptr;
@@ -66,6 +75,8 @@ class ScenePlayer {
   uint32_t height_ = 0;
   uint64_t modes_shown_ = 0;
   bool cursor_shown_ = false;
+  std::optional<CursorPoint> cursor_;  // where it was last shown
+  uint64_t index_ = 0;                 // of the last Tick
   uint64_t damage_pixels_ = 0;
 };
 

@@ -1,11 +1,16 @@
 #include "device/guest_sim/scenes.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include <linux/input-event-codes.h>
+
+#include "device/guest_sim/keymap_us.h"
+#include "device/input/input_config.h"
 
 namespace vgpu::synth {
 namespace {
@@ -164,7 +169,11 @@ class CursorScene : public Scene {
 
 // What the built-in demo guest shows: a console worth looking at. A title
 // bar with a frame counter that changes every frame, colour bars, and a
-// boot log typed one character per frame that scrolls when full.
+// boot log typed one character per frame up to a shell prompt. Then it is
+// interactive: keys typed on its virtio keyboard echo at the prompt (US
+// layout, Shift and CapsLock, Backspace; Enter runs `echo` or says the
+// command is not found), the tablet moves the cursor and a left click
+// leaves a dot. A key before the prompt finishes the log at once.
 class DemoScene : public TextScene {
  public:
   using TextScene::TextScene;
@@ -177,8 +186,64 @@ class DemoScene : public TextScene {
       return;
     }
     damage->push_back(DrawTitle(pixels, index));
-    TypeOne(pixels, damage);
+    if (!at_prompt_) TypeOne(pixels, damage);
   }
+
+  void Input(const input::InputEvent& event, uint32_t* pixels,
+             std::vector<Damage>* damage) override {
+    if (event.type == EV_ABS && (event.code == ABS_X || event.code == ABS_Y)) {
+      const uint32_t size = event.code == ABS_X ? width_ : height_;
+      const int64_t value =
+          std::clamp<int64_t>(event.value, 0, input::kTabletAxisMax);
+      const auto at =
+          static_cast<uint32_t>(value * (size - 1) / input::kTabletAxisMax);
+      (event.code == ABS_X ? pointer_.x : pointer_.y) = at;
+      pointer_moved_ = true;
+      return;
+    }
+    if (event.type != EV_KEY) return;
+    const bool down = event.value != 0;
+    if (event.code == BTN_LEFT) {
+      if (down) DrawDot(pixels, damage);
+      return;
+    }
+    if (event.code == KEY_LEFTSHIFT || event.code == KEY_RIGHTSHIFT) {
+      (event.code == KEY_LEFTSHIFT ? left_shift_ : right_shift_) = down;
+      return;
+    }
+    if (!down) return;  // a held key repeats as value 2
+    if (event.code == KEY_CAPSLOCK) {
+      caps_lock_ = !caps_lock_;
+      return;
+    }
+    while (!at_prompt_ && rows_ > kFirstTextRow) TypeOne(pixels, damage);
+    if (rows_ <= kFirstTextRow || columns_ == 0) return;
+    if (event.code == KEY_ENTER || event.code == KEY_KPENTER) {
+      RunCommand(pixels, damage);
+    } else if (event.code == KEY_BACKSPACE) {
+      if (command_.empty()) return;
+      command_.pop_back();
+      --column_;
+      DrawText(pixels, damage, " ", kForeground);
+      --column_;
+    } else {
+      const bool shift = left_shift_ || right_shift_;
+      char ch = guest_sim::UsKeyToChar(event.code, shift);
+      if (ch == 0) return;
+      if (caps_lock_ && std::isalpha(static_cast<unsigned char>(ch))) {
+        ch = static_cast<char>(shift ? std::tolower(ch) : std::toupper(ch));
+      }
+      if (column_ + 1 >= columns_) return;  // the line is full
+      command_.push_back(ch);
+      DrawText(pixels, damage, std::string(1, ch), kForeground);
+    }
+  }
+
+  std::optional<CursorPoint> CursorAt(uint64_t) const override {
+    if (!pointer_moved_) return std::nullopt;
+    return pointer_;
+  }
+  uint32_t leds() const override { return caps_lock_ ? 1u << LED_CAPSL : 0; }
 
  private:
   static constexpr uint32_t kTitleBackground = 0xFF1F3A5F;
@@ -233,8 +298,61 @@ class DemoScene : public TextScene {
     bars_bottom_row_ = (kCellHeight + 16 + bars_height) / kCellHeight + 1;
   }
 
+  static constexpr const char* kPrompt = "root@demo:~# ";
+
+  // Draws `text` at the cursor, which moves on.
+  void DrawText(uint32_t* pixels, std::vector<Damage>* damage,
+                const std::string& text, uint32_t colour) {
+    const uint32_t first = column_;
+    for (char ch : text) {
+      if (column_ >= columns_) break;
+      DrawCell(pixels, width_, column_++, row_, static_cast<uint8_t>(ch),
+               colour);
+    }
+    if (column_ > first) {
+      damage->push_back({first * kCellWidth, row_ * kCellHeight,
+                         (column_ - first) * kCellWidth, kCellHeight});
+    }
+  }
+
+  void NewLine(uint32_t* pixels, std::vector<Damage>* damage) {
+    column_ = 0;
+    if (row_ + 1 < rows_) {
+      ++row_;
+    } else {
+      ScrollText(pixels, damage);
+    }
+  }
+
+  // Enter at the prompt: the demo shell's answer, then a new prompt.
+  void RunCommand(uint32_t* pixels, std::vector<Damage>* damage) {
+    NewLine(pixels, damage);
+    if (!command_.empty()) {
+      const std::string answer =
+          absl::StartsWith(command_, "echo ")
+              ? command_.substr(5)
+              : absl::StrCat("-demo: ", command_, ": command not found");
+      DrawText(pixels, damage, answer.substr(0, columns_), kForeground);
+      NewLine(pixels, damage);
+    }
+    command_.clear();
+    DrawText(pixels, damage, kPrompt, kPromptColour);
+  }
+
+  // A left click: a 5x5 dot where the pointer is.
+  void DrawDot(uint32_t* pixels, std::vector<Damage>* damage) {
+    const uint32_t x0 = pointer_.x >= 2 ? pointer_.x - 2 : 0;
+    const uint32_t y0 = pointer_.y >= 2 ? pointer_.y - 2 : 0;
+    const uint32_t x1 = std::min(width_, pointer_.x + 3);
+    const uint32_t y1 = std::min(height_, pointer_.y + 3);
+    for (uint32_t y = y0; y < y1; ++y)
+      for (uint32_t x = x0; x < x1; ++x)
+        pixels[size_t{y} * width_ + x] = kPromptColour;
+    damage->push_back({x0, y0, x1 - x0, y1 - y0});
+  }
+
   // Types the next character of the log; a new line scrolls the text area
-  // when it is full.
+  // when it is full. The log ends at the prompt.
   void TypeOne(uint32_t* pixels, std::vector<Damage>* damage) {
     static constexpr const char* kLog[] = {
         "[    0.000000] Linux version 6.1.0-vgpu (demo guest)",
@@ -256,12 +374,16 @@ class DemoScene : public TextScene {
     };
     constexpr size_t kLines = sizeof(kLog) / sizeof(kLog[0]);
     if (rows_ <= kFirstTextRow) return;
-    const std::string line = kLog[line_ % kLines];
+    const std::string line = kLog[line_];
     // Text stays left of the bars while beside them.
     const uint32_t limit = row_ < bars_bottom_row_
                                ? std::min(columns_, bars_left_column_ - 1)
                                : columns_;
     if (column_ >= line.size() || column_ >= limit) {
+      if (line_ + 1 == kLines) {
+        at_prompt_ = true;
+        return;
+      }
       ++line_;
       column_ = 0;
       if (row_ + 1 < rows_) {
@@ -297,6 +419,11 @@ class DemoScene : public TextScene {
   uint32_t bars_left_column_ = 0, bars_bottom_row_ = 0;
   uint64_t line_ = 0;
   uint32_t row_ = kFirstTextRow, column_ = 0;
+  bool at_prompt_ = false;
+  std::string command_;  // typed at the prompt
+  bool left_shift_ = false, right_shift_ = false, caps_lock_ = false;
+  CursorPoint pointer_;
+  bool pointer_moved_ = false;
 };
 }  // namespace
 

@@ -11,6 +11,8 @@
 
 #include "absl/status/statusor.h"
 
+#include "device/input/input_event.h"
+
 namespace vgpu::synth {
 
 struct Damage {
@@ -37,6 +39,17 @@ class Scene {
   virtual std::optional<CursorPoint> CursorAt(uint64_t) const {
     return std::nullopt;
   }
+  // An event from the guest's keyboard or pointer (evdev; absolute axes run
+  // 0..input::kTabletAxisMax). Draws what it changes into `pixels` and
+  // appends the damage. Scenes that take no input ignore it.
+  virtual void Input(const input::InputEvent& event, uint32_t* pixels,
+                     std::vector<Damage>* damage) {
+    (void)event;
+    (void)pixels;
+    (void)damage;
+  }
+  // The keyboard LEDs the scene's console has lit (bit LED_CAPSL, ...).
+  virtual uint32_t leds() const { return 0; }
 };
 
 // "demo" (what the built-in demo guest shows: a title bar with a frame

@@ -58,19 +58,45 @@ absl::Status InputDevice::Validate(absl::Span<const InputEvent> packet) const {
   return absl::OkStatus();
 }
 
-absl::Status InputDevice::Send(absl::Span<const InputEvent> packet) {
-  if (absl::Status valid = Validate(packet); !valid.ok()) return valid;
+InputDevice::Packet InputDevice::MakePacket(
+    absl::Span<const InputEvent> events) {
   Packet p;
-  p.events.assign(packet.begin(), packet.end());
+  p.events.assign(events.begin(), events.end());
   for (Motion motion : {Motion::kAbsolute, Motion::kRelative}) {
     const uint16_t type = motion == Motion::kAbsolute ? EV_ABS : EV_REL;
-    if (std::all_of(packet.begin(), packet.end(),
+    if (std::all_of(events.begin(), events.end(),
                     [type](const InputEvent& e) { return IsMotion(e, type); }))
       p.motion = motion;
   }
   p.events.push_back(kSynReport);
+  return p;
+}
 
+absl::Status InputDevice::Send(absl::Span<const InputEvent> packet) {
+  if (absl::Status valid = Validate(packet); !valid.ok()) return valid;
+  bool full = false;
   MutexLock lock(&mu_);
+  return SendLocked(MakePacket(packet), packet, &full);
+}
+
+absl::Status InputDevice::SendWait(absl::Span<const InputEvent> packet,
+                                   absl::Time deadline) {
+  if (absl::Status valid = Validate(packet); !valid.ok()) return valid;
+  MutexLock lock(&mu_);
+  while (true) {
+    bool full = false;
+    absl::Status status = SendLocked(MakePacket(packet), packet, &full);
+    if (!full) return status;
+    // Taken events, a stopped queue or a reset wake this up.
+    if (absl::Now() >= deadline) return status;
+    mu_.WaitOnce(absl::ToChronoTime(deadline));
+  }
+}
+
+absl::Status InputDevice::SendLocked(Packet p,
+                                     absl::Span<const InputEvent> packet,
+                                     bool* full) {
+  *full = false;
   if (!event_queue_running_) {
     return absl::FailedPreconditionError(absl::StrCat(
         "no guest driver runs the ", KindName(spec_.kind),
@@ -90,6 +116,7 @@ absl::Status InputDevice::Send(absl::Span<const InputEvent> packet) {
       return absl::OkStatus();
     }
     ++stats_.packets_refused;
+    *full = true;
     return absl::ResourceExhaustedError(
         absl::StrCat("the guest has not taken the last ", pending_events_, " ",
                      KindName(spec_.kind), " events; try again later"));
@@ -196,8 +223,12 @@ void InputDevice::Deliver() {
 
 void InputDevice::QueueRunning(uint32_t index, bool running) {
   if (index != kEventQueue) return;
-  MutexLock lock(&mu_);
-  event_queue_running_ = running;
+  {
+    MutexLock lock(&mu_);
+    event_queue_running_ = running;
+    mu_.NotifyAll();
+  }
+  Notify();
 }
 
 absl::StatusOr<bool> InputDevice::ProcessQueue(uint32_t index,
@@ -251,6 +282,7 @@ absl::StatusOr<bool> InputDevice::FillEventQueue(virtio::SplitVirtqueue& ring) {
         }
       }
       if (written == 0) ++stats_.short_buffers;
+      if (written > 0) mu_.NotifyAll();  // room for SendWait
     }
     if (written == 0) {
       VGPU_LOG_GUEST_ERROR()
@@ -262,6 +294,23 @@ absl::StatusOr<bool> InputDevice::FillEventQueue(virtio::SplitVirtqueue& ring) {
 }
 
 absl::StatusOr<bool> InputDevice::ReadStatusQueue(
+    virtio::SplitVirtqueue& ring) {
+  uint64_t changes_before;
+  {
+    MutexLock lock(&mu_);
+    changes_before = leds_.changes;
+  }
+  absl::StatusOr<bool> notify = DrainStatusQueue(ring);
+  bool changed;
+  {
+    MutexLock lock(&mu_);
+    changed = leds_.changes != changes_before;
+  }
+  if (changed) Notify();
+  return notify;
+}
+
+absl::StatusOr<bool> InputDevice::DrainStatusQueue(
     virtio::SplitVirtqueue& ring) {
   do {
     ring.DisableNotifications();
@@ -303,6 +352,7 @@ absl::StatusOr<bool> InputDevice::ReadStatusQueue(
 }
 
 void InputDevice::DropState() {
+  mu_.NotifyAll();  // SendWait sees the queue emptied
   stats_.events_discarded += pending_events_;
   pending_.clear();
   pending_events_ = 0;
@@ -319,14 +369,20 @@ void InputDevice::Reset() {
   needs_reset_ = false;
   delivered_since_reset_ = 0;
   config_.Reset();
-  MutexLock lock(&mu_);
-  DropState();
+  {
+    MutexLock lock(&mu_);
+    DropState();
+  }
+  Notify();
 }
 
 void InputDevice::Disconnected() {
-  MutexLock lock(&mu_);
-  DropState();
-  event_queue_running_ = false;
+  {
+    MutexLock lock(&mu_);
+    DropState();
+    event_queue_running_ = false;
+  }
+  Notify();
 }
 
 }  // namespace vgpu::input

@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -42,6 +43,7 @@
 
 #include "common/mutex.h"
 #include "device/input/input_config.h"
+#include "device/input/input_event.h"
 #include "device/vhost_user/device.h"
 #include "device/vhost_user/event_loop.h"
 
@@ -49,16 +51,6 @@ namespace vgpu::input {
 
 inline constexpr uint32_t kEventQueue = 0;
 inline constexpr uint32_t kStatusQueue = 1;
-
-// One evdev event, host order (virtio_input_event on the wire is LE).
-struct InputEvent {
-  uint16_t type = 0;
-  uint16_t code = 0;
-  int32_t value = 0;
-  bool operator==(const InputEvent& other) const {
-    return type == other.type && code == other.code && value == other.value;
-  }
-};
 
 struct InputDeviceOptions {
   // Events (SYN_REPORTs included) that may wait for the guest.
@@ -103,6 +95,11 @@ class InputDevice : public vhost_user::VhostUserDevice {
   // event queue. ResourceExhausted: a key/button packet while the queue is
   // full. A dropped motion packet is OK (counted in stats()).
   absl::Status Send(absl::Span<const InputEvent> packet);
+  // As Send, but while the queue is full waits for the guest to take events,
+  // up to `deadline` (then ResourceExhausted). For callers that may block
+  // (a typist thread), never gRPC's.
+  absl::Status SendWait(absl::Span<const InputEvent> packet,
+                        absl::Time deadline);
   // Releases every key and button Send() left pressed, in one packet;
   // returns how many.
   size_t ReleaseAll();
@@ -113,6 +110,11 @@ class InputDevice : public vhost_user::VhostUserDevice {
   // (nullopt on timeout).
   std::optional<LedState> WaitForLeds(uint64_t seen, absl::Time deadline) const;
   InputDeviceStats stats() const;
+  // Called on the device thread, without the device's lock, after the LEDs
+  // or attached() changed. Set before the device is served.
+  void set_observer(std::function<void()> observer) {
+    observer_ = std::move(observer);
+  }
 
   // VhostUserDevice (device thread).
   uint32_t num_queues() const override { return 2; }
@@ -153,6 +155,14 @@ class InputDevice : public vhost_user::VhostUserDevice {
   };
 
   absl::Status Validate(absl::Span<const InputEvent> packet) const;
+  // Send's work under the lock; `room` tells whether a packet that does not
+  // fit may wait.
+  absl::Status SendLocked(Packet packet, absl::Span<const InputEvent> events,
+                          bool* full) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static Packet MakePacket(absl::Span<const InputEvent> events);
+  void Notify() const {
+    if (observer_) observer_();
+  }
   // Adds `packet` to a waiting motion packet; false if there is none.
   bool MergeMotion(const Packet& packet) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Enqueue(Packet packet) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -160,12 +170,14 @@ class InputDevice : public vhost_user::VhostUserDevice {
   void Deliver();  // device thread, posted by Send
   absl::StatusOr<bool> FillEventQueue(virtio::SplitVirtqueue& ring);
   absl::StatusOr<bool> ReadStatusQueue(virtio::SplitVirtqueue& ring);
+  absl::StatusOr<bool> DrainStatusQueue(virtio::SplitVirtqueue& ring);
   absl::Status BrokenQueue(uint32_t index, const absl::Status& status);
   bool HasPending() const;
 
   const InputDeviceSpec spec_;
   const InputDeviceOptions options_;
   vhost_user::EventLoop* const loop_;
+  std::function<void()> observer_;
 
   // Device thread.
   InputConfigSpace config_;

@@ -1,0 +1,49 @@
+// Key events as viewers send them (an evdev code, or an X11 keysym) to the
+// evdev events the virtio keyboard sends. A keysym becomes a key of the
+// layout, with Shift or AltGr pressed around it when the level needs them
+// and the viewer is not holding them (QEMU's VNC server does the same with
+// its keymaps).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "device/input/input_config.h"
+#include "device/input/input_event.h"
+#include "server/input/keymap.h"
+
+namespace vgpu::server {
+
+// Thread-compatible: one per viewer (a stream, a call).
+class KeyTranslator {
+ public:
+  // `keyboard` is the device's spec (which codes exist); both outlive this.
+  KeyTranslator(const input::InputDeviceSpec* keyboard,
+                std::shared_ptr<const Keymap> keymap);
+
+  // One key going down or up: the events to send, each its own packet.
+  // InvalidArgument: a code the keyboard lacks, a keysym the layout cannot
+  // type, or both/neither of code and keysym.
+  absl::StatusOr<std::vector<input::InputEvent>> Translate(uint32_t code,
+                                                           uint32_t keysym,
+                                                           bool down);
+  // Typing `character` (down and up), with its modifiers.
+  absl::StatusOr<std::vector<input::InputEvent>> Type(char32_t character);
+
+ private:
+  absl::StatusOr<KeyStroke> StrokeFor(uint32_t keysym) const;
+  void Press(const KeyStroke& stroke, std::vector<input::InputEvent>* out,
+             bool release_key);
+
+  const input::InputDeviceSpec* keyboard_;
+  std::shared_ptr<const Keymap> keymap_;
+  bool shift_held_ = false;  // by the viewer, with its own key events
+  bool altgr_held_ = false;
+  std::map<uint32_t, uint16_t> keysyms_down_;  // keysym -> the code pressed
+};
+
+}  // namespace vgpu::server

@@ -1,0 +1,62 @@
+// Which key a character or an X11 keysym is on, for a keyboard layout: the
+// reverse of what the guest's keymap does. Built with libxkbcommon from
+// Debian's xkb-data (rules evdev, model pc105), so every layout X and
+// Wayland know is here. Codes are Linux evdev key codes (XKB keycode - 8),
+// limited to the keys the virtio keyboard has (KEY_ESC..KEY_MICMUTE).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+#include "common/mutex.h"
+
+namespace vgpu::server {
+
+// A key and the modifiers held to reach the wanted level.
+struct KeyStroke {
+  uint16_t code = 0;   // evdev KEY_*
+  bool shift = false;  // level 2: hold Shift
+  bool altgr = false;  // level 3: hold AltGr (KEY_RIGHTALT)
+};
+
+// Immutable once made: thread-safe.
+class Keymap {
+ public:
+  // `layout` and `variant` as XKB names them ("us", "de" "nodeadkeys",
+  // "fr"). InvalidArgument for a layout xkb-data does not have;
+  // FailedPrecondition when xkb-data is missing.
+  static absl::StatusOr<std::unique_ptr<const Keymap>> Create(
+      const std::string& layout, const std::string& variant = "");
+
+  const std::string& name() const { return name_; }
+  // The key for an X11 keysym (<X11/keysymdef.h>), nullopt if no key of the
+  // layout types it. The lowest level wins, then the lowest key code.
+  std::optional<KeyStroke> ForKeysym(uint32_t keysym) const;
+  // The key for a Unicode character; '\n' is Return, '\t' Tab, '\b'
+  // BackSpace, 0x1b Escape.
+  std::optional<KeyStroke> ForCharacter(char32_t character) const;
+
+ private:
+  Keymap() = default;
+  std::string name_;
+  std::map<uint32_t, KeyStroke> by_keysym_;
+};
+
+// Compiled layouts, kept: compiling one takes milliseconds. Thread-safe.
+class KeymapCache {
+ public:
+  absl::StatusOr<std::shared_ptr<const Keymap>> Get(const std::string& layout,
+                                                    const std::string& variant);
+
+ private:
+  Mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<const Keymap>>
+      keymaps_ VGPU_GUARDED_BY(mu_);
+};
+
+}  // namespace vgpu::server
