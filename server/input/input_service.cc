@@ -220,24 +220,27 @@ class InputStreamer : public grpc::ServerBidiReactor<pb::StreamInputRequest,
     }
   }
 
+  // Answers with a ControlState, granted or refused (and why).
   absl::Status TakeControl(const pb::Control& control) {
-    if (!authorized_.ok()) return authorized_;
-    if (service_->options().keyboard != nullptr) {
+    absl::Status status = authorized_;
+    if (status.ok() && service_->options().keyboard != nullptr) {
       const std::string layout =
           control.layout().empty() ? "us" : control.layout();
       absl::StatusOr<std::shared_ptr<const Keymap>> keymap =
           service_->keymaps().Get(layout, control.variant());
-      if (!keymap.ok()) return keymap.status();
-      translator_.emplace(&service_->options().keyboard->spec(), *keymap);
+      status = keymap.status();
+      if (status.ok())
+        translator_.emplace(&service_->options().keyboard->spec(), *keymap);
     }
-    absl::Status status = service_->Acquire(
-        holder_, peer_, control.take(), [this](const std::string& taker) {
-          pb::StreamInputResponse response;
-          response.mutable_control()->set_controlling(false);
-          response.mutable_control()->set_reason(
-              absl::StrCat("taken by ", taker));
-          Write(std::move(response));
-        });
+    if (status.ok())
+      status = service_->Acquire(
+          holder_, peer_, control.take(), [this](const std::string& taker) {
+            pb::StreamInputResponse response;
+            response.mutable_control()->set_controlling(false);
+            response.mutable_control()->set_reason(
+                absl::StrCat("taken by ", taker));
+            Write(std::move(response));
+          });
     pb::StreamInputResponse response;
     response.mutable_control()->set_controlling(status.ok());
     response.mutable_control()->set_reason(

@@ -92,8 +92,9 @@ class InputService final : public vgpu::input::v1::Input::CallbackService {
   vgpu::input::v1::LedState Leds() const;
   // PERMISSION_DENIED unless the caller may control input.
   absl::Status Authorize(grpc::CallbackServerContext* context) const;
-  // Control: one holder at a time. `lost(taker)` is called (without
-  // locks) when another takes it.
+  // Control: one holder at a time. `lost(taker)` is called when another
+  // takes it, under the control lock: it must return quickly and not call
+  // back into the service.
   absl::Status Acquire(uint64_t holder, const std::string& peer, bool take,
                        std::function<void(const std::string&)> lost);
   // Gives control up (if held) and releases what is pressed.
