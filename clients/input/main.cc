@@ -10,6 +10,9 @@
 // --wait_led. Each is one call; keys and buttons an action presses are
 // released when it ends.
 
+#include <sys/types.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -260,8 +263,12 @@ int Run() {
     pb::TypeTextResponse response;
     grpc::Status status = caller.stub().TypeText(&context, request, &response);
     if (!status.ok()) return Fail(caller.Describe(status));
-    std::printf("typed %zu characters (%u key events, layout %s)\n",
-                request.text().size(), response.key_events(),
+    // Characters, not bytes: UTF-8 continuation bytes are 10xxxxxx.
+    const auto characters = std::count_if(
+        request.text().begin(), request.text().end(),
+        [](char c) { return (static_cast<uint8_t>(c) & 0xc0) != 0x80; });
+    std::printf("typed %zd characters (%u key events, layout %s)\n",
+                static_cast<ssize_t>(characters), response.key_events(),
                 request.layout().c_str());
   }
   if (!wait_led.empty()) return WaitLed(caller, wait_led);

@@ -4,9 +4,10 @@
 # daemons on one port, one vhost-user socket, one metrics port), outputs
 # that cannot be written, a daemon that is still starting or goes away,
 # signals, --help and --version on every program.
-# Usage: cli_test.sh VGPU_DISPLAYD VGPU_SHOT VGPU_WATCH VGPU_SYNTH_GUEST
+# Usage: cli_test.sh VGPU_DISPLAYD VGPU_SHOT VGPU_WATCH VGPU_SYNTH_GUEST VGPU_INPUT
 set -uo pipefail
 daemon="$(realpath "$1")"; shot="$(realpath "$2")"; watch="$(realpath "$3")"; synth="$(realpath "$4")"
+input="$(realpath "$5")"
 work="$(mktemp -d /tmp/vgpu-cli-XXXXXX)"
 pids=()
 cleanup() {
@@ -53,7 +54,7 @@ port_of() { sed -n "s/.*$2 on [^ ]*:\([0-9]*\).*/\1/p" "$1" | head -n 1; }
 temp_dirs() { ls -d /tmp/vgpu-displayd-* 2>/dev/null | wc -l; }
 
 echo "== every program: --help, --version, unknown flags, stray arguments"
-for program in "$daemon" "$shot" "$watch" "$synth"; do
+for program in "$daemon" "$shot" "$watch" "$synth" "$input"; do
   expect 0 '^Flags:' "$program" --help
   expect 0 '\(vgpu-display\) [0-9]+\.[0-9]+\.[0-9]+$' "$program" --version
   expect 2 'unknown flag --bogus \(see --help\)' "$program" --bogus

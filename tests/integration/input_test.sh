@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Input end to end through real processes: vgpu-input -> the daemon's Input
+# service -> its virtio-input devices -> the demo guest's virtio-input
+# driver over vhost-user -> the guest's console, whose picture changes, and
+# whose CapsLock LED comes back on the keyboard's status queue. Then the
+# errors a script meets (no keyboard, a key or character that does not
+# exist, a token or client certificate missing) with their exit codes and
+# messages.
+# Usage: input_test.sh VGPU_DISPLAYD VGPU_INPUT VGPU_SHOT
+set -uo pipefail
+daemon="$(realpath "$1")"; input="$(realpath "$2")"; shot="$(realpath "$3")"
+work="$(mktemp -d /tmp/vgpu-input-XXXXXX)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# expect CODE PATTERN COMMAND...: exit code and output (grep -E).
+expect() {
+  local code="$1" pattern="$2"; shift 2
+  timeout 60 "$@" > out.txt 2>&1
+  local got=$?
+  if [ "$got" != "$code" ] || ! grep -qE -- "$pattern" out.txt; then
+    echo "FAIL: $* -> exit $got (want $code), output:"; sed 's/^/    /' out.txt
+    failures=$((failures + 1))
+  else
+    echo "ok   exit $code  $(basename "$1") ${*:2} :: $(grep -E -m1 -- "$pattern" out.txt)"
+  fi
+}
+# start LOG LINE FLAGS...: the daemon, waiting for LINE in its log.
+start() {
+  local log="$1" line="$2"; shift 2
+  "$daemon" "$@" > "$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 300); do
+    grep -q "$line" "$log" && return 0
+    sleep 0.1
+  done
+  cat "$log"; fail "daemon did not say '$line': $*"; exit 1
+}
+
+echo "== the demo guest types, clicks and lights CapsLock"
+start demo.log "frames drawn; the screen stays still" --demo --demo_frames=5 \
+  --grpc_listen="unix:$work/g.sock" --width=640 --height=480
+grep -q "with keyboard and tablet" demo.log || fail "the demo guest has no input: $(cat demo.log)"
+g=(--server="unix:$work/g.sock")
+expect 0 '^before.png: 640x480' "$shot" "${g[@]}" --wait=stable:300 --out=before.png
+expect 0 'typed 13 characters \(26 key events, layout us\)' "$input" "${g[@]}" --type='echo vgpu 42\n'
+expect 0 'pointer: 3 events sent' "$input" "${g[@]}" --click=600,440
+expect 0 '^after.png: 640x480' "$shot" "${g[@]}" --wait=stable:300 --out=after.png
+# The echo lands on the console's text rows (two lines: the command and its
+# answer, a new prompt below), the click's dot where it was asked for.
+/usr/bin/python3 - before.png after.png <<'PY' || fail "the guest's console did not show the typing"
+import sys
+from PIL import Image, ImageChops
+a, b = (Image.open(p).convert("RGB") for p in sys.argv[1:3])
+text = ImageChops.difference(a.crop((0, 0, 640, 400)), b.crop((0, 0, 640, 400))).getbbox()
+dot = ImageChops.difference(a.crop((590, 430, 610, 450)), b.crop((590, 430, 610, 450))).getbbox()
+print("text changed in", text, "dot changed in", dot)
+# 16-pixel rows: the typed line, the echo, the new prompt.
+assert text is not None and text[3] - text[1] >= 32, text
+assert dot is not None and dot[2] - dot[0] == 5 and dot[3] - dot[1] == 5, dot
+PY
+expect 0 'caps_lock is on' "$input" "${g[@]}" --key=capslock --wait_led=caps_lock --timeout=10s
+expect 0 'caps_lock is off' "$input" "${g[@]}" --key=capslock --wait_led=caps_lock=off --timeout=10s
+expect 1 'U\+00e9 cannot be typed with layout us' "$input" "${g[@]}" --type='café'
+expect 1 "unknown keyboard layout 'xx'" "$input" "${g[@]}" --type=a --layout=xx
+expect 0 'typed 4 characters' "$input" "${g[@]}" --type='café' --layout=fr
+expect 2 "unknown key 'hyper'" "$input" "${g[@]}" --key=ctrl+hyper
+expect 2 '--click is X,Y' "$input" "${g[@]}" --click=12
+expect 2 'nothing to do' "$input" "${g[@]}"
+expect 1 'did not turn on within --timeout' "$input" "${g[@]}" --wait_led=scroll_lock --timeout=1s
+
+echo "== a daemon with no input devices"
+start plain.log "serving a vhost-user-gpu device" --vhost_user_socket="$work/vu.sock" \
+  --grpc_listen="unix:$work/p.sock"
+expect 1 'no keyboard is served \(vgpu-displayd --keyboard_socket\)' "$input" --server="unix:$work/p.sock" --type=x
+expect 1 'no tablet is served' "$input" --server="unix:$work/p.sock" --click=1,1
+
+echo "== a token decides who may control"
+echo 'tok-123' > token
+echo 'wrong' > wrong
+start token.log "frames drawn" --demo --demo_frames=1 --grpc_listen="unix:$work/t.sock" \
+  --width=320 --height=200 --input_token_file=token
+expect 1 'needs the daemon.s token' "$input" --server="unix:$work/t.sock" --type=x
+expect 1 'needs the daemon.s token' "$input" --server="unix:$work/t.sock" --type=x --token_file=wrong
+expect 0 'typed 1 characters' "$input" --server="unix:$work/t.sock" --type=x --token_file=token
+expect 2 'token_file=missing: cannot read' "$input" --server="unix:$work/t.sock" --type=x --token_file=missing
+expect 2 'input_token_file=missing: cannot read' "$daemon" --demo --input_token_file=missing
+
+echo "== mutual TLS: the client certificate's name decides"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=vgpu test CA" \
+  -keyout ca.key -out ca.pem 2>/dev/null
+make_cert() {  # NAME CN
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}
+make_cert server localhost
+make_cert operator operator
+make_cert watcher watcher
+expect 2 'input_allowed_clients names client certificates: it needs --tls_client_ca' \
+  "$daemon" --demo --input_allowed_clients=operator
+start tls.log "frames drawn" --demo --demo_frames=1 --grpc_listen=127.0.0.1:0 --width=320 --height=200 \
+  --tls_cert=server.pem --tls_key=server.key --tls_client_ca=ca.pem --input_allowed_clients=operator
+port="$(sed -n 's/.*gRPC display service on 127.0.0.1:\([0-9]*\).*/\1/p' tls.log)"
+t=(--server="127.0.0.1:$port" --tls_ca=ca.pem)
+expect 0 'typed 1 characters' "$input" "${t[@]}" --tls_cert=operator.pem --tls_key=operator.key --type=x
+expect 1 'common name is one of: operator' "$input" "${t[@]}" --tls_cert=watcher.pem --tls_key=watcher.key --type=x
+# Watching needs no permission.
+expect 0 'num_lock is off' "$input" "${t[@]}" --tls_cert=watcher.pem --tls_key=watcher.key --wait_led=num_lock=off
+
+[ "$failures" = 0 ] || { echo "$failures check(s) failed"; exit 1; }
+echo "PASS: input"
+
