@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the guest's initramfs: busybox, the virtio-gpu module closure from
-# the fetched kernel, test patterns and an /init that shows them.
+# Builds the guest's initramfs: busybox, the virtio-gpu and virtio-input
+# module closures from the fetched kernel, test patterns, console keymaps
+# (us, de) and an /init that shows them.
 # Usage: build_initramfs.sh CACHE_DIR E2E_TOOL WIDTH HEIGHT OUT.cpio.gz
 #          [INIT_SCRIPT [EXTRA_DIR]]
 # INIT_SCRIPT replaces tests/e2e/init.sh; EXTRA_DIR is copied to /bench.
@@ -13,7 +14,7 @@ kver="$(ls "$root/lib/modules" | head -n 1)"
 moddir="$root/lib/modules/$kver"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work"/{bin,dev,proc,sys,modules,patterns}
+mkdir -p "$work"/{bin,dev,proc,sys,modules,patterns,kmaps}
 touch "$work/modules/order"
 cp "$root/bin/busybox" "$work/bin/busybox"
 
@@ -40,9 +41,13 @@ resolve() {
 }
 resolve virtio_pci
 resolve virtio-gpu
+# The daemon's keyboard and tablet, and /dev/input/event* for them.
+resolve virtio_input
+resolve evdev
 
 "$tool" pattern A "$width" "$height" "$work/patterns/a.raw" "$cache/expected-a.ppm"
 "$tool" pattern B "$width" "$height" "$work/patterns/b.raw" "$cache/expected-b.ppm"
+for layout in us de; do "$tool" kmap "$layout" "$work/kmaps/$layout.kmap"; done
 cp "${init_script:-$here/init.sh}" "$work/init"
 cp "$here/guest_boot.sh" "$work/boot.sh"
 [ -z "$extra" ] || cp -r "$extra" "$work/bench"

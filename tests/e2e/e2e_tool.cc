@@ -1,14 +1,24 @@
-// Helpers for the real-guest end-to-end test (tests/e2e/run.sh):
-//   e2e_tool pattern A|B WIDTH HEIGHT OUT.raw OUT.ppm
-//       the test pattern as the guest writes it to /dev/fb0 (XRGB8888) and
-//       as vgpu-displayd's snapshot must show it (PPM)
-//   e2e_tool diff EXPECTED.ppm ACTUAL.ppm     prints differing pixels; exit 0
-//   if none e2e_tool text ACTUAL.ppm ROWS             exit 0 if the top ROWS
-//   rows hold text e2e_tool monitor SOCKET COMMAND...        one HMP command to
-//   QEMU's monitor
+// Helpers for the real-guest end-to-end test (tests/e2e/run.sh).
+//
+// e2e_tool pattern A|B WIDTH HEIGHT OUT.raw OUT.ppm
+//     The test pattern as the guest writes it to /dev/fb0 (XRGB8888) and as
+//     vgpu-displayd's snapshot must show it (PPM).
+// e2e_tool diff EXPECTED.ppm ACTUAL.ppm
+//     Prints the differing pixels; exit 0 if none.
+// e2e_tool text ACTUAL.ppm ROWS
+//     Exit 0 if the top ROWS rows hold console text.
+// e2e_tool monitor SOCKET COMMAND...
+//     One HMP command to QEMU's monitor.
+// e2e_tool kmap LAYOUT OUT.kmap
+//     The XKB layout as a Linux console keymap, in busybox loadkmap's binary
+//     form (maps: plain, Shift, AltGr, Shift+AltGr).
+// e2e_tool events SERIAL.log
+//     The guest's "EV <24 hex bytes>" lines (struct input_event on x86-64)
+//     as "type code value" lines, EV_SYN left out.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <xkbcommon/xkbcommon.h>
 
 #include <cmath>
 #include <cstdint>
@@ -19,6 +29,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <linux/input-event-codes.h>
 
 namespace {
 
@@ -183,6 +195,102 @@ int SendLine(int argc, char** argv, bool greeting) {
   return ok ? 0 : 1;
 }
 
+// A console keymap value (linux/keyboard.h K(type, value)) for a keysym.
+uint16_t ConsoleValue(xkb_keysym_t keysym) {
+  constexpr uint16_t kLatin = 0, kSpec = 2, kShift = 7, kLetter = 11;
+  auto k = [](uint16_t type, uint16_t value) -> uint16_t {
+    return static_cast<uint16_t>(type << 8 | value);
+  };
+  switch (keysym) {
+    case XKB_KEY_Return:
+      return k(kSpec, 1);
+    case XKB_KEY_BackSpace:
+      return k(kLatin, 127);
+    case XKB_KEY_Tab:
+      return k(kLatin, 9);
+    case XKB_KEY_Escape:
+      return k(kLatin, 27);
+    case XKB_KEY_Caps_Lock:
+      return k(kSpec, 7);
+    case XKB_KEY_Shift_L:
+    case XKB_KEY_Shift_R:
+      return k(kShift, 0);
+    case XKB_KEY_ISO_Level3_Shift:
+      return k(kShift, 1);
+    case XKB_KEY_Control_L:
+    case XKB_KEY_Control_R:
+      return k(kShift, 2);
+    case XKB_KEY_Alt_L:
+      return k(kShift, 3);
+    default:
+      break;
+  }
+  const uint32_t c = xkb_keysym_to_utf32(keysym);
+  if (c >= 0x20 && c < 0x100) {
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    return k(letter ? kLetter : kLatin, static_cast<uint16_t>(c));
+  }
+  return k(kSpec, 0);  // K_HOLE: types nothing
+}
+
+int Kmap(int argc, char** argv) {
+  if (argc != 4) return 2;
+  xkb_context* context = xkb_context_new(XKB_CONTEXT_NO_ENVIRONMENT_NAMES);
+  const xkb_rule_names names{"evdev", "pc105", argv[2], "", nullptr};
+  xkb_keymap* keymap =
+      xkb_keymap_new_from_names(context, &names, XKB_KEYMAP_COMPILE_NO_FLAGS);
+  if (keymap == nullptr) {
+    std::fprintf(stderr, "no XKB layout %s\n", argv[2]);
+    return 1;
+  }
+  const xkb_mod_index_t shift = xkb_keymap_mod_get_index(keymap, "Shift");
+  const xkb_mod_index_t altgr = xkb_keymap_mod_get_index(keymap, "Mod5");
+  std::string out = "bkeymap";
+  std::string flags(256, '\0');
+  for (int map = 0; map < 4; ++map) flags[map] = 1;
+  out += flags;
+  for (int map = 0; map < 4; ++map) {
+    xkb_state* state = xkb_state_new(keymap);
+    const xkb_mod_mask_t mods =
+        ((map & 1) ? 1u << shift : 0) | ((map & 2) ? 1u << altgr : 0);
+    xkb_state_update_mask(state, mods, 0, 0, 0, 0, 0);
+    for (uint32_t code = 0; code < 128; ++code) {
+      const uint16_t value =
+          code == 0 ? 0x200
+                    : ConsoleValue(xkb_state_key_get_one_sym(state, code + 8));
+      out.push_back(static_cast<char>(value & 0xff));
+      out.push_back(static_cast<char>(value >> 8));
+    }
+    xkb_state_unref(state);
+  }
+  xkb_keymap_unref(keymap);
+  xkb_context_unref(context);
+  std::ofstream file(argv[3], std::ios::binary);
+  file.write(out.data(), static_cast<std::streamsize>(out.size()));
+  return file ? 0 : 1;
+}
+
+int Events(int argc, char** argv) {
+  if (argc != 3) return 2;
+  std::ifstream in(argv[2]);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t at = line.find("EV ");
+    if (at == std::string::npos || line.size() < at + 3 + 48) continue;
+    uint8_t bytes[24];
+    for (int i = 0; i < 24; ++i)
+      bytes[i] = static_cast<uint8_t>(
+          std::stoul(line.substr(at + 3 + 2 * i, 2), nullptr, 16));
+    uint16_t type, code;
+    int32_t value;
+    std::memcpy(&type, bytes + 16, 2);
+    std::memcpy(&code, bytes + 18, 2);
+    std::memcpy(&value, bytes + 20, 4);
+    if (type != EV_SYN) std::printf("%u %u %d\n", type, code, value);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,6 +301,8 @@ int main(int argc, char** argv) {
   if (verb == "text") result = Text(argc, argv);
   if (verb == "monitor") result = SendLine(argc, argv, /*greeting=*/true);
   if (verb == "send") result = SendLine(argc, argv, /*greeting=*/false);
+  if (verb == "kmap") result = Kmap(argc, argv);
+  if (verb == "events") result = Events(argc, argv);
   if (result == 2)
     std::fprintf(stderr, "usage: see the comment at the top of e2e_tool.cc\n");
   return result;

@@ -33,8 +33,62 @@ wait_serial() {
   while seen="$(grep -c "E2E PHASE $marker" "$serial" 2>/dev/null || true)"; [ "${seen:-0}" -lt "$count" ]; do
     [ $SECONDS -lt $deadline ] || fail "no '$marker' (#$count) on the serial console within 60 s"
     grep -q "E2E PHASE NOFB" "$serial" 2>/dev/null && fail "the guest found no /dev/fb0"
+    grep -q "E2E PHASE NOINPUT" "$serial" 2>/dev/null && fail "the guest found no vgpu-display keyboard or tablet"
     sleep 0.2
   done
+}
+
+# Waits until the serial console ($serial) has shown typed line $1 $2 times.
+wait_vt_line() {
+  local line="$1" count="$2" deadline=$((SECONDS + 60)) seen
+  while seen="$(grep -cF "E2E VT-LINE <$line>" "$serial" 2>/dev/null || true)"; [ "${seen:-0}" -lt "$count" ]; do
+    [ $SECONDS -lt $deadline ] || fail "the guest's tty1 never read '$line' (#$count)"
+    sleep 0.1
+  done
+}
+
+# Types into the guest, checks each line arrives on its tty1 exactly (US,
+# then German layout), clicks and turns the wheel on the tablet and checks
+# the guest's evdev events, and lights CapsLock and sees the LED come back.
+# $1: how many times the guest has booted on this serial log.
+check_input() {
+  local boot="$1" input="$build/clients/input/vgpu-input" from events x y
+  local server=(--server="unix:$run/grpc.sock" --timeout=30s)
+  wait_serial INPUT-READY "$boot"
+  cp "$run/screen.ppm" "$run/before-typing.ppm"
+  "$input" "${server[@]}" --type='hello vgpu 42\n' > /dev/null || fail "vgpu-input --type failed"
+  wait_vt_line "hello vgpu 42" "$boot"
+  # The VT echoed the line on the guest's console: the scanout changed.
+  local deadline=$((SECONDS + 15))
+  while "$tool" diff "$run/before-typing.ppm" "$run/screen.ppm" > /dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "the typed line never showed on the guest's console"
+    sleep 0.1
+  done
+  wait_serial KMAP-DE "$boot"
+  # On a German keyboard z and y swap, @ is AltGr+Q, / is Shift+7.
+  "$input" "${server[@]}" --layout=de --type='zy@/-ok\n' > /dev/null || fail "vgpu-input --layout=de failed"
+  wait_vt_line "zy@/-ok" "$boot"
+  echo "  typed into tty1 over gRPC (vgpu-input): us and de layouts exact, echoed on the scanout"
+  from=$(($(wc -l < "$serial") + 1))
+  "$input" "${server[@]}" --click=640,400 --wheel=-2 > /dev/null || fail "vgpu-input --click failed"
+  deadline=$((SECONDS + 30))
+  while events="$(tail -n +"$from" "$serial" | "$tool" events /dev/stdin)"; ! grep -q "^2 8 -2$" <<< "$events"; do
+    [ $SECONDS -lt $deadline ] || fail "the tablet's events never reached the guest: $events"
+    sleep 0.1
+  done
+  x="$(sed -n 's/^3 0 //p' <<< "$events" | tail -n 1)"
+  y="$(sed -n 's/^3 1 //p' <<< "$events" | tail -n 1)"
+  # The guest maps the axis (0..32767) back to pixels as value*(size-1)/32767.
+  [ "$((x * (width - 1) / 32767))" = 640 ] && [ "$((y * (height - 1) / 32767))" = 400 ] ||
+    fail "the click arrived at axis $x,$y, not pixel 640,400"
+  grep -q "^1 272 1$" <<< "$events" && grep -q "^1 272 0$" <<< "$events" ||
+    fail "no BTN_LEFT press and release: $events"
+  echo "  tablet in /dev/input: click at 640,400 (axis $x,$y), BTN_LEFT down/up, wheel -2"
+  "$input" "${server[@]}" --key=capslock --wait_led=caps_lock > /dev/null ||
+    fail "CapsLock's LED never came back from the guest"
+  "$input" "${server[@]}" --key=capslock --wait_led=caps_lock=off > /dev/null ||
+    fail "CapsLock's LED did not go off"
+  echo "  CapsLock: the guest's LED on and off through the status queue"
 }
 
 # Waits until the daemon's snapshot ($run/screen.ppm) equals expected image $1.
@@ -63,7 +117,8 @@ wait_text() {
   fail "no console text on the scanout: $result"
 }
 
-# Starts QEMU 10 (TCG) with the busybox guest against $run/vgpu.sock; its
+# Starts QEMU 10 (TCG) with the busybox guest against $run/vgpu.sock (and
+# the keyboard and tablet on $run/kbd.sock, $run/tab.sock); its
 # serial console goes to $1, its monitor to $run/monitor.sock. Sets qemu_pid.
 start_qemu() {
   local root="$cache/root"
@@ -74,6 +129,8 @@ start_qemu() {
     -kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" -append "console=ttyS0 quiet e2e.hold=3" \
     -object memory-backend-memfd,id=mem,size=512M,share=on -machine memory-backend=mem \
     -chardev socket,id=vgpu,path="$run/vgpu.sock" -device vhost-user-gpu-pci,chardev=vgpu \
+    -chardev socket,id=kbd,path="$run/kbd.sock" -device vhost-user-input-pci,chardev=kbd \
+    -chardev socket,id=tab,path="$run/tab.sock" -device vhost-user-input-pci,chardev=tab \
     -display none -serial file:"$serial" \
     -monitor unix:"$run/monitor.sock",server=on,wait=off >> "$run/qemu.log" 2>&1 &
   qemu_pid=$!
@@ -84,12 +141,13 @@ start_qemu() {
 # its socket. Sets daemon_pid.
 start_daemon() {
   "$build/server/vgpu-displayd" --vhost_user_socket="$run/vgpu.sock" \
+    --keyboard_socket="$run/kbd.sock" --tablet_socket="$run/tab.sock" \
     --snapshot="$run/screen.ppm" --snapshot_interval=100ms \
     --grpc_listen="unix:$run/grpc.sock" "$@" > "$run/daemon.log" 2>&1 &
   daemon_pid=$!
   pids+=("$daemon_pid")
-  for _ in $(seq 1 50); do [ -S "$run/vgpu.sock" ] && break; sleep 0.1; done
-  [ -S "$run/vgpu.sock" ] || fail "vgpu-displayd did not create its socket"
+  for _ in $(seq 1 50); do [ -S "$run/tab.sock" ] && break; sleep 0.1; done
+  [ -S "$run/vgpu.sock" ] && [ -S "$run/tab.sock" ] || fail "vgpu-displayd did not create its sockets"
 }
 
 # Starts the VNC bridge on $run/grpc.sock, logging to $1; sets bridge_pid

@@ -4,7 +4,10 @@
 # vgpu-displayd, and checks pixel for pixel that the daemon's scanout shows
 # what the guest wrote to /dev/fb0 (two test patterns), that console text is
 # drawn (on the scanout, through vgpu-shot and through the VNC bridge), and
-# that the display comes back after a guest reboot.
+# that the display comes back after a guest reboot. Input: text typed with
+# vgpu-input (US and German layouts) arrives on the guest's tty1 exactly, a
+# click and a wheel turn arrive in /dev/input at the right place, CapsLock's
+# LED comes back, on both boots and with a new QEMU on the same daemon.
 # Usage: run.sh BUILD_DIR [CACHE_DIR]     (BUILD_DIR holds the release build)
 set -euo pipefail
 build="$(cd "$1" && pwd)"
@@ -50,6 +53,7 @@ for boot in 1 2; do
     --stable_ms=300 --timeout=10 --out="$run/vnc.ppm" 2>&1)" || fail "vnc-probe failed: $result"
   result="$("$tool" text "$run/vnc.ppm" 40)" || fail "the VNC bridge's picture has no console text: $result"
   echo "  VNC bridge (vgpu-vnc, ZRLE): $result"
+  check_input $boot
 
   if [ $boot -eq 1 ]; then
     "$tool" monitor "$run/monitor.sock" system_reset
@@ -58,4 +62,10 @@ for boot in 1 2; do
 done
 "$tool" monitor "$run/monitor.sock" quit || true
 grep -q "guest reset" "$run/daemon.log" || fail "the daemon did not see the guest reset"
-echo "E2E PASS: patterns pixel-exact, console text drawn (scanout, vgpu-shot over gRPC, a VNC viewer through vgpu-vnc), display back after reboot ($((SECONDS - started)) s)"
+# QEMU goes away and a new one connects to the same daemon: input works.
+wait "$qemu_pid" 2>/dev/null || true
+echo "e2e boot 3 (a new QEMU on the same daemon)"
+start_qemu "$run/serial3.log"
+check_input 1
+"$tool" monitor "$run/monitor.sock" quit || true
+echo "E2E PASS: patterns pixel-exact, console text drawn (scanout, vgpu-shot over gRPC, a VNC viewer through vgpu-vnc), display back after reboot, input into tty1 and /dev/input after a reboot and a new QEMU ($((SECONDS - started)) s)"
