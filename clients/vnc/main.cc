@@ -34,6 +34,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "clients/common/grpc_client.h"
+#include "clients/vnc/input_forwarder.h"
 #include "clients/vnc/scanout_feed.h"
 #include "clients/vnc/vnc_metrics.h"
 #include "clients/vnc/vnc_screen.h"
@@ -81,6 +82,17 @@ ABSL_FLAG(bool, encode_once, true,
           "the daemon's JPEG as it is, one encoding shared by every client "
           "with the same quality; false: libvncserver encodes for each "
           "client.");
+ABSL_FLAG(std::string, input, "take",
+          "VNC clients' keys and pointer go to the guest through the daemon's "
+          "Input service: take (control, from another viewer too), ask "
+          "(refused while another viewer controls) or off (view only).");
+ABSL_FLAG(std::string, keyboard_layout, "us",
+          "XKB layout of the guest's keyboard, for VNC clients that send "
+          "keysyms (not QEMU key events).");
+ABSL_FLAG(std::string, keyboard_variant, "",
+          "XKB variant of --keyboard_layout.");
+ABSL_FLAG(std::string, input_token_file, "",
+          "The daemon's input token (its --input_token_file).");
 ABSL_FLAG(std::string, web_dir, VGPU_WEB_DIR, "The console page's folder.");
 ABSL_FLAG(std::string, novnc_dir, "/usr/share/novnc",
           "noVNC's folder (Debian package novnc).");
@@ -251,6 +263,33 @@ int Serve() {
 
   // A client's SetDesktopSize asks the guest through the daemon.
   auto layout_stub = vgpu::display::v1::Display::NewStub(connection->channel);
+  // Keys and pointer to the daemon; the guest's LEDs back to every screen
+  // (made below, before the forwarder starts). The screens go first: their
+  // leaving clients still report to their inputs.
+  std::unique_ptr<vgpu::vnc::InputForwarder> forwarder;
+  std::vector<std::unique_ptr<vgpu::vnc::VncInput>> screen_inputs;
+  std::vector<std::unique_ptr<vgpu::vnc::VncScreen>> screens;
+  if (const std::string mode = absl::GetFlag(FLAGS_input); mode != "off") {
+    if (mode != "take" && mode != "ask")
+      return vgpu::cli::UsageError(kName, "--input is take, ask or off");
+    vgpu::vnc::InputForwarderOptions input_options;
+    input_options.layout = absl::GetFlag(FLAGS_keyboard_layout);
+    input_options.variant = absl::GetFlag(FLAGS_keyboard_variant);
+    input_options.take = mode == "take";
+    if (const std::string file = absl::GetFlag(FLAGS_input_token_file);
+        !file.empty()) {
+      absl::StatusOr<std::string> token =
+          vgpu::cli::ReadTokenFlag("input_token_file", file);
+      if (!token.ok())
+        return vgpu::cli::UsageError(kName, token.status().message());
+      input_options.token = *std::move(token);
+    }
+    input_options.leds = [&screens](uint8_t leds) {
+      for (auto& screen : screens) screen->SetLedState(leds);
+    };
+    forwarder = std::make_unique<vgpu::vnc::InputForwarder>(
+        connection->channel, std::move(input_options));
+  }
   // Every listener first, so a port in use is an error before anything
   // runs.
   // Encode-once feeds: stopped before the screens go, destroyed after them
@@ -260,9 +299,12 @@ int Serve() {
   // counted to it from then on (a feed outlives its screen).
   std::vector<std::atomic<vgpu::vnc::ScanoutFeed*>> copy_feed_of(
       scanouts->size());
-  std::vector<std::unique_ptr<vgpu::vnc::VncScreen>> screens;
   for (size_t i = 0; i < scanouts->size(); ++i) {
     vgpu::vnc::VncScreenOptions screen_options = options;
+    if (forwarder != nullptr) {
+      screen_inputs.push_back(forwarder->ForScanout((*scanouts)[i]));
+      screen_options.input = screen_inputs.back().get();
+    }
     screen_options.clients_changed = [feed = &copy_feed_of[i]] {
       if (vgpu::vnc::ScanoutFeed* copy = feed->load()) copy->ClientsChanged();
     };
@@ -387,7 +429,10 @@ int Serve() {
                 console->port(),
                 scanouts->size() > 1 ? "  (?scanout=N for the others)" : "");
   }
-  std::printf("vgpu-vnc: fed by %s\n", connection->server.c_str());
+  if (forwarder != nullptr) forwarder->Start();
+  std::printf("vgpu-vnc: fed by %s%s\n", connection->server.c_str(),
+              forwarder != nullptr ? ", keys and pointer to its Input service"
+                                   : " (view only: --input=off)");
   std::fflush(stdout);
 
   const sigset_t signals = vgpu::StopSignals();
@@ -399,6 +444,7 @@ int Serve() {
                  << (received == SIGINT ? "SIGINT" : "SIGTERM");
   exposer.reset();
   console.reset();
+  if (forwarder != nullptr) forwarder->Stop();  // before the screens go
   for (auto& feed : feeds) feed->Stop();
   for (auto& feed : forward_feeds) feed->Stop();
   // Clients leaving meanwhile still report to the feeds.

@@ -59,7 +59,9 @@ std::unique_ptr<TestViewer> TestViewer::Connect(
   client->format.greenShift = 8;
   client->format.blueShift = 0;
   viewer->encodings_ = options.encodings;
-  client->appData.encodingsString = viewer->encodings_.c_str();
+  // Empty: libvncclient's own list (which also asks for QEMU key events).
+  client->appData.encodingsString =
+      viewer->encodings_.empty() ? nullptr : viewer->encodings_.c_str();
   client->appData.useRemoteCursor = TRUE;
   if (options.quality_level >= 0) {
     client->appData.enableJPEG = TRUE;

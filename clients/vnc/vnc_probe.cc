@@ -7,11 +7,16 @@
 // Prints "first picture WxH" once the first still picture is in.
 // Exit codes: 0 written, 1 connection refused or ended, or no picture in
 // --timeout, 2 bad flags.
+#include <xkbcommon/xkbcommon.h>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -32,6 +37,13 @@ ABSL_FLAG(uint32_t, until_changes, 0,
 ABSL_FLAG(uint32_t, stable_ms, 300,
           "A picture is still after this long without an update.");
 ABSL_FLAG(uint32_t, timeout, 20, "Seconds to wait for each picture.");
+ABSL_FLAG(std::string, type, "",
+          "After the first still picture, type this as keysyms (\\n is "
+          "Return).");
+ABSL_FLAG(std::vector<std::string>, key, {},
+          "After the first still picture, press and release these keys, "
+          "named as X keysyms (Caps_Lock, F2, Return, ...).");
+ABSL_FLAG(std::string, click, "", "X,Y: click there after the first picture.");
 
 namespace {
 
@@ -59,6 +71,50 @@ bool WaitStill(vgpu::vnc::TestViewer& viewer, absl::Duration stable,
         return viewer.pixel_rects() > 0 && absl::Now() - last_change >= stable;
       },
       deadline - absl::Now());
+}
+
+// One key down and up, as an RFB KeyEvent.
+bool Press(vgpu::vnc::TestViewer& viewer, uint32_t keysym) {
+  return viewer.SendKey(keysym, true) && viewer.SendKey(keysym, false);
+}
+
+// --type, --key and --click.
+absl::Status SendInput(vgpu::vnc::TestViewer& viewer) {
+  const std::string text = absl::GetFlag(FLAGS_type);
+  int keys = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    uint32_t keysym = static_cast<uint8_t>(text[i]);
+    if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == 'n') {
+      keysym = XKB_KEY_Return;
+      ++i;
+    }
+    if (!Press(viewer, keysym))
+      return absl::UnavailableError("the server went away");
+    ++keys;
+  }
+  for (const std::string& name : absl::GetFlag(FLAGS_key)) {
+    const xkb_keysym_t keysym =
+        xkb_keysym_from_name(name.c_str(), XKB_KEYSYM_CASE_INSENSITIVE);
+    if (keysym == XKB_KEY_NoSymbol)
+      return absl::InvalidArgumentError("--key: no keysym named " + name);
+    if (!Press(viewer, keysym))
+      return absl::UnavailableError("the server went away");
+    ++keys;
+  }
+  if (const std::string click = absl::GetFlag(FLAGS_click); !click.empty()) {
+    int x = 0, y = 0;
+    std::vector<std::string> parts = absl::StrSplit(click, ',');
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &x) ||
+        !absl::SimpleAtoi(parts[1], &y)) {
+      return absl::InvalidArgumentError("--click is X,Y");
+    }
+    if (!viewer.SendPointer(x, y, 0) || !viewer.SendPointer(x, y, 1) ||
+        !viewer.SendPointer(x, y, 0)) {
+      return absl::UnavailableError("the server went away");
+    }
+  }
+  if (keys > 0) std::printf("sent %d keys\n", keys);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -93,6 +149,9 @@ int main(int argc, char** argv) {
   if (!WaitStill(*viewer, stable, timeout)) return Fail("no still picture");
   std::printf("first picture %dx%d\n", viewer->width(), viewer->height());
   std::fflush(stdout);
+  if (absl::Status sent = SendInput(*viewer); !sent.ok()) {
+    return vgpu::cli::UsageError(kName, sent.message());
+  }
   for (uint32_t i = 0; i < absl::GetFlag(FLAGS_until_changes); ++i) {
     const std::string before = viewer->ToPpm();
     if (!viewer->Until([&] { return viewer->ToPpm() != before; }, timeout) ||

@@ -377,6 +377,8 @@ void ClientGone(rfbClientPtr client) {
     impl->stats.clients.fetch_sub(1, std::memory_order_relaxed);
     impl->gone_mu.NotifyAll();
     if (impl->clients_changed) impl->clients_changed();
+    if (impl->input != nullptr)
+      impl->input->OnClients(impl->stats.clients.load());
   }
   // libvncserver 0.9.14 never frees a client's extension records (not even
   // in rfbDisableExtension): ours goes here, with the allocator it came
@@ -509,6 +511,8 @@ enum rfbNewClientAction NewClient(rfbClientPtr client) {
   client->clientData = new ClientState();
   client->clientFramebufferUpdateRequestHook = AfterUpdateInProgress;
   if (impl->clients_changed) impl->clients_changed();
+  if (impl->input != nullptr)
+    impl->input->OnClients(impl->stats.clients.load());
   return RFB_CLIENT_ACCEPT;
 }
 

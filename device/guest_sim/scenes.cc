@@ -171,7 +171,8 @@ class CursorScene : public Scene {
 // bar with a frame counter that changes every frame, colour bars, and a
 // boot log typed one character per frame up to a shell prompt. Then it is
 // interactive: keys typed on its virtio keyboard echo at the prompt (US
-// layout, Shift and CapsLock, Backspace; Enter runs `echo` or says the
+// layout, Shift and CapsLock, Backspace; the lock keys light their LEDs;
+// Enter runs `echo` or says the
 // command is not found), the tablet moves the cursor and a left click
 // leaves a dot. A key before the prompt finishes the log at once.
 class DemoScene : public TextScene {
@@ -212,8 +213,12 @@ class DemoScene : public TextScene {
       return;
     }
     if (!down) return;  // a held key repeats as value 2
-    if (event.code == KEY_CAPSLOCK) {
-      caps_lock_ = !caps_lock_;
+    if (event.code == KEY_CAPSLOCK || event.code == KEY_NUMLOCK ||
+        event.code == KEY_SCROLLLOCK) {
+      const int led = event.code == KEY_CAPSLOCK  ? LED_CAPSL
+                      : event.code == KEY_NUMLOCK ? LED_NUML
+                                                  : LED_SCROLLL;
+      leds_ ^= 1u << led;
       return;
     }
     while (!at_prompt_ && rows_ > kFirstTextRow) TypeOne(pixels, damage);
@@ -230,7 +235,8 @@ class DemoScene : public TextScene {
       const bool shift = left_shift_ || right_shift_;
       char ch = guest_sim::UsKeyToChar(event.code, shift);
       if (ch == 0) return;
-      if (caps_lock_ && std::isalpha(static_cast<unsigned char>(ch))) {
+      if ((leds_ & (1u << LED_CAPSL)) &&
+          std::isalpha(static_cast<unsigned char>(ch))) {
         ch = static_cast<char>(shift ? std::tolower(ch) : std::toupper(ch));
       }
       if (column_ + 1 >= columns_) return;  // the line is full
@@ -243,7 +249,7 @@ class DemoScene : public TextScene {
     if (!pointer_moved_) return std::nullopt;
     return pointer_;
   }
-  uint32_t leds() const override { return caps_lock_ ? 1u << LED_CAPSL : 0; }
+  uint32_t leds() const override { return leds_; }
 
  private:
   static constexpr uint32_t kTitleBackground = 0xFF1F3A5F;
@@ -421,7 +427,8 @@ class DemoScene : public TextScene {
   uint32_t row_ = kFirstTextRow, column_ = 0;
   bool at_prompt_ = false;
   std::string command_;  // typed at the prompt
-  bool left_shift_ = false, right_shift_ = false, caps_lock_ = false;
+  bool left_shift_ = false, right_shift_ = false;
+  uint32_t leds_ = 0;  // CapsLock, NumLock, ScrollLock: LED_* bits
   CursorPoint pointer_;
   bool pointer_moved_ = false;
 };

@@ -145,6 +145,7 @@ class InputStreamer : public grpc::ServerBidiReactor<pb::StreamInputRequest,
     service_->BeginWork();
     VGPU_LOG(INFO) << "input viewer (" << peer_ << ") connected";
     service_->AddWatcher(this);
+    OnLeds(service_->Leds());  // the state now; changes follow
     StartRead(&request_);
   }
 
@@ -207,6 +208,15 @@ class InputStreamer : public grpc::ServerBidiReactor<pb::StreamInputRequest,
                 service_->options().mouse}) {
             if (device != nullptr) device->ReleaseAll();
           }
+        }
+        break;
+      case pb::StreamInputRequest::kGiveUpControl:
+        if (service_->Holds(holder_)) {
+          service_->Release(holder_);
+          pb::StreamInputResponse response;
+          response.mutable_control()->set_controlling(false);
+          response.mutable_control()->set_reason("given up");
+          Write(std::move(response));
         }
         break;
       default:

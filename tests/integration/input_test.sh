@@ -6,9 +6,12 @@
 # errors a script meets (no keyboard, a key or character that does not
 # exist, a token or client certificate missing) with their exit codes and
 # messages.
-# Usage: input_test.sh VGPU_DISPLAYD VGPU_INPUT VGPU_SHOT
+# VNC clients type and click through vgpu-vnc, and a view-only client
+# cannot. (QEMU extended key events: the browser console test, with noVNC.)
+# Usage: input_test.sh VGPU_DISPLAYD VGPU_INPUT VGPU_SHOT VGPU_VNC VNC_PROBE
 set -uo pipefail
 daemon="$(realpath "$1")"; input="$(realpath "$2")"; shot="$(realpath "$3")"
+vnc="$(realpath "$4")"; probe="$(realpath "$5")"
 work="$(mktemp -d /tmp/vgpu-input-XXXXXX)"
 pids=()
 cleanup() {
@@ -75,6 +78,36 @@ expect 2 "unknown key 'hyper'" "$input" "${g[@]}" --key=ctrl+hyper
 expect 2 '--click is X,Y' "$input" "${g[@]}" --click=12
 expect 2 'nothing to do' "$input" "${g[@]}"
 expect 1 'did not turn on within --timeout' "$input" "${g[@]}" --wait_led=scroll_lock --timeout=1s
+
+echo "== VNC clients type through vgpu-vnc; a view-only one cannot"
+echo fullpass > full.pw
+echo viewpass > view.pw
+"$vnc" --server="unix:$work/g.sock" --listen=127.0.0.1:0 --password_file=full.pw \
+  --view_password_file=view.pw > vnc.log 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  grep -q "forwarding VNC keys" vnc.log && grep -q "feed from the daemon" vnc.log && break
+  sleep 0.1
+done
+port="$(sed -n 's|.*vnc://127.0.0.1:\([0-9]*\).*|\1|p' vnc.log)"
+[ -n "$port" ] && grep -q "forwarding VNC keys" vnc.log || { cat vnc.log; fail "vgpu-vnc did not start"; }
+v=(--port="$port" --timeout=20)
+expect 0 'changed picture' "$probe" "${v[@]}" --password=fullpass --type='echo keysyms\n' --until_changes=1
+expect 0 'first picture' "$probe" "${v[@]}" --password=fullpass --click=20,460
+expect 0 '^click.png: 640x480' "$shot" "${g[@]}" --wait=stable:300 --out=click.png
+/usr/bin/python3 - click.png <<'PY' || fail "the VNC client's click left no dot in the guest"
+import sys
+from PIL import Image
+pixel = Image.open(sys.argv[1]).convert("RGB").getpixel((20, 460))
+print("the guest's screen at the VNC click:", pixel)
+assert pixel == (127, 209, 127), pixel  # the demo's dot colour
+PY
+# The view-only client's CapsLock goes nowhere: once the full client's
+# ScrollLock (sent after it) is lit in the guest, CapsLock is still off.
+expect 0 'sent 1 keys' "$probe" "${v[@]}" --password=viewpass --key=Caps_Lock
+expect 0 'sent 1 keys' "$probe" "${v[@]}" --password=fullpass --key=Scroll_Lock
+expect 0 'scroll_lock is on' "$input" "${g[@]}" --wait_led=scroll_lock --timeout=10s
+expect 0 'caps_lock is off' "$input" "${g[@]}" --wait_led=caps_lock=off --timeout=1s
 
 echo "== a daemon with no input devices"
 start plain.log "serving a vhost-user-gpu device" --vhost_user_socket="$work/vu.sock" \

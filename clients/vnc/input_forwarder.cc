@@ -1,0 +1,238 @@
+#include "clients/vnc/input_forwarder.h"
+
+#include <utility>
+
+#include "clients/vnc/xt_keycodes.h"
+#include "common/log.h"
+
+namespace vgpu::vnc {
+namespace {
+
+namespace pb = vgpu::input::v1;
+
+class ScreenInput : public VncInput {
+ public:
+  ScreenInput(InputForwarder* forwarder, uint32_t scanout)
+      : forwarder_(forwarder), scanout_(scanout) {}
+  void OnKey(bool down, uint32_t keysym) override {
+    forwarder_->Key(down, keysym, 0);
+  }
+  void OnExtendedKey(bool down, uint32_t keysym, uint32_t keycode) override {
+    forwarder_->Key(down, keysym, keycode);
+  }
+  void OnPointer(uint32_t buttons, uint32_t x, uint32_t y) override {
+    forwarder_->Pointer(scanout_, buttons, x, y);
+  }
+  void OnClients(uint32_t clients) override {
+    forwarder_->ClientsChanged(scanout_, clients);
+  }
+
+ private:
+  InputForwarder* const forwarder_;
+  const uint32_t scanout_;
+};
+
+}  // namespace
+
+InputForwarder::InputForwarder(std::shared_ptr<grpc::Channel> channel,
+                               InputForwarderOptions options)
+    : channel_(std::move(channel)),
+      stub_(pb::Input::NewStub(channel_)),
+      options_(std::move(options)) {}
+
+InputForwarder::~InputForwarder() { Stop(); }
+
+void InputForwarder::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void InputForwarder::Stop() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+    if (context_ != nullptr) context_->TryCancel();
+    mu_.NotifyAll();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+std::unique_ptr<VncInput> InputForwarder::ForScanout(uint32_t scanout) {
+  return std::make_unique<ScreenInput>(this, scanout);
+}
+
+bool InputForwarder::connected() const {
+  MutexLock lock(&mu_);
+  return stream_ != nullptr;
+}
+
+bool InputForwarder::Write(const pb::StreamInputRequest& request) {
+  if (stream_ == nullptr) {
+    stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  // A failed write means the stream is ending: the reader reconnects.
+  return stream_->Write(request);
+}
+
+bool InputForwarder::Send(const pb::StreamInputRequest& request) {
+  if (stream_ == nullptr) {
+    stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (!asked_) {
+    pb::StreamInputRequest control;
+    control.mutable_control()->set_take(options_.take);
+    control.mutable_control()->set_layout(options_.layout);
+    control.mutable_control()->set_variant(options_.variant);
+    if (!Write(control)) return false;
+    asked_ = true;
+  }
+  return Write(request);
+}
+
+void InputForwarder::Key(bool down, uint32_t keysym, uint32_t xt) {
+  pb::StreamInputRequest request;
+  pb::KeyEvent* key = request.mutable_key();
+  key->set_down(down);
+  std::optional<uint16_t> code = xt != 0 ? XtToEvdev(xt) : std::nullopt;
+  if (code) {
+    key->set_code(*code);
+  } else {
+    key->set_keysym(keysym);
+  }
+  stats_.keys.fetch_add(1, std::memory_order_relaxed);
+  MutexLock lock(&mu_);
+  Send(request);
+}
+
+void InputForwarder::Pointer(uint32_t scanout, uint32_t buttons, uint32_t x,
+                             uint32_t y) {
+  stats_.pointer_events.fetch_add(1, std::memory_order_relaxed);
+  MutexLock lock(&mu_);
+  auto [at, added] = positions_.try_emplace(scanout, x, y);
+  if (added || at->second != std::pair{x, y}) {
+    at->second = {x, y};
+    pb::StreamInputRequest move;
+    move.mutable_pointer()->set_x(static_cast<int32_t>(x));
+    move.mutable_pointer()->set_y(static_cast<int32_t>(y));
+    move.mutable_pointer()->set_scanout_id(scanout);
+    if (!Send(move)) return;
+  }
+  const uint32_t changed = buttons ^ buttons_;
+  buttons_ = buttons;
+  static constexpr pb::Button kButtons[] = {pb::BUTTON_LEFT, pb::BUTTON_MIDDLE,
+                                            pb::BUTTON_RIGHT};
+  for (int bit = 0; bit < 3; ++bit) {
+    if (!(changed & (1u << bit))) continue;
+    pb::StreamInputRequest press;
+    press.mutable_pointer()->set_button(kButtons[bit]);
+    press.mutable_pointer()->set_button_down((buttons >> bit) & 1);
+    if (!Send(press)) return;
+  }
+  // Wheel "buttons" count on their press: one notch each.
+  const uint32_t pressed = changed & buttons;
+  pb::StreamInputRequest wheel;
+  if (pressed & (1u << 3)) wheel.mutable_pointer()->set_wheel(1);
+  if (pressed & (1u << 4)) wheel.mutable_pointer()->set_wheel(-1);
+  if (pressed & (1u << 5)) wheel.mutable_pointer()->set_hwheel(-1);
+  if (pressed & (1u << 6)) wheel.mutable_pointer()->set_hwheel(1);
+  if (wheel.has_pointer()) Send(wheel);
+}
+
+void InputForwarder::ClientsChanged(uint32_t scanout, uint32_t clients) {
+  MutexLock lock(&mu_);
+  clients_[scanout] = clients;
+  for (const auto& [id, count] : clients_) {
+    if (count > 0) return;
+  }
+  buttons_ = 0;
+  positions_.clear();
+  if (!asked_) return;
+  pb::StreamInputRequest give_up;
+  give_up.set_give_up_control(true);
+  Write(give_up);
+  asked_ = false;
+}
+
+void InputForwarder::Handle(const pb::StreamInputResponse& response) {
+  switch (response.response_case()) {
+    case pb::StreamInputResponse::kLeds:
+      if (options_.leds) {
+        const pb::LedState& leds = response.leds();
+        options_.leds(static_cast<uint8_t>((leds.scroll_lock() ? 1 : 0) |
+                                           (leds.num_lock() ? 2 : 0) |
+                                           (leds.caps_lock() ? 4 : 0)));
+      }
+      break;
+    case pb::StreamInputResponse::kControl:
+      if (!response.control().controlling()) {
+        // Lost, refused or given up: the next event asks again.
+        MutexLock lock(&mu_);
+        if (asked_) stats_.control_lost.fetch_add(1, std::memory_order_relaxed);
+        asked_ = false;
+        VGPU_LOG(INFO) << "input: no control of the guest's input ("
+                       << response.control().reason() << ")";
+      }
+      break;
+    case pb::StreamInputResponse::kError:
+      stats_.refused.fetch_add(1, std::memory_order_relaxed);
+      VGPU_LOG(WARNING) << "input: the daemon refused an event: "
+                        << response.error().message();
+      break;
+    default:
+      break;
+  }
+}
+
+void InputForwarder::Run() {
+  absl::Duration backoff = options_.min_backoff;
+  bool warned = false;
+  while (true) {
+    grpc::ClientContext context;
+    if (!options_.token.empty())
+      context.AddMetadata("authorization", "Bearer " + options_.token);
+    std::unique_ptr<grpc::ClientReaderWriter<pb::StreamInputRequest,
+                                             pb::StreamInputResponse>>
+        stream;
+    {
+      MutexLock lock(&mu_);
+      if (stopping_) return;
+      context_ = &context;
+      stream = stub_->StreamInput(&context);
+      stream_ = stream.get();
+      asked_ = false;
+    }
+    pb::StreamInputResponse response;
+    bool any = false;
+    while (stream->Read(&response)) {
+      if (!any) {
+        VGPU_LOG(INFO) << "input: forwarding VNC keys and pointer to the "
+                          "daemon's Input service";
+        any = true;
+        warned = false;
+        backoff = options_.min_backoff;
+      }
+      Handle(response);
+    }
+    {
+      MutexLock lock(&mu_);
+      stream_ = nullptr;
+      context_ = nullptr;
+    }
+    grpc::Status status = stream->Finish();
+    if (!warned) {
+      VGPU_LOG(WARNING) << "input: no stream to the daemon's Input service ("
+                        << status.error_message() << "); retrying";
+      warned = true;
+    }
+    MutexLock lock(&mu_);
+    if (stopping_) return;
+    mu_.AwaitUntil([this]()
+                       ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_; },
+                   absl::ToChronoTime(absl::Now() + backoff));
+    if (stopping_) return;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+}  // namespace vgpu::vnc
