@@ -3,7 +3,10 @@
 chromium, driven over the DevTools protocol with python3-websocket) opens
 vgpu-vnc's web console, connects through noVNC, and its canvas shows what
 the daemon's own screenshot shows (Tight JPEG at noVNC's quality level 6:
-within a PSNR bound). When the daemon comes back at another resolution, the
+within a PSNR bound). Keys typed into the page (noVNC sends them as QEMU
+extended key events) and a click reach the demo guest, whose console echoes
+them, and the canvas shows the echo. When the daemon comes back at another
+resolution, the
 page, still connected, shows the new size. Served over HTTPS (a
 certificate made here with openssl), the page connects over wss and shows
 the screen too; other sites' pages are refused on ws and wss.
@@ -127,7 +130,7 @@ class Browser:
 
 def start_daemon(daemon, work, socket_path, width, height, name):
     process = subprocess.Popen(
-        [daemon, "--demo", "--demo_scene=console", "--demo_frames=20",
+        [daemon, "--demo", "--demo_frames=20",
          f"--width={width}", f"--height={height}",
          f"--grpc_listen=unix:{socket_path}"],
         stdout=open(os.path.join(work, f"{name}.log"), "w"),
@@ -151,6 +154,58 @@ def daemon_shot(shot, socket_path, work):
                     "--timeout=20s", f"--out={out}"],
                    check=True, stdout=subprocess.DEVNULL)
     return Image.open(out).convert("RGB")
+
+
+def dom_code(c):
+    """KeyboardEvent.code of the US key that types `c` (no Shift)."""
+    if c.isalpha():
+        return "Key" + c.upper()
+    if c.isdigit():
+        return "Digit" + c
+    return {" ": "Space", "\n": "Enter"}[c]
+
+
+def type_and_click(browser, shot, socket_path, before, work):
+    """Types into the page and clicks on the canvas: the demo guest echoes
+    the line and leaves a dot, the daemon's screen shows both, and so does
+    the canvas."""
+    # A click focuses the canvas (noVNC takes keys then) and is the guest's
+    # click too: at canvas pixel (cx, cy), wherever the page scaled it to.
+    cx, cy = 600, 300
+    box = browser.evaluate(
+        "(() => { const c = vgpuConsole.canvas(), r = c.getBoundingClientRect();"
+        " return [r.left, r.top, r.width / c.width, r.height / c.height]; })()")
+    x, y = box[0] + (cx + 0.5) * box[2], box[1] + (cy + 0.5) * box[3]
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y,
+                     button="left" if kind != "mouseMoved" else "none",
+                     clickCount=1)
+    text = "echo browser 7\n"
+    started = time.monotonic()
+    for c in text:
+        key = "Enter" if c == "\n" else c
+        common = {"key": key, "code": dom_code(c),
+                  "windowsVirtualKeyCode": 13 if c == "\n" else ord(c.upper())}
+        browser.call("Input.dispatchKeyEvent", type="keyDown",
+                     text="\r" if c == "\n" else c, **common)
+        browser.call("Input.dispatchKeyEvent", type="keyUp", **common)
+    after = daemon_shot(shot, socket_path, work)
+    changed = ImageChops.difference(before, after).getbbox()
+    if changed is None:
+        fail("the guest's screen did not change after typing into the page",
+             work)
+    dot = after.getpixel((cx, cy))
+    if dot != (127, 209, 127):  # the demo guest's dot
+        after.save(os.path.join(work, "after-click.png"))
+        fail(f"the click at canvas pixel {cx},{cy} left no dot there "
+             f"(the guest's screen has {dot})", work)
+    seen = wait_for(lambda: (lambda c: c if c is not None and
+                             psnr(c, after) >= MIN_PSNR_DB else None)(
+        browser.canvas()), 20, "the typed text in the canvas", work)
+    print(f"PASS: keys typed into the page and a click reach the guest "
+          f"(its screen changed in {changed}, the dot at {cx},{cy}); the "
+          f"canvas shows them, PSNR {psnr(seen, after):.1f} dB "
+          f"({(time.monotonic() - started) * 1000:.0f} ms)")
 
 
 def main():
@@ -202,6 +257,7 @@ def main():
         print(f"PASS: the browser shows the guest's screen {seen.size[0]}x"
               f"{seen.size[1]}, PSNR {psnr(seen, want):.1f} dB "
               f"(connected in {connected * 1000:.0f} ms)")
+        type_and_click(browser, args.shot, socket_path, want, work)
         if args.screenshot:
             shot = browser.call("Page.captureScreenshot", format="png")
             with open(args.screenshot, "wb") as f:
