@@ -159,10 +159,73 @@ void DemoLoop(const std::string& socket_path,
 
 // Device and encode-cache figures, read at scrape time (the device's on its
 // own thread, which owns them).
+// The virtio-input devices' counters (thread-safe to read), by device.
+void AddInputFamilies(const std::vector<const input::InputDevice*>& inputs,
+                      std::vector<prometheus::MetricFamily>* families) {
+  using Samples =
+      std::vector<std::pair<std::map<std::string, std::string>, double>>;
+  struct Figure {
+    const char* name;
+    const char* help;
+    uint64_t input::InputDeviceStats::*field;
+  };
+  static constexpr Figure kFigures[] = {
+      {"vgpu_input_packets_total",
+       "Input packets accepted from viewers (SYN_REPORT-ended).",
+       &input::InputDeviceStats::packets},
+      {"vgpu_input_events_delivered_total",
+       "Input events written into the guest's event queue.",
+       &input::InputDeviceStats::events_delivered},
+      {"vgpu_input_motion_merged_total",
+       "Pointer motion packets merged into one waiting for the guest.",
+       &input::InputDeviceStats::motion_merged},
+      {"vgpu_input_motion_dropped_total",
+       "Pointer motion packets dropped: the guest took no input.",
+       &input::InputDeviceStats::motion_dropped},
+      {"vgpu_input_packets_refused_total",
+       "Key and button packets refused: the guest took no input.",
+       &input::InputDeviceStats::packets_refused},
+      {"vgpu_input_events_discarded_total",
+       "Events waiting when the guest reset or went away.",
+       &input::InputDeviceStats::events_discarded},
+      {"vgpu_input_status_events_total",
+       "Events the guest sent on the status queue (LEDs).",
+       &input::InputDeviceStats::status_events},
+      {"vgpu_input_guest_errors_total",
+       "Malformed status buffers and event buffers under 8 bytes.",
+       &input::InputDeviceStats::status_malformed},
+  };
+  std::vector<input::InputDeviceStats> stats;
+  Samples attached;
+  for (const input::InputDevice* device : inputs) {
+    stats.push_back(device->stats());
+    attached.push_back(
+        {{{"device", std::string(input::KindName(device->spec().kind))}},
+         device->attached() ? 1.0 : 0.0});
+  }
+  for (const Figure& figure : kFigures) {
+    Samples samples;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      double value = static_cast<double>(stats[i].*figure.field);
+      if (figure.field == &input::InputDeviceStats::status_malformed)
+        value += static_cast<double>(stats[i].short_buffers);
+      samples.push_back(
+          {{{"device", std::string(input::KindName(inputs[i]->spec().kind))}},
+           value});
+    }
+    families->push_back(CounterFamily(figure.name, figure.help, samples));
+  }
+  families->push_back(GaugeFamily("vgpu_input_attached",
+                                  "1 while a guest driver runs the device.",
+                                  attached));
+}
+
 std::shared_ptr<ScrapeCollector> MakeScrapeCollector(
     DisplayService* service, const FrameStore* store, gpu::GpuDevice* device,
-    vhost_user::EventLoop* loop) {
-  return std::make_shared<ScrapeCollector>([service, store, device, loop]() {
+    vhost_user::EventLoop* loop,
+    const std::vector<const input::InputDevice*>& inputs) {
+  return std::make_shared<ScrapeCollector>([service, store, device, loop,
+                                            inputs]() {
     auto stats = std::make_shared<std::optional<gpu::DeviceStats>>();
     auto done = std::make_shared<Notification>();
     loop->Post([device, stats, done] {
@@ -204,6 +267,7 @@ std::shared_ptr<ScrapeCollector> MakeScrapeCollector(
     families.push_back(CounterFamily("vgpu_solid_runs_total",
                                      "Tile runs sent as one colour.",
                                      {{{}, static_cast<double>(cache.solid)}}));
+    if (!inputs.empty()) AddInputFamilies(inputs, &families);
     return families;
   });
 }
@@ -281,7 +345,7 @@ absl::Status ValidateConfig(const DaemonConfig& config) {
       {"--tablet_socket", config.tablet_socket},
       {"--mouse_socket", config.mouse_socket}};
   if (absl::StartsWith(config.grpc_listen, "unix:"))
-    paths.push_back({"--grpc_listen", config.grpc_listen.substr(5)});
+    paths.emplace_back("--grpc_listen", config.grpc_listen.substr(5));
   for (size_t i = 0; i < paths.size(); ++i) {
     for (size_t j = i + 1; j < paths.size(); ++j) {
       if (!paths[i].second.empty() && paths[i].second == paths[j].second) {
@@ -486,8 +550,13 @@ absl::StatusOr<ListenAddress> Daemon::State::CheckMetrics() {
 
 absl::Status Daemon::State::OpenMetrics() {
   VGPU_ASSIGN_OR_RETURN(ListenAddress address, CheckMetrics());
-  scrape_collector = MakeScrapeCollector(display_service.get(), &store,
-                                         device.get(), device_loop.get());
+  std::vector<const input::InputDevice*> input_devices;
+  for (const InputSlot& slot : inputs) {
+    if (slot.device != nullptr) input_devices.push_back(slot.device.get());
+  }
+  scrape_collector =
+      MakeScrapeCollector(display_service.get(), &store, device.get(),
+                          device_loop.get(), input_devices);
   exposer = std::make_unique<prometheus::Exposer>(address.ToString(),
                                                   /*threads=*/1);
   exposer->RegisterCollectable(display_service->metrics().registry());

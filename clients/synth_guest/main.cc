@@ -13,10 +13,12 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "device/guest_sim/frontend.h"
+#include "device/guest_sim/guest_input.h"
 #include "device/guest_sim/scene_player.h"
 
 ABSL_FLAG(std::string, socket, "", "vhost-user socket of the GPU back-end.");
-ABSL_FLAG(std::string, scene, "console", "console, scroll, video or cursor.");
+ABSL_FLAG(std::string, scene, "console",
+          "demo, console, scroll, video or cursor.");
 ABSL_FLAG(uint32_t, width, 1920, "Framebuffer width in pixels.");
 ABSL_FLAG(uint32_t, height, 1080, "Framebuffer height in pixels.");
 ABSL_FLAG(double, fps, 0,
@@ -29,6 +31,12 @@ ABSL_FLAG(bool, blob, false,
 ABSL_FLAG(uint64_t, mode_every, 0,
           "Change resolution every N frames as a DRM modeset does, cycling "
           "800x600, 640x480, 1024x768 and --width x --height (0 = never).");
+ABSL_FLAG(std::string, keyboard_socket, "",
+          "Also drive the back-end's virtio-input keyboard on this vhost-user "
+          "socket: keys typed into it reach the scene (the demo scene echoes "
+          "them).");
+ABSL_FLAG(std::string, tablet_socket, "",
+          "Also drive the back-end's virtio-input tablet on this socket.");
 ABSL_FLAG(absl::Duration, linger, absl::ZeroDuration(),
           "Keep the connection open this long after reporting (lets a harness "
           "sample the "
@@ -78,6 +86,30 @@ int Run() {
                  std::string(demo.status().message()).c_str());
     return 1;
   }
+  // The guest's keyboard and tablet: between frames (and while it lingers)
+  // it takes their input as it comes.
+  std::unique_ptr<synth::GuestInput> input;
+  synth::GuestInputOptions input_options;
+  input_options.keyboard_socket = absl::GetFlag(FLAGS_keyboard_socket);
+  input_options.tablet_socket = absl::GetFlag(FLAGS_tablet_socket);
+  if (!input_options.keyboard_socket.empty() ||
+      !input_options.tablet_socket.empty()) {
+    absl::StatusOr<std::unique_ptr<synth::GuestInput>> connected =
+        synth::GuestInput::Connect(input_options);
+    if (!connected.ok()) {
+      std::fprintf(stderr, "vgpu-synth-guest: %s\n",
+                   std::string(connected.status().message()).c_str());
+      return 1;
+    }
+    input = *std::move(connected);
+  }
+  auto wait_until = [&](absl::Time until) -> absl::Status {
+    if (input == nullptr) {
+      absl::SleepFor(until - absl::Now());
+      return absl::OkStatus();
+    }
+    return input->Serve(until, demo->get()).status();
+  };
   // Frame 0 draws the whole scene; timing starts after it.
   if (absl::Status status = (*demo)->Tick(0); !status.ok()) {
     std::fprintf(stderr, "vgpu-synth-guest: %s\n",
@@ -97,7 +129,11 @@ int Run() {
     ++presented;
     if (fps > 0) {
       next += absl::Seconds(1.0 / fps);
-      absl::SleepFor(next - absl::Now());
+      if (absl::Status status = wait_until(next); !status.ok()) {
+        std::fprintf(stderr, "vgpu-synth-guest: %s\n",
+                     std::string(status.message()).c_str());
+        return 1;
+      }
     }
   }
   double seconds = absl::ToDoubleSeconds(absl::Now() - start);
@@ -112,7 +148,12 @@ int Run() {
       static_cast<unsigned long long>(display.updates.load()),
       static_cast<double>(display.update_bytes.load()) / 1048576.0);
   std::fflush(stdout);
-  absl::SleepFor(absl::GetFlag(FLAGS_linger));
+  if (absl::Status status = wait_until(absl::Now() + absl::GetFlag(FLAGS_linger));
+      !status.ok()) {
+    std::fprintf(stderr, "vgpu-synth-guest: %s\n",
+                 std::string(status.message()).c_str());
+    return 1;
+  }
   return 0;
 }
 

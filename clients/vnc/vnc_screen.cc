@@ -215,6 +215,9 @@ struct ClientState {
   std::atomic<bool> wants_pointer{false};
   int encodings_seen = 0;
   uint64_t pointer_sent = kNoPointer;
+  // The last update was a PointerPos of ours: the next one is
+  // libvncserver's (the output thread's).
+  bool pointer_update_last = false;
 
   // libvncserver's per-client counts are 32-bit and owned by the client's
   // output thread: copied from there (before each update, and when the
@@ -717,13 +720,28 @@ void ForwardToClient(VncScreen::Impl* impl, rfbClientPtr client,
   if (lossless != nullptr) sraRgnDestroy(lossless);
 }
 
+// Whether libvncserver sends an update in this round even with no request
+// left (rfbSendFramebufferUpdate after displayHook): a new size, a cursor
+// shape, a soft cursor that moved, its SupportedMessages/Encodings or
+// ServerIdentity rects. On the output thread, sendMutex held.
+bool LibVncServerSendsAnyway(rfbClientPtr client) {
+  return (client->useNewFBSize && client->newFBSizePending) ||
+         (client->enableCursorShapeUpdates && client->cursorWasChanged &&
+          client->readyForSetColourMapEntries) ||
+         (!client->enableCursorShapeUpdates &&
+          (client->cursorX != client->screen->cursorX ||
+           client->cursorY != client->screen->cursorY)) ||
+         client->enableSupportedMessages || client->enableSupportedEncodings ||
+         client->enableServerIdentity;
+}
+
 // PointerPos with the guest's pointer, as its own FramebufferUpdate (the
 // position libvncserver would send is the off-screen one of its cursor
-// drawing). On the output thread, sendMutex held.
-void SendPointerPosition(VncScreen::Impl* impl, rfbClientPtr client,
+// drawing); true when it went. On the output thread, sendMutex held.
+bool SendPointerPosition(VncScreen::Impl* impl, rfbClientPtr client,
                          ClientState* state) {
   const uint64_t pointer = impl->pointer.load(std::memory_order_relaxed);
-  if (pointer == kNoPointer || pointer == state->pointer_sent) return;
+  if (pointer == kNoPointer || pointer == state->pointer_sent) return false;
   const auto x = static_cast<uint32_t>(std::min<uint64_t>(
       pointer >> 32, static_cast<uint64_t>(client->screen->width - 1)));
   const auto y = static_cast<uint32_t>(std::min<uint64_t>(
@@ -738,13 +756,43 @@ void SendPointerPosition(VncScreen::Impl* impl, rfbClientPtr client,
               0,
               0};
   AppendBigEndian32(&message, static_cast<uint32_t>(rfbEncodingPointerPos));
-  if (rfbWriteExact(client, message.data(), static_cast<int>(message.size())) >
-      0) {
-    state->pointer_sent = pointer;
-    rfbStatRecordEncodingSent(client, rfbEncodingPointerPos,
-                              sz_rfbFramebufferUpdateRectHeader,
-                              sz_rfbFramebufferUpdateRectHeader);
-  }
+  if (rfbWriteExact(client, message.data(), static_cast<int>(message.size())) <=
+      0)
+    return false;
+  state->pointer_sent = pointer;
+  rfbStatRecordEncodingSent(client, rfbEncodingPointerPos,
+                            sz_rfbFramebufferUpdateRectHeader,
+                            sz_rfbFramebufferUpdateRectHeader);
+  return true;
+}
+
+// A new pointer position takes a round of its own: its FramebufferUpdate
+// answers the client's request, which is emptied, so libvncserver sends
+// nothing after it and what else is owed goes on the client's next request
+// (every viewer asks again after each update). Never two updates in one
+// round: libvncclient up to 0.9.14 reads what has arrived into its buffer,
+// handles one message and then waits on the socket (WaitForMessage), so an
+// update read along with the PointerPos one waited there until more data
+// came. Every other round at most (a moving pointer does not starve the
+// pixels), and not when libvncserver sends one anyway. On the output
+// thread, sendMutex held: a request the client makes meanwhile waits for
+// the round's end (AfterUpdateInProgress), so only requests this update
+// answers are emptied.
+bool PointerRound(VncScreen::Impl* impl, rfbClientPtr client,
+                  ClientState* state) {
+  if (std::exchange(state->pointer_update_last, false) ||
+      !state->wants_pointer || LibVncServerSendsAnyway(client))
+    return false;
+  LOCK(client->updateMutex);
+  RestoreRequest(state, client);  // should AfterUpdate not have run
+  const bool requested = !sraRgnEmpty(client->requestedRegion);
+  UNLOCK(client->updateMutex);
+  if (!requested || !SendPointerPosition(impl, client, state)) return false;
+  LOCK(client->updateMutex);
+  sraRgnMakeEmpty(client->requestedRegion);
+  UNLOCK(client->updateMutex);
+  state->pointer_update_last = true;
+  return true;
 }
 
 // libvncserver's displayHook: on the client's output thread, sendMutex
@@ -772,7 +820,8 @@ void BeforeUpdate(rfbClientPtr client) {
     client->enableCursorPosUpdates = FALSE;
   }
   client->cursorWasMoved = FALSE;
-  if (state->wants_pointer) SendPointerPosition(impl, client, state);
+  // The rest waits for the next round (libvncserver finds no request).
+  if (PointerRound(impl, client, state)) return;
   // While libvncserver takes a SetEncodings, preferredEncoding is -1 for a
   // moment: the client keeps what it had.
   if (client->preferredEncoding != -1) {
@@ -859,8 +908,9 @@ void MarkPixel(rfbClientPtr client) {
 }
 
 // libvncserver's displayFinishedHook (output thread). A position that came
-// while this update was made, after BeforeUpdate read it, goes with the
-// next one: its wake-up pixel went out with this one.
+// while this update was made, after BeforeUpdate read it, or that waited
+// for libvncserver's round (PointerRound), goes in a later one: its
+// wake-up pixel went out with this one.
 void AfterUpdate(rfbClientPtr client, int) {
   auto* state = static_cast<ClientState*>(client->clientData);
   if (state == nullptr) return;

@@ -558,7 +558,8 @@ TEST(VncScreenRefreshTest, CopiesOfJpegRegionsAreRefreshedToo) {
 }
 
 // The guest's pointer reaches clients that ask for PointerPos, clamped into
-// the screen, one update per move.
+// the screen, in an update of its own that answers a request (the client
+// asks again after each update, as viewers do).
 TEST(VncScreenCursorTest, PointerPositionsReachClientsThatAskForThem) {
   auto screen = VncScreen::Create({}, 64, 48);
   ASSERT_TRUE(screen.ok()) << screen.status();
@@ -568,19 +569,49 @@ TEST(VncScreenCursorTest, PointerPositionsReachClientsThatAskForThem) {
   constexpr int32_t kPointerPos = -232, kRichCursor = -239;
   ASSERT_TRUE(client->SetEncodings({0, kRichCursor, kPointerPos}));
   const std::string update_request("\x03\x01\0\0\0\0\0\x40\0\x30", 10);
-  // The position goes with the update after it.
   (*screen)->SetPointerPosition(30, 20);
   ASSERT_TRUE(client->Send(update_request));
-  auto position = client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10));
+  auto position = client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10),
+                                         update_request);
   ASSERT_TRUE(position.has_value());
   EXPECT_EQ(position->x, 30);
   EXPECT_EQ(position->y, 20);
   (*screen)->SetPointerPosition(500, 500);
   ASSERT_TRUE(client->Send(update_request));
-  position = client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10));
+  position = client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10),
+                                    update_request);
   ASSERT_TRUE(position.has_value());
   EXPECT_EQ(position->x, 63);
   EXPECT_EQ(position->y, 47);
+}
+
+// What the guest draws as its pointer moves reaches a libvncclient viewer
+// that asked for PointerPos (TestViewer: useRemoteCursor, and libvncclient's
+// usual loop, WaitForMessage on the socket and one message per wake-up).
+// Two updates in one round could be read together and the second then
+// waited in libvncclient's buffer until more data came.
+TEST(VncScreenCursorTest, PixelsDrawnAsThePointerMovesReachPointerClients) {
+  auto screen = VncScreen::Create({}, 64, 48);
+  ASSERT_TRUE(screen.ok()) << screen.status();
+  const std::vector<uint32_t> pixels(64 * 48, 0xFF201810);
+  ASSERT_TRUE((*screen)->Update(0, 0, 64, 48, Bytes(pixels), 64 * 4).ok());
+  auto viewer = TestViewer::Connect({.port = (*screen)->port()});
+  ASSERT_NE(viewer, nullptr);
+  ASSERT_TRUE(viewer->Until([&] { return viewer->Shows(pixels, 64, 48); }));
+  for (uint32_t i = 0; i < 20; ++i) {
+    const uint32_t x = 2 + i * 3, y = 2 + i * 2;
+    const uint32_t colour = 0xFF7FD100 | i;
+    const std::vector<uint32_t> dot(25, colour);
+    (*screen)->SetPointerPosition(x, y);
+    ASSERT_TRUE((*screen)->Update(x - 2, y - 2, 5, 5, Bytes(dot), 5 * 4).ok());
+    EXPECT_TRUE(viewer->Until(
+        [&] {
+          return viewer->PixelAt(static_cast<int>(x), static_cast<int>(y)) ==
+                 (colour & 0xFFFFFF);
+        },
+        absl::Seconds(2)))
+        << "dot " << i;
+  }
 }
 
 // Clients that leave as soon as they asked for a picture all end (their

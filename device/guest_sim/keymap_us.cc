@@ -19,10 +19,9 @@ static_assert(sizeof(kShifted) == sizeof(kPlain));
 char UsKeyToChar(uint16_t code, bool shift) {
   if (code == KEY_SPACE) return ' ';
   if (code == KEY_102ND) return shift ? '>' : '<';
-  if (code == KEY_KPASTERISK) return '*';
   if (code < KEY_1 || code > KEY_SPACE) return 0;
   const char c = (shift ? kShifted : kPlain)[code - KEY_1];
-  return c == ' ' ? 0 : c;
+  return c == ' ' ? '\0' : c;
 }
 
 }  // namespace vgpu::guest_sim

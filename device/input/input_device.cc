@@ -15,11 +15,11 @@ namespace {
 
 constexpr InputEvent kSynReport{EV_SYN, SYN_REPORT, 0};
 
-// Pointer motion only: every event moves the same kind of axis.
+// Pointer motion only: an event on the X or Y axis of `type` (EV_ABS or
+// EV_REL; both number their X and Y axes 0 and 1).
+static_assert(ABS_X == REL_X && ABS_Y == REL_Y);
 bool IsMotion(const InputEvent& event, uint16_t type) {
-  return event.type == type &&
-         (type == EV_ABS ? event.code == ABS_X || event.code == ABS_Y
-                         : event.code == REL_X || event.code == REL_Y);
+  return event.type == type && (event.code == ABS_X || event.code == ABS_Y);
 }
 
 int32_t SaturatingAdd(int32_t a, int32_t b) {
@@ -93,8 +93,8 @@ absl::Status InputDevice::SendWait(absl::Span<const InputEvent> packet,
   }
 }
 
-absl::Status InputDevice::SendLocked(Packet p,
-                                     absl::Span<const InputEvent> packet,
+absl::Status InputDevice::SendLocked(Packet packet,
+                                     absl::Span<const InputEvent> events,
                                      bool* full) {
   *full = false;
   if (!event_queue_running_) {
@@ -103,12 +103,12 @@ absl::Status InputDevice::SendLocked(Packet p,
         " (the VM is not connected, or its virtio-input driver has not "
         "started)"));
   }
-  if (p.motion != Motion::kNone && MergeMotion(p)) {
+  if (packet.motion != Motion::kNone && MergeMotion(packet)) {
     ++stats_.motion_merged;
     return absl::OkStatus();
   }
-  if (pending_events_ + p.events.size() > options_.max_pending_events) {
-    if (p.motion != Motion::kNone) {
+  if (pending_events_ + packet.events.size() > options_.max_pending_events) {
+    if (packet.motion != Motion::kNone) {
       ++stats_.motion_dropped;
       VGPU_LOG_GUEST_ERROR()
           << KindName(spec_.kind) << ": the guest takes no input ("
@@ -121,7 +121,7 @@ absl::Status InputDevice::SendLocked(Packet p,
         absl::StrCat("the guest has not taken the last ", pending_events_, " ",
                      KindName(spec_.kind), " events; try again later"));
   }
-  for (const InputEvent& event : packet) {
+  for (const InputEvent& event : events) {
     if (event.type != EV_KEY) continue;
     if (event.value != 0) {
       pressed_.insert(event.code);
@@ -129,7 +129,7 @@ absl::Status InputDevice::SendLocked(Packet p,
       pressed_.erase(event.code);
     }
   }
-  Enqueue(std::move(p));
+  Enqueue(std::move(packet));
   return absl::OkStatus();
 }
 

@@ -155,8 +155,8 @@ class InputDevice : public vhost_user::VhostUserDevice {
   };
 
   absl::Status Validate(absl::Span<const InputEvent> packet) const;
-  // Send's work under the lock; `room` tells whether a packet that does not
-  // fit may wait.
+  // Send's work under the lock; `*full`: refused for want of room (SendWait
+  // may wait and try again).
   absl::Status SendLocked(Packet packet, absl::Span<const InputEvent> events,
                           bool* full) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static Packet MakePacket(absl::Span<const InputEvent> events);

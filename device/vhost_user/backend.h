@@ -36,7 +36,7 @@ class VhostUserBackend : public QueueKicker {
  public:
   // `device` outlives the backend; it has 1..kMaxQueues queues.
   VhostUserBackend(VhostUserDevice* device, EventLoop* loop, Fd socket);
-  ~VhostUserBackend();
+  ~VhostUserBackend() override;
   VhostUserBackend(const VhostUserBackend&) = delete;
   VhostUserBackend& operator=(const VhostUserBackend&) = delete;
 

@@ -84,8 +84,8 @@ void SendError(const absl::Status& status, pb::StreamInputResponse* out) {
 
 // WatchLeds: the state now, then the latest after each change (a slow
 // reader skips states, never queues them).
-class LedWatcher : public grpc::ServerWriteReactor<pb::LedState>,
-                   public InputService::Watcher {
+class LedWatcher final : public grpc::ServerWriteReactor<pb::LedState>,
+                         public InputService::Watcher {
  public:
   explicit LedWatcher(InputService* service)
       : service_(service), writer_(this) {
@@ -132,9 +132,10 @@ class LedWatcher : public grpc::ServerWriteReactor<pb::LedState>,
 
 // StreamInput: one request read at a time, answered in order; LED changes
 // and loss of control come in between.
-class InputStreamer : public grpc::ServerBidiReactor<pb::StreamInputRequest,
-                                                     pb::StreamInputResponse>,
-                      public InputService::Watcher {
+class InputStreamer final
+    : public grpc::ServerBidiReactor<pb::StreamInputRequest,
+                                     pb::StreamInputResponse>,
+      public InputService::Watcher {
  public:
   InputStreamer(InputService* service, grpc::CallbackServerContext* context)
       : service_(service),

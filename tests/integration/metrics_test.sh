@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prometheus metrics: vgpu-displayd with its built-in guest and a viewer;
-# /metrics must show the device's commands, frames, the viewer's updates and
-# the latency histograms, in the text exposition format.
+# /metrics must show the device's commands, frames, the viewer's updates,
+# the latency histograms and the input devices (the demo guest drives a
+# keyboard and a tablet), in the text exposition format.
 # Usage: metrics_test.sh VGPU_DISPLAYD VGPU_WATCH
 set -euo pipefail
 daemon="$1"; watch="$2"
@@ -38,7 +39,9 @@ for series in 'vgpu_device_commands_total{command="TRANSFER_TO_HOST_2D"}' \
     'vgpu_updates_total{encoding="zstd"}' 'vgpu_updates_total{encoding="raw_rgbx"}' \
     'vgpu_viewer_updates_total{scanout="0",viewer=' \
     'vgpu_flush_to_send_seconds_bucket{le="+Inf"}' 'vgpu_encode_seconds_count' \
-    'vgpu_encode_cache_misses_total'; do
+    'vgpu_encode_cache_misses_total' 'vgpu_input_attached{device="keyboard"} 1' \
+    'vgpu_input_attached{device="tablet"} 1' 'vgpu_input_events_delivered_total{device="keyboard"}' \
+    'vgpu_input_motion_dropped_total{device="tablet"}'; do
   grep -qF "$series" "$work/metrics.txt" || { cat "$work/metrics.txt"; echo "FAIL: no $series"; exit 1; }
 done
 # Every metric family says what it is (HELP) and what kind (TYPE).
