@@ -148,7 +148,8 @@ int Run() {
       static_cast<unsigned long long>(display.updates.load()),
       static_cast<double>(display.update_bytes.load()) / 1048576.0);
   std::fflush(stdout);
-  if (absl::Status status = wait_until(absl::Now() + absl::GetFlag(FLAGS_linger));
+  if (absl::Status status =
+          wait_until(absl::Now() + absl::GetFlag(FLAGS_linger));
       !status.ok()) {
     std::fprintf(stderr, "vgpu-synth-guest: %s\n",
                  std::string(status.message()).c_str());

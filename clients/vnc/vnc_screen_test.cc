@@ -571,15 +571,15 @@ TEST(VncScreenCursorTest, PointerPositionsReachClientsThatAskForThem) {
   const std::string update_request("\x03\x01\0\0\0\0\0\x40\0\x30", 10);
   (*screen)->SetPointerPosition(30, 20);
   ASSERT_TRUE(client->Send(update_request));
-  auto position = client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10),
-                                         update_request);
+  auto position =
+      client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10), update_request);
   ASSERT_TRUE(position.has_value());
   EXPECT_EQ(position->x, 30);
   EXPECT_EQ(position->y, 20);
   (*screen)->SetPointerPosition(500, 500);
   ASSERT_TRUE(client->Send(update_request));
-  position = client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10),
-                                    update_request);
+  position =
+      client->ReadPseudoRect(kPointerPos, 0, absl::Seconds(10), update_request);
   ASSERT_TRUE(position.has_value());
   EXPECT_EQ(position->x, 63);
   EXPECT_EQ(position->y, 47);
