@@ -5,8 +5,11 @@
 #              (input_latency: StreamInput in, StreamFrames out) and over
 #              VNC through vgpu-vnc (rfb_probe.py keys: RFB KeyEvents in,
 #              updates out, as a noVNC-like Tight client)
+#              and from the browser console (browser_keys.py: headless
+#              Chromium, keys dispatched on noVNC's canvas, timed to its
+#              next draw by the page's clock)
 #   guest      the real Linux guest (QEMU 10, TCG) reading a line on tty1,
-#              whose VT echoes each key: the same two paths
+#              whose VT echoes each key: the same three paths
 # Usage: input_bench.sh BUILD_DIR [CACHE_DIR]
 #   KEYS=200  WORKLOADS="synthetic guest"
 set -euo pipefail
@@ -22,6 +25,15 @@ latency="$build/tests/bench/input_latency"
 python=/usr/bin/python3
 
 source "$here/lib.sh"
+# vgpu-vnc with its web console (vnc_port, web_url), its input stream up.
+start_bridge() {
+  start_vgpu_vnc "$run/vnc.log"
+  for _ in $(seq 1 100); do grep -q "forwarding VNC keys" "$run/vnc.log" && break; sleep 0.1; done
+}
+browser_keys() {  # LABEL [ENTER_EVERY]
+  "$python" "$bench/browser_keys.py" "$web_url" --keys="$keys" --enter-every="${2:-0}" \
+    --label="$1 browser (noVNC in Chromium)"
+}
 # rfb_probe.py keys: one key every 80 ms (its --interval-ms), each timed to
 # the next update.
 vnc_keys() {  # PORT LABEL
@@ -42,9 +54,9 @@ if [[ " $only " == *" synthetic "* ]]; then
   for _ in $(seq 1 100); do grep -q "frames drawn" "$run/daemon.log" && break; sleep 0.1; done
   "$latency" --server="unix:$run/grpc.sock" --keys="$keys" --enter_every=40 \
     --label="synthetic guest, gRPC"
-  start_vgpu_vnc "$run/vnc.log"
-  for _ in $(seq 1 100); do grep -q "forwarding VNC keys" "$run/vnc.log" && break; sleep 0.1; done
+  start_bridge
   vnc_keys "$vnc_port" "synthetic guest,"
+  browser_keys "synthetic guest," 40
   cleanup
   trap - EXIT
 fi
@@ -52,12 +64,12 @@ fi
 if [[ " $only " == *" guest "* ]]; then
   prepare_guest vgpu-input-bench
   start_daemon --width=$width --height=$height
-  start_vgpu_vnc "$run/vnc.log"
+  start_bridge
   start_qemu "$run/serial.log"
   wait_serial INPUT-READY 1
   # The VT reads a line: every key echoes; no Enter, the line just grows.
   "$latency" --server="unix:$run/grpc.sock" --keys="$keys" \
     --label="real guest (QEMU TCG), gRPC"
-  for _ in $(seq 1 100); do grep -q "forwarding VNC keys" "$run/vnc.log" && break; sleep 0.1; done
   vnc_keys "$vnc_port" "real guest (QEMU TCG),"
+  browser_keys "real guest (QEMU TCG),"
 fi

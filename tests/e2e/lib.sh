@@ -150,17 +150,18 @@ start_daemon() {
   [ -S "$run/vgpu.sock" ] && [ -S "$run/tab.sock" ] || fail "vgpu-displayd did not create its sockets"
 }
 
-# Starts the VNC bridge on $run/grpc.sock, logging to $1; sets bridge_pid
-# and vnc_port (the port it chose).
+# Starts the VNC bridge on $run/grpc.sock with its web console, logging to
+# $1; sets bridge_pid, vnc_port and web_url (the ports it chose).
 start_vgpu_vnc() {
   "$build/clients/vnc/vgpu-vnc" --server="unix:$run/grpc.sock" --listen=127.0.0.1:0 \
-    > "$1" 2>&1 &
+    --web_listen=127.0.0.1:0 > "$1" 2>&1 &
   bridge_pid=$!
   pids+=("$bridge_pid")
   vnc_port=""
   for _ in $(seq 1 100); do
     vnc_port="$(sed -n 's|.*vnc://127.0.0.1:\([0-9]*\).*|\1|p' "$1")"
-    [ -n "$vnc_port" ] && return 0
+    web_url="$(sed -n 's|.*web console on \(http://[^ ]*\).*|\1|p' "$1")"
+    [ -n "$vnc_port" ] && [ -n "$web_url" ] && return 0
     sleep 0.1
   done
   fail "vgpu-vnc did not start: $(cat "$1")"

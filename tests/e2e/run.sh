@@ -7,7 +7,9 @@
 # that the display comes back after a guest reboot. Input: text typed with
 # vgpu-input (US and German layouts) arrives on the guest's tty1 exactly, a
 # click and a wheel turn arrive in /dev/input at the right place, CapsLock's
-# LED comes back, on both boots and with a new QEMU on the same daemon.
+# LED comes back, on both boots and with a new QEMU on the same daemon; a
+# command typed in the browser console (headless Chromium, noVNC) arrives
+# on tty1 exactly and its echo shows in the canvas.
 # Usage: run.sh BUILD_DIR [CACHE_DIR]     (BUILD_DIR holds the release build)
 set -euo pipefail
 build="$(cd "$1" && pwd)"
@@ -54,6 +56,15 @@ for boot in 1 2; do
   result="$("$tool" text "$run/vnc.ppm" 40)" || fail "the VNC bridge's picture has no console text: $result"
   echo "  VNC bridge (vgpu-vnc, ZRLE): $result"
   check_input $boot
+  if [ $boot -eq 1 ]; then
+    # The browser console types a command into the guest: its tty1 reads it.
+    wait_serial INPUT-DONE 1
+    /usr/bin/python3 "$here/browser_type.py" "$web_url" "$run/grpc.sock" \
+      "$build/clients/shot/vgpu-shot" 'echo from the browser\n' ||
+      fail "typing in the browser console"
+    wait_vt_line "echo from the browser" 1
+    echo "  the guest's tty1 read the line typed in the browser exactly"
+  fi
 
   if [ $boot -eq 1 ]; then
     "$tool" monitor "$run/monitor.sock" system_reset
@@ -68,4 +79,4 @@ echo "e2e boot 3 (a new QEMU on the same daemon)"
 start_qemu "$run/serial3.log"
 check_input 1
 "$tool" monitor "$run/monitor.sock" quit || true
-echo "E2E PASS: patterns pixel-exact, console text drawn (scanout, vgpu-shot over gRPC, a VNC viewer through vgpu-vnc), display back after reboot, input into tty1 and /dev/input after a reboot and a new QEMU ($((SECONDS - started)) s)"
+echo "E2E PASS: patterns pixel-exact, console text drawn (scanout, vgpu-shot over gRPC, a VNC viewer through vgpu-vnc), display back after reboot, input into tty1 and /dev/input after a reboot and a new QEMU, a command typed in the browser console ($((SECONDS - started)) s)"
