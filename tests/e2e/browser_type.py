@@ -9,7 +9,6 @@ Usage: browser_type.py CONSOLE_URL GRPC_SOCKET VGPU_SHOT TEXT
 """
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
