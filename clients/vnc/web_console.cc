@@ -210,6 +210,11 @@ absl::StatusOr<std::unique_ptr<WebConsole>> WebConsole::Start(
                                  threads.c_str(),
                                  "enable_websocket_ping_pong",
                                  "yes",
+                                 // A key's echo is a small frame: without
+                                 // it Nagle held it for the browser's
+                                 // delayed ACK (40 ms a key).
+                                 "tcp_nodelay",
+                                 "1",
                                  nullptr};
   mg_init_library(0);
   mg_callbacks callbacks{};

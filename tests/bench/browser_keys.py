@@ -7,7 +7,9 @@ clock, covers noVNC, the websocket, vgpu-vnc, the daemon's Input service,
 the virtio-input device, the guest's echo, the daemon's frame and the way
 back. The screen must be still for 30 ms before each key. Prints p50/p99.
 
-Usage: browser_keys.py CONSOLE_URL [--keys N] [--enter-every N] [--label L]
+Keys alternate between a letter and Backspace, so a line never fills.
+
+Usage: browser_keys.py CONSOLE_URL [--keys N] [--label L]
 """
 import argparse
 import os
@@ -68,7 +70,6 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
     parser.add_argument("--keys", type=int, default=200)
-    parser.add_argument("--enter-every", type=int, default=0)
     parser.add_argument("--label", default="browser")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="vgpu-browser-keys-")
@@ -86,10 +87,10 @@ def main():
         letters = "asdfghjkl"
         times, missed = [], 0
         for i in range(args.keys):
-            if args.enter_every and (i + 1) % args.enter_every == 0:
-                key, code = "Enter", "Enter"
+            if i % 2:
+                key, code = "Backspace", "Backspace"
             else:
-                key = letters[i % len(letters)]
+                key = letters[(i // 2) % len(letters)]
                 code = "Key" + key.upper()
             elapsed = browser.evaluate(f"{KEY}('{key}', '{code}')")
             if elapsed is None or elapsed < 0:

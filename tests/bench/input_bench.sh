@@ -30,15 +30,20 @@ start_bridge() {
   start_vgpu_vnc "$run/vnc.log"
   for _ in $(seq 1 100); do grep -q "forwarding VNC keys" "$run/vnc.log" && break; sleep 0.1; done
 }
-browser_keys() {  # LABEL [ENTER_EVERY]
-  "$python" "$bench/browser_keys.py" "$web_url" --keys="$keys" --enter-every="${2:-0}" \
+browser_keys() {  # LABEL
+  "$python" "$bench/browser_keys.py" "$web_url" --keys="$keys" \
     --label="$1 browser (noVNC in Chromium)"
 }
 # rfb_probe.py keys: one key every 80 ms (its --interval-ms), each timed to
 # the next update.
-vnc_keys() {  # PORT LABEL
+vnc_keys() {  # PORT LABEL [NEWLINES]: NEWLINES=1 ends a line every 40 keys
   local text
-  text="$(head -c "$keys" < <(yes 'asdfghjkl' | tr -d '\n'))"
+  if [ "${3:-0}" = 1 ]; then
+    text="$(head -c "$keys" < <(yes 'asdfghjklasdfghjklasdfghjklasdfghjklasd~' | tr -d '\n' | tr '~' '\n'))"
+    text="${text//$'\n'/\\n}"
+  else
+    text="$(head -c "$keys" < <(yes 'asdfghjkl' | tr -d '\n'))"
+  fi
   "$python" "$shared/tools/rfb_probe.py" keys "127.0.0.1::$1" --text "$text" \
     --interval-ms 80 --settle-ms 500 --timeout 3 |
     sed -n "s/^keys:/$2 VNC (vgpu-vnc, rfb_probe.py keysyms) keystroke-to-pixel:/p"
@@ -52,11 +57,11 @@ if [[ " $only " == *" synthetic "* ]]; then
     --grpc_listen="unix:$run/grpc.sock" > "$run/daemon.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do grep -q "frames drawn" "$run/daemon.log" && break; sleep 0.1; done
-  "$latency" --server="unix:$run/grpc.sock" --keys="$keys" --enter_every=40 \
+  "$latency" --server="unix:$run/grpc.sock" --keys="$keys" \
     --label="synthetic guest, gRPC"
   start_bridge
-  vnc_keys "$vnc_port" "synthetic guest,"
-  browser_keys "synthetic guest," 40
+  vnc_keys "$vnc_port" "synthetic guest," 1
+  browser_keys "synthetic guest,"
   cleanup
   trap - EXIT
 fi

@@ -7,8 +7,9 @@
 //
 //   input_latency --server=unix:/run/vgpu.grpc --keys=200
 //
-// The guest must echo every key it is given: the demo guest's prompt (with
-// --enter_every, so its line never fills) or a Linux VT reading a line.
+// Keys alternate between a letter and Backspace, so a line never fills; the
+// guest must echo both: the demo guest's prompt, or a Linux VT reading a
+// line (it erases with "\b \b").
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -29,7 +30,6 @@
 #include "common/mutex.h"
 
 ABSL_FLAG(uint32_t, keys, 200, "Keys to time.");
-ABSL_FLAG(uint32_t, enter_every, 0, "Every Nth key is Enter (0: never).");
 ABSL_FLAG(uint32_t, quiet_ms, 30,
           "The screen is still this long before each key.");
 ABSL_FLAG(uint32_t, timeout_ms, 3000, "Most a key's echo may take.");
@@ -154,7 +154,6 @@ int Run() {
   const absl::Duration timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_timeout_ms));
   const uint32_t keys = absl::GetFlag(FLAGS_keys);
-  const uint32_t enter_every = absl::GetFlag(FLAGS_enter_every);
   static constexpr uint16_t kLetters[] = {KEY_A, KEY_S, KEY_D, KEY_F, KEY_G,
                                           KEY_H, KEY_J, KEY_K, KEY_L};
   std::vector<double> first_ms, done_ms;
@@ -171,9 +170,8 @@ int Run() {
       const Watcher::Seen before = watcher.seen();
       if (!watcher.WaitPast(before.updates, absl::Now() + quiet)) break;
     }
-    const uint16_t code = enter_every > 0 && (i + 1) % enter_every == 0
-                              ? KEY_ENTER
-                              : kLetters[i % std::size(kLetters)];
+    const uint16_t code =
+        i % 2 == 1 ? KEY_BACKSPACE : kLetters[(i / 2) % std::size(kLetters)];
     const uint64_t count = watcher.seen().updates;
     const absl::Time sent = absl::Now();
     if (!send(code, true)) {
