@@ -198,15 +198,23 @@ absl::StatusOr<std::unique_ptr<WebConsole>> WebConsole::Start(
   const std::string ports = tls ? std::string("127.0.0.1:0")
                                 : absl::StrCat(options.host, ":", options.port);
   const std::string threads = absl::StrCat(options.max_connections);
-  const char* civet_options[] = {
-      "listening_ports", ports.c_str(), "document_root",
-      options.page_dir.c_str(), "url_rewrite_patterns", impl->rewrite.c_str(),
-      "enable_directory_listing", "no", "num_threads", threads.c_str(),
-      "enable_websocket_ping_pong", "yes",
-      // A key's echo is a small frame: without
-      // it Nagle held it for the browser's
-      // delayed ACK (40 ms a key).
-      "tcp_nodelay", "1", nullptr};
+  // tcp_nodelay: a key's echo is a small frame, which Nagle held for the
+  // browser's delayed ACK (40 ms a key).
+  const char* civet_options[] = {"listening_ports",
+                                 ports.c_str(),
+                                 "document_root",
+                                 options.page_dir.c_str(),
+                                 "url_rewrite_patterns",
+                                 impl->rewrite.c_str(),
+                                 "enable_directory_listing",
+                                 "no",
+                                 "num_threads",
+                                 threads.c_str(),
+                                 "enable_websocket_ping_pong",
+                                 "yes",
+                                 "tcp_nodelay",
+                                 "1",
+                                 nullptr};
   mg_init_library(0);
   mg_callbacks callbacks{};
   // civetweb prints its own errors; ours say what happened.
