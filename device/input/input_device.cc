@@ -175,8 +175,10 @@ size_t InputDevice::ReleaseAll() {
   p.events.push_back(kSynReport);
   pressed_.clear();
   // Not bounded by max_pending_events: at most every key once, and a key
-  // left down would repeat in the guest forever.
-  if (event_queue_running_) Enqueue(std::move(p));
+  // left down would repeat in the guest forever. Queued even while the
+  // event queue is stopped (a paused VM keeps its key state and resumes);
+  // a reset or a front-end that goes away drops it with the rest.
+  Enqueue(std::move(p));
   return count;
 }
 

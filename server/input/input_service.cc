@@ -9,6 +9,7 @@
 #include <linux/input-event-codes.h>
 
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "server/grpc/grpc_status.h"
 #include "server/grpc/stream_writer.h"
 #include "server/input/key_translator.h"
@@ -17,6 +18,9 @@ namespace vgpu::server {
 namespace {
 
 namespace pb = vgpu::input::v1;
+// What one unary call may carry: a page of text, a long key sequence.
+constexpr int kMaxEventsPerCall = 4096;
+constexpr size_t kMaxTextBytes = 16384;
 using Packets =
     std::vector<std::pair<input::InputDevice*, std::vector<input::InputEvent>>>;
 
@@ -179,12 +183,13 @@ class InputStreamer final
   }
 
  private:
-  // Answers are few (one per request at most, LED changes); a client that
-  // sends without reading gets its errors dropped past a bound.
+  // Answers are few (one per request at most, LED changes), but a client
+  // that sends without reading, or a guest that blinks its LEDs, could
+  // queue them without end: past a bound they are dropped.
   void Write(pb::StreamInputResponse response) {
     {
       MutexLock lock(&mu_);
-      if (response.has_error() && queued_ >= 64) return;
+      if (queued_ >= 64) return;
       ++queued_;
     }
     writer_.Write(std::move(response));
@@ -433,43 +438,38 @@ uint64_t InputService::NewHolderId() {
 absl::Status InputService::Acquire(
     uint64_t holder, const std::string& peer, bool take,
     std::function<void(const std::string&)> lost) {
-  std::function<void(const std::string&)> old_lost;
-  std::string old_peer;
-  {
-    MutexLock lock(&control_mu_);
-    if (holder_ != 0 && holder_ != holder) {
-      if (!take) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "input is controlled by ", holder_peer_,
-            "; ask with take_control (vgpu-input --take) to take it"));
-      }
-      old_lost = std::move(holder_lost_);
-      old_peer = holder_peer_;
+  MutexLock lock(&control_mu_);
+  if (holder_ != 0 && holder_ != holder) {
+    if (!take) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "input is controlled by ", holder_peer_,
+          "; ask with take_control (vgpu-input --take) to take it"));
     }
-    holder_ = holder;
-    holder_peer_ = peer;
-    holder_lost_ = std::move(lost);
+    VGPU_LOG(INFO) << "input control taken from " << holder_peer_ << " by "
+                   << peer;
+    // What the old holder pressed must not stay down. Under the control
+    // lock (then the devices'), so no holder's key lands in between; the
+    // old holder is told under it too: a stream that leaves gives control
+    // up (Release) under it, so it is never told after it is gone.
+    ReleaseAllLocked();
+    if (holder_lost_) holder_lost_(peer);
   }
-  if (!old_peer.empty()) {
-    VGPU_LOG(INFO) << "input control taken from " << old_peer << " by " << peer;
-    // What the old holder pressed must not stay down.
-    for (input::InputDevice* device :
-         {options_.keyboard, options_.tablet, options_.mouse}) {
-      if (device != nullptr) device->ReleaseAll();
-    }
-    if (old_lost) old_lost(peer);
-  }
+  holder_ = holder;
+  holder_peer_ = peer;
+  holder_lost_ = std::move(lost);
   return absl::OkStatus();
 }
 
 void InputService::Release(uint64_t holder) {
-  {
-    MutexLock lock(&control_mu_);
-    if (holder_ != holder) return;
-    holder_ = 0;
-    holder_peer_.clear();
-    holder_lost_ = nullptr;
-  }
+  MutexLock lock(&control_mu_);
+  if (holder_ != holder) return;
+  holder_ = 0;
+  holder_peer_.clear();
+  holder_lost_ = nullptr;
+  ReleaseAllLocked();
+}
+
+void InputService::ReleaseAllLocked() {
   for (input::InputDevice* device :
        {options_.keyboard, options_.tablet, options_.mouse}) {
     if (device != nullptr) device->ReleaseAll();
@@ -598,6 +598,11 @@ grpc::ServerUnaryReactor* InputService::SendKeys(
     grpc::CallbackServerContext* context, const pb::SendKeysRequest* request,
     pb::SendKeysResponse*) {
   absl::StatusOr<Packets> packets = [&]() -> absl::StatusOr<Packets> {
+    VGPU_RETURN_IF_ERROR(Authorize(context));
+    if (request->keys_size() > kMaxEventsPerCall) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("at most ", kMaxEventsPerCall, " keys a call"));
+    }
     if (options_.keyboard == nullptr) {
       return absl::FailedPreconditionError(
           "no keyboard is served (vgpu-displayd --keyboard_socket)");
@@ -623,6 +628,11 @@ grpc::ServerUnaryReactor* InputService::TypeText(
     grpc::CallbackServerContext* context, const pb::TypeTextRequest* request,
     pb::TypeTextResponse* response) {
   absl::StatusOr<Packets> packets = [&]() -> absl::StatusOr<Packets> {
+    VGPU_RETURN_IF_ERROR(Authorize(context));
+    if (request->text().size() > kMaxTextBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("at most ", kMaxTextBytes, " bytes of text a call"));
+    }
     if (options_.keyboard == nullptr) {
       return absl::FailedPreconditionError(
           "no keyboard is served (vgpu-displayd --keyboard_socket)");
@@ -654,6 +664,11 @@ grpc::ServerUnaryReactor* InputService::SendPointer(
     grpc::CallbackServerContext* context, const pb::SendPointerRequest* request,
     pb::SendPointerResponse*) {
   absl::StatusOr<Packets> packets = [&]() -> absl::StatusOr<Packets> {
+    VGPU_RETURN_IF_ERROR(Authorize(context));
+    if (request->events_size() > kMaxEventsPerCall) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "at most ", kMaxEventsPerCall, " pointer events a call"));
+    }
     Packets out;
     for (const pb::PointerEvent& event : request->events()) {
       absl::StatusOr<Packets> more = PointerPackets(event);

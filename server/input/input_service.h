@@ -101,6 +101,8 @@ class InputService final : public vgpu::input::v1::Input::CallbackService {
   void Release(uint64_t holder);
   bool Holds(uint64_t holder) const;
   uint64_t NewHolderId();
+  // Lifts every key and button (each device's ReleaseAll).
+  void ReleaseAllLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_);
   KeymapCache& keymaps() { return keymaps_; }
   const InputServiceOptions& options() const { return options_; }
   // The packets one pointer event makes, each with its device.

@@ -198,6 +198,9 @@ TEST_F(InputServiceTest, TypeTextUsesTheLayoutAndItsModifiers) {
   EXPECT_EQ(Type("ok é").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Type("x", "klingon").error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  // A call carries at most a page of text.
+  EXPECT_EQ(Type(std::string(16385, 'a')).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   ASSERT_TRUE(Type("k").ok());
   EXPECT_EQ(Next(0), std::vector<Event>{Key(KEY_K, 1)});
 }
@@ -357,6 +360,9 @@ TEST_F(InputServiceTest, ATokenDecidesWhoMayControl) {
   Start(Options{true, "s3cret"});
   grpc::Status denied = SendKeys({{KEY_A, true}});
   EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // Refused before anything of the call is looked at (a character the
+  // layout lacks would be INVALID_ARGUMENT).
+  EXPECT_EQ(Type("é").error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(SendKeys({{KEY_A, true}}, false, "wrong").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(SendKeys({{KEY_A, true}}, false, "s3cret").ok());

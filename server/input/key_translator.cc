@@ -54,6 +54,9 @@ absl::StatusOr<std::vector<input::InputEvent>> KeyTranslator::Translate(
     out.push_back({EV_KEY, key, down ? 1 : 0});
     return out;
   }
+  // The viewer's own modifiers, sent as keysyms (VNC clients do).
+  if (keysym == 0xffe1 || keysym == 0xffe2) shift_held_ = down;  // Shift_L/R
+  if (keysym == 0xfe03) altgr_held_ = down;  // ISO_Level3_Shift (AltGr)
   if (!down) {
     // The key its down pressed (the layout may have changed since).
     auto it = keysyms_down_.find(keysym);
