@@ -15,7 +15,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
 from browser_console_test import (  # noqa: E402
-    MIN_PSNR_DB, Browser, daemon_shot, dom_code, fail, psnr, wait_for)
+    MIN_PSNR_DB, Browser, daemon_shot, fail, psnr, type_keys, wait_for)
 from PIL import ImageChops  # noqa: E402
 
 
@@ -33,13 +33,7 @@ def main():
         before = daemon_shot(shot, socket_path, work)
         # noVNC takes keys once its canvas has the focus.
         browser.evaluate("vgpuConsole.canvas().focus()")
-        for c in text:
-            key = "Enter" if c == "\n" else c
-            common = {"key": key, "code": dom_code(c),
-                      "windowsVirtualKeyCode": 13 if c == "\n" else ord(c.upper())}
-            browser.call("Input.dispatchKeyEvent", type="keyDown",
-                         text="\r" if c == "\n" else c, **common)
-            browser.call("Input.dispatchKeyEvent", type="keyUp", **common)
+        type_keys(browser, text)
         after = daemon_shot(shot, socket_path, work)
         changed = ImageChops.difference(before, after).getbbox()
         if changed is None:

@@ -165,6 +165,18 @@ def dom_code(c):
     return {" ": "Space", "\n": "Enter"}[c]
 
 
+def type_keys(browser, text):
+    """Types `text` (letters, digits, spaces, newlines) as a person would on
+    a US keyboard, into whatever has the page's focus."""
+    for c in text:
+        key = "Enter" if c == "\n" else c
+        common = {"key": key, "code": dom_code(c),
+                  "windowsVirtualKeyCode": 13 if c == "\n" else ord(c.upper())}
+        browser.call("Input.dispatchKeyEvent", type="keyDown",
+                     text="\r" if c == "\n" else c, **common)
+        browser.call("Input.dispatchKeyEvent", type="keyUp", **common)
+
+
 def type_and_click(browser, shot, socket_path, before, work):
     """Types into the page and clicks on the canvas: the demo guest echoes
     the line and leaves a dot, the daemon's screen shows both, and so does
@@ -182,13 +194,7 @@ def type_and_click(browser, shot, socket_path, before, work):
                      clickCount=1)
     text = "echo browser 7\n"
     started = time.monotonic()
-    for c in text:
-        key = "Enter" if c == "\n" else c
-        common = {"key": key, "code": dom_code(c),
-                  "windowsVirtualKeyCode": 13 if c == "\n" else ord(c.upper())}
-        browser.call("Input.dispatchKeyEvent", type="keyDown",
-                     text="\r" if c == "\n" else c, **common)
-        browser.call("Input.dispatchKeyEvent", type="keyUp", **common)
+    type_keys(browser, text)
     after = daemon_shot(shot, socket_path, work)
     changed = ImageChops.difference(before, after).getbbox()
     if changed is None:
