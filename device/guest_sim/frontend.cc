@@ -32,7 +32,8 @@ absl::StatusOr<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
   std::unique_ptr<VhostUserFrontend> frontend(
       new VhostUserFrontend(std::move(options)));
   VGPU_ASSIGN_OR_RETURN(frontend->link_, guest_sim::VhostUserLink::Connect(
-                                             frontend->options_.socket_path));
+                                             frontend->options_.socket_path,
+                                             frontend->options_.cancel));
   VGPU_RETURN_IF_ERROR(frontend->Handshake());
   return frontend;
 }

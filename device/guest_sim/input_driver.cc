@@ -36,7 +36,8 @@ absl::StatusOr<std::unique_ptr<VirtioInputDriver>> VirtioInputDriver::Connect(
   std::unique_ptr<VirtioInputDriver> driver(
       new VirtioInputDriver(std::move(options)));
   VGPU_ASSIGN_OR_RETURN(driver->link_,
-                        VhostUserLink::Connect(driver->options_.socket_path));
+                        VhostUserLink::Connect(driver->options_.socket_path,
+                                               driver->options_.cancel));
   VGPU_ASSIGN_OR_RETURN(uint64_t offered,
                         driver->link_->Negotiate(kWantedProtocol));
   if (!(offered & vhost_user::kFeatureVersion1)) {

@@ -22,7 +22,7 @@ using vhost_user::Header;
 using vhost_user::Message;
 
 absl::StatusOr<std::unique_ptr<VhostUserLink>> VhostUserLink::Connect(
-    const std::string& socket_path) {
+    const std::string& socket_path, const std::atomic<bool>* cancel) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof(address.sun_path))
@@ -34,7 +34,22 @@ absl::StatusOr<std::unique_ptr<VhostUserLink>> VhostUserLink::Connect(
               sizeof(address)) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("connect ", socket_path));
   }
-  return std::unique_ptr<VhostUserLink>(new VhostUserLink(std::move(fd)));
+  return std::unique_ptr<VhostUserLink>(
+      new VhostUserLink(std::move(fd), cancel));
+}
+
+absl::StatusOr<Message> VhostUserLink::ReadReply(uint32_t request) {
+  while (cancel_ != nullptr) {
+    if (cancel_->load()) {
+      return absl::CancelledError(
+          absl::StrCat("stopped waiting for the reply to request ", request));
+    }
+    pollfd p{socket_.get(), POLLIN, 0};
+    const int n = poll(&p, 1, 100);
+    if (n > 0) break;
+    if (n < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
+  }
+  return vhost_user::ReadMessage(socket_.get());
 }
 
 absl::Status VhostUserLink::Request(uint32_t request,
@@ -49,7 +64,7 @@ absl::Status VhostUserLink::Request(uint32_t request,
   VGPU_RETURN_IF_ERROR(
       vhost_user::WriteMessage(socket_.get(), header, payload, fds));
   if (!ack) return absl::OkStatus();
-  VGPU_ASSIGN_OR_RETURN(Message reply, vhost_user::ReadMessage(socket_.get()));
+  VGPU_ASSIGN_OR_RETURN(Message reply, ReadReply(request));
   uint64_t result = 1;
   if (reply.header.request != request || !reply.PayloadAs(&result)) {
     return absl::DataLossError(
@@ -68,7 +83,7 @@ absl::StatusOr<Message> VhostUserLink::Call(uint32_t request,
                 static_cast<uint32_t>(payload.size())};
   VGPU_RETURN_IF_ERROR(
       vhost_user::WriteMessage(socket_.get(), header, payload));
-  VGPU_ASSIGN_OR_RETURN(Message reply, vhost_user::ReadMessage(socket_.get()));
+  VGPU_ASSIGN_OR_RETURN(Message reply, ReadReply(request));
   if (reply.header.request != request ||
       !(reply.header.flags & vhost_user::kFlagReply)) {
     return absl::DataLossError(

@@ -27,9 +27,13 @@ class VhostUserLink {
  public:
   static constexpr uint32_t kMaxRings = 8;
 
-  // Connects to the back-end's unix socket.
+  // Connects to the back-end's unix socket. While `cancel` (if set) is
+  // false, a reply is waited for without end; once it is true, waits end
+  // within 100 ms (Cancelled): a back-end that stopped answering (its device
+  // thread stopped first) does not hold its front-end forever.
   static absl::StatusOr<std::unique_ptr<VhostUserLink>> Connect(
-      const std::string& socket_path);
+      const std::string& socket_path,
+      const std::atomic<bool>* cancel = nullptr);
 
   bool connected() const { return socket_.valid(); }
   // The back-end sees the VMM go away.
@@ -77,9 +81,13 @@ class VhostUserLink {
   int call_fd(uint32_t index) const;
 
  private:
-  explicit VhostUserLink(vhost_user::Fd socket) : socket_(std::move(socket)) {}
+  VhostUserLink(vhost_user::Fd socket, const std::atomic<bool>* cancel)
+      : socket_(std::move(socket)), cancel_(cancel) {}
+  // The back-end's next message, waiting as Connect says.
+  absl::StatusOr<vhost_user::Message> ReadReply(uint32_t request);
 
   vhost_user::Fd socket_;
+  const std::atomic<bool>* const cancel_;
   uint64_t protocol_features_ = 0;
   vhost_user::Fd kick_[kMaxRings], call_[kMaxRings];
 };
