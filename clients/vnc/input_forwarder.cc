@@ -48,10 +48,11 @@ void InputForwarder::Start() {
 
 void InputForwarder::Stop() {
   {
-    MutexLock lock(&mu_);
+    // Not mu_: a writer may hold it in a Write the cancel ends.
+    MutexLock lock(&stop_mu_);
     stopping_ = true;
     if (context_ != nullptr) context_->TryCancel();
-    mu_.NotifyAll();
+    stop_mu_.NotifyAll();
   }
   if (thread_.joinable()) thread_.join();
 }
@@ -79,6 +80,7 @@ bool InputForwarder::Send(const pb::StreamInputRequest& request) {
     stats_.dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
+  if (lost_.exchange(false)) asked_ = false;
   if (!asked_) {
     pb::StreamInputRequest control;
     control.mutable_control()->set_take(options_.take);
@@ -152,6 +154,7 @@ void InputForwarder::ClientsChanged(uint32_t scanout, uint32_t clients) {
   give_up.set_give_up_control(true);
   Write(give_up);
   asked_ = false;
+  lost_ = false;
 }
 
 void InputForwarder::Handle(const pb::StreamInputResponse& response) {
@@ -165,11 +168,13 @@ void InputForwarder::Handle(const pb::StreamInputResponse& response) {
       }
       break;
     case pb::StreamInputResponse::kControl:
-      if (!response.control().controlling()) {
-        // Lost, refused or given up: the next event asks again.
-        MutexLock lock(&mu_);
-        if (asked_) stats_.control_lost.fetch_add(1, std::memory_order_relaxed);
-        asked_ = false;
+      // Given up is our own doing (ClientsChanged forgot control then);
+      // lost or refused: the next event asks again. Not under mu_, which a
+      // writer holds across a blocking Write.
+      if (!response.control().controlling() &&
+          response.control().reason() != "given up") {
+        lost_ = true;
+        stats_.control_lost.fetch_add(1, std::memory_order_relaxed);
         VGPU_LOG(INFO) << "input: no control of the guest's input ("
                        << response.control().reason() << ")";
       }
@@ -195,12 +200,20 @@ void InputForwarder::Run() {
                                              pb::StreamInputResponse>>
         stream;
     {
-      MutexLock lock(&mu_);
+      MutexLock lock(&stop_mu_);
       if (stopping_) return;
-      context_ = &context;
-      stream = stub_->StreamInput(&context);
+      context_ = &context;  // a Stop from now on cancels the call
+    }
+    stream = stub_->StreamInput(&context);
+    {
+      // A new stream holds nothing: what the old one pressed was lifted
+      // when it ended.
+      MutexLock lock(&mu_);
       stream_ = stream.get();
       asked_ = false;
+      lost_ = false;
+      buttons_ = 0;
+      positions_.clear();
     }
     pb::StreamInputResponse response;
     bool any = false;
@@ -215,8 +228,12 @@ void InputForwarder::Run() {
       Handle(response);
     }
     {
+      // Waits for a Write in flight; the call has ended, so it fails.
       MutexLock lock(&mu_);
       stream_ = nullptr;
+    }
+    {
+      MutexLock lock(&stop_mu_);
       context_ = nullptr;
     }
     grpc::Status status = stream->Finish();
@@ -225,11 +242,11 @@ void InputForwarder::Run() {
                         << status.error_message() << "); retrying";
       warned = true;
     }
-    MutexLock lock(&mu_);
+    MutexLock lock(&stop_mu_);
     if (stopping_) return;
-    mu_.AwaitUntil([this]()
-                       ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_; },
-                   absl::ToChronoTime(absl::Now() + backoff));
+    stop_mu_.AwaitUntil(
+        [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_; },
+        absl::ToChronoTime(absl::Now() + backoff));
     if (stopping_) return;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }

@@ -98,13 +98,19 @@ class InputForwarder {
   InputForwarderStats stats_;
   std::thread thread_;
 
+  // Stopping; never held across a blocking call.
+  Mutex stop_mu_;
+  bool stopping_ VGPU_GUARDED_BY(stop_mu_) = false;
+  grpc::ClientContext* context_ VGPU_GUARDED_BY(stop_mu_) = nullptr;
+
+  // Writing: held across the stream's blocking Write, so requests go out
+  // whole and in order. Before stop_mu_.
   mutable Mutex mu_;
-  bool stopping_ VGPU_GUARDED_BY(mu_) = false;
-  grpc::ClientContext* context_ VGPU_GUARDED_BY(mu_) = nullptr;
   grpc::ClientReaderWriter<vgpu::input::v1::StreamInputRequest,
                            vgpu::input::v1::StreamInputResponse>* stream_
       VGPU_GUARDED_BY(mu_) = nullptr;
   bool asked_ VGPU_GUARDED_BY(mu_) = false;  // control asked for
+  std::atomic<bool> lost_{false};            // told control was lost (Handle)
   uint32_t buttons_ VGPU_GUARDED_BY(mu_) = 0;
   std::map<uint32_t, std::pair<uint32_t, uint32_t>> positions_
       VGPU_GUARDED_BY(mu_);
