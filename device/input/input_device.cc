@@ -74,29 +74,23 @@ InputDevice::Packet InputDevice::MakePacket(
 
 absl::Status InputDevice::Send(absl::Span<const InputEvent> packet) {
   if (absl::Status valid = Validate(packet); !valid.ok()) return valid;
-  bool full = false;
   MutexLock lock(&mu_);
-  return SendLocked(MakePacket(packet), packet, &full);
+  return SendLocked(MakePacket(packet), packet);
 }
 
-absl::Status InputDevice::SendWait(absl::Span<const InputEvent> packet,
-                                   absl::Time deadline) {
-  if (absl::Status valid = Validate(packet); !valid.ok()) return valid;
+bool InputDevice::WaitForRoom(size_t events, absl::Time deadline) const {
+  const size_t needed = std::min(events + 1, options_.max_pending_events);
   MutexLock lock(&mu_);
-  while (true) {
-    bool full = false;
-    absl::Status status = SendLocked(MakePacket(packet), packet, &full);
-    if (!full) return status;
-    // Taken events, a stopped queue or a reset wake this up.
-    if (absl::Now() >= deadline) return status;
-    mu_.WaitOnce(absl::ToChronoTime(deadline));
-  }
+  // The predicate runs with mu_ held (Mutex::AwaitUntil).
+  auto room = [this, needed]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return !event_queue_running_ ||
+           pending_events_ + needed <= options_.max_pending_events;
+  };
+  return mu_.AwaitUntil(room, absl::ToChronoTime(deadline));
 }
 
 absl::Status InputDevice::SendLocked(Packet packet,
-                                     absl::Span<const InputEvent> events,
-                                     bool* full) {
-  *full = false;
+                                     absl::Span<const InputEvent> events) {
   if (!event_queue_running_) {
     return absl::FailedPreconditionError(absl::StrCat(
         "no guest driver runs the ", KindName(spec_.kind),
@@ -116,7 +110,6 @@ absl::Status InputDevice::SendLocked(Packet packet,
       return absl::OkStatus();
     }
     ++stats_.packets_refused;
-    *full = true;
     return absl::ResourceExhaustedError(
         absl::StrCat("the guest has not taken the last ", pending_events_, " ",
                      KindName(spec_.kind), " events; try again later"));
@@ -266,15 +259,20 @@ absl::StatusOr<bool> InputDevice::FillEventQueue(virtio::SplitVirtqueue& ring) {
     }
     virtio::DescriptorChain& c = **chain;
     virtio::ChainWriter writer(c.writable);
+    // One event a buffer, whatever its size: Linux's driver reads one event
+    // from each used buffer and ignores its length (virtinput_recv_events),
+    // as QEMU's virtio-input writes them. A chain with a buffer outside RAM
+    // gets nothing.
     uint32_t written = 0;
+    const bool fits =
+        !c.bad_buffer && writer.capacity() >= sizeof(virtio_input_event);
     {
       MutexLock lock(&mu_);
-      while (!pending_.empty() && writer.capacity() - writer.bytes_written() >=
-                                      sizeof(virtio_input_event)) {
+      if (fits && !pending_.empty()) {
         const InputEvent& event = pending_.front().events[front_sent_];
         const virtio_input_event wire{event.type, event.code,
                                       static_cast<uint32_t>(event.value)};
-        written += static_cast<uint32_t>(writer.WriteObject(wire));
+        written = static_cast<uint32_t>(writer.WriteObject(wire));
         --pending_events_;
         ++stats_.events_delivered;
         ++delivered_since_reset_;
@@ -282,13 +280,15 @@ absl::StatusOr<bool> InputDevice::FillEventQueue(virtio::SplitVirtqueue& ring) {
           pending_.pop_front();
           front_sent_ = 0;
         }
+        mu_.NotifyAll();  // room for WaitForRoom
       }
-      if (written == 0) ++stats_.short_buffers;
-      if (written > 0) mu_.NotifyAll();  // room for SendWait
+      if (!fits) ++stats_.short_buffers;
     }
-    if (written == 0) {
+    if (!fits) {
       VGPU_LOG_GUEST_ERROR()
-          << KindName(spec_.kind) << ": an event buffer of under 8 bytes";
+          << KindName(spec_.kind)
+          << (c.bad_buffer ? ": an event buffer outside guest RAM"
+                           : ": an event buffer of under 8 bytes");
     }
     ring.PushUsed(c.head, written);
   }
@@ -354,7 +354,7 @@ absl::StatusOr<bool> InputDevice::DrainStatusQueue(
 }
 
 void InputDevice::DropState() {
-  mu_.NotifyAll();  // SendWait sees the queue emptied
+  mu_.NotifyAll();  // WaitForRoom sees the queue emptied
   stats_.events_discarded += pending_events_;
   pending_.clear();
   pending_events_ = 0;

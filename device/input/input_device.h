@@ -20,9 +20,9 @@
 //    its event queue from 0, or a front-end that goes away drops what waits
 //    and what was pressed: the guest's input state is new.
 //
-// Thread rules: Send, ReleaseAll, attached, leds, WaitForLeds and stats are
-// thread-safe. The VhostUserDevice side runs on the device thread (the
-// EventLoop's). Send posts delivery to that loop: destroy the device only
+// Thread rules: Send, WaitForRoom, ReleaseAll, attached, leds, WaitForLeds
+// and stats are thread-safe. The VhostUserDevice side runs on the device thread
+// (the EventLoop's). Send posts delivery to that loop: destroy the device only
 // after the loop stopped.
 #pragma once
 
@@ -95,11 +95,10 @@ class InputDevice : public vhost_user::VhostUserDevice {
   // event queue. ResourceExhausted: a key/button packet while the queue is
   // full. A dropped motion packet is OK (counted in stats()).
   absl::Status Send(absl::Span<const InputEvent> packet);
-  // As Send, but while the queue is full waits for the guest to take events,
-  // up to `deadline` (then ResourceExhausted). For callers that may block
-  // (a typist thread), never gRPC's.
-  absl::Status SendWait(absl::Span<const InputEvent> packet,
-                        absl::Time deadline);
+  // Waits until a packet of `events` events would fit (or no driver runs
+  // the event queue), up to `deadline`; false on timeout. For callers that
+  // may block (a typist thread), never gRPC's: Send again after it.
+  bool WaitForRoom(size_t events, absl::Time deadline) const;
   // Releases every key and button Send() left pressed, in one packet;
   // returns how many.
   size_t ReleaseAll();
@@ -138,10 +137,12 @@ class InputDevice : public vhost_user::VhostUserDevice {
                                     virtio::SplitVirtqueue& ring) override;
   bool needs_reset() const override { return needs_reset_; }
   void Reset() override;
-  // An event queue restarting from 0 after events went out is a new driver
-  // (guest reboot, module reload).
+  // An event queue restarting from 0 after events went out, or with events
+  // of the last driver waiting, is a new driver (guest reboot, module
+  // reload): they are not its.
   bool ResetsOnQueueStart(uint32_t index, uint16_t base) const override {
-    return index == kEventQueue && base == 0 && delivered_since_reset_ > 0;
+    return index == kEventQueue && base == 0 &&
+           (delivered_since_reset_ > 0 || HasPending());
   }
   void Disconnected() override;
   void SetKicker(vhost_user::QueueKicker* kicker) override { kicker_ = kicker; }
@@ -155,10 +156,9 @@ class InputDevice : public vhost_user::VhostUserDevice {
   };
 
   absl::Status Validate(absl::Span<const InputEvent> packet) const;
-  // Send's work under the lock; `*full`: refused for want of room (SendWait
-  // may wait and try again).
-  absl::Status SendLocked(Packet packet, absl::Span<const InputEvent> events,
-                          bool* full) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Send's work under the lock.
+  absl::Status SendLocked(Packet packet, absl::Span<const InputEvent> events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static Packet MakePacket(absl::Span<const InputEvent> events);
   void Notify() const {
     if (observer_) observer_();

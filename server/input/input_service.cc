@@ -94,8 +94,7 @@ class LedWatcher final : public grpc::ServerWriteReactor<pb::LedState>,
   explicit LedWatcher(InputService* service)
       : service_(service), writer_(this) {
     service_->BeginWork();
-    service_->AddWatcher(this);
-    OnLeds(service_->Leds());
+    service_->AddWatcher(this);  // the state now; changes follow
   }
   void OnLeds(const pb::LedState& leds) override {
     {
@@ -149,8 +148,7 @@ class InputStreamer final
         writer_(this) {
     service_->BeginWork();
     VGPU_LOG(INFO) << "input viewer (" << peer_ << ") connected";
-    service_->AddWatcher(this);
-    OnLeds(service_->Leds());  // the state now; changes follow
+    service_->AddWatcher(this);  // the state now; changes follow
     StartRead(&request_);
   }
 
@@ -208,13 +206,7 @@ class InputStreamer final
         status = Pointer(request.pointer());
         break;
       case pb::StreamInputRequest::kReleaseAll:
-        if (service_->Holds(holder_)) {
-          for (input::InputDevice* device :
-               {service_->options().keyboard, service_->options().tablet,
-                service_->options().mouse}) {
-            if (device != nullptr) device->ReleaseAll();
-          }
-        }
+        service_->ReleaseAllAs(holder_);
         break;
       case pb::StreamInputRequest::kGiveUpControl:
         if (service_->Holds(holder_)) {
@@ -244,9 +236,22 @@ class InputStreamer final
           control.layout().empty() ? "us" : control.layout();
       absl::StatusOr<std::shared_ptr<const Keymap>> keymap =
           service_->keymaps().Get(layout, control.variant());
-      status = keymap.status();
-      if (status.ok())
+      if (!keymap.ok()) {
+        // Nothing changes: control (held or not) and the layout stay.
+        pb::StreamInputResponse response;
+        response.mutable_control()->set_controlling(service_->Holds(holder_));
+        response.mutable_control()->set_reason(
+            absl::StrCat("refused: ", keymap.status().message()));
+        Write(std::move(response));
+        return absl::OkStatus();
+      }
+      // One translator for the stream: keys it holds down come up on the
+      // key they went down on, whatever the layout now.
+      if (translator_) {
+        translator_->set_keymap(*keymap);
+      } else {
         translator_.emplace(&service_->options().keyboard->spec(), *keymap);
+      }
     }
     if (status.ok())
       status = service_->Acquire(
@@ -280,10 +285,13 @@ class InputStreamer final
       return absl::FailedPreconditionError("no keyboard is served");
     }
     absl::StatusOr<std::vector<input::InputEvent>> events =
-        translator_->Translate(key.code(), key.keysym(), key.down());
+        translator_->Translate(key.code(), key.keysym(), key.down(),
+                               service_->Locks());
     if (!events.ok()) return events.status();
     for (const input::InputEvent& event : *events) {
-      if (absl::Status status = keyboard->Send({&event, 1}); !status.ok())
+      if (absl::Status status =
+              service_->SendAs(holder_, keyboard, {&event, 1});
+          !status.ok())
         return status;
     }
     return absl::OkStatus();
@@ -294,7 +302,8 @@ class InputStreamer final
     absl::StatusOr<Packets> packets = service_->PointerPackets(event);
     if (!packets.ok()) return packets.status();
     for (auto& [device, packet] : *packets) {
-      if (absl::Status status = device->Send(packet); !status.ok())
+      if (absl::Status status = service_->SendAs(holder_, device, packet);
+          !status.ok())
         return status;
     }
     return absl::OkStatus();
@@ -365,8 +374,11 @@ void InputService::RunTypist() {
 }
 
 void InputService::AddWatcher(Watcher* watcher) {
+  // Under the lock that DevicesChanged reads the state under: no older
+  // state can follow this one.
   MutexLock lock(&watchers_mu_);
   watchers_.insert(watcher);
+  watcher->OnLeds(Leds());
 }
 
 void InputService::RemoveWatcher(Watcher* watcher) {
@@ -390,9 +402,16 @@ pb::LedState InputService::Leds() const {
 }
 
 void InputService::DevicesChanged() {
-  const pb::LedState leds = Leds();
   MutexLock lock(&watchers_mu_);
+  const pb::LedState leds = Leds();
   for (Watcher* watcher : watchers_) watcher->OnLeds(leds);
+}
+
+LockState InputService::Locks() const {
+  if (options_.keyboard == nullptr) return {};
+  const uint32_t bits = options_.keyboard->leds().bits;
+  return {.caps_lock = ((bits >> LED_CAPSL) & 1) != 0,
+          .num_lock = ((bits >> LED_NUML) & 1) != 0};
 }
 
 absl::Status InputService::Authorize(
@@ -479,6 +498,21 @@ void InputService::ReleaseAllLocked() {
 bool InputService::Holds(uint64_t holder) const {
   MutexLock lock(&control_mu_);
   return holder_ == holder;
+}
+
+absl::Status InputService::SendAs(uint64_t holder, input::InputDevice* device,
+                                  absl::Span<const input::InputEvent> packet) {
+  // Checked and queued under the control lock, which a taker holds while it
+  // lifts the old holder's keys: nothing of the old holder lands after.
+  MutexLock lock(&control_mu_);
+  if (holder_ != holder)
+    return absl::AbortedError("another caller took control of input");
+  return device->Send(packet);
+}
+
+void InputService::ReleaseAllAs(uint64_t holder) {
+  MutexLock lock(&control_mu_);
+  if (holder_ == holder) ReleaseAllLocked();
 }
 
 absl::StatusOr<Packets> InputService::PointerPackets(
@@ -575,17 +609,18 @@ void InputService::Play(grpc::CallbackServerContext* context,
         status = absl::CancelledError("the call was cancelled");
         break;
       }
-      if (!Holds(holder)) {
-        status = absl::AbortedError("another caller took control of input");
-        break;
+      // While the guest's queue is full, wait for room outside the control
+      // lock, in slices, so a cancelled call (or a daemon shutting down)
+      // does not wait out the deadline for a guest that takes nothing.
+      while (true) {
+        status = SendAs(holder, device, packet);
+        if (!absl::IsResourceExhausted(status) || absl::Now() >= deadline ||
+            context->IsCancelled())
+          break;
+        device->WaitForRoom(
+            packet.size(),
+            std::min(deadline, absl::Now() + absl::Milliseconds(100)));
       }
-      // In slices, so a cancelled call (or a daemon shutting down) does not
-      // wait out the deadline for a guest that takes nothing.
-      do {
-        status = device->SendWait(
-            packet, std::min(deadline, absl::Now() + absl::Milliseconds(100)));
-      } while (absl::IsResourceExhausted(status) && absl::Now() < deadline &&
-               !context->IsCancelled());
       if (!status.ok()) break;
     }
     Release(holder);
@@ -614,7 +649,7 @@ grpc::ServerUnaryReactor* InputService::SendKeys(
     Packets out;
     for (const pb::KeyEvent& key : request->keys()) {
       absl::StatusOr<std::vector<input::InputEvent>> events =
-          translator.Translate(key.code(), key.keysym(), key.down());
+          translator.Translate(key.code(), key.keysym(), key.down(), Locks());
       if (!events.ok()) return events.status();
       for (const input::InputEvent& event : *events)
         out.push_back({options_.keyboard, {event}});
@@ -644,10 +679,11 @@ grpc::ServerUnaryReactor* InputService::TypeText(
                      request->variant());
     if (!keymap.ok()) return keymap.status();
     KeyTranslator translator(&options_.keyboard->spec(), *keymap);
+    const LockState locks = Locks();
     Packets out;
     for (char32_t c : *text) {
       absl::StatusOr<std::vector<input::InputEvent>> events =
-          translator.Type(c);
+          translator.Type(c, locks);
       if (!events.ok()) return events.status();
       for (const input::InputEvent& event : *events)
         out.push_back({options_.keyboard, {event}});

@@ -4,9 +4,10 @@
 //
 // Threads: handlers run on gRPC's threads and never block. Unary calls are
 // played in order by one typist thread, which may wait for the guest to
-// take events (InputDevice::SendWait, up to `call_timeout`). Stream events
-// are sent from gRPC's threads (InputDevice::Send, no waiting). LED changes
-// arrive from the device thread (DevicesChanged).
+// take events (InputDevice::WaitForRoom, up to `call_timeout`). Stream
+// events are sent from gRPC's threads (InputDevice::Send, no waiting).
+// Locks: control_mu_ before a device's; watchers_mu_ before a device's. LED
+// changes arrive from the device thread (DevicesChanged).
 #pragma once
 
 #include <cstdint>
@@ -87,6 +88,7 @@ class InputService final : public vgpu::input::v1::Input::CallbackService {
     // Must return quickly; called with the service's watcher lock held.
     virtual void OnLeds(const vgpu::input::v1::LedState& leds) = 0;
   };
+  // Tells `watcher` the state now, then every change until removed.
   void AddWatcher(Watcher* watcher);
   void RemoveWatcher(Watcher* watcher);
   vgpu::input::v1::LedState Leds() const;
@@ -100,6 +102,14 @@ class InputService final : public vgpu::input::v1::Input::CallbackService {
   // Gives control up (if held) and releases what is pressed.
   void Release(uint64_t holder);
   bool Holds(uint64_t holder) const;
+  // Queues `packet` on `device` (InputDevice::Send) if `holder` controls
+  // input, atomically with that check; Aborted if it does not.
+  absl::Status SendAs(uint64_t holder, input::InputDevice* device,
+                      absl::Span<const input::InputEvent> packet);
+  // Lifts every key and button if `holder` controls input.
+  void ReleaseAllAs(uint64_t holder);
+  // The guest's CapsLock and NumLock, from its keyboard LEDs.
+  LockState Locks() const;
   uint64_t NewHolderId();
   // Lifts every key and button (each device's ReleaseAll).
   void ReleaseAllLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_);

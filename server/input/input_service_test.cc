@@ -205,6 +205,22 @@ TEST_F(InputServiceTest, TypeTextUsesTheLayoutAndItsModifiers) {
   EXPECT_EQ(Next(0), std::vector<Event>{Key(KEY_K, 1)});
 }
 
+// With the guest's CapsLock on, a lower-case letter needs Shift and an
+// upper-case one none (what QEMU's VNC server does for keysyms).
+TEST_F(InputServiceTest, TypeTextAllowsForTheGuestsCapsLock) {
+  Start();
+  ASSERT_TRUE(drivers_[0]->SendStatus({{EV_LED, LED_CAPSL, 1}}).ok());
+  ASSERT_TRUE(Type("aB1").ok());
+  const std::vector<std::vector<Event>> caps = {
+      {Key(KEY_LEFTSHIFT, 1)}, {Key(KEY_A, 1)}, {Key(KEY_A, 0)},
+      {Key(KEY_LEFTSHIFT, 0)}, {Key(KEY_B, 1)}, {Key(KEY_B, 0)},
+      {Key(KEY_1, 1)},         {Key(KEY_1, 0)}};
+  for (const auto& packet : caps) EXPECT_EQ(Next(0), packet);
+  ASSERT_TRUE(drivers_[0]->SendStatus({{EV_LED, LED_CAPSL, 0}}).ok());
+  ASSERT_TRUE(Type("a").ok());
+  EXPECT_EQ(Next(0), std::vector<Event>{Key(KEY_A, 1)});
+}
+
 TEST_F(InputServiceTest, TheTabletSpansTheScanoutInPixels) {
   Start();
   pb::PointerEvent click;
@@ -350,8 +366,23 @@ TEST_F(InputServiceTest, OneViewerControlsAndAnotherMayTakeIt) {
   EXPECT_THAT(Next(0), ElementsAre(Key(KEY_RIGHTALT, 1)));
   EXPECT_THAT(Next(0), ElementsAre(Key(KEY_Q, 1)));
   EXPECT_THAT(Next(0), ElementsAre(Key(KEY_RIGHTALT, 0)));
-  viewer.reset();
+  // A layout the daemon lacks changes nothing: control and layout stay.
+  viewer->Control(false, "klingon");
+  pb::StreamInputResponse kept =
+      viewer->Await(pb::StreamInputResponse::kControl);
+  EXPECT_TRUE(kept.control().controlling());
+  EXPECT_THAT(kept.control().reason(), ::testing::HasSubstr("refused"));
+  // Another layout: a key held comes up where it went down ('@' is Shift+2
+  // in "us"), then new keys use the new layout.
+  viewer->Control(false, "us");
+  EXPECT_TRUE(
+      viewer->Await(pb::StreamInputResponse::kControl).control().controlling());
+  viewer->Key(0, '@', false);
   EXPECT_THAT(Next(0), ElementsAre(Key(KEY_Q, 0)));
+  viewer->Key(0, 'z', true);
+  EXPECT_THAT(Next(0), ElementsAre(Key(KEY_Z, 1)));
+  viewer.reset();
+  EXPECT_THAT(Next(0), ElementsAre(Key(KEY_Z, 0)));
   // Nobody controls now: a plain call goes through.
   EXPECT_TRUE(SendKeys({{KEY_D, true}, {KEY_D, false}}).ok());
 }

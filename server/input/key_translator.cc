@@ -11,8 +11,9 @@ KeyTranslator::KeyTranslator(const input::InputDeviceSpec* keyboard,
                              std::shared_ptr<const Keymap> keymap)
     : keyboard_(keyboard), keymap_(std::move(keymap)) {}
 
-absl::StatusOr<KeyStroke> KeyTranslator::StrokeFor(uint32_t keysym) const {
-  std::optional<KeyStroke> stroke = keymap_->ForKeysym(keysym);
+absl::StatusOr<KeyStroke> KeyTranslator::StrokeFor(uint32_t keysym,
+                                                   LockState locks) const {
+  std::optional<KeyStroke> stroke = keymap_->ForKeysym(keysym, locks);
   if (!stroke) {
     return absl::InvalidArgumentError(
         absl::StrCat("keysym 0x", absl::Hex(keysym), " is on no key of layout ",
@@ -35,7 +36,7 @@ void KeyTranslator::Press(const KeyStroke& stroke,
 }
 
 absl::StatusOr<std::vector<input::InputEvent>> KeyTranslator::Translate(
-    uint32_t code, uint32_t keysym, bool down) {
+    uint32_t code, uint32_t keysym, bool down, LockState locks) {
   if ((code == 0) == (keysym == 0)) {
     return absl::InvalidArgumentError(
         "a key event needs a code or a keysym (one of them)");
@@ -66,7 +67,7 @@ absl::StatusOr<std::vector<input::InputEvent>> KeyTranslator::Translate(
       return out;
     }
   }
-  absl::StatusOr<KeyStroke> stroke = StrokeFor(keysym);
+  absl::StatusOr<KeyStroke> stroke = StrokeFor(keysym, locks);
   if (!stroke.ok()) return stroke.status();
   if (!down) {
     out.push_back({EV_KEY, stroke->code, 0});
@@ -78,8 +79,8 @@ absl::StatusOr<std::vector<input::InputEvent>> KeyTranslator::Translate(
 }
 
 absl::StatusOr<std::vector<input::InputEvent>> KeyTranslator::Type(
-    char32_t character) {
-  std::optional<KeyStroke> stroke = keymap_->ForCharacter(character);
+    char32_t character, LockState locks) {
+  std::optional<KeyStroke> stroke = keymap_->ForCharacter(character, locks);
   if (!stroke) {
     return absl::InvalidArgumentError(absl::StrCat(
         "U+", absl::Hex(static_cast<uint32_t>(character), absl::kZeroPad4),

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -25,17 +26,26 @@ class KeyTranslator {
   KeyTranslator(const input::InputDeviceSpec* keyboard,
                 std::shared_ptr<const Keymap> keymap);
 
-  // One key going down or up: the events to send, each its own packet.
+  // The layout keysyms are typed in from now on (keys down stay as
+  // pressed: their release lifts the key their press went down on).
+  void set_keymap(std::shared_ptr<const Keymap> keymap) {
+    keymap_ = std::move(keymap);
+  }
+
+  // One key going down or up: the events to send, each its own packet. A
+  // keysym is typed for the guest's `locks`; a code is sent as it is.
   // InvalidArgument: a code the keyboard lacks, a keysym the layout cannot
   // type, or both/neither of code and keysym.
   absl::StatusOr<std::vector<input::InputEvent>> Translate(uint32_t code,
                                                            uint32_t keysym,
-                                                           bool down);
-  // Typing `character` (down and up), with its modifiers.
-  absl::StatusOr<std::vector<input::InputEvent>> Type(char32_t character);
+                                                           bool down,
+                                                           LockState locks);
+  // Typing `character` (down and up), with its modifiers for `locks`.
+  absl::StatusOr<std::vector<input::InputEvent>> Type(char32_t character,
+                                                      LockState locks);
 
  private:
-  absl::StatusOr<KeyStroke> StrokeFor(uint32_t keysym) const;
+  absl::StatusOr<KeyStroke> StrokeFor(uint32_t keysym, LockState locks) const;
   void Press(const KeyStroke& stroke, std::vector<input::InputEvent>* out,
              bool release_key);
 

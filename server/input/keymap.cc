@@ -18,6 +18,9 @@ struct ContextDeleter {
 struct KeymapDeleter {
   void operator()(xkb_keymap* keymap) const { xkb_keymap_unref(keymap); }
 };
+struct StateDeleter {
+  void operator()(xkb_state* state) const { xkb_state_unref(state); }
+};
 
 // Keysyms of the control characters text may hold (keysymdef.h).
 constexpr uint32_t kKeysymBackSpace = 0xff08;
@@ -61,63 +64,56 @@ absl::StatusOr<std::unique_ptr<const Keymap>> Keymap::Create(
   }
   std::unique_ptr<Keymap> result(new Keymap());
   result->name_ = name;
-  const xkb_mod_index_t shift =
-      xkb_keymap_mod_get_index(keymap.get(), XKB_MOD_NAME_SHIFT);
-  // AltGr selects level 3: Mod5 in xkb-data, or the virtual LevelThree.
-  const xkb_mod_index_t mod5 = xkb_keymap_mod_get_index(keymap.get(), "Mod5");
-  const xkb_mod_index_t level3 =
-      xkb_keymap_mod_get_index(keymap.get(), "LevelThree");
-  auto bit = [](xkb_mod_index_t index) -> xkb_mod_mask_t {
+  std::unique_ptr<xkb_state, StateDeleter> state(xkb_state_new(keymap.get()));
+  if (state == nullptr) return absl::InternalError("libxkbcommon: no state");
+  // Real modifiers: AltGr is Mod5 (LevelThree in xkb-data), NumLock Mod2.
+  auto bit = [&keymap](const char* mod) -> xkb_mod_mask_t {
+    const xkb_mod_index_t index = xkb_keymap_mod_get_index(keymap.get(), mod);
     return index == XKB_MOD_INVALID || index >= 32 ? 0 : 1u << index;
   };
-  const xkb_mod_mask_t shift_mask = bit(shift);
-  const xkb_mod_mask_t altgr_mask = bit(mod5) | bit(level3);
-  std::map<uint32_t, std::pair<xkb_level_index_t, KeyStroke>> best;
-  for (xkb_keycode_t keycode = xkb_keymap_min_keycode(keymap.get());
-       keycode <= xkb_keymap_max_keycode(keymap.get()); ++keycode) {
-    if (keycode < 8 + KEY_ESC || keycode > 8 + KEY_MICMUTE) continue;
-    const auto code = static_cast<uint16_t>(keycode - 8);
-    const xkb_level_index_t levels =
-        xkb_keymap_num_levels_for_key(keymap.get(), keycode, 0);
-    for (xkb_level_index_t level = 0; level < levels; ++level) {
-      // A modifier combination that reaches this level with Shift and
-      // AltGr only (not Lock or NumLock).
-      xkb_mod_mask_t masks[8];
-      const size_t count = xkb_keymap_key_get_mods_for_level(
-          keymap.get(), keycode, 0, level, masks, 8);
-      std::optional<KeyStroke> stroke;
-      for (size_t m = 0; m < count && !stroke; ++m) {
-        if (masks[m] & ~(shift_mask | altgr_mask)) continue;
-        stroke = KeyStroke{.code = code,
-                           .shift = (masks[m] & shift_mask) != 0,
-                           .altgr = (masks[m] & altgr_mask) != 0};
-      }
-      if (!stroke) continue;
-      const xkb_keysym_t* syms = nullptr;
-      const int n = xkb_keymap_key_get_syms_by_level(keymap.get(), keycode, 0,
-                                                     level, &syms);
-      for (int i = 0; i < n; ++i) {
-        auto [it, added] = best.try_emplace(syms[i], level, *stroke);
-        if (!added &&
-            (level < it->second.first ||
-             (level == it->second.first && code < it->second.second.code))) {
-          it->second = {level, *stroke};
-        }
+  const xkb_mod_mask_t shift = bit(XKB_MOD_NAME_SHIFT);
+  const xkb_mod_mask_t altgr = bit("Mod5");
+  const xkb_mod_mask_t caps = bit(XKB_MOD_NAME_CAPS);
+  const xkb_mod_mask_t num = bit(XKB_MOD_NAME_NUM);
+  // What each key types under each lock state and each of the modifier
+  // combinations we can hold, as the guest's keymap sees it.
+  for (size_t locks = 0; locks < 4; ++locks) {
+    const xkb_mod_mask_t locked =
+        ((locks & 1) ? caps : 0) | ((locks & 2) ? num : 0);
+    std::map<uint32_t, KeyStroke>& table = result->by_keysym_[locks];
+    for (int held = 0; held < 4; ++held) {  // none, Shift, AltGr, both
+      const xkb_mod_mask_t depressed =
+          ((held & 1) ? shift : 0) | ((held & 2) ? altgr : 0);
+      xkb_state_update_mask(state.get(), depressed, 0, locked, 0, 0, 0);
+      for (xkb_keycode_t keycode = 8 + KEY_ESC; keycode <= 8 + KEY_MICMUTE;
+           ++keycode) {
+        const xkb_keysym_t sym =
+            xkb_state_key_get_one_sym(state.get(), keycode);
+        if (sym == XKB_KEY_NoSymbol) continue;
+        // Fewer modifiers first, then lower codes: the first one stays.
+        table.try_emplace(sym,
+                          KeyStroke{.code = static_cast<uint16_t>(keycode - 8),
+                                    .shift = (held & 1) != 0,
+                                    .altgr = (held & 2) != 0});
       }
     }
   }
-  for (const auto& [keysym, entry] : best)
-    result->by_keysym_[keysym] = entry.second;
   return std::unique_ptr<const Keymap>(std::move(result));
 }
 
-std::optional<KeyStroke> Keymap::ForKeysym(uint32_t keysym) const {
-  auto it = by_keysym_.find(keysym);
-  if (it == by_keysym_.end()) return std::nullopt;
-  return it->second;
+std::optional<KeyStroke> Keymap::ForKeysym(uint32_t keysym,
+                                           LockState locks) const {
+  const size_t first = Index(locks);
+  for (size_t i = 0; i < 4; ++i) {
+    const std::map<uint32_t, KeyStroke>& table = by_keysym_[(first + i) % 4];
+    auto it = table.find(keysym);
+    if (it != table.end()) return it->second;
+  }
+  return std::nullopt;
 }
 
-std::optional<KeyStroke> Keymap::ForCharacter(char32_t character) const {
+std::optional<KeyStroke> Keymap::ForCharacter(char32_t character,
+                                              LockState locks) const {
   uint32_t keysym = 0;
   switch (character) {
     case U'\n':
@@ -138,7 +134,7 @@ std::optional<KeyStroke> Keymap::ForCharacter(char32_t character) const {
       break;
   }
   if (keysym == XKB_KEY_NoSymbol) return std::nullopt;
-  return ForKeysym(keysym);
+  return ForKeysym(keysym, locks);
 }
 
 absl::StatusOr<std::shared_ptr<const Keymap>> KeymapCache::Get(

@@ -17,6 +17,12 @@
 
 namespace vgpu::server {
 
+// The guest's lock state, which changes what a key types (its LEDs).
+struct LockState {
+  bool caps_lock = false;
+  bool num_lock = false;
+};
+
 // A key and the modifiers held to reach the wanted level.
 struct KeyStroke {
   uint16_t code = 0;   // evdev KEY_*
@@ -34,17 +40,27 @@ class Keymap {
       const std::string& layout, const std::string& variant = "");
 
   const std::string& name() const { return name_; }
-  // The key for an X11 keysym (<X11/keysymdef.h>), nullopt if no key of the
-  // layout types it. The lowest level wins, then the lowest key code.
-  std::optional<KeyStroke> ForKeysym(uint32_t keysym) const;
+  // The key for an X11 keysym (<X11/keysymdef.h>) while the guest's locks
+  // are `locks`, nullopt if no key of the layout types it. Fewest modifiers
+  // win (none, Shift, AltGr, both), then the lowest key code. With CapsLock
+  // on, a letter needs Shift for its lower case (as QEMU's VNC server
+  // compensates: ui/vnc.c, do_key_event). A keysym no modifier reaches
+  // under `locks` (a keypad digit with NumLock off) gets the key that types
+  // it under other locks: the guest's locks are never toggled.
+  std::optional<KeyStroke> ForKeysym(uint32_t keysym,
+                                     LockState locks = {}) const;
   // The key for a Unicode character; '\n' is Return, '\t' Tab, '\b'
   // BackSpace, 0x1b Escape.
-  std::optional<KeyStroke> ForCharacter(char32_t character) const;
+  std::optional<KeyStroke> ForCharacter(char32_t character,
+                                        LockState locks = {}) const;
 
  private:
   Keymap() = default;
+  static size_t Index(LockState locks) {
+    return (locks.caps_lock ? 1 : 0) | (locks.num_lock ? 2 : 0);
+  }
   std::string name_;
-  std::map<uint32_t, KeyStroke> by_keysym_;
+  std::map<uint32_t, KeyStroke> by_keysym_[4];  // by Index(locks)
 };
 
 // Compiled layouts, kept: compiling one takes milliseconds. Thread-safe.
