@@ -172,11 +172,24 @@ void ParseOrExit(int argc, char** argv, const Program& program) {
   absl::ParseCommandLine(argc, argv);
 }
 
-int UsageError(absl::string_view program, absl::string_view message) {
+namespace {
+
+void PrintError(absl::string_view program, absl::string_view message) {
   std::fprintf(stderr, "%.*s: %.*s\n", static_cast<int>(program.size()),
                program.data(), static_cast<int>(message.size()),
                message.data());
+}
+
+}  // namespace
+
+int UsageError(absl::string_view program, absl::string_view message) {
+  PrintError(program, message);
   return kUsageExit;
+}
+
+int Failure(absl::string_view program, absl::string_view message) {
+  PrintError(program, message);
+  return kFailureExit;
 }
 
 namespace {

@@ -25,6 +25,9 @@ namespace vgpu::cli {
 // Exit code of a usage or start-up error (wrong flag, bad value, a listener
 // that cannot be opened), as in sysexits' EX_USAGE convention of shells.
 inline constexpr int kUsageExit = 2;
+// Exit code of a client whose work failed (the daemon refused, a file
+// could not be written).
+inline constexpr int kFailureExit = 1;
 
 struct Program {
   absl::string_view name;     // e.g. "vgpu-shot"
@@ -44,6 +47,8 @@ std::string HelpText(const Program& program);
 
 // Prints "PROGRAM: message" to stderr and returns kUsageExit.
 int UsageError(absl::string_view program, absl::string_view message);
+// Prints "PROGRAM: message" to stderr and returns kFailureExit.
+int Failure(absl::string_view program, absl::string_view message);
 
 // The PEM file a flag names (TLS certificates, keys, CA bundles), read
 // whole: InvalidArgument "--FLAG=PATH: cannot read: <system reason>" or

@@ -47,9 +47,7 @@ constexpr absl::string_view kName = "vgpu-shot";
 
 // Exit codes: 0 written, 1 the daemon or the file failed, 2 bad flags.
 int Fail(absl::string_view message) {
-  std::fprintf(stderr, "vgpu-shot: %.*s\n", static_cast<int>(message.size()),
-               message.data());
-  return 1;
+  return vgpu::cli::Failure(kName, message);
 }
 int Usage(absl::string_view message) {
   return vgpu::cli::UsageError(kName, message);

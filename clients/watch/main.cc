@@ -129,10 +129,7 @@ constexpr int kError = 1;         // cannot connect, stream or output error
 constexpr int kServerEnded = 3;   // the daemon ended the stream
 constexpr int kSignalBase = 128;  // + the signal: Ctrl-C is 130
 
-void Error(absl::string_view message) {
-  std::fprintf(stderr, "vgpu-watch: %.*s\n", static_cast<int>(message.size()),
-               message.data());
-}
+void Error(absl::string_view message) { vgpu::cli::Failure(kName, message); }
 
 // --out: checked at start so that a bad path is known before watching;
 // written whole at the end (an earlier file stays if no screen came).

@@ -4,18 +4,12 @@
 # Usage: tls_test.sh VGPU_DISPLAYD VGPU_SHOT
 set -euo pipefail
 daemon="$1"; shot="$2"
+here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d /tmp/vgpu-tls-XXXXXX)"
 pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=vgpu test CA" \
-  -keyout ca.key -out ca.pem 2>/dev/null
-make_cert() {  # NAME CN
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-}
+. "$here/test_certs.sh"
 make_cert server localhost
 make_cert client viewer
 
