@@ -6,9 +6,11 @@
 //   vgpu-input --click=640,400 --wheel=-3
 //   vgpu-input --key=capslock --wait_led=caps_lock
 //
+//   vgpu-input --state
+//
 // Actions run in this order: --move, --click, --wheel, --key, --type,
-// --wait_led. Each is one call; keys and buttons an action presses are
-// released when it ends.
+// --wait_led, --state. Each is one call; keys and buttons an action presses
+// are released when it ends.
 
 #include <sys/types.h>
 
@@ -49,6 +51,9 @@ ABSL_FLAG(uint32_t, scanout, 0, "Scanout the pointer positions are on.");
 ABSL_FLAG(std::string, wait_led, "",
           "Wait until a keyboard LED is on: num_lock, caps_lock or "
           "scroll_lock; NAME=off waits until it is off.");
+ABSL_FLAG(bool, state, false,
+          "Print the input devices (served, attached, keys or buttons held "
+          "down) and who controls input.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30),
           "How long each action may take, with a unit (30s, 500ms).");
 ABSL_FLAG(bool, take, false,
@@ -64,9 +69,7 @@ constexpr absl::string_view kName = "vgpu-input";
 
 // Exit codes: 0 done, 1 the daemon refused or failed, 2 bad flags.
 int Fail(absl::string_view message) {
-  std::fprintf(stderr, "vgpu-input: %.*s\n", static_cast<int>(message.size()),
-               message.data());
-  return 1;
+  return vgpu::cli::Failure(kName, message);
 }
 int Usage(absl::string_view message) {
   return vgpu::cli::UsageError(kName, message);
@@ -156,6 +159,28 @@ int WaitLed(Caller& caller, const std::string& spec) {
   return Fail(caller.Describe(status));
 }
 
+// One line a device ("keyboard: attached, 0 pressed"), then who controls.
+int PrintState(Caller& caller) {
+  grpc::ClientContext context;
+  caller.Prepare(&context);
+  pb::InputState state;
+  grpc::Status status =
+      caller.stub().GetInputState(&context, pb::GetInputStateRequest(), &state);
+  if (!status.ok()) return Fail(caller.Describe(status));
+  for (const pb::Device& device : state.devices()) {
+    if (!device.served()) {
+      std::printf("%s: not served\n", device.kind().c_str());
+      continue;
+    }
+    std::printf("%s: %s, %u pressed\n", device.kind().c_str(),
+                device.attached() ? "attached" : "not attached",
+                device.pressed());
+  }
+  std::printf("controller: %s\n",
+              state.controller().empty() ? "none" : state.controller().c_str());
+  return 0;
+}
+
 int Run() {
   const std::string text = absl::GetFlag(FLAGS_type);
   const std::vector<std::string> keys = absl::GetFlag(FLAGS_key);
@@ -165,11 +190,12 @@ int Run() {
   const std::string wait_led = absl::GetFlag(FLAGS_wait_led);
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
   const bool take = absl::GetFlag(FLAGS_take);
+  const bool state = absl::GetFlag(FLAGS_state);
   if (text.empty() && keys.empty() && move.empty() && click.empty() &&
-      wheel == 0 && wait_led.empty()) {
+      wheel == 0 && wait_led.empty() && !state) {
     return Usage(
-        "nothing to do: give --type, --key, --move, --click, --wheel or "
-        "--wait_led");
+        "nothing to do: give --type, --key, --move, --click, --wheel, "
+        "--wait_led or --state");
   }
   if (timeout <= absl::ZeroDuration() || timeout > absl::Hours(1)) {
     return Usage("--timeout must be more than 0 and at most 1h");
@@ -271,7 +297,10 @@ int Run() {
                 static_cast<ssize_t>(characters), response.key_events(),
                 request.layout().c_str());
   }
-  if (!wait_led.empty()) return WaitLed(caller, wait_led);
+  if (!wait_led.empty()) {
+    if (const int code = WaitLed(caller, wait_led); code != 0) return code;
+  }
+  if (state) return PrintState(caller);
   return 0;
 }
 
@@ -286,8 +315,9 @@ int main(int argc, char** argv) {
        "  vgpu-input --key=ctrl+alt+delete\n"
        "  vgpu-input --click=640,400 --wheel=-3\n"
        "  vgpu-input --key=capslock --wait_led=caps_lock\n"
+       "  vgpu-input --state\n"
        "Actions run in the order --move, --click, --wheel, --key, --type, "
-       "--wait_led.\n"
+       "--wait_led, --state.\n"
        "Exit codes: 0 done, 1 the daemon refused or failed, 2 bad flags."});
   vgpu::clients::QuietGrpcLogs();
   return Run();

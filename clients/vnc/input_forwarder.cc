@@ -1,5 +1,6 @@
 #include "clients/vnc/input_forwarder.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "clients/vnc/xt_keycodes.h"
@@ -143,9 +144,23 @@ void InputForwarder::Pointer(uint32_t scanout, uint32_t buttons, uint32_t x,
 
 void InputForwarder::ClientsChanged(uint32_t scanout, uint32_t clients) {
   MutexLock lock(&mu_);
-  clients_[scanout] = clients;
-  for (const auto& [id, count] : clients_) {
-    if (count > 0) return;
+  uint32_t& count_now = clients_[scanout];
+  const bool left = clients < count_now;
+  count_now = clients;
+  const bool any =
+      std::any_of(clients_.begin(), clients_.end(),
+                  [](const auto& entry) { return entry.second > 0; });
+  if (any) {
+    // Which keys were the leaver's is not known here: all are lifted (as a
+    // viewer that leaves mid-keystroke must not leave one repeating), and
+    // those still typing press theirs again.
+    if (left && asked_) {
+      pb::StreamInputRequest release;
+      release.set_release_all(true);
+      Write(release);
+      buttons_ = 0;
+    }
+    return;
   }
   buttons_ = 0;
   positions_.clear();

@@ -10,8 +10,9 @@
 //    0-2 left, middle, right), wheel notches (bits 3/4 up/down, 5/6 left/
 //    right), positions the tablet's scanout pixels.
 //  - Control: asked for (or taken, with `take`) at the first event, given
-//    up when the last VNC client leaves. View-only clients never get here
-//    (libvncserver drops their events).
+//    up when the last VNC client leaves. When one of several leaves, every
+//    key and button is lifted (which were its own is not known). View-only
+//    clients never get here (libvncserver drops their events).
 //  - The stream reconnects with backoff when the daemon goes away; events
 //    meanwhile are dropped and counted.
 //

@@ -16,6 +16,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -43,6 +44,9 @@ ABSL_FLAG(std::string, type, "",
 ABSL_FLAG(std::vector<std::string>, key, {},
           "After the first still picture, press and release these keys, "
           "named as X keysyms (Caps_Lock, F2, Return, ...).");
+ABSL_FLAG(std::vector<std::string>, hold, {},
+          "After --key, press these keys (X keysyms) and never release "
+          "them: a viewer that leaves with keys down.");
 ABSL_FLAG(std::string, click, "", "X,Y: click there after the first picture.");
 
 namespace {
@@ -92,14 +96,19 @@ absl::Status SendInput(vgpu::vnc::TestViewer& viewer) {
       return absl::UnavailableError("the server went away");
     ++keys;
   }
-  for (const std::string& name : absl::GetFlag(FLAGS_key)) {
-    const xkb_keysym_t keysym =
-        xkb_keysym_from_name(name.c_str(), XKB_KEYSYM_CASE_INSENSITIVE);
-    if (keysym == XKB_KEY_NoSymbol)
-      return absl::InvalidArgumentError("--key: no keysym named " + name);
-    if (!Press(viewer, keysym))
-      return absl::UnavailableError("the server went away");
-    ++keys;
+  for (bool hold : {false, true}) {
+    for (const std::string& name :
+         absl::GetFlag(hold ? FLAGS_hold : FLAGS_key)) {
+      const xkb_keysym_t keysym =
+          xkb_keysym_from_name(name.c_str(), XKB_KEYSYM_CASE_INSENSITIVE);
+      if (keysym == XKB_KEY_NoSymbol) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            hold ? "--hold" : "--key", ": no keysym named ", name));
+      }
+      if (!(hold ? viewer.SendKey(keysym, true) : Press(viewer, keysym)))
+        return absl::UnavailableError("the server went away");
+      ++keys;
+    }
   }
   if (const std::string click = absl::GetFlag(FLAGS_click); !click.empty()) {
     int x = 0, y = 0;

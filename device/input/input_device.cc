@@ -180,6 +180,11 @@ bool InputDevice::attached() const {
   return event_queue_running_;
 }
 
+size_t InputDevice::pressed() const {
+  MutexLock lock(&mu_);
+  return pressed_.size();
+}
+
 LedState InputDevice::leds() const {
   MutexLock lock(&mu_);
   return leds_;

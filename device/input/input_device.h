@@ -104,6 +104,8 @@ class InputDevice : public vhost_user::VhostUserDevice {
   size_t ReleaseAll();
   // A guest driver runs the event queue.
   bool attached() const;
+  // Keys and buttons Send() pressed and nothing released yet.
+  size_t pressed() const;
   LedState leds() const;
   // Waits until leds().changes differs from `seen`, up to `deadline`
   // (nullopt on timeout).

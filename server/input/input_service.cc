@@ -733,6 +733,8 @@ grpc::ServerUnaryReactor* InputService::GetInputState(
     d->set_kind(kind);
     d->set_served(device != nullptr);
     d->set_attached(device != nullptr && device->attached());
+    if (device != nullptr)
+      d->set_pressed(static_cast<uint32_t>(device->pressed()));
   }
   {
     MutexLock lock(&control_mu_);

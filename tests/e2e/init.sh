@@ -44,6 +44,9 @@ read -t 120 line < /dev/tty1
 echo "E2E VT-LINE <$line>" > /dev/ttyS0
 loadkmap < /kmaps/us.kmap
 phase INPUT-DONE
+# A line typed while CapsLock is on.
+read -t 120 line < /dev/tty1
+echo "E2E VT-LINE <$line>" > /dev/ttyS0
 # A line typed in the browser console (noVNC, through vgpu-vnc).
 read -t 120 line < /dev/tty1
 echo "E2E VT-LINE <$line>" > /dev/ttyS0

@@ -49,7 +49,8 @@ wait_vt_line() {
 
 # Types into the guest, checks each line arrives on its tty1 exactly (US,
 # then German layout), clicks and turns the wheel on the tablet and checks
-# the guest's evdev events, and lights CapsLock and sees the LED come back.
+# the guest's evdev events, and lights CapsLock, sees the LED come back and
+# types a line with it on.
 # $1: how many times the guest has booted on this serial log.
 check_input() {
   local boot="$1" input="$build/clients/input/vgpu-input" from events x y
@@ -84,11 +85,16 @@ check_input() {
   grep -q "^1 272 1$" <<< "$events" && grep -q "^1 272 0$" <<< "$events" ||
     fail "no BTN_LEFT press and release: $events"
   echo "  tablet in /dev/input: click at 640,400 (axis $x,$y), BTN_LEFT down/up, wheel -2"
+  wait_serial INPUT-DONE "$boot"
   "$input" "${server[@]}" --key=capslock --wait_led=caps_lock > /dev/null ||
     fail "CapsLock's LED never came back from the guest"
+  # With the guest's CapsLock on, text still arrives as typed: Shift is
+  # added to lower-case letters and left off capitals.
+  "$input" "${server[@]}" --type='aB1 Caps\n' > /dev/null || fail "vgpu-input --type with CapsLock on failed"
+  wait_vt_line "aB1 Caps" "$boot"
   "$input" "${server[@]}" --key=capslock --wait_led=caps_lock=off > /dev/null ||
     fail "CapsLock's LED did not go off"
-  echo "  CapsLock: the guest's LED on and off through the status queue"
+  echo "  CapsLock: the guest's LED on and off through the status queue; text typed with it on arrives as typed"
 }
 
 # Waits until the daemon's snapshot ($run/screen.ppm) equals expected image $1.

@@ -14,6 +14,7 @@
 set -uo pipefail
 daemon="$(realpath "$1")"; input="$(realpath "$2")"; shot="$(realpath "$3")"
 vnc="$(realpath "$4")"; probe="$(realpath "$5")"; synth="$(realpath "$6")"
+here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d /tmp/vgpu-input-XXXXXX)"
 pids=()
 cleanup() {
@@ -111,6 +112,34 @@ expect 0 'sent 1 keys' "$probe" "${v[@]}" --password=fullpass --key=Scroll_Lock
 expect 0 'scroll_lock is on' "$input" "${g[@]}" --wait_led=scroll_lock --timeout=10s
 expect 0 'caps_lock is off' "$input" "${g[@]}" --wait_led=caps_lock=off --timeout=1s
 
+echo "== a VNC client that leaves with a key down while another stays: the key is lifted"
+# state_has PATTERN: until vgpu-input --state shows it (10 s).
+state_has() {
+  for _ in $(seq 1 100); do
+    "$input" "${g[@]}" --state 2>&1 | grep -qE -- "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+"$probe" --port="$port" --timeout=60 --password=fullpass --until_changes=100000 > stay.txt 2>&1 &
+stay=$!; pids+=("$stay")
+"$probe" --port="$port" --timeout=60 --password=fullpass --hold=Shift_L --until_changes=100000 \
+  > hold.txt 2>&1 &
+holder=$!; pids+=("$holder")
+if state_has '^keyboard: attached, 1 pressed'; then
+  kill "$holder"
+  if state_has '^keyboard: attached, 0 pressed'; then
+    echo "ok   the leaver's Shift was lifted; the other client is still connected"
+  else
+    fail "a VNC client left with Shift down and it stayed down: $("$input" "${g[@]}" --state)"
+  fi
+else
+  fail "the held Shift never reached the guest: $(cat hold.txt) $("$input" "${g[@]}" --state)"
+fi
+kill -0 "$stay" 2>/dev/null || fail "the staying VNC client is gone: $(cat stay.txt)"
+expect 0 '^controller: ' "$input" "${g[@]}" --state
+kill "$stay" 2>/dev/null
+
 echo "== vgpu-synth-guest's keyboard"
 start synth.log "serving a virtio-input keyboard" --vhost_user_socket="$work/s.sock" \
   --keyboard_socket="$work/sk.sock" --grpc_listen="unix:$work/s-grpc.sock" --width=320 --height=200
@@ -142,14 +171,7 @@ expect 2 'token_file=missing: cannot read' "$input" --server="unix:$work/t.sock"
 expect 2 'input_token_file=missing: cannot read' "$daemon" --demo --input_token_file=missing
 
 echo "== mutual TLS: the client certificate's name decides"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=vgpu test CA" \
-  -keyout ca.key -out ca.pem 2>/dev/null
-make_cert() {  # NAME CN
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-}
+. "$here/test_certs.sh"
 make_cert server localhost
 make_cert operator operator
 make_cert watcher watcher
