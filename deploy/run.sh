@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release --target vgpu-displayd vgpu-vnc vgpu-shot vgpu-watch
+cmake --build --preset release --target vgpu-displayd vgpu-vnc vgpu-shot vgpu-watch vgpu-input
 mkdir -p demo-out
 web_port="${WEB_PORT:-6080}"
 vnc_port="${VNC_PORT:-5900}"
@@ -31,6 +31,8 @@ if kill -0 "$bridge" 2>/dev/null; then
   echo "  Browser console:  http://127.0.0.1:$web_port/"
   echo "  VNC viewer:       127.0.0.1:$vnc_port  (e.g. vncviewer 127.0.0.1::$vnc_port)"
   echo "  gRPC:             build/release/clients/shot/vgpu-shot --server=127.0.0.1:50051 --out=screen.png"
+  echo "  Type into it:     click the browser console and type at the demo prompt, or"
+  echo "                    build/release/clients/input/vgpu-input --server=127.0.0.1:50051 --type='echo hi\\n'"
   echo "  (from another machine: ssh -L $web_port:127.0.0.1:$web_port this-host)"
   echo
 fi

@@ -18,8 +18,9 @@ class ScreenInput : public VncInput {
   void OnKey(bool down, uint32_t keysym) override {
     forwarder_->Key(down, keysym, 0);
   }
-  void OnExtendedKey(bool down, uint32_t keysym, uint32_t keycode) override {
-    forwarder_->Key(down, keysym, keycode);
+  void OnExtendedKey(bool down, uint32_t keysym, uint32_t keycode,
+                     bool follows_leds) override {
+    forwarder_->Key(down, keysym, keycode, !follows_leds);
   }
   void OnPointer(uint32_t buttons, uint32_t x, uint32_t y) override {
     forwarder_->Pointer(scanout_, buttons, x, y);
@@ -93,7 +94,8 @@ bool InputForwarder::Send(const pb::StreamInputRequest& request) {
   return Write(request);
 }
 
-void InputForwarder::Key(bool down, uint32_t keysym, uint32_t xt) {
+void InputForwarder::Key(bool down, uint32_t keysym, uint32_t xt,
+                         bool sync_locks) {
   pb::StreamInputRequest request;
   pb::KeyEvent* key = request.mutable_key();
   key->set_down(down);
@@ -105,7 +107,64 @@ void InputForwarder::Key(bool down, uint32_t keysym, uint32_t xt) {
   }
   stats_.keys.fetch_add(1, std::memory_order_relaxed);
   MutexLock lock(&mu_);
+  if (code) {
+    if (*code == KEY_LEFTSHIFT || *code == KEY_RIGHTSHIFT) {
+      if (down) {
+        shift_down_.insert(*code);
+      } else {
+        shift_down_.erase(*code);
+      }
+    }
+    if (down && sync_locks) SyncLocks(*code, keysym);
+    // The client's own lock key: the guest toggles it.
+    for (Lock* toggled : {&caps_, &num_}) {
+      if (down && *code == toggled->code) {
+        const bool was_on = LockOn(*toggled);
+        toggled->assumed = true;
+        toggled->assumed_on = !was_on;
+        toggled->assumed_at = led_changes_.load();
+      }
+    }
+  }
   Send(request);
+}
+
+bool InputForwarder::LockOn(Lock& lock) {
+  if (lock.assumed && led_changes_.load() == lock.assumed_at)
+    return lock.assumed_on;
+  lock.assumed = false;
+  return (led_bits_.load() & lock.led) != 0;
+}
+
+void InputForwarder::SetLock(Lock& lock, bool on) {
+  if (LockOn(lock) == on) return;
+  for (bool down : {true, false}) {
+    pb::StreamInputRequest press;
+    press.mutable_key()->set_code(lock.code);
+    press.mutable_key()->set_down(down);
+    if (!Send(press)) return;
+  }
+  lock.assumed = true;
+  lock.assumed_on = on;
+  lock.assumed_at = led_changes_.load();
+}
+
+void InputForwarder::SyncLocks(uint16_t code, uint32_t keysym) {
+  // Letters: their case is what the client's keyboard typed; CapsLock
+  // inverts Shift for them in the guest.
+  const bool upper = keysym >= 'A' && keysym <= 'Z';
+  const bool lower = keysym >= 'a' && keysym <= 'z';
+  if (upper || lower) SetLock(caps_, upper != !shift_down_.empty());
+  // The keypad's digit keys (KEY_KP7..KEY_KPDOT, less minus and plus) type
+  // digits with NumLock on, cursor keys with it off.
+  if (code < KEY_KP7 || code > KEY_KPDOT || code == KEY_KPMINUS ||
+      code == KEY_KPPLUS)
+    return;
+  if ((keysym >= 0xffb0 && keysym <= 0xffb9) || keysym == 0xffae) {
+    SetLock(num_, true);  // KP_0..KP_9, KP_Decimal
+  } else if (keysym >= 0xff95 && keysym <= 0xff9f) {
+    SetLock(num_, false);  // KP_Home..KP_Delete
+  }
 }
 
 void InputForwarder::Pointer(uint32_t scanout, uint32_t buttons, uint32_t x,
@@ -174,14 +233,16 @@ void InputForwarder::ClientsChanged(uint32_t scanout, uint32_t clients) {
 
 void InputForwarder::Handle(const pb::StreamInputResponse& response) {
   switch (response.response_case()) {
-    case pb::StreamInputResponse::kLeds:
-      if (options_.leds) {
-        const pb::LedState& leds = response.leds();
-        options_.leds(static_cast<uint8_t>((leds.scroll_lock() ? 1 : 0) |
-                                           (leds.num_lock() ? 2 : 0) |
-                                           (leds.caps_lock() ? 4 : 0)));
-      }
+    case pb::StreamInputResponse::kLeds: {
+      const pb::LedState& leds = response.leds();
+      const auto bits = static_cast<uint8_t>((leds.scroll_lock() ? 1 : 0) |
+                                             (leds.num_lock() ? 2 : 0) |
+                                             (leds.caps_lock() ? 4 : 0));
+      led_bits_ = bits;
+      led_changes_ = leds.changes();
+      if (options_.leds) options_.leds(bits);
       break;
+    }
     case pb::StreamInputResponse::kControl:
       // Given up is our own doing (ClientsChanged forgot control then);
       // lost or refused: the next event asks again. Not under mu_, which a
@@ -229,6 +290,8 @@ void InputForwarder::Run() {
       lost_ = false;
       buttons_ = 0;
       positions_.clear();
+      shift_down_.clear();
+      caps_.assumed = num_.assumed = false;
     }
     pb::StreamInputResponse response;
     bool any = false;

@@ -5,7 +5,15 @@
 //
 //  - Keys: a QEMU Extended Key Event's XT number becomes its evdev code
 //    (xt_keycodes.h); a plain RFB KeyEvent goes as its keysym, which the
-//    daemon types on a key of --keyboard_layout (Shift/AltGr added).
+//    daemon types on a key of --keyboard_layout (Shift/AltGr added, the
+//    guest's locks allowed for).
+//  - Lock keys: a key code types what the guest's CapsLock and NumLock make
+//    of it. For a client that does not follow the guest's LED state (noVNC
+//    1.3), a letter whose case (with the client's Shift) disagrees with the
+//    guest's CapsLock, or a keypad key whose keysym disagrees with its
+//    NumLock, is preceded by a press of that lock key, as QEMU's VNC server
+//    does (ui/vnc.c, do_key_event). Until the guest reports the new LEDs,
+//    the state it was toggled to is assumed.
 //  - Pointer: RFB button masks become button presses and releases (bits
 //    0-2 left, middle, right), wheel notches (bits 3/4 up/down, 5/6 left/
 //    right), positions the tablet's scanout pixels.
@@ -26,12 +34,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "absl/time/time.h"
 #include "vgpu/input/v1/input.grpc.pb.h"
 #include <grpcpp/grpcpp.h>
+#include <linux/input-event-codes.h>
 
 #include "clients/vnc/vnc_screen.h"
 #include "common/mutex.h"
@@ -70,8 +80,9 @@ class InputForwarder {
   void Stop();
 
   // A key going down or up: `xt` is the QEMU Extended Key Event's number
-  // (0: a plain KeyEvent, sent as its keysym).
-  void Key(bool down, uint32_t keysym, uint32_t xt);
+  // (0: a plain KeyEvent, sent as its keysym). `sync_locks`: keep the
+  // guest's CapsLock and NumLock in step with `keysym` (see above).
+  void Key(bool down, uint32_t keysym, uint32_t xt, bool sync_locks = false);
   // An RFB PointerEvent on `scanout`: button mask, position in pixels.
   void Pointer(uint32_t scanout, uint32_t buttons, uint32_t x, uint32_t y);
   // How many VNC clients `scanout`'s screen has: when no screen has any,
@@ -92,6 +103,19 @@ class InputForwarder {
   bool Write(const vgpu::input::v1::StreamInputRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Handle(const vgpu::input::v1::StreamInputResponse& response);
+  // A lock key the guest has (as it last said, or as toggled since).
+  struct Lock {
+    uint16_t code;         // evdev KEY_CAPSLOCK or KEY_NUMLOCK
+    uint8_t led;           // its QEMU LED state bit
+    bool assumed = false;  // toggled here; the guest has not said since
+    bool assumed_on = false;
+    uint64_t assumed_at = 0;  // led_changes_ when toggled
+  };
+  bool LockOn(Lock& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Presses `lock` if it is not `on`.
+  void SetLock(Lock& lock, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SyncLocks(uint16_t code, uint32_t keysym)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<vgpu::input::v1::Input::Stub> stub_;
@@ -112,6 +136,13 @@ class InputForwarder {
       VGPU_GUARDED_BY(mu_) = nullptr;
   bool asked_ VGPU_GUARDED_BY(mu_) = false;  // control asked for
   std::atomic<bool> lost_{false};            // told control was lost (Handle)
+  // The guest's LEDs (QEMU LED state bits) and how often they changed, as
+  // the stream last said (Handle).
+  std::atomic<uint8_t> led_bits_{0};
+  std::atomic<uint64_t> led_changes_{0};
+  Lock caps_ VGPU_GUARDED_BY(mu_){KEY_CAPSLOCK, 4};
+  Lock num_ VGPU_GUARDED_BY(mu_){KEY_NUMLOCK, 2};
+  std::set<uint16_t> shift_down_ VGPU_GUARDED_BY(mu_);  // by key events
   uint32_t buttons_ VGPU_GUARDED_BY(mu_) = 0;
   std::map<uint32_t, std::pair<uint32_t, uint32_t>> positions_
       VGPU_GUARDED_BY(mu_);

@@ -1009,8 +1009,11 @@ rfbBool HandleMessage(rfbClientPtr client, void*,
   VncScreen::Impl* impl = ImplOf(client);
   if (client->viewOnly) return TRUE;
   impl->stats.key_events.fetch_add(1, std::memory_order_relaxed);
-  if (impl->input != nullptr)
-    impl->input->OnExtendedKey(key->down, key->keysym, key->keycode);
+  auto* state = static_cast<ClientState*>(client->clientData);
+  if (impl->input != nullptr) {
+    impl->input->OnExtendedKey(key->down, key->keysym, key->keycode,
+                               state != nullptr && state->led_state);
+  }
   return TRUE;
 }
 

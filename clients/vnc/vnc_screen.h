@@ -50,9 +50,13 @@ class VncInput {
   virtual void OnKey(bool down, uint32_t keysym) = 0;
   // A QEMU Extended Key Event: the keysym and the XT scancode of the key
   // (noVNC, TigerVNC, gtk-vnc send these once the server acknowledged
-  // them). By default only the keysym is used.
-  virtual void OnExtendedKey(bool down, uint32_t keysym, uint32_t keycode) {
+  // them). `follows_leds`: the client asked for QEMU's LED state, so it
+  // keeps the guest's lock keys in step with its own. By default only the
+  // keysym is used.
+  virtual void OnExtendedKey(bool down, uint32_t keysym, uint32_t keycode,
+                             bool follows_leds) {
     (void)keycode;
+    (void)follows_leds;
     OnKey(down, keysym);
   }
   // RFB PointerEvent (clamped into the screen): button mask (bit 0 left, 1

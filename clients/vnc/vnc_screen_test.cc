@@ -104,9 +104,11 @@ class CountingInput : public VncInput {
     last_key = keysym;
     ++keys;
   }
-  void OnExtendedKey(bool down, uint32_t keysym, uint32_t keycode) override {
+  void OnExtendedKey(bool down, uint32_t keysym, uint32_t keycode,
+                     bool follows_leds) override {
     last_keycode = keycode;
     last_down = down;
+    last_follows_leds = follows_leds;
     OnKey(down, keysym);
   }
   void OnPointer(uint32_t buttons, uint32_t x, uint32_t) override {
@@ -116,7 +118,7 @@ class CountingInput : public VncInput {
   }
   std::atomic<uint32_t> keys{0}, pointers{0}, last_key{0}, last_buttons{0},
       last_x{0}, last_keycode{0};
-  std::atomic<bool> last_down{false};
+  std::atomic<bool> last_down{false}, last_follows_leds{false};
 };
 
 TEST(VncScreenAuthTest, PasswordsGiveControlOrViewOnly) {
@@ -231,6 +233,18 @@ TEST(VncScreenQemuTest, ExtendedKeysAreAcknowledgedAndDelivered) {
   EXPECT_EQ(input.last_key.load(), 0xFF53u);
   EXPECT_EQ(input.last_keycode.load(), 0xCDu);
   EXPECT_FALSE(input.last_down.load());
+  // It did not ask for the LED state: the bridge keeps its locks in step.
+  EXPECT_FALSE(input.last_follows_leds.load());
+  // A client that asks for it follows the guest's locks itself.
+  auto follower = RawRfbClient::Connect((*screen)->port());
+  ASSERT_NE(follower, nullptr);
+  ASSERT_TRUE(follower->SetEncodings(
+      {0, kQemuExtendedKeyEncoding, kQemuLedStateEncoding}));
+  ASSERT_TRUE(
+      follower->ReadPseudoRect(kQemuExtendedKeyEncoding, 0, absl::Seconds(10)));
+  ASSERT_TRUE(follower->Send(QemuKey(true, 0x62, 0x30)));
+  ASSERT_TRUE(viewer->Until([&] { return input.keys.load() == 3; }));
+  EXPECT_TRUE(input.last_follows_leds.load());
 }
 
 TEST(VncScreenQemuTest, LedStateReachesClientsThatAskForIt) {

@@ -59,11 +59,18 @@ for boot in 1 2; do
   check_input $boot
   if [ $boot -eq 1 ]; then
     # The browser console types a command into the guest: its tty1 reads it.
+    # The guest's CapsLock is on first (the browser's is off): noVNC sends
+    # key codes, and the bridge turns the guest's CapsLock off before the
+    # first letter, as QEMU's VNC server does for such clients.
+    "$build/clients/input/vgpu-input" --server="unix:$run/grpc.sock" --timeout=30s \
+      --key=capslock --wait_led=caps_lock > /dev/null || fail "CapsLock did not go on"
     /usr/bin/python3 "$here/browser_type.py" "$web_url" "$run/grpc.sock" \
       "$build/clients/shot/vgpu-shot" 'echo from the browser\n' ||
       fail "typing in the browser console"
     wait_vt_line "echo from the browser" 1
-    echo "  the guest's tty1 read the line typed in the browser exactly"
+    "$build/clients/input/vgpu-input" --server="unix:$run/grpc.sock" --timeout=10s \
+      --wait_led=caps_lock=off > /dev/null || fail "the browser left the guest's CapsLock on"
+    echo "  the guest's tty1 read the line typed in the browser exactly, its CapsLock put in step"
   fi
 
   if [ $boot -eq 1 ]; then
