@@ -178,11 +178,21 @@ def type_keys(browser, text):
 
 
 def type_and_click(browser, shot, socket_path, before, work):
-    """Types into the page and clicks on the canvas: the demo guest echoes
-    the line and leaves a dot, the daemon's screen shows both, and so does
-    the canvas."""
-    # A click focuses the canvas (noVNC takes keys then) and is the guest's
-    # click too: at canvas pixel (cx, cy), wherever the page scaled it to.
+    """Types into the page as soon as it is connected (the page gives the
+    screen the keyboard focus; nothing was clicked yet) and clicks on the
+    canvas: the demo guest echoes the line and leaves a dot, the daemon's
+    screen shows both, and so does the canvas."""
+    text = "echo browser 7\n"
+    started = time.monotonic()
+    type_keys(browser, text)
+    typed = daemon_shot(shot, socket_path, work)
+    changed = ImageChops.difference(before, typed).getbbox()
+    if changed is None:
+        fail("the guest's screen did not change after typing into the page "
+             "(before any click: the page should give the screen the focus)",
+             work)
+    # The guest's click at canvas pixel (cx, cy), wherever the page scaled
+    # the canvas to.
     cx, cy = 600, 300
     box = browser.evaluate(
         "(() => { const c = vgpuConsole.canvas(), r = c.getBoundingClientRect();"
@@ -192,14 +202,7 @@ def type_and_click(browser, shot, socket_path, before, work):
         browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y,
                      button="left" if kind != "mouseMoved" else "none",
                      clickCount=1)
-    text = "echo browser 7\n"
-    started = time.monotonic()
-    type_keys(browser, text)
     after = daemon_shot(shot, socket_path, work)
-    changed = ImageChops.difference(before, after).getbbox()
-    if changed is None:
-        fail("the guest's screen did not change after typing into the page",
-             work)
     dot = after.getpixel((cx, cy))
     if dot != (127, 209, 127):  # the demo guest's dot
         after.save(os.path.join(work, "after-click.png"))

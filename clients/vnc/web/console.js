@@ -36,6 +36,7 @@ function connect() {
     status.connects += 1;
     retryMs = 250;
     setState('connected');
+    rfb.focus();  // keys go to the guest at once, no click needed first
   });
   rfb.addEventListener('desktopname', (e) => {
     document.getElementById('name').textContent = e.detail.name;
@@ -68,9 +69,16 @@ login.addEventListener('submit', (e) => {
     connect();
   }
 });
-cadButton.addEventListener('click', () => status.rfb && status.rfb.sendCtrlAltDel());
+// After a button of the page, keys go back to the guest.
+cadButton.addEventListener('click', () => {
+  if (!status.rfb) return;
+  status.rfb.sendCtrlAltDel();
+  status.rfb.focus();
+});
 scaleBox.addEventListener('change', () => {
-  if (status.rfb) status.rfb.scaleViewport = scaleBox.checked;
+  if (!status.rfb) return;
+  status.rfb.scaleViewport = scaleBox.checked;
+  status.rfb.focus();
 });
 document.getElementById('fullscreen').addEventListener('click', () => {
   if (document.fullscreenElement) document.exitFullscreen();
