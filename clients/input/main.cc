@@ -82,14 +82,29 @@ bool ParsePoint(const std::string& text, int32_t* x, int32_t* y) {
 }
 
 // --type's escapes: \n, \t, \\ (a shell passes them literally).
-std::string Unescape(const std::string& text) {
+// --type's escapes: \n Enter, \t Tab, \\ a backslash; any other is an
+// error (a typo must not type something else).
+absl::StatusOr<std::string> Unescape(const std::string& text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 1 < text.size()) {
-      const char next = text[++i];
-      out.push_back(next == 'n' ? '\n' : next == 't' ? '\t' : next);
-    } else {
+    if (text[i] != '\\') {
       out.push_back(text[i]);
+      continue;
+    }
+    const char next = i + 1 < text.size() ? text[++i] : '\0';
+    if (next == 'n') {
+      out.push_back('\n');
+    } else if (next == 't') {
+      out.push_back('\t');
+    } else if (next == '\\') {
+      out.push_back('\\');
+    } else {
+      const std::string escape =
+          next == '\0' ? "\\" : absl::StrCat("\\", std::string(1, next));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--type: '", escape,
+                       "' is not an escape (\\n Enter, \\t Tab, \\\\ a "
+                       "backslash)"));
     }
   }
   return out;
@@ -201,6 +216,8 @@ int Run() {
     return Usage("--timeout must be more than 0 and at most 1h");
   }
   // Everything is checked before anything is sent.
+  absl::StatusOr<std::string> unescaped = Unescape(text);
+  if (!unescaped.ok()) return Usage(unescaped.status().message());
   pb::SendPointerRequest pointer;
   pointer.set_take_control(take);
   int32_t x = 0, y = 0;
@@ -280,7 +297,7 @@ int Run() {
   }
   if (!text.empty()) {
     pb::TypeTextRequest request;
-    request.set_text(Unescape(text));
+    request.set_text(*std::move(unescaped));
     request.set_layout(absl::GetFlag(FLAGS_layout));
     request.set_variant(absl::GetFlag(FLAGS_variant));
     request.set_take_control(take);

@@ -172,9 +172,10 @@ class CursorScene : public Scene {
 // boot log typed one character per frame up to a shell prompt. Then it is
 // interactive: keys typed on its virtio keyboard echo at the prompt (US
 // layout, Shift and CapsLock, Backspace; the lock keys light their LEDs;
-// Enter runs `echo` or says the
-// command is not found), the tablet moves the cursor and a left click
-// leaves a dot. A key before the prompt finishes the log at once.
+// Enter runs `echo` or says the command is not found; Ctrl+C abandons the
+// line, Ctrl+U erases it, Ctrl+Alt+Del says what a real guest would do),
+// the tablet moves the cursor and a left click leaves a dot. A key before
+// the prompt finishes the log at once.
 class DemoScene : public TextScene {
  public:
   using TextScene::TextScene;
@@ -212,6 +213,14 @@ class DemoScene : public TextScene {
       (event.code == KEY_LEFTSHIFT ? left_shift_ : right_shift_) = down;
       return;
     }
+    if (event.code == KEY_LEFTCTRL || event.code == KEY_RIGHTCTRL) {
+      (event.code == KEY_LEFTCTRL ? left_ctrl_ : right_ctrl_) = down;
+      return;
+    }
+    if (event.code == KEY_LEFTALT || event.code == KEY_RIGHTALT) {
+      (event.code == KEY_LEFTALT ? left_alt_ : right_alt_) = down;
+      return;
+    }
     if (!down) return;  // a held key repeats as value 2
     if (event.code == KEY_CAPSLOCK || event.code == KEY_NUMLOCK ||
         event.code == KEY_SCROLLLOCK) {
@@ -223,14 +232,13 @@ class DemoScene : public TextScene {
     }
     while (!at_prompt_ && rows_ > kFirstTextRow) TypeOne(pixels, damage);
     if (rows_ <= kFirstTextRow || columns_ == 0) return;
-    if (event.code == KEY_ENTER || event.code == KEY_KPENTER) {
+    const bool ctrl = left_ctrl_ || right_ctrl_;
+    if (ctrl) {
+      Control(event.code, pixels, damage);
+    } else if (event.code == KEY_ENTER || event.code == KEY_KPENTER) {
       RunCommand(pixels, damage);
     } else if (event.code == KEY_BACKSPACE) {
-      if (command_.empty()) return;
-      command_.pop_back();
-      --column_;
-      DrawText(pixels, damage, " ", kForeground);
-      --column_;
+      Erase(1, pixels, damage);
     } else {
       const bool shift = left_shift_ || right_shift_;
       char ch = guest_sim::UsKeyToChar(event.code, shift);
@@ -332,17 +340,49 @@ class DemoScene : public TextScene {
 
   // Enter at the prompt: the demo shell's answer, then a new prompt.
   void RunCommand(uint32_t* pixels, std::vector<Damage>* damage) {
+    if (command_.empty()) {
+      Answer("", pixels, damage);
+    } else if (absl::StartsWith(command_, "echo ")) {
+      Answer(command_.substr(5), pixels, damage);
+    } else {
+      Answer(absl::StrCat("-demo: ", command_, ": command not found"), pixels,
+             damage);
+    }
+  }
+
+  // A new line, `answer` on a line of its own (if any), a new prompt.
+  void Answer(const std::string& answer, uint32_t* pixels,
+              std::vector<Damage>* damage) {
     NewLine(pixels, damage);
-    if (!command_.empty()) {
-      const std::string answer =
-          absl::StartsWith(command_, "echo ")
-              ? command_.substr(5)
-              : absl::StrCat("-demo: ", command_, ": command not found");
+    if (!answer.empty()) {
       DrawText(pixels, damage, answer.substr(0, columns_), kForeground);
       NewLine(pixels, damage);
     }
     command_.clear();
     DrawText(pixels, damage, kPrompt, kPromptColour);
+  }
+
+  // Erases up to `count` characters typed at the prompt.
+  void Erase(size_t count, uint32_t* pixels, std::vector<Damage>* damage) {
+    for (; count > 0 && !command_.empty(); --count) {
+      command_.pop_back();
+      --column_;
+      DrawText(pixels, damage, " ", kForeground);
+      --column_;
+    }
+  }
+
+  // A key with Ctrl held, as a shell's line editor takes it.
+  void Control(uint16_t code, uint32_t* pixels, std::vector<Damage>* damage) {
+    if (code == KEY_C) {  // abandon the line
+      if (column_ + 2 < columns_) DrawText(pixels, damage, "^C", kForeground);
+      Answer("", pixels, damage);
+    } else if (code == KEY_U) {  // erase it
+      Erase(command_.size(), pixels, damage);
+    } else if (code == KEY_DELETE && (left_alt_ || right_alt_)) {
+      Answer("-demo: Ctrl+Alt+Del received (a real guest would reboot now)",
+             pixels, damage);
+    }
   }
 
   // A left click: a 5x5 dot where the pointer is.
@@ -428,6 +468,8 @@ class DemoScene : public TextScene {
   bool at_prompt_ = false;
   std::string command_;  // typed at the prompt
   bool left_shift_ = false, right_shift_ = false;
+  bool left_ctrl_ = false, right_ctrl_ = false;
+  bool left_alt_ = false, right_alt_ = false;
   uint32_t leds_ = 0;  // CapsLock, NumLock, ScrollLock: LED_* bits
   CursorPoint pointer_;
   bool pointer_moved_ = false;

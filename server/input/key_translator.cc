@@ -2,10 +2,36 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include <linux/input-event-codes.h>
 
 namespace vgpu::server {
+namespace {
+
+// `c` in UTF-8, for messages; control characters and surrogates as '?'.
+std::string Utf8(char32_t c) {
+  std::string out;
+  if (c < 0x20 || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff) return "?";
+  if (c < 0x80) {
+    out.push_back(static_cast<char>(c));
+  } else if (c < 0x800) {
+    out.push_back(static_cast<char>(0xc0 | (c >> 6)));
+    out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
+  } else if (c < 0x10000) {
+    out.push_back(static_cast<char>(0xe0 | (c >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3f)));
+    out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
+  } else {
+    out.push_back(static_cast<char>(0xf0 | (c >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3f)));
+    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3f)));
+    out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
+  }
+  return out;
+}
+
+}  // namespace
 
 KeyTranslator::KeyTranslator(const input::InputDeviceSpec* keyboard,
                              std::shared_ptr<const Keymap> keymap)
@@ -83,8 +109,11 @@ absl::StatusOr<std::vector<input::InputEvent>> KeyTranslator::Type(
   std::optional<KeyStroke> stroke = keymap_->ForCharacter(character, locks);
   if (!stroke) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "U+", absl::Hex(static_cast<uint32_t>(character), absl::kZeroPad4),
-        " cannot be typed with layout ", keymap_->name()));
+        "'", Utf8(character), "' (U+",
+        absl::AsciiStrToUpper(absl::StrCat(
+            absl::Hex(static_cast<uint32_t>(character), absl::kZeroPad4))),
+        ") is on no key of keyboard layout '", keymap_->name(),
+        "' (give the layout the guest uses: vgpu-input --layout)"));
   }
   std::vector<input::InputEvent> out;
   Press(*stroke, &out, /*release_key=*/true);

@@ -74,7 +74,8 @@ assert dot is not None and dot[2] - dot[0] == 5 and dot[3] - dot[1] == 5, dot
 PY
 expect 0 'caps_lock is on' "$input" "${g[@]}" --key=capslock --wait_led=caps_lock --timeout=10s
 expect 0 'caps_lock is off' "$input" "${g[@]}" --key=capslock --wait_led=caps_lock=off --timeout=10s
-expect 1 'U\+00e9 cannot be typed with layout us' "$input" "${g[@]}" --type='café'
+expect 1 "'é' \(U\+00E9\) is on no key of keyboard layout 'us'" "$input" "${g[@]}" --type='café'
+expect 2 "'\\\\q' is not an escape" "$input" "${g[@]}" --type='a\qb'
 expect 1 "unknown keyboard layout 'xx'" "$input" "${g[@]}" --type=a --layout=xx
 expect 0 'typed 4 characters' "$input" "${g[@]}" --type='café' --layout=fr
 expect 2 "unknown key 'hyper'" "$input" "${g[@]}" --key=ctrl+hyper
