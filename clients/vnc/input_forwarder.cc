@@ -88,6 +88,7 @@ bool InputForwarder::Send(const pb::StreamInputRequest& request) {
     control.mutable_control()->set_take(options_.take);
     control.mutable_control()->set_layout(options_.layout);
     control.mutable_control()->set_variant(options_.variant);
+    control.mutable_control()->set_viewer("vgpu-vnc: VNC and browser console");
     if (!Write(control)) return false;
     asked_ = true;
   }

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include <rfb/rfb.h>
@@ -103,9 +104,20 @@ namespace {
 constexpr uint32_t kMaxSide = 16384;
 constexpr uint32_t kMaxCursorSide = 256;
 
+// libvncserver "errors" that are the normal course of things: the web
+// console's clients come over a socketpair (no TCP_NODELAY there), and a
+// client that closes while an update is written breaks the pipe.
+bool RoutineVncError(absl::string_view text) {
+  for (absl::string_view routine : {"can't set TCP_NODELAY", ": Broken pipe",
+                                    ": Connection reset by peer"}) {
+    if (absl::StrContains(text, routine)) return true;
+  }
+  return false;
+}
+
 // libvncserver logs every connection step to stderr; its lines go through
 // our log at debug level (VGPU_LOG_LEVEL=debug shows them), its errors as
-// warnings.
+// warnings unless routine.
 __attribute__((format(printf, 2, 0))) void LogVnc(LogSeverity severity,
                                                   const char* format,
                                                   va_list args) {
@@ -114,6 +126,9 @@ __attribute__((format(printf, 2, 0))) void LogVnc(LogSeverity severity,
   std::vsnprintf(line, sizeof(line), format, args);
   absl::string_view text(line);
   while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (severity == LogSeverity::kWarning && RoutineVncError(text))
+    severity = LogSeverity::kDebug;
+  if (severity < MinLogSeverity()) return;
   if (severity == LogSeverity::kDebug) {
     VGPU_LOG(DEBUG) << "libvncserver: " << text;
   } else {

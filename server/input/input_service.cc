@@ -255,7 +255,8 @@ class InputStreamer final
     }
     if (status.ok())
       status = service_->Acquire(
-          holder_, peer_, control.take(), [this](const std::string& taker) {
+          holder_, Describe(control.viewer()), control.take(),
+          [this](const std::string& taker) {
             pb::StreamInputResponse response;
             response.mutable_control()->set_controlling(false);
             response.mutable_control()->set_reason(
@@ -268,6 +269,17 @@ class InputStreamer final
         status.ok() ? "granted" : absl::StrCat("refused: ", status.message()));
     Write(std::move(response));
     return absl::OkStatus();
+  }
+
+  // "<viewer> (<peer>)": the name a viewer gave, cut to 64 printable ASCII
+  // characters (it goes into others' error messages and logs).
+  std::string Describe(const std::string& viewer) const {
+    std::string name;
+    for (char c : viewer) {
+      if (name.size() == 64) break;
+      if (c >= 0x20 && c < 0x7f) name.push_back(c);
+    }
+    return name.empty() ? peer_ : absl::StrCat(name, " (", peer_, ")");
   }
 
   absl::Status CheckControl() {

@@ -316,6 +316,7 @@ class Viewer {
     pb::StreamInputRequest request;
     request.mutable_control()->set_take(take);
     request.mutable_control()->set_layout(layout);
+    request.mutable_control()->set_viewer("test\aconsole");  // BEL dropped
     Write(request);
   }
   void Key(uint32_t code, uint32_t keysym, bool down) {
@@ -345,6 +346,9 @@ TEST_F(InputServiceTest, OneViewerControlsAndAnotherMayTakeIt) {
   grpc::Status refused = SendKeys({{KEY_A, true}, {KEY_A, false}});
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("take_control"));
+  // The holder is named as it called itself, then its address.
+  EXPECT_THAT(refused.error_message(),
+              ::testing::HasSubstr("controlled by testconsole ("));
   ASSERT_TRUE(SendKeys({{KEY_B, true}, {KEY_B, false}}, /*take=*/true).ok());
   // The old holder's Shift is lifted before the taker's keys.
   EXPECT_THAT(Next(0), ElementsAre(Key(KEY_LEFTSHIFT, 0)));
