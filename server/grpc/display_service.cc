@@ -64,10 +64,25 @@ class ScreenshotCall final : public grpc::ServerUnaryReactor {
   void Complete(absl::StatusOr<ScanoutState> state) {
     if (!state.ok()) {
       if (state.status().code() == absl::StatusCode::kDeadlineExceeded) {
-        Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                            absl::StrCat("scanout ", plan_.scanout_id,
-                                         ": wait condition not met within ",
-                                         absl::FormatDuration(plan_.timeout))));
+        // A stable wait fails on a screen that never rests: say so, and
+        // what waits instead.
+        const std::string what =
+            plan_.condition.kind == WaitKind::kStable
+                ? absl::StrCat(
+                      "not still for ",
+                      absl::FormatDuration(plan_.condition.quiet), " within ",
+                      absl::FormatDuration(plan_.timeout),
+                      plan_.timeout <= plan_.condition.quiet
+                          ? " (the timeout is not longer than the stillness "
+                            "asked for)"
+                          : " (it kept changing: a clock, a blinking cursor "
+                            "or an animation never rests; wait for the next "
+                            "flush or a sequence instead)")
+                : absl::StrCat("wait condition not met within ",
+                               absl::FormatDuration(plan_.timeout));
+        Finish(grpc::Status(
+            grpc::StatusCode::DEADLINE_EXCEEDED,
+            absl::StrCat("scanout ", plan_.scanout_id, ": ", what)));
       } else {
         Finish(ToGrpc(state.status()));
       }

@@ -146,7 +146,8 @@ start_daemon e.log --demo --width=640 --height=480 --grpc_listen="unix:$work/lat
 wait "$shot_pid"; code=$?
 [ "$code" = 0 ] && grep -q "late.png: 640x480" late.txt || fail "--connect_timeout: exit $code, $(cat late.txt)"
 expect 1 'no scanout 3' "$shot" --server="unix:$work/late.sock" --scanout=3
-expect 1 'not met within' "$shot" --server="unix:$work/late.sock" --wait=stable:5000 --timeout=300ms
+expect 1 'not still for 5s within 300ms \(the timeout is not longer' "$shot" --server="unix:$work/late.sock" --wait=stable:5000 --timeout=300ms
+expect 1 'not still for 300ms within 1s \(it kept changing' "$shot" --server="unix:$work/late.sock" --wait=stable:300 --timeout=1s
 
 echo "== vgpu-watch"
 expect 1 '--out: cannot write /proc/nope/a.ppm: No such file or directory' "$watch" --server="unix:$work/late.sock" --out=/proc/nope/a.ppm
