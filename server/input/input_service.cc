@@ -1,6 +1,7 @@
 #include "server/input/input_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 
 #include "absl/strings/match.h"
@@ -207,10 +208,12 @@ class InputStreamer final
         break;
       case pb::StreamInputRequest::kReleaseAll:
         service_->ReleaseAllAs(holder_);
+        if (translator_) translator_->Forget();
         break;
       case pb::StreamInputRequest::kGiveUpControl:
         if (service_->Holds(holder_)) {
           service_->Release(holder_);
+          if (translator_) translator_->Forget();
           pb::StreamInputResponse response;
           response.mutable_control()->set_controlling(false);
           response.mutable_control()->set_reason("given up");
@@ -257,6 +260,7 @@ class InputStreamer final
       status = service_->Acquire(
           holder_, Describe(control.viewer()), control.take(),
           [this](const std::string& taker) {
+            lifted_ = true;  // the taker lifted what this stream held
             pb::StreamInputResponse response;
             response.mutable_control()->set_controlling(false);
             response.mutable_control()->set_reason(
@@ -296,6 +300,7 @@ class InputStreamer final
     if (keyboard == nullptr || !translator_) {
       return absl::FailedPreconditionError("no keyboard is served");
     }
+    if (lifted_.exchange(false)) translator_->Forget();
     absl::StatusOr<std::vector<input::InputEvent>> events =
         translator_->Translate(key.code(), key.keysym(), key.down(),
                                service_->Locks());
@@ -328,6 +333,7 @@ class InputStreamer final
   StreamWriter<InputStreamer, pb::StreamInputResponse> writer_;
   pb::StreamInputRequest request_;           // gRPC's while a read is in flight
   std::optional<KeyTranslator> translator_;  // reads are one at a time
+  std::atomic<bool> lifted_{false};  // control was taken: keys were lifted
   Mutex mu_;
   size_t queued_ VGPU_GUARDED_BY(mu_) = 0;
 };

@@ -366,6 +366,13 @@ TEST_F(InputServiceTest, OneViewerControlsAndAnotherMayTakeIt) {
   viewer->Control(true, "de");
   EXPECT_TRUE(
       viewer->Await(pb::StreamInputResponse::kControl).control().controlling());
+  // Its Shift was lifted when control was taken: a capital gets one again.
+  viewer->Key(0, 'A', true);
+  viewer->Key(0, 'A', false);
+  EXPECT_THAT(Next(0), ElementsAre(Key(KEY_LEFTSHIFT, 1)));
+  EXPECT_THAT(Next(0), ElementsAre(Key(KEY_A, 1)));
+  EXPECT_THAT(Next(0), ElementsAre(Key(KEY_LEFTSHIFT, 0)));
+  EXPECT_THAT(Next(0), ElementsAre(Key(KEY_A, 0)));
   viewer->Key(0, '@', true);
   EXPECT_THAT(Next(0), ElementsAre(Key(KEY_RIGHTALT, 1)));
   EXPECT_THAT(Next(0), ElementsAre(Key(KEY_Q, 1)));

@@ -40,6 +40,12 @@ class KeyTranslator {
                                                            uint32_t keysym,
                                                            bool down,
                                                            LockState locks);
+  // Every key was lifted (ReleaseAll): the viewer holds nothing now.
+  void Forget() {
+    shift_held_ = altgr_held_ = false;
+    keysyms_down_.clear();
+  }
+
   // Typing `character` (down and up), with its modifiers for `locks`.
   absl::StatusOr<std::vector<input::InputEvent>> Type(char32_t character,
                                                       LockState locks);
