@@ -219,6 +219,7 @@ void InputForwarder::ClientsChanged(uint32_t scanout, uint32_t clients) {
       release.set_release_all(true);
       Write(release);
       buttons_ = 0;
+      shift_down_.clear();
     }
     return;
   }
