@@ -81,9 +81,8 @@ bool ParsePoint(const std::string& text, int32_t* x, int32_t* y) {
          absl::SimpleAtoi(parts[1], y);
 }
 
-// --type's escapes: \n, \t, \\ (a shell passes them literally).
-// --type's escapes: \n Enter, \t Tab, \\ a backslash; any other is an
-// error (a typo must not type something else).
+// --type's escapes (a shell passes them literally): \n Enter, \t Tab, \\ a
+// backslash; any other is an error (a typo must not type something else).
 absl::StatusOr<std::string> Unescape(const std::string& text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {

@@ -25,8 +25,8 @@ class ScreenInput : public VncInput {
   void OnPointer(uint32_t buttons, uint32_t x, uint32_t y) override {
     forwarder_->Pointer(scanout_, buttons, x, y);
   }
-  void OnClients(uint32_t clients) override {
-    forwarder_->ClientsChanged(scanout_, clients);
+  void OnClients(uint32_t clients, bool left) override {
+    forwarder_->ClientsChanged(scanout_, clients, left);
   }
 
  private:
@@ -120,10 +120,7 @@ void InputForwarder::Key(bool down, uint32_t keysym, uint32_t xt,
     // The client's own lock key: the guest toggles it.
     for (Lock* toggled : {&caps_, &num_}) {
       if (down && *code == toggled->code) {
-        const bool was_on = LockOn(*toggled);
-        toggled->assumed = true;
-        toggled->assumed_on = !was_on;
-        toggled->assumed_at = led_changes_.load();
+        Assume(*toggled, !LockOn(*toggled));
       }
     }
   }
@@ -131,10 +128,19 @@ void InputForwarder::Key(bool down, uint32_t keysym, uint32_t xt,
 }
 
 bool InputForwarder::LockOn(Lock& lock) {
-  if (lock.assumed && led_changes_.load() == lock.assumed_at)
-    return lock.assumed_on;
-  lock.assumed = false;
-  return (led_bits_.load() & lock.led) != 0;
+  const bool reported = (led_bits_.load() & lock.led) != 0;
+  // The guest reported the toggle, or never will (the press was refused,
+  // the guest was not there): the report is the truth again.
+  if (lock.assumed &&
+      (reported == lock.assumed_on || absl::Now() >= lock.assumed_until))
+    lock.assumed = false;
+  return lock.assumed ? lock.assumed_on : reported;
+}
+
+void InputForwarder::Assume(Lock& lock, bool on) {
+  lock.assumed = true;
+  lock.assumed_on = on;
+  lock.assumed_until = absl::Now() + kLockReportWait;
 }
 
 void InputForwarder::SetLock(Lock& lock, bool on) {
@@ -145,9 +151,7 @@ void InputForwarder::SetLock(Lock& lock, bool on) {
     press.mutable_key()->set_down(down);
     if (!Send(press)) return;
   }
-  lock.assumed = true;
-  lock.assumed_on = on;
-  lock.assumed_at = led_changes_.load();
+  Assume(lock, on);
 }
 
 void InputForwarder::SyncLocks(uint16_t code, uint32_t keysym) {
@@ -202,11 +206,10 @@ void InputForwarder::Pointer(uint32_t scanout, uint32_t buttons, uint32_t x,
   if (wheel.has_pointer()) Send(wheel);
 }
 
-void InputForwarder::ClientsChanged(uint32_t scanout, uint32_t clients) {
+void InputForwarder::ClientsChanged(uint32_t scanout, uint32_t clients,
+                                    bool left) {
   MutexLock lock(&mu_);
-  uint32_t& count_now = clients_[scanout];
-  const bool left = clients < count_now;
-  count_now = clients;
+  clients_[scanout] = clients;
   const bool any =
       std::any_of(clients_.begin(), clients_.end(),
                   [](const auto& entry) { return entry.second > 0; });
@@ -241,7 +244,6 @@ void InputForwarder::Handle(const pb::StreamInputResponse& response) {
                                              (leds.num_lock() ? 2 : 0) |
                                              (leds.caps_lock() ? 4 : 0));
       led_bits_ = bits;
-      led_changes_ = leds.changes();
       if (options_.leds) options_.leds(bits);
       break;
     }
@@ -257,11 +259,23 @@ void InputForwarder::Handle(const pb::StreamInputResponse& response) {
                        << response.control().reason() << ")";
       }
       break;
-    case pb::StreamInputResponse::kError:
-      stats_.refused.fetch_add(1, std::memory_order_relaxed);
-      VGPU_LOG(WARNING) << "input: the daemon refused an event: "
-                        << response.error().message();
+    case pb::StreamInputResponse::kError: {
+      const auto code = static_cast<grpc::StatusCode>(response.error().code());
+      // Not in control (a loss whose notice was dropped, control taken in
+      // between): the next event asks again.
+      if (code == grpc::StatusCode::FAILED_PRECONDITION ||
+          code == grpc::StatusCode::ABORTED)
+        lost_ = true;
+      // Once per kind of refusal in a row, not once per key typed.
+      const uint64_t refused =
+          stats_.refused.fetch_add(1, std::memory_order_relaxed);
+      if (response.error().message() != last_refusal_ || refused == 0) {
+        last_refusal_ = response.error().message();
+        VGPU_LOG(WARNING) << "input: the daemon refused an event: "
+                          << response.error().message();
+      }
       break;
+    }
     default:
       break;
   }
@@ -294,6 +308,7 @@ void InputForwarder::Run() {
       positions_.clear();
       shift_down_.clear();
       caps_.assumed = num_.assumed = false;
+      led_bits_ = 0;  // until the new stream's first LED state
     }
     pb::StreamInputResponse response;
     bool any = false;

@@ -12,8 +12,9 @@
 //    1.3), a letter whose case (with the client's Shift) disagrees with the
 //    guest's CapsLock, or a keypad key whose keysym disagrees with its
 //    NumLock, is preceded by a press of that lock key, as QEMU's VNC server
-//    does (ui/vnc.c, do_key_event). Until the guest reports the new LEDs,
-//    the state it was toggled to is assumed.
+//    does (ui/vnc.c, do_key_event). Until the guest reports that state (or
+//    for at most kLockReportWait, if the press went nowhere), the state it
+//    was toggled to is assumed.
 //  - Pointer: RFB button masks become button presses and releases (bits
 //    0-2 left, middle, right), wheel notches (bits 3/4 up/down, 5/6 left/
 //    right), positions the tablet's scanout pixels.
@@ -85,9 +86,10 @@ class InputForwarder {
   void Key(bool down, uint32_t keysym, uint32_t xt, bool sync_locks = false);
   // An RFB PointerEvent on `scanout`: button mask, position in pixels.
   void Pointer(uint32_t scanout, uint32_t buttons, uint32_t x, uint32_t y);
-  // How many VNC clients `scanout`'s screen has: when no screen has any,
-  // control is given up.
-  void ClientsChanged(uint32_t scanout, uint32_t clients);
+  // How many VNC clients `scanout`'s screen has, after one came or `left`:
+  // when no screen has any, control is given up; when one left and others
+  // stay, every key and button is lifted.
+  void ClientsChanged(uint32_t scanout, uint32_t clients, bool left);
   // A VncInput for one screen.
   std::unique_ptr<VncInput> ForScanout(uint32_t scanout);
 
@@ -109,9 +111,13 @@ class InputForwarder {
     uint8_t led;           // its QEMU LED state bit
     bool assumed = false;  // toggled here; the guest has not said since
     bool assumed_on = false;
-    uint64_t assumed_at = 0;  // led_changes_ when toggled
+    absl::Time assumed_until = absl::InfinitePast();
   };
+  // How long a toggle's LED report may take before the report is believed
+  // again: a guest answers in milliseconds.
+  static constexpr absl::Duration kLockReportWait = absl::Seconds(1);
   bool LockOn(Lock& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Assume(Lock& lock, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Presses `lock` if it is not `on`.
   void SetLock(Lock& lock, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SyncLocks(uint16_t code, uint32_t keysym)
@@ -122,6 +128,7 @@ class InputForwarder {
   const InputForwarderOptions options_;
   InputForwarderStats stats_;
   std::thread thread_;
+  std::string last_refusal_;  // Handle's (the forwarder thread's)
 
   // Stopping; never held across a blocking call.
   Mutex stop_mu_;
@@ -136,10 +143,9 @@ class InputForwarder {
       VGPU_GUARDED_BY(mu_) = nullptr;
   bool asked_ VGPU_GUARDED_BY(mu_) = false;  // control asked for
   std::atomic<bool> lost_{false};            // told control was lost (Handle)
-  // The guest's LEDs (QEMU LED state bits) and how often they changed, as
-  // the stream last said (Handle).
+  // The guest's LEDs (QEMU LED state bits), as the stream last said
+  // (Handle).
   std::atomic<uint8_t> led_bits_{0};
-  std::atomic<uint64_t> led_changes_{0};
   Lock caps_ VGPU_GUARDED_BY(mu_){KEY_CAPSLOCK, 4};
   Lock num_ VGPU_GUARDED_BY(mu_){KEY_NUMLOCK, 2};
   std::set<uint16_t> shift_down_ VGPU_GUARDED_BY(mu_);  // by key events

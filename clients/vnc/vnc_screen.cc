@@ -396,7 +396,7 @@ void ClientGone(rfbClientPtr client) {
     impl->gone_mu.NotifyAll();
     if (impl->clients_changed) impl->clients_changed();
     if (impl->input != nullptr)
-      impl->input->OnClients(impl->stats.clients.load());
+      impl->input->OnClients(impl->stats.clients.load(), /*left=*/true);
   }
   // libvncserver 0.9.14 never frees a client's extension records (not even
   // in rfbDisableExtension): ours goes here, with the allocator it came
@@ -530,7 +530,7 @@ enum rfbNewClientAction NewClient(rfbClientPtr client) {
   client->clientFramebufferUpdateRequestHook = AfterUpdateInProgress;
   if (impl->clients_changed) impl->clients_changed();
   if (impl->input != nullptr)
-    impl->input->OnClients(impl->stats.clients.load());
+    impl->input->OnClients(impl->stats.clients.load(), /*left=*/false);
   return RFB_CLIENT_ACCEPT;
 }
 

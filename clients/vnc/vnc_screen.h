@@ -62,8 +62,12 @@ class VncInput {
   // RFB PointerEvent (clamped into the screen): button mask (bit 0 left, 1
   // middle, 2 right, 3/4 wheel up/down), position in screen pixels.
   virtual void OnPointer(uint32_t buttons, uint32_t x, uint32_t y) = 0;
-  // The screen's clients, after one came or left (view-only ones count).
-  virtual void OnClients(uint32_t clients) { (void)clients; }
+  // The screen's clients, after one came or `left` (view-only ones count).
+  // Calls for a leave and a join at once may come in either order.
+  virtual void OnClients(uint32_t clients, bool left) {
+    (void)clients;
+    (void)left;
+  }
 };
 
 // A JPEG setting the daemon encodes for: libvncserver's turbo quality

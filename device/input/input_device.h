@@ -68,7 +68,7 @@ struct InputDeviceStats {
   uint64_t events_discarded = 0;  // waiting when the guest reset or left
   uint64_t status_events = 0;     // read from the status queue
   uint64_t status_malformed = 0;  // status buffers that were not events
-  uint64_t short_buffers = 0;     // event buffers under 8 bytes
+  uint64_t short_buffers = 0;     // event buffers under 8 bytes or outside RAM
 };
 
 // The guest's keyboard LEDs (bit LED_NUML, LED_CAPSL, ... of

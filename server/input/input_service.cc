@@ -97,14 +97,18 @@ class LedWatcher final : public grpc::ServerWriteReactor<pb::LedState>,
     service_->BeginWork();
     service_->AddWatcher(this);  // the state now; changes follow
   }
+  // One state in flight at a time, decided under mu_: a state taken by
+  // OnWriteDone and a newer one from OnLeds can never be written out of
+  // order.
   void OnLeds(const pb::LedState& leds) override {
     {
       MutexLock lock(&mu_);
       latest_ = leds;
-      if (!writer_.Idle()) {
+      if (in_flight_) {
         dirty_ = true;
         return;
       }
+      in_flight_ = true;
     }
     writer_.Write(leds);
   }
@@ -113,7 +117,10 @@ class LedWatcher final : public grpc::ServerWriteReactor<pb::LedState>,
     pb::LedState next;
     {
       MutexLock lock(&mu_);
-      if (!dirty_) return;
+      if (!dirty_) {
+        in_flight_ = false;
+        return;
+      }
       dirty_ = false;
       next = latest_;
     }
@@ -131,7 +138,8 @@ class LedWatcher final : public grpc::ServerWriteReactor<pb::LedState>,
   StreamWriter<grpc::ServerWriteReactor<pb::LedState>, pb::LedState> writer_;
   Mutex mu_;
   pb::LedState latest_ VGPU_GUARDED_BY(mu_);
-  bool dirty_ VGPU_GUARDED_BY(mu_) = false;
+  bool in_flight_ VGPU_GUARDED_BY(mu_) = false;  // a state being written
+  bool dirty_ VGPU_GUARDED_BY(mu_) = false;      // a newer one waits
 };
 
 // StreamInput: one request read at a time, answered in order; LED changes
@@ -622,7 +630,20 @@ void InputService::Play(grpc::CallbackServerContext* context,
         on_success = std::move(on_success)] {
     const absl::Time deadline = absl::Now() + options_.call_timeout;
     absl::Status status;
+    // Lock keys pressed: the call ends once the guest reported its new
+    // LEDs, so that the next call (TypeText after --key=capslock) types for
+    // the locks as they are.
+    int lock_presses = 0;
+    const uint64_t leds_before =
+        options_.keyboard != nullptr ? options_.keyboard->leds().changes : 0;
     for (const auto& [device, packet] : packets) {
+      for (const input::InputEvent& event : packet) {
+        if (device == options_.keyboard && event.type == EV_KEY &&
+            event.value == 1 &&
+            (event.code == KEY_CAPSLOCK || event.code == KEY_NUMLOCK ||
+             event.code == KEY_SCROLLLOCK))
+          ++lock_presses;
+      }
       if (context->IsCancelled()) {
         status = absl::CancelledError("the call was cancelled");
         break;
@@ -640,6 +661,17 @@ void InputService::Play(grpc::CallbackServerContext* context,
             std::min(deadline, absl::Now() + absl::Milliseconds(100)));
       }
       if (!status.ok()) break;
+    }
+    // A guest reports within milliseconds; one that does not (no LEDs,
+    // a lock key it ignores) costs at most 250 ms.
+    const absl::Time led_deadline =
+        std::min(deadline, absl::Now() + absl::Milliseconds(250));
+    uint64_t seen = leds_before;
+    for (int i = 0; status.ok() && i < lock_presses; ++i) {
+      std::optional<input::LedState> leds =
+          options_.keyboard->WaitForLeds(seen, led_deadline);
+      if (!leds) break;
+      seen = leds->changes;
     }
     Release(holder);
     if (status.ok() && on_success) on_success();

@@ -48,17 +48,51 @@ absl::StatusOr<KeyStroke> KeyTranslator::StrokeFor(uint32_t keysym,
   return *stroke;
 }
 
-void KeyTranslator::Press(const KeyStroke& stroke,
-                          std::vector<input::InputEvent>* out,
+void KeyTranslator::Track(uint16_t code, bool down) {
+  switch (code) {
+    case KEY_LEFTSHIFT:
+    case KEY_RIGHTSHIFT:
+    case KEY_LEFTCTRL:
+    case KEY_RIGHTCTRL:
+    case KEY_LEFTALT:
+    case KEY_RIGHTALT:  // AltGr
+    case KEY_LEFTMETA:
+    case KEY_RIGHTMETA:
+      if (down) {
+        held_.insert(code);
+      } else {
+        held_.erase(code);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void KeyTranslator::Press(const KeyStroke& stroke, uint32_t keysym,
+                          LockState locks, std::vector<input::InputEvent>* out,
                           bool release_key) {
-  const bool add_shift = stroke.shift && !shift_held_;
-  const bool add_altgr = stroke.altgr && !altgr_held_;
+  const bool altgr = stroke.altgr || Holds(KEY_RIGHTALT);
+  const bool add_shift = stroke.shift && !ShiftHeld();
+  // A held Shift that would change what the key types (the viewer's own
+  // keyboard already made the keysym what it wants): lifted around it.
+  // Shift+Left and the like keep their Shift.
+  std::vector<uint16_t> lift;
+  if (!stroke.shift && ShiftHeld() &&
+      keymap_->KeysymAt(stroke.code, true, altgr, locks) != keysym) {
+    for (uint16_t shift : {KEY_LEFTSHIFT, KEY_RIGHTSHIFT}) {
+      if (Holds(shift)) lift.push_back(shift);
+    }
+  }
+  const bool add_altgr = stroke.altgr && !Holds(KEY_RIGHTALT);
+  for (uint16_t shift : lift) out->push_back({EV_KEY, shift, 0});
   if (add_shift) out->push_back({EV_KEY, KEY_LEFTSHIFT, 1});
   if (add_altgr) out->push_back({EV_KEY, KEY_RIGHTALT, 1});
   out->push_back({EV_KEY, stroke.code, 1});
   if (release_key) out->push_back({EV_KEY, stroke.code, 0});
   if (add_altgr) out->push_back({EV_KEY, KEY_RIGHTALT, 0});
   if (add_shift) out->push_back({EV_KEY, KEY_LEFTSHIFT, 0});
+  for (uint16_t shift : lift) out->push_back({EV_KEY, shift, 1});
 }
 
 absl::StatusOr<std::vector<input::InputEvent>> KeyTranslator::Translate(
@@ -76,31 +110,36 @@ absl::StatusOr<std::vector<input::InputEvent>> KeyTranslator::Translate(
                        "linux/input-event-codes.h)"));
     }
     const auto key = static_cast<uint16_t>(code);
-    if (key == KEY_LEFTSHIFT || key == KEY_RIGHTSHIFT) shift_held_ = down;
-    if (key == KEY_RIGHTALT) altgr_held_ = down;
+    Track(key, down);
     out.push_back({EV_KEY, key, down ? 1 : 0});
     return out;
   }
-  // The viewer's own modifiers, sent as keysyms (VNC clients do).
-  if (keysym == 0xffe1 || keysym == 0xffe2) shift_held_ = down;  // Shift_L/R
-  if (keysym == 0xfe03) altgr_held_ = down;  // ISO_Level3_Shift (AltGr)
   if (!down) {
     // The key its down pressed (the layout may have changed since).
     auto it = keysyms_down_.find(keysym);
     if (it != keysyms_down_.end()) {
+      Track(it->second, false);
       out.push_back({EV_KEY, it->second, 0});
       keysyms_down_.erase(it);
       return out;
     }
   }
+  // With Ctrl, Alt or Meta held the key is a shortcut: Shift added for the
+  // guest's CapsLock would make it another (Ctrl+w into Ctrl+Shift+w).
+  for (uint16_t mod : {KEY_LEFTCTRL, KEY_RIGHTCTRL, KEY_LEFTALT, KEY_LEFTMETA,
+                       KEY_RIGHTMETA}) {
+    if (Holds(mod)) locks.caps_lock = false;
+  }
   absl::StatusOr<KeyStroke> stroke = StrokeFor(keysym, locks);
   if (!stroke.ok()) return stroke.status();
   if (!down) {
+    Track(stroke->code, false);
     out.push_back({EV_KEY, stroke->code, 0});
     return out;
   }
   keysyms_down_[keysym] = stroke->code;
-  Press(*stroke, &out, /*release_key=*/false);
+  Press(*stroke, keysym, locks, &out, /*release_key=*/false);
+  Track(stroke->code, true);
   return out;
 }
 
@@ -116,7 +155,9 @@ absl::StatusOr<std::vector<input::InputEvent>> KeyTranslator::Type(
         "' (give the layout the guest uses: vgpu-input --layout)"));
   }
   std::vector<input::InputEvent> out;
-  Press(*stroke, &out, /*release_key=*/true);
+  // Text is typed by a translator that holds no keys, so no Shift is ever
+  // lifted and the keysym is not needed.
+  Press(*stroke, /*keysym=*/0, locks, &out, /*release_key=*/true);
   return out;
 }
 

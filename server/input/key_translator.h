@@ -8,10 +8,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include <linux/input-event-codes.h>
 
 #include "device/input/input_config.h"
 #include "device/input/input_event.h"
@@ -33,7 +35,9 @@ class KeyTranslator {
   }
 
   // One key going down or up: the events to send, each its own packet. A
-  // keysym is typed for the guest's `locks`; a code is sent as it is.
+  // keysym is typed for the guest's `locks` (CapsLock is not allowed for
+  // while the viewer holds Ctrl, Alt or Meta: Ctrl+w stays Ctrl+w); a code
+  // is sent as it is.
   // InvalidArgument: a code the keyboard lacks, a keysym the layout cannot
   // type, or both/neither of code and keysym.
   absl::StatusOr<std::vector<input::InputEvent>> Translate(uint32_t code,
@@ -42,7 +46,7 @@ class KeyTranslator {
                                                            LockState locks);
   // Every key was lifted (ReleaseAll): the viewer holds nothing now.
   void Forget() {
-    shift_held_ = altgr_held_ = false;
+    held_.clear();
     keysyms_down_.clear();
   }
 
@@ -52,13 +56,21 @@ class KeyTranslator {
 
  private:
   absl::StatusOr<KeyStroke> StrokeFor(uint32_t keysym, LockState locks) const;
-  void Press(const KeyStroke& stroke, std::vector<input::InputEvent>* out,
-             bool release_key);
+  // The events that type `keysym` with `stroke`: Shift or AltGr pressed
+  // around it when the viewer does not hold them, a Shift the viewer holds
+  // lifted around it when the key would type something else with it.
+  void Press(const KeyStroke& stroke, uint32_t keysym, LockState locks,
+             std::vector<input::InputEvent>* out, bool release_key);
+  // Notes a modifier key going down or up.
+  void Track(uint16_t code, bool down);
+  bool Holds(uint16_t code) const { return held_.count(code) > 0; }
+  bool ShiftHeld() const {
+    return Holds(KEY_LEFTSHIFT) || Holds(KEY_RIGHTSHIFT);
+  }
 
   const input::InputDeviceSpec* keyboard_;
   std::shared_ptr<const Keymap> keymap_;
-  bool shift_held_ = false;  // by the viewer, with its own key events
-  bool altgr_held_ = false;
+  std::set<uint16_t> held_;  // modifiers the viewer holds, by its own events
   std::map<uint32_t, uint16_t> keysyms_down_;  // keysym -> the code pressed
 };
 

@@ -30,6 +30,8 @@ constexpr uint32_t kKeysymEscape = 0xff1b;
 
 }  // namespace
 
+static_assert(KEY_MICMUTE < 256, "Keymap::kKeys covers every key");
+
 absl::StatusOr<std::unique_ptr<const Keymap>> Keymap::Create(
     const std::string& layout, const std::string& variant) {
   const std::string name =
@@ -81,6 +83,8 @@ absl::StatusOr<std::unique_ptr<const Keymap>> Keymap::Create(
     const xkb_mod_mask_t locked =
         ((locks & 1) ? caps : 0) | ((locks & 2) ? num : 0);
     std::map<uint32_t, KeyStroke>& table = result->by_keysym_[locks];
+    std::vector<uint32_t>& keys = result->by_key_[locks];
+    keys.assign(4 * kKeys, XKB_KEY_NoSymbol);
     for (int held = 0; held < 4; ++held) {  // none, Shift, AltGr, both
       const xkb_mod_mask_t depressed =
           ((held & 1) ? shift : 0) | ((held & 2) ? altgr : 0);
@@ -90,6 +94,7 @@ absl::StatusOr<std::unique_ptr<const Keymap>> Keymap::Create(
         const xkb_keysym_t sym =
             xkb_state_key_get_one_sym(state.get(), keycode);
         if (sym == XKB_KEY_NoSymbol) continue;
+        keys[held * kKeys + keycode - 8] = sym;
         // Fewer modifiers first, then lower codes: the first one stays.
         table.try_emplace(sym,
                           KeyStroke{.code = static_cast<uint16_t>(keycode - 8),
@@ -110,6 +115,13 @@ std::optional<KeyStroke> Keymap::ForKeysym(uint32_t keysym,
     if (it != table.end()) return it->second;
   }
   return std::nullopt;
+}
+
+uint32_t Keymap::KeysymAt(uint16_t code, bool shift, bool altgr,
+                          LockState locks) const {
+  if (code >= kKeys) return XKB_KEY_NoSymbol;
+  const size_t held = (shift ? 1 : 0) | (altgr ? 2 : 0);
+  return by_key_[Index(locks)][held * kKeys + code];
 }
 
 std::optional<KeyStroke> Keymap::ForCharacter(char32_t character,

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -43,8 +44,9 @@ class Keymap {
   // The key for an X11 keysym (<X11/keysymdef.h>) while the guest's locks
   // are `locks`, nullopt if no key of the layout types it. Fewest modifiers
   // win (none, Shift, AltGr, both), then the lowest key code. With CapsLock
-  // on, a letter needs Shift for its lower case (as QEMU's VNC server
-  // compensates: ui/vnc.c, do_key_event). A keysym no modifier reaches
+  // on, a letter needs Shift for its lower case (QEMU's VNC server toggles
+  // the guest's CapsLock instead, ui/vnc.c do_key_event; adding Shift
+  // leaves the guest's lock as its user set it). A keysym no modifier reaches
   // under `locks` (a keypad digit with NumLock off) gets the key that types
   // it under other locks: the guest's locks are never toggled.
   std::optional<KeyStroke> ForKeysym(uint32_t keysym,
@@ -53,6 +55,10 @@ class Keymap {
   // BackSpace, 0x1b Escape.
   std::optional<KeyStroke> ForCharacter(char32_t character,
                                         LockState locks = {}) const;
+  // What key `code` types with Shift and AltGr as given, under `locks`
+  // (XKB_KEY_NoSymbol, 0, for nothing or a code past KEY_MICMUTE).
+  uint32_t KeysymAt(uint16_t code, bool shift, bool altgr,
+                    LockState locks = {}) const;
 
  private:
   Keymap() = default;
@@ -61,6 +67,9 @@ class Keymap {
   }
   std::string name_;
   std::map<uint32_t, KeyStroke> by_keysym_[4];  // by Index(locks)
+  // by_key_[Index(locks)][held * kKeys + code], held: 1 Shift | 2 AltGr.
+  static constexpr size_t kKeys = 256;
+  std::vector<uint32_t> by_key_[4];
 };
 
 // Compiled layouts, kept: compiling one takes milliseconds. Thread-safe.

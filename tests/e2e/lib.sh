@@ -86,11 +86,14 @@ check_input() {
     fail "no BTN_LEFT press and release: $events"
   echo "  tablet in /dev/input: click at 640,400 (axis $x,$y), BTN_LEFT down/up, wheel -2"
   wait_serial INPUT-DONE "$boot"
-  "$input" "${server[@]}" --key=capslock --wait_led=caps_lock > /dev/null ||
+  # CapsLock, then at once a line: with the guest's CapsLock on, text still
+  # arrives as typed (Shift added to lower-case letters, left off capitals).
+  # The key's call ends once the guest reported its LED, so the text's call
+  # knows the lock is on.
+  "$input" "${server[@]}" --key=capslock --type='aB1 Caps\n' > /dev/null ||
+    fail "vgpu-input --key=capslock --type failed"
+  "$input" "${server[@]}" --wait_led=caps_lock > /dev/null ||
     fail "CapsLock's LED never came back from the guest"
-  # With the guest's CapsLock on, text still arrives as typed: Shift is
-  # added to lower-case letters and left off capitals.
-  "$input" "${server[@]}" --type='aB1 Caps\n' > /dev/null || fail "vgpu-input --type with CapsLock on failed"
   wait_vt_line "aB1 Caps" "$boot"
   "$input" "${server[@]}" --key=capslock --wait_led=caps_lock=off > /dev/null ||
     fail "CapsLock's LED did not go off"
