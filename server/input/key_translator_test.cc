@@ -40,13 +40,12 @@ constexpr LockState kCaps{.caps_lock = true};
 constexpr uint32_t kLeft = 0xff51;
 
 TEST_F(KeyTranslatorTest, ShiftIsAddedForCapitalsAndForTheGuestsCapsLock) {
-  EXPECT_THAT(Sym('A', true),
-              ElementsAre(Key(KEY_LEFTSHIFT, 1), Key(KEY_A, 1),
-                          Key(KEY_LEFTSHIFT, 0)));
+  EXPECT_THAT(Sym('A', true), ElementsAre(Key(KEY_LEFTSHIFT, 1), Key(KEY_A, 1),
+                                          Key(KEY_LEFTSHIFT, 0)));
   EXPECT_THAT(Sym('A', false), ElementsAre(Key(KEY_A, 0)));
-  EXPECT_THAT(Sym('a', true, kCaps),
-              ElementsAre(Key(KEY_LEFTSHIFT, 1), Key(KEY_A, 1),
-                          Key(KEY_LEFTSHIFT, 0)));
+  EXPECT_THAT(
+      Sym('a', true, kCaps),
+      ElementsAre(Key(KEY_LEFTSHIFT, 1), Key(KEY_A, 1), Key(KEY_LEFTSHIFT, 0)));
   EXPECT_THAT(Sym('a', false, kCaps), ElementsAre(Key(KEY_A, 0)));
 }
 
@@ -74,9 +73,8 @@ TEST_F(KeyTranslatorTest, AHeldShiftIsLiftedOnlyWhereItChangesTheKey) {
   EXPECT_THAT(Sym(kLeft, true), ElementsAre(Key(KEY_LEFT, 1)));
   // After a ReleaseAll the viewer holds nothing: Shift is added again.
   translator_->Forget();
-  EXPECT_THAT(Sym('C', true),
-              ElementsAre(Key(KEY_LEFTSHIFT, 1), Key(KEY_C, 1),
-                          Key(KEY_LEFTSHIFT, 0)));
+  EXPECT_THAT(Sym('C', true), ElementsAre(Key(KEY_LEFTSHIFT, 1), Key(KEY_C, 1),
+                                          Key(KEY_LEFTSHIFT, 0)));
 }
 
 }  // namespace
