@@ -31,7 +31,7 @@ if kill -0 "$bridge" 2>/dev/null; then
   echo "  Browser console:  http://127.0.0.1:$web_port/"
   echo "  VNC viewer:       127.0.0.1:$vnc_port  (e.g. vncviewer 127.0.0.1::$vnc_port)"
   echo "  gRPC:             build/release/clients/shot/vgpu-shot --server=127.0.0.1:50051 --out=screen.png"
-  echo "  Type into it:     click the browser console and type at the demo prompt, or"
+  echo "  Type into it:     type at the demo prompt in the browser console, or"
   echo "                    build/release/clients/input/vgpu-input --server=127.0.0.1:50051 --type='echo hi\\n'"
   echo "  (from another machine: ssh -L $web_port:127.0.0.1:$web_port this-host)"
   echo

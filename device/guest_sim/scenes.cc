@@ -400,6 +400,7 @@ class DemoScene : public TextScene {
   // Types the next character of the log; a new line scrolls the text area
   // when it is full. The log ends at the prompt.
   void TypeOne(uint32_t* pixels, std::vector<Damage>* damage) {
+    static constexpr const char* kModeLine = "<mode>";
     static constexpr const char* kLog[] = {
         "[    0.000000] Linux version 6.1.0-vgpu (demo guest)",
         "[    0.412345] virtio-pci 0000:00:02.0: virtio-gpu",
@@ -414,13 +415,17 @@ class DemoScene : public TextScene {
         "root@demo:~# uname -a",
         "Linux demo 6.1.0-vgpu #1 SMP x86_64 GNU/Linux",
         "root@demo:~# cat /sys/class/drm/card0-Virtual-1/modes",
+        kModeLine,
         "root@demo:~# echo the screen you see travels over gRPC and VNC",
         "the screen you see travels over gRPC and VNC",
         "root@demo:~# ",
     };
     constexpr size_t kLines = sizeof(kLog) / sizeof(kLog[0]);
     if (rows_ <= kFirstTextRow) return;
-    const std::string line = kLog[line_];
+    // The mode the guest runs at, as the kernel would list it.
+    const std::string line = absl::string_view(kLog[line_]) == kModeLine
+                                 ? absl::StrCat(width_, "x", height_)
+                                 : std::string(kLog[line_]);
     // Text stays left of the bars while beside them.
     const uint32_t limit = row_ < bars_bottom_row_
                                ? std::min(columns_, bars_left_column_ - 1)
