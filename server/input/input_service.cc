@@ -22,8 +22,7 @@ namespace pb = vgpu::input::v1;
 // What one unary call may carry: a page of text, a long key sequence.
 constexpr int kMaxEventsPerCall = 4096;
 constexpr size_t kMaxTextBytes = 16384;
-using Packets =
-    std::vector<std::pair<input::InputDevice*, std::vector<input::InputEvent>>>;
+using Packets = InputService::Packets;
 
 // UTF-8 to code points; InvalidArgument on a malformed sequence.
 absl::StatusOr<std::u32string> DecodeUtf8(const std::string& text) {
@@ -609,9 +608,12 @@ absl::StatusOr<Packets> InputService::PointerPackets(
 
 grpc::ServerUnaryReactor* InputService::Start(
     grpc::CallbackServerContext* context, bool take,
-    absl::StatusOr<Packets> packets, std::function<void()> on_success) {
+    const std::function<absl::StatusOr<Packets>()>& build,
+    OnSuccess on_success) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status = Authorize(context);
+  absl::StatusOr<Packets> packets =
+      status.ok() ? build() : absl::StatusOr<Packets>(status);
   if (status.ok()) status = packets.status();
   const uint64_t holder = NewHolderId();
   if (status.ok()) status = Acquire(holder, context->peer(), take, nullptr);
@@ -625,7 +627,7 @@ grpc::ServerUnaryReactor* InputService::Start(
 
 void InputService::Play(grpc::CallbackServerContext* context,
                         grpc::ServerUnaryReactor* reactor, uint64_t holder,
-                        Packets packets, std::function<void()> on_success) {
+                        Packets packets, OnSuccess on_success) {
   Post([this, context, reactor, holder, packets = std::move(packets),
         on_success = std::move(on_success)] {
     const absl::Time deadline = absl::Now() + options_.call_timeout;
@@ -674,7 +676,7 @@ void InputService::Play(grpc::CallbackServerContext* context,
       seen = leds->changes;
     }
     Release(holder);
-    if (status.ok() && on_success) on_success();
+    if (status.ok() && on_success) on_success(packets.size());
     reactor->Finish(ToGrpc(status));
   });
 }
@@ -682,8 +684,7 @@ void InputService::Play(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* InputService::SendKeys(
     grpc::CallbackServerContext* context, const pb::SendKeysRequest* request,
     pb::SendKeysResponse*) {
-  absl::StatusOr<Packets> packets = [&]() -> absl::StatusOr<Packets> {
-    VGPU_RETURN_IF_ERROR(Authorize(context));
+  auto build = [&]() -> absl::StatusOr<Packets> {
     if (request->keys_size() > kMaxEventsPerCall) {
       return absl::InvalidArgumentError(
           absl::StrCat("at most ", kMaxEventsPerCall, " keys a call"));
@@ -705,15 +706,14 @@ grpc::ServerUnaryReactor* InputService::SendKeys(
         out.push_back({options_.keyboard, {event}});
     }
     return out;
-  }();
-  return Start(context, request->take_control(), std::move(packets));
+  };
+  return Start(context, request->take_control(), build);
 }
 
 grpc::ServerUnaryReactor* InputService::TypeText(
     grpc::CallbackServerContext* context, const pb::TypeTextRequest* request,
     pb::TypeTextResponse* response) {
-  absl::StatusOr<Packets> packets = [&]() -> absl::StatusOr<Packets> {
-    VGPU_RETURN_IF_ERROR(Authorize(context));
+  auto build = [&]() -> absl::StatusOr<Packets> {
     if (request->text().size() > kMaxTextBytes) {
       return absl::InvalidArgumentError(
           absl::StrCat("at most ", kMaxTextBytes, " bytes of text a call"));
@@ -739,18 +739,17 @@ grpc::ServerUnaryReactor* InputService::TypeText(
         out.push_back({options_.keyboard, {event}});
     }
     return out;
-  }();
-  const uint32_t count =
-      packets.ok() ? static_cast<uint32_t>(packets->size()) : 0;
-  return Start(context, request->take_control(), std::move(packets),
-               [response, count] { response->set_key_events(count); });
+  };
+  return Start(context, request->take_control(), build,
+               [response](size_t packets) {
+                 response->set_key_events(static_cast<uint32_t>(packets));
+               });
 }
 
 grpc::ServerUnaryReactor* InputService::SendPointer(
     grpc::CallbackServerContext* context, const pb::SendPointerRequest* request,
     pb::SendPointerResponse*) {
-  absl::StatusOr<Packets> packets = [&]() -> absl::StatusOr<Packets> {
-    VGPU_RETURN_IF_ERROR(Authorize(context));
+  auto build = [&]() -> absl::StatusOr<Packets> {
     if (request->events_size() > kMaxEventsPerCall) {
       return absl::InvalidArgumentError(absl::StrCat(
           "at most ", kMaxEventsPerCall, " pointer events a call"));
@@ -762,8 +761,8 @@ grpc::ServerUnaryReactor* InputService::SendPointer(
       for (auto& packet : *more) out.push_back(std::move(packet));
     }
     return out;
-  }();
-  return Start(context, request->take_control(), std::move(packets));
+  };
+  return Start(context, request->take_control(), build);
 }
 
 grpc::ServerWriteReactor<pb::LedState>* InputService::WatchLeds(

@@ -115,10 +115,12 @@ class InputService final : public vgpu::input::v1::Input::CallbackService {
   void ReleaseAllLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_);
   KeymapCache& keymaps() { return keymaps_; }
   const InputServiceOptions& options() const { return options_; }
-  // The packets one pointer event makes, each with its device.
-  absl::StatusOr<std::vector<
-      std::pair<input::InputDevice*, std::vector<input::InputEvent>>>>
-  PointerPackets(const vgpu::input::v1::PointerEvent& event) const;
+  // Packets (events without SYN_REPORT), each with its device.
+  using Packets = std::vector<
+      std::pair<input::InputDevice*, std::vector<input::InputEvent>>>;
+  // The packets one pointer event makes.
+  absl::StatusOr<Packets> PointerPackets(
+      const vgpu::input::v1::PointerEvent& event) const;
   void BeginWork();
   void EndWork();
 
@@ -126,20 +128,20 @@ class InputService final : public vgpu::input::v1::Input::CallbackService {
   using Job = std::function<void()>;
   void Post(Job job);
   void RunTypist();
+  // Called with the number of packets a call played, once all went out.
+  using OnSuccess = std::function<void(size_t packets)>;
   // Runs `packets` for `holder` on the typist thread, then releases
   // control and finishes `reactor` with the outcome.
   void Play(grpc::CallbackServerContext* context,
-            grpc::ServerUnaryReactor* reactor, uint64_t holder,
-            std::vector<
-                std::pair<input::InputDevice*, std::vector<input::InputEvent>>>
-                packets,
-            std::function<void()> on_success);
+            grpc::ServerUnaryReactor* reactor, uint64_t holder, Packets packets,
+            OnSuccess on_success);
+  // A unary call: the caller is authorized before `build` reads its
+  // request (an unauthorized caller costs no work), then control is taken
+  // and the packets played.
   grpc::ServerUnaryReactor* Start(
       grpc::CallbackServerContext* context, bool take,
-      absl::StatusOr<std::vector<
-          std::pair<input::InputDevice*, std::vector<input::InputEvent>>>>
-          packets,
-      std::function<void()> on_success = nullptr);
+      const std::function<absl::StatusOr<Packets>()>& build,
+      OnSuccess on_success = nullptr);
 
   const InputServiceOptions options_;
   KeymapCache keymaps_;
