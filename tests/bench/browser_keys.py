@@ -19,7 +19,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
-from browser_console_test import Browser, wait_for  # noqa: E402
+from browser_console_test import Browser, open_console, wait_for  # noqa: E402
 
 # Hooks the canvas's drawing calls once: each draw stamps the page clock
 # and wakes a waiting key.
@@ -76,10 +76,7 @@ def main():
     browser = None
     try:
         browser = Browser(work)
-        browser.call("Page.navigate", url=args.url)
-        wait_for(lambda: browser.evaluate(
-            "window.vgpuConsole && vgpuConsole.state") == "connected", 20,
-            "the console to connect", work)
+        open_console(browser, args.url, work)
         wait_for(lambda: browser.evaluate(
             "(() => { const c = vgpuConsole.canvas(); return c && c.width > 0; })()"),
             20, "the canvas", work)

@@ -15,7 +15,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
 from browser_console_test import (  # noqa: E402
-    MIN_PSNR_DB, Browser, daemon_shot, fail, psnr, type_keys, wait_for)
+    Browser, canvas_showing, daemon_shot, fail, open_console, psnr, type_keys)
 from PIL import ImageChops  # noqa: E402
 
 
@@ -26,10 +26,7 @@ def main():
     browser = None
     try:
         browser = Browser(work)
-        browser.call("Page.navigate", url=url)
-        wait_for(lambda: browser.evaluate(
-            "window.vgpuConsole && vgpuConsole.state") == "connected", 20,
-            "the console to connect", work)
+        open_console(browser, url, work)
         before = daemon_shot(shot, socket_path, work)
         # noVNC takes keys once its canvas has the focus.
         browser.evaluate("vgpuConsole.canvas().focus()")
@@ -39,9 +36,8 @@ def main():
         if changed is None:
             fail("the guest's screen did not change after typing in the browser",
                  work)
-        seen = wait_for(lambda: (lambda c: c if c is not None and
-                                 psnr(c, after) >= MIN_PSNR_DB else None)(
-            browser.canvas()), 20, "the typed line in the canvas", work)
+        seen = canvas_showing(browser, after, "the typed line in the canvas",
+                              work)
         print(f"  browser console: typed {len(text)} keys, the guest's screen "
               f"changed in {changed}, the canvas shows it (PSNR "
               f"{psnr(seen, after):.1f} dB)")

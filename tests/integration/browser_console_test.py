@@ -55,6 +55,25 @@ def wait_for(condition, timeout, what, work, describe=lambda: ""):
     fail(f"timed out waiting for {what}{describe()}", work)
 
 
+def open_console(browser, url, work, what="the console"):
+    """Opens the console page and waits until noVNC is connected."""
+    browser.call("Page.navigate", url=url)
+    wait_for(lambda: browser.evaluate(
+        "window.vgpuConsole && vgpuConsole.state") == "connected", 20,
+        f"{what} to connect", work)
+
+
+def canvas_showing(browser, want, what, work, size=None):
+    """Waits until the page's canvas shows `want` (within MIN_PSNR_DB, and
+    `size` when given) and returns it."""
+    def matching():
+        canvas = browser.canvas()
+        if canvas is None or (size is not None and canvas.size != size):
+            return None
+        return canvas if psnr(canvas, want) >= MIN_PSNR_DB else None
+    return wait_for(matching, 20, what, work)
+
+
 def describe_canvas(canvas, want, work):
     """What the browser showed last, kept beside the logs."""
     if canvas is None:
@@ -208,9 +227,7 @@ def type_and_click(browser, shot, socket_path, before, work):
         after.save(os.path.join(work, "after-click.png"))
         fail(f"the click at canvas pixel {cx},{cy} left no dot there "
              f"(the guest's screen has {dot})", work)
-    seen = wait_for(lambda: (lambda c: c if c is not None and
-                             psnr(c, after) >= MIN_PSNR_DB else None)(
-        browser.canvas()), 20, "the typed text in the canvas", work)
+    seen = canvas_showing(browser, after, "the typed text in the canvas", work)
     print(f"PASS: keys typed into the page and a click reach the guest "
           f"(its screen changed in {changed}, the dot at {cx},{cy}); the "
           f"canvas shows them, PSNR {psnr(seen, after):.1f} dB "
@@ -255,14 +272,10 @@ def main():
 
         browser = Browser(work)
         started = time.monotonic()
-        browser.call("Page.navigate", url=url)
-        wait_for(lambda: browser.evaluate(
-            "window.vgpuConsole && vgpuConsole.state") == "connected", 20,
-            "the console to connect", work)
+        open_console(browser, url, work)
         connected = time.monotonic() - started
-        seen = wait_for(lambda: (lambda c: c if c is not None and
-                                 psnr(c, want) >= MIN_PSNR_DB else None)(
-            browser.canvas()), 20, "the guest's screen in the canvas", work)
+        seen = canvas_showing(browser, want, "the guest's screen in the canvas",
+                              work)
         print(f"PASS: the browser shows the guest's screen {seen.size[0]}x"
               f"{seen.size[1]}, PSNR {psnr(seen, want):.1f} dB "
               f"(connected in {connected * 1000:.0f} ms)")
@@ -326,14 +339,9 @@ def main():
             print("PASS: a wss websocket from another origin is refused")
         browser.close()
         browser = Browser(work, ["--ignore-certificate-errors"])
-        browser.call("Page.navigate", url=tls_url)
-        wait_for(lambda: browser.evaluate(
-            "window.vgpuConsole && vgpuConsole.state") == "connected", 20,
-            "the HTTPS console to connect", work)
-        seen = wait_for(lambda: (lambda c: c if c is not None and
-                                 c.size == (800, 600) and
-                                 psnr(c, want) >= MIN_PSNR_DB else None)(
-            browser.canvas()), 20, "the guest's screen over wss", work)
+        open_console(browser, tls_url, work, "the HTTPS console")
+        seen = canvas_showing(browser, want, "the guest's screen over wss",
+                              work, size=(800, 600))
         scheme = browser.evaluate("location.protocol")
         if scheme != "https:":
             fail(f"the page was served over {scheme}", work)
