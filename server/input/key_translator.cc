@@ -1,5 +1,7 @@
 #include "server/input/key_translator.h"
 
+#include <xkbcommon/xkbcommon.h>
+
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -9,26 +11,15 @@
 namespace vgpu::server {
 namespace {
 
-// `c` in UTF-8, for messages; control characters and surrogates as '?'.
+// `c` in UTF-8, for messages (libxkbcommon encodes it); control characters
+// and surrogates as '?'.
 std::string Utf8(char32_t c) {
-  std::string out;
   if (c < 0x20 || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff) return "?";
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xc0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xe0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
-  } else {
-    out.push_back(static_cast<char>(0xf0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
-  }
-  return out;
+  char utf8[8];
+  if (xkb_keysym_to_utf8(xkb_utf32_to_keysym(static_cast<uint32_t>(c)), utf8,
+                         sizeof(utf8)) <= 0)
+    return "?";
+  return utf8;
 }
 
 }  // namespace
